@@ -1,0 +1,24 @@
+# Third-party libraries, all from Debian packages. The executable must work when copied alone,
+# so the libraries that ship static archives are linked statically (SQLite, PCRE2), fmt is used
+# header-only, and libstdc++/libgcc are linked statically; glibc stays dynamic.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(fmt REQUIRED)
+find_package(tomlplusplus REQUIRED)
+
+find_library(RP_SQLITE3_STATIC NAMES libsqlite3.a sqlite3 REQUIRED)
+find_path(RP_SQLITE3_INCLUDE sqlite3.h REQUIRED)
+add_library(rp_sqlite3 INTERFACE)
+target_link_libraries(rp_sqlite3 INTERFACE ${RP_SQLITE3_STATIC} Threads::Threads ${CMAKE_DL_LIBS} m)
+target_include_directories(rp_sqlite3 INTERFACE ${RP_SQLITE3_INCLUDE})
+
+find_library(RP_PCRE2_STATIC NAMES libpcre2-8.a pcre2-8 REQUIRED)
+find_path(RP_PCRE2_INCLUDE pcre2.h REQUIRED)
+add_library(rp_pcre2 INTERFACE)
+target_link_libraries(rp_pcre2 INTERFACE ${RP_PCRE2_STATIC})
+target_include_directories(rp_pcre2 INTERFACE ${RP_PCRE2_INCLUDE})
+target_compile_definitions(rp_pcre2 INTERFACE PCRE2_CODE_UNIT_WIDTH=8 PCRE2_STATIC)
+
+find_path(RP_NLOHMANN_INCLUDE nlohmann/json.hpp REQUIRED)
+add_library(rp_json INTERFACE)
+target_include_directories(rp_json INTERFACE ${RP_NLOHMANN_INCLUDE})

@@ -1,0 +1,63 @@
+#!/bin/bash
+# The whole test suite, as CI runs it (.ci/run): installs the build and test dependencies
+# (including the real Postfix and Dovecot the integration tests start privately on loopback),
+# builds `build` (RelWithDebInfo) and `build-asan` (ASan+UBSan), then runs
+#   ctest --test-dir build-asan -L 'unit|fuzz'   unit tests and fuzz corpus replays, sanitized
+#   ctest --test-dir build                      everything, including the integration tests
+# and exits non-zero if anything failed. Needs root (apt, and the integration tests start
+# Dovecot and Postfix). JOBS=N overrides the build/test parallelism (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+JOBS=${JOBS:-2}
+START=$(date +%s)
+
+step() { printf '\n=== %s (%ds)\n' "$*" $(( $(date +%s) - START )); }
+
+step "install dependencies"
+bash scripts/install-deps.sh --test
+
+step "build: build (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j"$JOBS"
+
+step "build: build-asan (ASan+UBSan)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPERMIT_SANITIZE=ON \
+  -DRELAYPERMIT_BENCH=OFF
+cmake --build build-asan -j"$JOBS"
+
+# The integration tests are registered only when python3 has pytest: never let CI pass
+# without them.
+if ! ctest --test-dir build -N -L integration | grep -q 'Total Tests: [1-9]'; then
+  echo "test.sh: the integration tests are not registered in build/ (python3-pytest missing?)" >&2
+  exit 1
+fi
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+LOGDIR=$(mktemp -d -t relaypermit-test.XXXXXX)
+trap 'rm -rf "$LOGDIR"' EXIT
+FAILED=0
+
+step "ctest build-asan: unit + fuzz (sanitized)"
+ctest --test-dir build-asan -L 'unit|fuzz' --output-on-failure -j"$JOBS" </dev/null \
+  2>&1 | tee "$LOGDIR/asan.log" || FAILED=1
+
+step "ctest build: everything (unit, fuzz, integration)"
+ctest --test-dir build --output-on-failure -j"$JOBS" </dev/null \
+  2>&1 | tee "$LOGDIR/build.log" || FAILED=1
+
+summary() {  # summary NAME LOG: ctest's result lines
+  echo "$1:"
+  grep -E 'tests passed|tests failed|Total Test time|^\s+[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception|Not Run)' "$2" \
+    | sed 's/^/  /' || echo "  (no ctest summary: see the output above)"
+}
+step "summary"
+summary "build-asan (unit|fuzz, ASan+UBSan)" "$LOGDIR/asan.log"
+summary "build (all, incl. integration)" "$LOGDIR/build.log"
+if [ $FAILED != 0 ]; then
+  echo "test.sh: FAILED" >&2
+  exit 1
+fi
+echo "test.sh: all tests passed"

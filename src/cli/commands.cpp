@@ -1,0 +1,372 @@
+#include "cli/commands.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/arg_parser.hpp"
+#include "config/config.hpp"
+#include "core/address.hpp"
+#include "daemon/control_protocol.hpp"
+#include "daemon/daemon.hpp"
+#include "matching/matcher.hpp"
+
+namespace rp::cli {
+namespace {
+
+constexpr int k_ok = 0, k_no = 1, k_error = 2;
+constexpr int k_control_timeout_ms = 5000;
+
+const OptionSpec k_config_opt{"--config", "FILE", "config file (default /etc/relaypermit/relaypermit.toml)"};
+
+struct Command {
+    CommandSpec spec;
+    std::function<int(const ParsedArgs&)> run;
+};
+
+void err(const std::string& msg) { std::fprintf(stderr, "relaypermit: %s\n", msg.c_str()); }
+
+core::Result<config::Config> load(const ParsedArgs& a) {
+    const bool explicit_path = a.has("--config");
+    return config::load_config(a.get("--config", config::k_default_path), explicit_path);
+}
+
+core::Result<nlohmann::json> call(const ParsedArgs& a, const nlohmann::json& req) {
+    auto cfg = load(a);
+    if (!cfg) return cfg.error();
+    auto reply = daemon::control_call(cfg->control_socket, req, k_control_timeout_ms);
+    if (!reply) return reply.error();
+    if (!reply->value("ok", false)) return core::make_error(reply->value("error", std::string("daemon refused the request")));
+    return reply;
+}
+
+int cmd_run(const ParsedArgs& a) {
+    daemon::RunOptions opts;
+    opts.explicit_config = a.has("--config");
+    opts.config_path = a.get("--config", config::k_default_path);
+    return daemon::run_daemon(opts);
+}
+
+int cmd_scan(const ParsedArgs& a) {
+    auto cfg = load(a);
+    if (!cfg) {
+        err(cfg.error().message);
+        return k_error;
+    }
+    std::vector<matching::PatternSpec> user;
+    for (const auto& p : cfg->patterns) user.push_back({p.name, p.name, {}, "", p.regex, true});
+    std::vector<std::string> select = a.options.count("--pattern") ? a.options.at("--pattern") : cfg->servers;
+    auto matcher = matching::Matcher::build(select, user);
+    if (!matcher) {
+        err(matcher.error().message);
+        return k_error;
+    }
+    matching::MatchState state(**matcher);
+    const bool explain = a.has("--explain");
+    core::SystemClock clock;
+    std::string out;
+    auto flush = [&] {
+        if (!out.empty()) std::fwrite(out.data(), 1, out.size(), stdout);
+        out.clear();
+    };
+    auto on_match = [&](const matching::LoginMatch& m) {
+        out += m.ip.to_string();
+        out += '\t';
+        out += m.user;
+        out += '\t';
+        out += m.server;
+        if (explain) {
+            out += '\t';
+            out += m.server;
+            out += '/';
+            out += m.pattern;
+            out += '\t';
+            out += core::format_time(m.time);
+        }
+        out += '\n';
+        if (out.size() > 1 << 16) flush();
+    };
+    int status = k_ok;
+    auto scan_fd = [&](int fd, const std::string& name) {
+        constexpr std::size_t k_block = 4 << 20;
+        std::vector<char> buf(k_block + 1);
+        std::size_t have = 0;
+        while (true) {
+            const auto n = ::read(fd, buf.data() + have, k_block - have);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                err(name + ": " + std::strerror(errno));
+                status = k_error;
+                return;
+            }
+            have += static_cast<std::size_t>(n);
+            std::string_view view(buf.data(), have);
+            std::size_t cut = n == 0 ? have : view.rfind('\n');
+            if (cut == std::string_view::npos) cut = have == k_block ? have : 0;  // one huge line: take it whole
+            else if (n != 0) cut += 1;
+            if (cut > 0) {
+                (*matcher)->scan(view.substr(0, cut), clock.now(), state, on_match);
+                std::memmove(buf.data(), buf.data() + cut, have - cut);
+                have -= cut;
+            }
+            if (n == 0) return;
+        }
+    };
+    if (a.positionals.empty()) {
+        scan_fd(STDIN_FILENO, "stdin");
+    } else {
+        for (const auto& f : a.positionals) {
+            const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                err(f + ": " + std::strerror(errno));
+                status = k_error;
+                continue;
+            }
+            posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+            scan_fd(fd, f);
+            ::close(fd);
+        }
+    }
+    flush();
+    return status;
+}
+
+int cmd_check(const ParsedArgs& a) {
+    if (!core::Address::parse(a.positionals[0])) {
+        err("not an IP address: '" + a.positionals[0] + "'");
+        return k_error;
+    }
+    auto r = call(a, {{"cmd", "check"}, {"ip", a.positionals[0]}});
+    if (!r) {
+        err(r.error().message);
+        return k_error;
+    }
+    if (!(*r)["permitted"].get<bool>()) {
+        std::printf("not permitted: %s\n", a.positionals[0].c_str());
+        return k_no;
+    }
+    if (r->value("kind", "") == "allow")
+        std::printf("permitted: static allow %s\n", r->value("network", "").c_str());
+    else
+        std::printf("permitted: permit for %s until %s\n", r->value("user", "").empty() ? "-" : r->value("user", "").c_str(),
+                    r->value("expires", "").c_str());
+    return k_ok;
+}
+
+int cmd_list(const ParsedArgs& a) {
+    auto r = call(a, {{"cmd", "list"}});
+    if (!r) {
+        err(r.error().message);
+        return k_error;
+    }
+    const auto& permits = (*r)["permits"];
+    if (a.has("--json")) {
+        std::printf("%s\n", permits.dump(2).c_str());
+        return k_ok;
+    }
+    std::printf("%-40s %-20s %-21s %-21s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "SOURCE");
+    for (const auto& p : permits) {
+        const auto user = p.value("user", "");
+        std::printf("%-40s %-20s %-21s %-21s %s\n", p.value("ip", "").c_str(), user.empty() ? "-" : user.c_str(),
+                    p.value("granted", "").c_str(), p.value("expires", "").c_str(), p.value("source", "").c_str());
+    }
+    return k_ok;
+}
+
+int cmd_allow(const ParsedArgs& a) {
+    if (a.positionals.empty()) {
+        err("missing IP for 'allow'");
+        return k_error;
+    }
+    if (!core::Address::parse(a.positionals[0])) {
+        err("not an IP address: '" + a.positionals[0] + "'");
+        return k_error;
+    }
+    nlohmann::json req = {{"cmd", "allow"}, {"ip", a.positionals[0]}};
+    if (a.has("--user")) req["user"] = a.get("--user");
+    if (a.has("--ttl")) {
+        auto d = core::parse_duration(a.get("--ttl"));
+        if (!d || d->count() <= 0) {
+            err(d ? "--ttl must be positive" : d.error().message);
+            return k_error;
+        }
+        req["ttl_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(*d).count();
+    }
+    auto r = call(a, req);
+    if (!r) {
+        err(r.error().message);
+        return k_error;
+    }
+    const auto& p = (*r)["permit"];
+    std::printf("permitted: %s until %s\n", p.value("ip", "").c_str(), p.value("expires", "").c_str());
+    return k_ok;
+}
+
+int cmd_revoke(const ParsedArgs& a) {
+    nlohmann::json req = {{"cmd", "revoke"}};
+    if (a.has("--user")) {
+        if (!a.positionals.empty()) {
+            err("give either an IP or --user, not both");
+            return k_error;
+        }
+        req["user"] = a.get("--user");
+    } else {
+        if (a.positionals.empty()) {
+            err("missing IP (or --user U) for 'revoke'");
+            return k_error;
+        }
+        if (!core::Address::parse(a.positionals[0])) {
+            err("not an IP address: '" + a.positionals[0] + "'");
+            return k_error;
+        }
+        req["ip"] = a.positionals[0];
+    }
+    auto r = call(a, req);
+    if (!r) {
+        err(r.error().message);
+        return k_error;
+    }
+    const auto removed = (*r)["removed"].get<std::size_t>();
+    std::printf("revoked %zu permit%s\n", removed, removed == 1 ? "" : "s");
+    return removed > 0 ? k_ok : k_no;
+}
+
+int cmd_status(const ParsedArgs& a) {
+    auto r = call(a, {{"cmd", "status"}});
+    if (!r) {
+        err(r.error().message);
+        return k_error;
+    }
+    if (a.has("--json")) {
+        r->erase("ok");
+        std::printf("%s\n", r->dump(2).c_str());
+        return k_ok;
+    }
+    std::printf("relaypermit %s, up %llds, store %s\n", r->value("version", "").c_str(),
+                static_cast<long long>(r->value("uptime_s", 0)), r->value("store", "").c_str());
+    std::printf("permits: %zu live; grants %llu, extends %llu, ignored %llu, stale %llu, expired %llu, revoked %llu\n",
+                r->value("permits", std::size_t{0}), r->value("grants", 0ULL), r->value("extends", 0ULL),
+                r->value("ignored", 0ULL), r->value("stale", 0ULL), r->value("expired", 0ULL), r->value("revoked", 0ULL));
+    for (const auto& s : (*r)["sources"])
+        std::printf("source %s: lines %llu, matches %llu, malformed %llu, dropped %llu\n", s.value("name", "").c_str(),
+                    s.value("lines", 0ULL), s.value("matches", 0ULL), s.value("malformed", 0ULL), s.value("dropped", 0ULL));
+    for (const auto& f : (*r)["frontends"])
+        std::printf("frontend %s: connections %llu (%llu open), requests %llu, permitted %llu, malformed %llu\n",
+                    f.value("name", "").c_str(), f.value("connections", 0ULL), f.value("active", 0ULL),
+                    f.value("requests", 0ULL), f.value("permitted", 0ULL), f.value("malformed", 0ULL));
+    return k_ok;
+}
+
+int cmd_config_check(const ParsedArgs& a) {
+    auto cfg = load(a);
+    if (!cfg) {
+        err(cfg.error().message);
+        return k_error;
+    }
+    // Patterns and endpoints are validated by building them, as the daemon would.
+    std::vector<matching::PatternSpec> user;
+    for (const auto& p : cfg->patterns) user.push_back({p.name, p.name, {}, "", p.regex, true});
+    if (auto m = matching::Matcher::build(cfg->servers, user); !m) {
+        err(cfg->file + ": " + m.error().message);
+        return k_error;
+    }
+    std::printf("ok: %s\n", cfg->file.empty() ? "built-in defaults (no config file)" : cfg->file.c_str());
+    return k_ok;
+}
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> table = {
+        {{"run", "", 0, 0, {k_config_opt}, "run the daemon in the foreground"}, cmd_run},
+        {{"scan", "[FILE...]", 0, -1,
+          {k_config_opt,
+           {"--pattern", "NAME", "only this pattern set (built-in server or [[pattern]] name); repeatable", true},
+           {"--explain", "", "add the matching SERVER/PATTERN and the line's time as extra columns"}},
+          "print IP<TAB>USER<TAB>SERVER for each successful login in FILEs (or stdin)"},
+         cmd_scan},
+        {{"list", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}}, "list live permits"}, cmd_list},
+        {{"allow", "IP", 0, 1,
+          {k_config_opt, {"--user", "U", "user name to record"}, {"--ttl", "D", "lifetime (default: ttl)"}},
+          "grant a permit for IP"},
+         cmd_allow},
+        {{"revoke", "IP", 0, 1, {k_config_opt, {"--user", "U", "revoke every permit of user U"}},
+          "remove the permits covering IP (or of --user U)"},
+         cmd_revoke},
+        {{"check", "IP", 1, 1, {k_config_opt}, "exit 0 if IP may relay now (and say why), 1 if not"}, cmd_check},
+        {{"status", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}}, "show counters"}, cmd_status},
+        {{"config check", "", 0, 0, {k_config_opt}, "validate the configuration"}, cmd_config_check},
+    };
+    return table;
+}
+
+void print_help() {
+    std::printf("relaypermit %s: POP/IMAP-before-SMTP relay permits\n\ncommands:\n", RELAYPERMIT_VERSION);
+    for (const auto& c : commands()) {
+        std::string left = "  " + c.spec.name + (c.spec.positionals.empty() ? "" : " " + c.spec.positionals);
+        if (left.size() < 24) left.resize(24, ' ');
+        std::printf("%s%s\n", left.c_str(), c.spec.summary.c_str());
+    }
+    std::printf("\nEvery command takes --config FILE. 'relaypermit help COMMAND' for its options; see relaypermit(8).\n");
+}
+
+}  // namespace
+
+int dispatch(const std::vector<std::string>& argv) {
+    if (argv.empty()) {
+        print_help();
+        return k_error;
+    }
+    if (argv[0] == "--version" || argv[0] == "-V" || argv[0] == "version") {
+        std::printf("relaypermit %s\n", RELAYPERMIT_VERSION);
+        return k_ok;
+    }
+    if (argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
+        if (argv.size() > 1) {
+            std::string name = argv[1];
+            if (name == "config" && argv.size() > 2) name += " " + argv[2];
+            for (const auto& c : commands())
+                if (c.spec.name == name) {
+                    std::printf("%s", usage(c.spec).c_str());
+                    return k_ok;
+                }
+        }
+        print_help();
+        return k_ok;
+    }
+    for (const auto& c : commands()) {
+        // Two-word commands ("config check") match on both words.
+        const auto space = c.spec.name.find(' ');
+        std::size_t consumed = 1;
+        if (space == std::string::npos) {
+            if (argv[0] != c.spec.name) continue;
+        } else {
+            if (argv.size() < 2 || argv[0] != c.spec.name.substr(0, space) || argv[1] != c.spec.name.substr(space + 1))
+                continue;
+            consumed = 2;
+        }
+        std::vector<std::string> rest(argv.begin() + static_cast<std::ptrdiff_t>(consumed), argv.end());
+        for (const auto& r : rest) {
+            if (r == "--") break;
+            if (r == "--help" || r == "-h") {
+                std::printf("%s", usage(c.spec).c_str());
+                return k_ok;
+            }
+        }
+        auto parsed = parse_args(c.spec, rest);
+        if (!parsed) {
+            err(parsed.error().message);
+            std::fprintf(stderr, "%s", usage(c.spec).c_str());
+            return k_error;
+        }
+        return c.run(*parsed);
+    }
+    err("unknown command '" + argv[0] + "' (try 'relaypermit --help')");
+    return k_error;
+}
+
+}  // namespace rp::cli

@@ -1,0 +1,311 @@
+#include "config/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <sys/stat.h>
+
+namespace rp::config {
+namespace {
+
+using core::make_error;
+
+// Builds "FILE:LINE: key = value: problem".
+struct Ctx {
+    std::string file;
+    std::string where(const toml::node& n, std::string_view key) const {
+        std::ostringstream v;
+        if (auto s = n.as_string()) v << '"' << s->get() << '"';
+        else if (n.is_table()) v << "{...}";
+        else if (n.is_array()) v << "[...]";
+        else if (auto i = n.as_integer()) v << i->get();
+        else if (auto f = n.as_floating_point()) v << f->get();
+        else if (auto b = n.as_boolean()) v << (b->get() ? "true" : "false");
+        else v << "(value)";
+        return file + ":" + std::to_string(n.source().begin.line) + ": " + std::string(key) + " = " + v.str();
+    }
+    core::Error err(const toml::node& n, std::string_view key, const std::string& problem) const {
+        return make_error(where(n, key) + ": " + problem);
+    }
+};
+
+core::Result<std::string> get_string(const Ctx& c, const toml::node& n, std::string_view key) {
+    if (auto s = n.as_string()) return s->get();
+    return c.err(n, key, "expected a string");
+}
+
+core::Result<core::Duration> get_duration(const Ctx& c, const toml::node& n, std::string_view key) {
+    if (auto i = n.as_integer()) {
+        if (i->get() < 0) return c.err(n, key, "must not be negative");
+        return core::Duration(std::chrono::seconds(i->get()));
+    }
+    auto s = get_string(c, n, key);
+    if (!s) return c.err(n, key, "expected a duration such as \"30m\"");
+    auto d = core::parse_duration(*s);
+    if (!d) return c.err(n, key, d.error().message);
+    return *d;
+}
+
+core::Result<std::int64_t> get_int(const Ctx& c, const toml::node& n, std::string_view key, std::int64_t lo, std::int64_t hi) {
+    auto i = n.as_integer();
+    if (!i) return c.err(n, key, "expected an integer");
+    if (i->get() < lo || i->get() > hi)
+        return c.err(n, key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+    return i->get();
+}
+
+core::Result<std::vector<std::string>> get_strings(const Ctx& c, const toml::node& n, std::string_view key) {
+    std::vector<std::string> out;
+    if (auto s = n.as_string()) {  // a single string is a one-element list
+        out.push_back(s->get());
+        return out;
+    }
+    auto a = n.as_array();
+    if (!a) return c.err(n, key, "expected a string or a list of strings");
+    for (const auto& e : *a) {
+        auto s = e.as_string();
+        if (!s) return c.err(e, key, "expected a string");
+        out.push_back(s->get());
+    }
+    return out;
+}
+
+core::Result<std::vector<core::Cidr>> get_cidrs(const Ctx& c, const toml::node& n, std::string_view key) {
+    auto list = get_strings(c, n, key);
+    if (!list) return list.error();
+    std::vector<core::Cidr> out;
+    for (const auto& s : *list) {
+        auto cidr = core::Cidr::parse(s);
+        if (!cidr) return c.err(n, key, cidr.error().message);
+        out.push_back(*cidr);
+    }
+    return out;
+}
+
+using Setter = std::function<core::Status(Config&, const Ctx&, const toml::node&)>;
+
+// The one table of top-level keys. The man page relaypermit.toml(5) lists the same keys.
+const std::map<std::string, Setter, std::less<>>& top_keys() {
+    static const std::map<std::string, Setter, std::less<>> keys = {
+        {"state_dir", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto s = get_string(c, n, "state_dir");
+             if (!s) return s.error();
+             if (s->empty() || s->front() != '/') return c.err(n, "state_dir", "must be an absolute path");
+             cfg.state_dir = *s;
+             return core::ok();
+         }},
+        {"ttl", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto d = get_duration(c, n, "ttl");
+             if (!d) return d.error();
+             if (d->count() <= 0) return c.err(n, "ttl", "must be positive");
+             cfg.ttl = *d;
+             return core::ok();
+         }},
+        {"control_socket", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto s = get_string(c, n, "control_socket");
+             if (!s) return s.error();
+             if (s->empty() || s->front() != '/') return c.err(n, "control_socket", "must be an absolute path");
+             cfg.control_socket = *s;
+             return core::ok();
+         }},
+        {"control_group", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto s = get_string(c, n, "control_group");
+             if (!s) return s.error();
+             cfg.control_group = *s;
+             return core::ok();
+         }},
+        {"user", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto s = get_string(c, n, "user");
+             if (!s) return s.error();
+             cfg.user = *s;
+             return core::ok();
+         }},
+        {"store", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto s = get_string(c, n, "store");
+             if (!s) return s.error();
+             if (!s->empty() && !s->starts_with("embedded"))
+                 return c.err(n, "store", "only the embedded store is available in this version");
+             cfg.store = *s;
+             return core::ok();
+         }},
+        {"log_level", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto s = get_string(c, n, "log_level");
+             if (!s) return s.error();
+             static const std::set<std::string> levels = {"debug", "info", "notice", "warning", "error"};
+             if (!levels.count(*s)) return c.err(n, "log_level", "use debug, info, notice, warning or error");
+             cfg.log_level = *s;
+             return core::ok();
+         }},
+        {"allow", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto v = get_cidrs(c, n, "allow");
+             if (!v) return v.error();
+             cfg.allow = *v;
+             return core::ok();
+         }},
+        {"ignore", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto v = get_cidrs(c, n, "ignore");
+             if (!v) return v.error();
+             cfg.ignore = *v;
+             return core::ok();
+         }},
+        {"ipv6_prefix", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto v = get_int(c, n, "ipv6_prefix", 32, 128);
+             if (!v) return v.error();
+             cfg.ipv6_prefix = static_cast<int>(*v);
+             return core::ok();
+         }},
+        {"servers", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto v = get_strings(c, n, "servers");
+             if (!v) return v.error();
+             cfg.servers = *v;
+             return core::ok();
+         }},
+    };
+    return keys;
+}
+
+core::Status parse_policy(Config& cfg, const Ctx& c, const toml::table& t) {
+    for (const auto& [k, n] : t) {
+        const std::string key = "policy." + std::string(k.str());
+        if (k == "listen") {
+            auto v = get_strings(c, n, key);
+            if (!v) return v.error();
+            for (const auto& e : *v)
+                if (e.starts_with("udp:")) return c.err(n, key, "the policy service needs a stream endpoint, not " + e);
+            cfg.policy.listen = *v;
+        } else if (k == "max_request_bytes") {
+            auto v = get_int(c, n, key, 1024, 1 << 24);
+            if (!v) return v.error();
+            cfg.policy.max_request_bytes = static_cast<std::size_t>(*v);
+        } else if (k == "max_attributes") {
+            auto v = get_int(c, n, key, 8, 100000);
+            if (!v) return v.error();
+            cfg.policy.max_attributes = static_cast<std::size_t>(*v);
+        } else if (k == "idle_timeout") {
+            auto v = get_duration(c, n, key);
+            if (!v) return v.error();
+            if (*v < std::chrono::seconds(1)) return c.err(n, key, "must be at least 1s");
+            cfg.policy.idle_timeout = *v;
+        } else if (k == "max_clients") {
+            auto v = get_int(c, n, key, 1, 1000000);
+            if (!v) return v.error();
+            cfg.policy.max_clients = static_cast<std::size_t>(*v);
+        } else {
+            return c.err(n, key, "unknown key");
+        }
+    }
+    return core::ok();
+}
+
+core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
+    auto arr = n.as_array();
+    if (!arr) return c.err(n, "source", "use [[source]] tables");
+    std::set<std::string> names;
+    for (const auto& e : *arr) {
+        auto t = e.as_table();
+        if (!t) return c.err(e, "source", "use [[source]] tables");
+        SourceConfig s{};
+        s.line = static_cast<int>(e.source().begin.line);
+        for (const auto& [k, v] : *t) {
+            const std::string key = "source." + std::string(k.str());
+            auto str = get_string(c, v, key);
+            if (!str) return str.error();
+            if (k == "type") s.type = *str;
+            else if (k == "path") s.path = *str;
+            else if (k == "name") s.name = *str;
+            else return c.err(v, key, "unknown key");
+        }
+        if (s.type.empty()) return c.err(e, "source", "missing key 'type'");
+        if (s.type != "file") return c.err(*t->get("type"), "source.type", "unknown source type (this version has: file)");
+        if (s.path.empty() || s.path.front() != '/') return c.err(e, "source.path", "a file source needs an absolute path");
+        if (s.name.empty()) s.name = s.type + ":" + s.path;
+        if (!names.insert(s.name).second) return c.err(e, "source.name", "duplicate source name '" + s.name + "'");
+        cfg.sources.push_back(std::move(s));
+    }
+    return core::ok();
+}
+
+core::Status parse_patterns(Config& cfg, const Ctx& c, const toml::node& n) {
+    auto arr = n.as_array();
+    if (!arr) return c.err(n, "pattern", "use [[pattern]] tables");
+    for (const auto& e : *arr) {
+        auto t = e.as_table();
+        if (!t) return c.err(e, "pattern", "use [[pattern]] tables");
+        PatternConfig p;
+        p.line = static_cast<int>(e.source().begin.line);
+        for (const auto& [k, v] : *t) {
+            const std::string key = "pattern." + std::string(k.str());
+            auto str = get_string(c, v, key);
+            if (!str) return str.error();
+            if (k == "name") p.name = *str;
+            else if (k == "regex") p.regex = *str;
+            else return c.err(v, key, "unknown key");
+        }
+        if (p.name.empty()) return c.err(e, "pattern", "missing key 'name'");
+        if (p.regex.empty()) return c.err(e, "pattern", "missing key 'regex'");
+        if (p.regex.find("(?<ip>") == std::string::npos && p.regex.find("(?P<ip>") == std::string::npos &&
+            p.regex.find("(?'ip'") == std::string::npos)
+            return c.err(*t->get("regex"), "pattern.regex", "needs a named group (?<ip>...)");
+        cfg.patterns.push_back(std::move(p));
+    }
+    return core::ok();
+}
+
+}  // namespace
+
+std::vector<core::Cidr> Config::default_ignore() {
+    return {*core::Cidr::parse("127.0.0.0/8"), *core::Cidr::parse("::1/128")};
+}
+
+core::Result<Config> parse_config(std::string_view text, const std::string& file_name) {
+    Config cfg;
+    cfg.file = file_name;
+    bool blank = true;
+    for (char ch : text) {
+        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') { blank = false; break; }
+    }
+    if (blank) return cfg;  // an empty file means the built-in defaults
+    toml::table root;
+    try {
+        root = toml::parse(text, file_name);
+    } catch (const toml::parse_error& e) {
+        return make_error(file_name + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description()));
+    }
+    Ctx c{file_name};
+    cfg.sources.clear();  // a non-empty file lists its sources explicitly
+    for (const auto& [k, n] : root) {
+        core::Status st = core::ok();
+        if (auto it = top_keys().find(k.str()); it != top_keys().end()) st = it->second(cfg, c, n);
+        else if (k == "source") st = parse_sources(cfg, c, n);
+        else if (k == "pattern") st = parse_patterns(cfg, c, n);
+        else if (k == "policy") {
+            if (!n.is_table()) st = c.err(n, "policy", "expected a [policy] table");
+            else st = parse_policy(cfg, c, *n.as_table());
+        } else st = c.err(n, k.str(), "unknown key");
+        if (!st) return st.error();
+    }
+    return cfg;
+}
+
+core::Result<Config> load_config(const std::string& path, bool explicit_path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        struct stat st {};
+        if (!explicit_path && stat(path.c_str(), &st) != 0 && errno == ENOENT) {
+            Config cfg;
+            return cfg;
+        }
+        return make_error("cannot read config file " + path + ": " + std::strerror(errno));
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return parse_config(ss.str(), path);
+}
+
+}  // namespace rp::config

@@ -1,0 +1,593 @@
+#include "daemon/daemon.hpp"
+
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "core/time.hpp"
+#include "daemon/control_protocol.hpp"
+#include "frontends/permit_oracle.hpp"
+#include "frontends/policy_frontend.hpp"
+#include "matching/matcher.hpp"
+#include "sources/file_tail_source.hpp"
+#include "sources/source.hpp"
+#include "store/permit_store.hpp"
+#include "util/endpoint.hpp"
+#include "util/event_loop.hpp"
+#include "util/log.hpp"
+
+namespace rp::daemon {
+namespace {
+
+using util::Level;
+using util::log;
+
+util::Level parse_level(const std::string& s) {
+    if (s == "debug") return Level::debug;
+    if (s == "notice") return Level::notice;
+    if (s == "warning") return Level::warning;
+    if (s == "error") return Level::error;
+    return Level::info;
+}
+
+std::vector<matching::PatternSpec> user_pattern_specs(const config::Config& cfg) {
+    std::vector<matching::PatternSpec> out;
+    for (const auto& p : cfg.patterns) out.push_back({p.name, p.name, {}, "", p.regex, true});
+    return out;
+}
+
+// Tells systemd (Type=notify) about state changes; a no-op elsewhere. The protocol is one
+// datagram to $NOTIFY_SOCKET, so libsystemd is not needed for it.
+void sd_notify(const char* state) {
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (!path || !*path) return;
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    const std::size_t len = std::strlen(path);
+    if (len >= sizeof sun.sun_path) return;
+    std::memcpy(sun.sun_path, path, len);
+    if (sun.sun_path[0] == '@') sun.sun_path[0] = '\0';
+    util::UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) return;
+    sendto(fd.get(), state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sun),
+           static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
+}
+
+core::Status make_dirs(const std::string& dir, mode_t mode, uid_t uid, gid_t gid) {
+    std::error_code ec;
+    if (!std::filesystem::exists(dir, ec)) {
+        std::filesystem::create_directories(dir, ec);
+        if (ec) return core::make_error("cannot create directory " + dir + ": " + ec.message());
+        chmod(dir.c_str(), mode);
+        if (uid != static_cast<uid_t>(-1) && chown(dir.c_str(), uid, gid) != 0)
+            return core::make_error("cannot chown " + dir + ": " + std::strerror(errno));
+    } else if (uid != static_cast<uid_t>(-1)) {
+        struct stat st {};
+        if (stat(dir.c_str(), &st) == 0 && st.st_uid != uid && chown(dir.c_str(), uid, gid) != 0)
+            return core::make_error("cannot chown " + dir + ": " + std::strerror(errno));
+    }
+    return core::ok();
+}
+
+std::string permit_text(const core::Permit& p) {
+    return fmt::format("ip={} user={} source={} expires={}", p.network.to_string(), p.user.empty() ? "-" : p.user,
+                       p.source, core::format_time(p.expires));
+}
+
+nlohmann::json permit_json(const core::Permit& p) {
+    return {{"ip", p.network.to_string()}, {"user", p.user}, {"source", p.source},
+            {"granted", core::format_time(p.granted)}, {"expires", core::format_time(p.expires)}};
+}
+
+struct ControlConnection {
+    util::UniqueFd fd;
+    std::string in, out;
+    bool authorized = false;
+    uid_t uid = 0;
+};
+
+class Daemon final : public sources::LoginSink, public frontends::PermitOracle {
+public:
+    explicit Daemon(RunOptions opts) : opts_(std::move(opts)) {}
+
+    int run();
+
+    // LoginSink
+    core::Status deliver(std::span<const core::LoginEvent> events, const core::Checkpoint& checkpoint) override;
+    std::optional<std::string> find_checkpoint(const std::string& key) const override {
+        return store_->find_checkpoint(key);
+    }
+    // PermitOracle
+    frontends::Verdict check(const core::Address& client) const override;
+
+private:
+    core::Status start_from(const config::Config& cfg, bool reload);
+    core::Status build_matcher_and_sources(const config::Config& cfg);
+    core::Status open_control_socket();
+    void on_control_accept();
+    void on_control_readable(int fd);
+    nlohmann::json handle_control(const nlohmann::json& req, const ControlConnection& conn);
+    void reschedule_expiry();
+    void run_expiry();
+    void reload();
+    bool authorized(uid_t uid, gid_t gid) const;
+    core::Result<std::vector<store::GrantOutcome>> grant(std::vector<core::Permit> permits,
+                                                         std::span<const core::Checkpoint> cps);
+    core::Cidr network_for(const core::Address& a) const {
+        return a.is_v4() ? core::Cidr::host(a) : core::Cidr(a, cfg_.ipv6_prefix);
+    }
+
+    RunOptions opts_;
+    config::Config cfg_;
+    core::SystemClock clock_;
+    util::EventLoop loop_;
+    std::unique_ptr<store::PermitStore> store_;
+    std::shared_ptr<const matching::Matcher> matcher_;
+    std::vector<std::unique_ptr<sources::Source>> sources_;
+    std::unique_ptr<frontends::PolicyFrontend> policy_;
+    util::UniqueFd control_fd_;
+    std::map<int, ControlConnection> control_conns_;
+    gid_t control_gid_ = static_cast<gid_t>(-1);
+    util::EventLoop::TimerId expiry_timer_ = 0;
+    util::UniqueFd signal_fd_;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    std::uint64_t grants_ = 0, extends_ = 0, ignored_ = 0, stale_ = 0, expired_ = 0, revoked_ = 0;
+};
+
+frontends::Verdict Daemon::check(const core::Address& client) const {
+    frontends::Verdict v;
+    for (const auto& c : cfg_.allow) {
+        if (c.contains(client)) {
+            v.kind = frontends::Verdict::Kind::static_allow;
+            v.user = c.to_string();
+            return v;
+        }
+    }
+    if (auto p = store_->find(client, clock_.now())) {
+        v.kind = frontends::Verdict::Kind::permit;
+        v.expires = p->expires;
+        v.user = p->user;
+    }
+    return v;
+}
+
+core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::Permit> permits,
+                                                             std::span<const core::Checkpoint> cps) {
+    auto res = store_->grant(permits, cps, clock_.now());
+    if (!res) return res;
+    for (const auto& o : *res) {
+        if (o.change == store::GrantOutcome::Change::unchanged) continue;
+        const bool created = o.change == store::GrantOutcome::Change::created;
+        (created ? grants_ : extends_)++;
+        log(Level::info, "{} {}", created ? "grant" : "extend", permit_text(o.permit));
+    }
+    reschedule_expiry();
+    return res;
+}
+
+core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const core::Checkpoint& checkpoint) {
+    const auto now = clock_.now();
+    std::vector<core::Permit> permits;
+    for (const auto& e : events) {
+        if (std::any_of(cfg_.ignore.begin(), cfg_.ignore.end(), [&](const auto& c) { return c.contains(e.ip); })) {
+            ++ignored_;
+            log(Level::debug, "ignored ip={} user={} server={} source={} (ignore list)", e.ip.to_string(), e.user,
+                e.server, e.source);
+            continue;
+        }
+        const auto expires = e.time + cfg_.ttl;
+        if (expires <= now) {
+            ++stale_;  // a login read late whose permit would already have expired
+            continue;
+        }
+        permits.push_back({network_for(e.ip), e.user, e.source + (e.server.empty() ? "" : " (" + e.server + ")"), e.time, expires});
+    }
+    const core::Checkpoint cps[] = {checkpoint};
+    auto res = grant(std::move(permits), cps);
+    if (!res) {
+        util::log(Level::error, "cannot record logins from {}: {}", checkpoint.key, res.error().message);
+        return res.error();
+    }
+    return core::ok();
+}
+
+void Daemon::reschedule_expiry() {
+    if (expiry_timer_) loop_.cancel(expiry_timer_);
+    expiry_timer_ = 0;
+    auto next = store_->next_expiry();
+    if (!next) return;
+    auto delay = std::chrono::ceil<std::chrono::milliseconds>(*next - clock_.now());
+    if (delay < std::chrono::milliseconds(0)) delay = std::chrono::milliseconds(0);
+    // Re-check at least once a minute: wall-clock jumps do not move a monotonic timer.
+    delay = std::min<std::chrono::milliseconds>(delay, std::chrono::minutes(1));
+    expiry_timer_ = loop_.call_after(delay, [this] {
+        expiry_timer_ = 0;
+        run_expiry();
+    });
+}
+
+void Daemon::run_expiry() {
+    auto gone = store_->expire(clock_.now());
+    if (!gone) {
+        log(Level::error, "expiry: {}", gone.error().message);
+    } else {
+        for (const auto& p : *gone) {
+            ++expired_;
+            log(Level::info, "expire ip={} user={}", p.network.to_string(), p.user.empty() ? "-" : p.user);
+        }
+    }
+    reschedule_expiry();
+}
+
+bool Daemon::authorized(uid_t uid, gid_t gid) const {
+    if (uid == 0 || uid == geteuid()) return true;
+    if (control_gid_ == static_cast<gid_t>(-1)) return false;
+    if (gid == control_gid_) return true;
+    if (const passwd* pw = getpwuid(uid)) {
+        int n = 64;
+        std::vector<gid_t> groups(static_cast<std::size_t>(n));
+        if (getgrouplist(pw->pw_name, pw->pw_gid, groups.data(), &n) < 0) {
+            groups.resize(static_cast<std::size_t>(n));
+            getgrouplist(pw->pw_name, pw->pw_gid, groups.data(), &n);
+        }
+        groups.resize(static_cast<std::size_t>(std::max(n, 0)));
+        return std::find(groups.begin(), groups.end(), control_gid_) != groups.end();
+    }
+    return false;
+}
+
+core::Status Daemon::open_control_socket() {
+    const auto dir = std::filesystem::path(cfg_.control_socket).parent_path().string();
+    control_gid_ = static_cast<gid_t>(-1);
+    if (!cfg_.control_group.empty()) {
+        const group* g = getgrnam(cfg_.control_group.c_str());
+        if (!g) return core::make_error("control_group '" + cfg_.control_group + "' does not exist");
+        control_gid_ = g->gr_gid;
+    }
+    // The directory must be searchable by the control group: 0755 unless we create it for a group.
+    if (auto st = make_dirs(dir, control_gid_ == static_cast<gid_t>(-1) ? 0755 : 0750, static_cast<uid_t>(-1), 0); !st)
+        return st;
+    if (control_gid_ != static_cast<gid_t>(-1)) {
+        struct stat st {};
+        if (stat(dir.c_str(), &st) == 0 && st.st_gid != control_gid_ && (st.st_mode & S_IXOTH) == 0)
+            (void)chown(dir.c_str(), static_cast<uid_t>(-1), control_gid_);
+    }
+    util::Endpoint ep;
+    ep.kind = util::Endpoint::Kind::unix_stream;
+    ep.path = cfg_.control_socket;
+    auto fd = util::listen_endpoint(ep, {128, 0660});
+    if (!fd) return core::make_error("control socket: " + fd.error().message);
+    if (control_gid_ != static_cast<gid_t>(-1) && chown(cfg_.control_socket.c_str(), static_cast<uid_t>(-1), control_gid_) != 0)
+        return core::make_error("cannot give " + cfg_.control_socket + " to group " + cfg_.control_group + ": " + std::strerror(errno));
+    control_fd_ = std::move(*fd);
+    loop_.add(control_fd_.get(), EPOLLIN, [this](std::uint32_t) { on_control_accept(); });
+    return core::ok();
+}
+
+void Daemon::on_control_accept() {
+    while (true) {
+        int c = accept4(control_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) return;
+        ControlConnection conn;
+        conn.fd.reset(c);
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+            conn.uid = cred.uid;
+            conn.authorized = authorized(cred.uid, cred.gid);
+        }
+        if (!conn.authorized) {
+            log(Level::warning, "control: refused uid {} (not root, not in control_group)", cred.uid);
+            const std::string msg = R"({"ok":false,"error":"permission denied"})" "\n";
+            [[maybe_unused]] auto n = ::send(c, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            continue;  // closes
+        }
+        if (control_conns_.size() >= 64) continue;  // admin tool traffic only; refuse floods
+        control_conns_.emplace(c, std::move(conn));
+        loop_.add(c, EPOLLIN, [this, c](std::uint32_t) { on_control_readable(c); });
+    }
+}
+
+void Daemon::on_control_readable(int fd) {
+    auto it = control_conns_.find(fd);
+    if (it == control_conns_.end()) return;
+    auto& conn = it->second;
+    char buf[8192];
+    bool closed = false;
+    while (true) {
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n > 0) {
+            conn.in.append(buf, static_cast<std::size_t>(n));
+            if (conn.in.size() > k_control_max_line) { closed = true; break; }
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) closed = true;
+        if (n < 0 && errno == EINTR) continue;
+        break;
+    }
+    std::size_t nl;
+    while ((nl = conn.in.find('\n')) != std::string::npos) {
+        auto req = nlohmann::json::parse(conn.in.substr(0, nl), nullptr, false);
+        conn.in.erase(0, nl + 1);
+        nlohmann::json reply;
+        if (req.is_discarded() || !req.is_object()) reply = {{"ok", false}, {"error", "malformed request"}};
+        else reply = handle_control(req, conn);
+        conn.out += reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    }
+    // Replies are small; a blocking-ish best effort write is enough for an admin tool.
+    while (!conn.out.empty()) {
+        const auto n = ::send(fd, conn.out.data(), conn.out.size(), MSG_NOSIGNAL);
+        if (n <= 0) {
+            if (n < 0 && errno == EAGAIN) {
+                pollfd p{fd, POLLOUT, 0};
+                if (poll(&p, 1, 1000) > 0) continue;
+            }
+            closed = true;
+            break;
+        }
+        conn.out.erase(0, static_cast<std::size_t>(n));
+    }
+    if (closed) {
+        loop_.remove(fd);
+        control_conns_.erase(it);
+    }
+}
+
+nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlConnection& conn) {
+    const std::string cmd = req.value("cmd", "");
+    auto address = [&]() -> core::Result<core::Address> {
+        const std::string text = req.contains("ip") && req["ip"].is_string() ? req["ip"].get<std::string>() : "";
+        auto a = core::Address::parse(text);
+        if (!a) return core::make_error("not an IP address: '" + text + "'");
+        return *a;
+    };
+    const auto now = clock_.now();
+    if (cmd == "check") {
+        auto a = address();
+        if (!a) return {{"ok", false}, {"error", a.error().message}};
+        auto v = check(*a);
+        nlohmann::json r = {{"ok", true}, {"permitted", v.permitted()}};
+        if (v.kind == frontends::Verdict::Kind::static_allow) r.update({{"kind", "allow"}, {"network", v.user}});
+        if (v.kind == frontends::Verdict::Kind::permit)
+            r.update({{"kind", "permit"}, {"user", v.user}, {"expires", core::format_time(*v.expires)}});
+        return r;
+    }
+    if (cmd == "list") {
+        auto arr = nlohmann::json::array();
+        for (const auto& p : store_->list(now)) arr.push_back(permit_json(p));
+        return {{"ok", true}, {"permits", arr}};
+    }
+    if (cmd == "allow") {
+        auto a = address();
+        if (!a) return {{"ok", false}, {"error", a.error().message}};
+        core::Duration ttl = cfg_.ttl;
+        if (req.contains("ttl_ms")) {
+            if (!req["ttl_ms"].is_number_integer() || req["ttl_ms"].get<std::int64_t>() <= 0)
+                return {{"ok", false}, {"error", "bad ttl"}};
+            ttl = std::chrono::milliseconds(req["ttl_ms"].get<std::int64_t>());
+        }
+        const std::string user = req.contains("user") && req["user"].is_string() ? req["user"].get<std::string>() : "";
+        std::vector<core::Permit> permits = {{network_for(*a), user, "control (uid " + std::to_string(conn.uid) + ")", now, now + ttl}};
+        auto res = grant(std::move(permits), {});
+        if (!res) return {{"ok", false}, {"error", res.error().message}};
+        return {{"ok", true}, {"permit", permit_json(res->front().permit)},
+                {"changed", res->front().change != store::GrantOutcome::Change::unchanged}};
+    }
+    if (cmd == "revoke") {
+        core::Result<std::vector<core::Permit>> gone = std::vector<core::Permit>{};
+        if (req.contains("user") && req["user"].is_string()) {
+            gone = store_->revoke_user(req["user"].get<std::string>());
+        } else {
+            auto a = address();
+            if (!a) return {{"ok", false}, {"error", a.error().message}};
+            gone = store_->revoke(*a);
+        }
+        if (!gone) return {{"ok", false}, {"error", gone.error().message}};
+        for (const auto& p : *gone) {
+            ++revoked_;
+            log(Level::info, "revoke ip={} user={} by=uid:{}", p.network.to_string(), p.user.empty() ? "-" : p.user, conn.uid);
+        }
+        reschedule_expiry();
+        return {{"ok", true}, {"removed", gone->size()}};
+    }
+    if (cmd == "status") {
+        auto srcs = nlohmann::json::array();
+        for (const auto& s : sources_) {
+            auto c = s->counters();
+            srcs.push_back({{"name", s->name()}, {"lines", c.lines}, {"matches", c.matches}, {"malformed", c.malformed},
+                            {"dropped", c.dropped}});
+        }
+        auto fes = nlohmann::json::array();
+        if (policy_) {
+            auto c = policy_->counters();
+            fes.push_back({{"name", "policy"}, {"connections", c.connections}, {"requests", c.requests},
+                           {"permitted", c.permitted}, {"malformed", c.malformed}, {"active", c.active}});
+        }
+        return {{"ok", true},
+                {"version", RELAYPERMIT_VERSION},
+                {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
+                {"store", store_->describe()},
+                {"permits", store_->list(now).size()},
+                {"grants", grants_}, {"extends", extends_}, {"ignored", ignored_}, {"stale", stale_},
+                {"expired", expired_}, {"revoked", revoked_},
+                {"sources", srcs}, {"frontends", fes}};
+    }
+    return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
+}
+
+core::Status Daemon::build_matcher_and_sources(const config::Config& cfg) {
+    auto m = matching::Matcher::build(cfg.servers, user_pattern_specs(cfg));
+    if (!m) return m.error();
+    for (auto& s : sources_) s->stop(loop_);
+    sources_.clear();
+    matcher_ = *m;
+    for (const auto& sc : cfg.sources) {
+        // Each source has its own match state (PCRE2 scratch, two-line correlation).
+        auto state = std::make_shared<matching::MatchState>(*matcher_);
+        auto matcher = matcher_;
+        const std::string name = sc.name;
+        sources::LineParser parser = [matcher, state, name](std::string_view lines, core::Time now,
+                                                            std::vector<core::LoginEvent>& out) {
+            matcher->scan(lines, now, *state, [&](const matching::LoginMatch& hit) {
+                out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time});
+            });
+        };
+        auto src = std::make_unique<sources::FileTailSource>(sc.name, sc.path, std::move(parser), *this, clock_);
+        if (auto st = src->start(loop_); !st) return core::make_error("source " + sc.name + ": " + st.error().message);
+        sources_.push_back(std::move(src));
+    }
+    return core::ok();
+}
+
+core::Status Daemon::start_from(const config::Config& cfg, bool reload) {
+    util::set_log_level(parse_level(cfg.log_level));
+    const bool policy_changed = !reload || cfg.policy.listen != cfg_.policy.listen ||
+                                cfg.policy.max_request_bytes != cfg_.policy.max_request_bytes ||
+                                cfg.policy.max_attributes != cfg_.policy.max_attributes ||
+                                cfg.policy.idle_timeout != cfg_.policy.idle_timeout ||
+                                cfg.policy.max_clients != cfg_.policy.max_clients;
+    cfg_ = cfg;
+    if (policy_changed) {
+        if (policy_) policy_->close();
+        policy_.reset();
+        if (!cfg.policy.listen.empty()) {
+            frontends::PolicyLimits limits;
+            limits.max_request_bytes = cfg.policy.max_request_bytes;
+            limits.max_attributes = cfg.policy.max_attributes;
+            limits.idle_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.policy.idle_timeout);
+            limits.max_clients = cfg.policy.max_clients;
+            policy_ = std::make_unique<frontends::PolicyFrontend>(loop_, *this, limits);
+            if (auto st = policy_->listen(cfg.policy.listen); !st) return core::make_error("[policy] " + st.error().message);
+        }
+    }
+    return core::ok();
+}
+
+void Daemon::reload() {
+    auto cfg = config::load_config(opts_.config_path, opts_.explicit_config);
+    if (!cfg) {
+        log(Level::error, "reload failed, keeping the running configuration: {}", cfg.error().message);
+        return;
+    }
+    const auto old = cfg_;
+    if (auto st = start_from(*cfg, true); !st) {
+        log(Level::error, "reload failed: {}; keeping the running configuration", st.error().message);
+        (void)start_from(old, true);
+        return;
+    }
+    if (auto st = build_matcher_and_sources(*cfg); !st) {
+        log(Level::error, "reload: {}", st.error().message);
+        return;
+    }
+    log(Level::notice, "configuration reloaded from {}", cfg->file.empty() ? "built-in defaults" : cfg->file);
+}
+
+int Daemon::run() {
+    auto cfg = config::load_config(opts_.config_path, opts_.explicit_config);
+    if (!cfg) {
+        log(Level::error, "{}", cfg.error().message);
+        return 2;
+    }
+    // Signals arrive through a signalfd on the loop; SIGPIPE is ignored (peers hang up).
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    signal_fd_.reset(signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+
+    uid_t uid = static_cast<uid_t>(-1);
+    gid_t gid = static_cast<gid_t>(-1);
+    if (!cfg->user.empty()) {
+        const passwd* pw = getpwnam(cfg->user.c_str());
+        if (!pw) {
+            log(Level::error, "{}: user '{}' does not exist", cfg->file, cfg->user);
+            return 2;
+        }
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+    }
+    cfg_ = *cfg;
+    if (auto st = make_dirs(cfg->state_dir, 0750, uid, gid); !st) {
+        log(Level::error, "{}", st.error().message);
+        return 2;
+    }
+    if (auto st = open_control_socket(); !st) {
+        log(Level::error, "{}", st.error().message);
+        return 2;
+    }
+    if (uid != static_cast<uid_t>(-1)) (void)chown(cfg->control_socket.c_str(), uid, static_cast<gid_t>(-1));
+    // The store must exist before frontends answer; open it after binding (below) would leave a
+    // window, so listeners are bound, then privileges dropped, then the store opened, and only
+    // then is the loop run: nothing is served before the store is ready.
+    if (auto st = start_from(*cfg, false); !st) {
+        log(Level::error, "{}", st.error().message);
+        return 2;
+    }
+    if (uid != static_cast<uid_t>(-1) && geteuid() != uid) {
+        if (initgroups(cfg->user.c_str(), gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+            log(Level::error, "cannot switch to user {}: {}", cfg->user, std::strerror(errno));
+            return 2;
+        }
+        log(Level::info, "running as user {}", cfg->user);
+    }
+    auto st = store::open_store({cfg->state_dir, cfg->store, false});
+    if (!st) {
+        log(Level::error, "{}", st.error().message);
+        return 2;
+    }
+    store_ = std::move(*st);
+    run_expiry();  // purge what expired while we were stopped, and arm the timer
+    if (auto s = build_matcher_and_sources(*cfg); !s) {
+        log(Level::error, "{}", s.error().message);
+        return 2;
+    }
+    loop_.add(signal_fd_.get(), EPOLLIN, [this](std::uint32_t) {
+        signalfd_siginfo si{};
+        while (::read(signal_fd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+            if (si.ssi_signo == SIGHUP) {
+                sd_notify("RELOADING=1");
+                reload();
+                sd_notify("READY=1");
+            } else {
+                log(Level::notice, "signal {}: stopping", si.ssi_signo);
+                loop_.stop();
+            }
+        }
+    });
+    log(Level::notice, "relaypermit {} started: {} live permits in {}, {} source(s), policy on {}", RELAYPERMIT_VERSION,
+        store_->list(clock_.now()).size(), store_->describe(), sources_.size(),
+        cfg->policy.listen.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(cfg->policy.listen, ", ")));
+    sd_notify("READY=1");
+    loop_.run();
+    sd_notify("STOPPING=1");
+    for (auto& s : sources_) s->stop(loop_);
+    if (policy_) policy_->close();
+    if (control_fd_) unlink(cfg_.control_socket.c_str());
+    return 0;
+}
+
+}  // namespace
+
+int run_daemon(const RunOptions& opts) {
+    Daemon d(opts);
+    return d.run();
+}
+
+}  // namespace rp::daemon

@@ -1,0 +1,40 @@
+// PermitOracle: the one question every MTA frontend asks: may this client relay now?
+//
+// The daemon implements it from the static `allow` list and the permit store's in-memory
+// table; frontends only decode their protocol, ask, and encode the answer. Answering never
+// blocks and never touches disk.
+// Thread-safety: called on the loop thread only.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/address.hpp"
+#include "core/time.hpp"
+
+namespace rp::frontends {
+
+struct Verdict {
+    enum class Kind { permit, static_allow, none };
+    Kind kind = Kind::none;
+    std::optional<core::Time> expires;  // for Kind::permit
+    std::string user;                   // for Kind::permit
+    bool permitted() const { return kind != Kind::none; }
+};
+
+class PermitOracle {
+public:
+    virtual ~PermitOracle() = default;
+    virtual Verdict check(const core::Address& client) const = 0;
+};
+
+// Per-frontend counters, reported by `relaypermit status`.
+struct FrontendCounters {
+    std::uint64_t connections = 0;
+    std::uint64_t requests = 0;
+    std::uint64_t permitted = 0;
+    std::uint64_t malformed = 0;  // requests rejected as malformed (connection closed)
+    std::uint64_t active = 0;     // open connections now
+};
+
+}  // namespace rp::frontends

@@ -1,0 +1,102 @@
+// PolicyFrontend: the Postfix policy delegation service (check_policy_service) over TCP and
+// unix stream sockets, on the daemon's EventLoop. The wire format and the decision rules are in
+// policy_codec.hpp; this file is only the I/O around them.
+//
+// Each connection carries any number of requests (Postfix reuses connections; there is no
+// per-connection request cap). Requests that arrive together (pipelined) are all answered, in
+// order, with one write(2). A malformed request closes its own connection only, without a reply,
+// and logs a rate-limited warning naming the peer. A connection that sent nothing for
+// `idle_timeout` is closed (Postfix itself closes after smtpd_policy_service_max_idle = 300 s);
+// one periodic sweep timer checks all connections, so no timer is armed per request. Beyond
+// `max_clients` open connections, new ones are accepted and closed at once (rate-limited log).
+// A client that does not read its replies stops being read once 64 KiB of replies are pending,
+// and is then closed by the idle sweep.
+//
+// Steady state costs per request: no allocation, no map lookup, no syscall besides the one
+// read(2) and one write(2) per batch. Reads go into one 64 KiB buffer shared by all connections;
+// the parser copies the few bytes it keeps.
+//
+// Thread-safety: not thread-safe; use from the EventLoop's thread only. The oracle is called on
+// that thread and must outlive the frontend.
+// Security: requests are untrusted (any process allowed to connect). Work and memory per
+// connection are bounded by the PolicyLimits; unix sockets are created mode 0666, so the
+// directory that holds them must guard access (e.g. /var/spool/postfix/private).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.hpp"
+#include "frontends/permit_oracle.hpp"
+#include "frontends/policy_codec.hpp"
+#include "util/event_loop.hpp"
+#include "util/log.hpp"
+#include "util/unique_fd.hpp"
+
+namespace rp::frontends {
+
+struct PolicyLimits {
+    std::size_t max_request_bytes = 16 * 1024;
+    std::size_t max_attributes = 128;
+    // The config requires >= 60 s; tests use less. REQUIRES: > 0.
+    std::chrono::milliseconds idle_timeout = std::chrono::seconds(300);
+    std::size_t max_clients = 4096;
+};
+
+class PolicyFrontend {
+public:
+    // Does not listen yet. `loop` and `oracle` must outlive the frontend.
+    PolicyFrontend(util::EventLoop& loop, const PermitOracle& oracle, PolicyLimits limits = {});
+    ~PolicyFrontend();  // close()
+    PolicyFrontend(const PolicyFrontend&) = delete;
+    PolicyFrontend& operator=(const PolicyFrontend&) = delete;
+
+    // Parses and binds every endpoint ("HOST:PORT", "tcp:HOST:PORT", "[v6]:PORT",
+    // "unix:/path"; port 0 picks a free port, see local_endpoints()) and starts accepting.
+    // All or nothing: on error nothing new is left listening and the error names the endpoint
+    // (a udp endpoint is a config error: the protocol is stream only). May be called again after
+    // close() (reload). Unix sockets are chmod 0666.
+    core::Status listen(const std::vector<std::string>& endpoints);
+
+    // Stops listening (removing the unix socket files this frontend created) and closes every
+    // connection. Counters are kept. Idempotent.
+    void close();
+
+    // The bound endpoints in canonical form, with the real port when 0 was asked:
+    // "tcp:127.0.0.1:43817", "unix:/run/relaypermit/policy".
+    std::vector<std::string> local_endpoints() const;
+
+    FrontendCounters counters() const;
+
+private:
+    struct Listener;
+    struct Connection;
+
+    void on_accept(Listener& l);
+    void on_connection_event(Connection& c, std::uint32_t events);
+    // Reads once and answers; returns false when the connection has been closed.
+    bool read_and_answer(Connection& c);
+    // Writes what is pending; returns false on a write error (the caller closes).
+    bool flush(Connection& c);
+    void update_interest(Connection& c);
+    void close_connection(Connection& c);
+    void schedule_sweep();
+    void sweep();
+
+    util::EventLoop& loop_;
+    const PermitOracle& oracle_;
+    PolicyLimits limits_;
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::vector<std::unique_ptr<Connection>> connections_;  // Connection::index is the slot
+    std::unique_ptr<char[]> read_buffer_;
+    util::EventLoop::TimerId sweep_timer_ = 0;
+    bool sweep_scheduled_ = false;
+    FrontendCounters counters_;
+    util::RateLimitedLog malformed_log_;
+    util::RateLimitedLog overload_log_;
+};
+
+}  // namespace rp::frontends

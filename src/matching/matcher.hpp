@@ -1,0 +1,96 @@
+// Matcher: log lines -> successful logins, driven by pattern sets that are data, not code.
+//
+// A pattern set is a server (e.g. "dovecot") with one or more patterns. A pattern is
+//   - literals: strings one of which must occur in the line (the prefilter: a line without any
+//     literal of any pattern costs one memchr-speed pass and nothing else),
+//   - tag: a PCRE2 regex the program tag must match (evidence that the line comes from the
+//     server, empty = any tag),
+//   - regex: a PCRE2 regex matched against the message, with named groups `ip` (required),
+//     `user` and `pid` (optional).
+// User patterns from the config (`[[pattern]]`) have no tag and no literal: their regex is
+// searched in the whole line, like pop-before-smtp's $pat.
+// The `ip` group must parse as a complete address (Address::parse), so partial or malformed
+// addresses never match. One line yields at most one login: the first pattern that matches.
+// Security: every line is untrusted. Built-in patterns anchor at the start of the message and
+// take the last occurrence of a field, so a user name that imitates a field grants nothing.
+// Thread-safety: a built Matcher is immutable and may be shared; MatchState is per source.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/address.hpp"
+#include "core/result.hpp"
+#include "core/time.hpp"
+
+namespace rp::matching {
+
+struct PatternSpec {
+    std::string server;                 // pattern set name
+    std::string name;                   // pattern name, unique within the set
+    std::vector<std::string> literals;  // prefilter; empty = every line is a candidate
+    std::string tag;                    // regex for the program tag; empty = not checked
+    std::string regex;                  // regex for the message (or the whole line if whole_line)
+    bool whole_line = false;
+};
+
+// The built-in pattern sets, in priority order.
+const std::vector<PatternSpec>& builtin_patterns();
+std::vector<std::string> builtin_servers();
+
+struct LoginMatch {
+    core::Address ip;
+    std::string_view user;     // view into the line
+    std::string_view server;   // pattern set name (owned by the Matcher)
+    std::string_view pattern;  // pattern name (owned by the Matcher)
+    std::string_view line;
+    core::Time time;           // resolved and clamped, see resolve_time()
+};
+
+class MatchState;
+
+class Matcher {
+public:
+    // `servers`: built-in sets to enable (empty = all); `user_patterns` are appended as sets of
+    // their own (server = name). Fails on an unknown server name or a bad regex, naming it.
+    static core::Result<std::shared_ptr<const Matcher>> build(const std::vector<std::string>& servers,
+                                                              const std::vector<PatternSpec>& user_patterns);
+    ~Matcher();
+
+    // Calls on_match for each line of `text` that records a successful login. `text` is one or
+    // more lines; a final line without '\n' is treated as complete.
+    void scan(std::string_view text, core::Time now, MatchState& state,
+              const std::function<void(const LoginMatch&)>& on_match) const;
+    std::optional<LoginMatch> match_line(std::string_view line, core::Time now, MatchState& state) const;
+
+    std::vector<std::string> servers() const;  // enabled pattern set names
+
+    struct Compiled;
+
+private:
+    Matcher() = default;
+    std::vector<std::unique_ptr<Compiled>> patterns_;
+    std::vector<std::string> literals_;  // union of all literals, for the prefilter
+    bool every_line_ = false;            // some pattern has no literal
+    friend class MatchState;
+};
+
+// Per-source scratch space (PCRE2 match data) and, for two-line servers, the pid cache.
+class MatchState {
+public:
+    explicit MatchState(const Matcher& m);
+    ~MatchState();
+    MatchState(const MatchState&) = delete;
+    MatchState& operator=(const MatchState&) = delete;
+    struct Impl;
+    Impl& impl() { return *impl_; }
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rp::matching

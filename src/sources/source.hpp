@@ -1,0 +1,47 @@
+// Source: where login events come from. The daemon builds each configured [[source]] into a
+// Source, starts it on the event loop, and receives its events through a LoginSink.
+//
+// Exactly-once: a source hands over the events of one batch of input together with the
+// checkpoint that lies after that batch; the sink stores both atomically (PermitStore::grant).
+// If deliver() fails, the source keeps its previous position and offers the batch again later,
+// so nothing is lost and nothing is applied twice.
+// Thread-safety: sources run on the loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "core/login_event.hpp"
+#include "core/result.hpp"
+#include "util/event_loop.hpp"
+
+namespace rp::sources {
+
+struct SourceCounters {
+    std::uint64_t lines = 0;      // input lines read
+    std::uint64_t matches = 0;    // lines recognised as successful logins
+    std::uint64_t malformed = 0;  // lines too long, binary, or otherwise unusable
+    std::uint64_t dropped = 0;    // input discarded (e.g. over-long line tails)
+};
+
+class LoginSink {
+public:
+    virtual ~LoginSink() = default;
+    // REQUIRES: checkpoint.key is the source's name. Applies events and checkpoint atomically.
+    virtual core::Status deliver(std::span<const core::LoginEvent> events, const core::Checkpoint& checkpoint) = 0;
+    // The last checkpoint stored for this source, if any.
+    virtual std::optional<std::string> find_checkpoint(const std::string& key) const = 0;
+};
+
+class Source {
+public:
+    virtual ~Source() = default;
+    virtual const std::string& name() const = 0;
+    // Registers with the loop and begins reading (catching up from its checkpoint first).
+    virtual core::Status start(util::EventLoop& loop) = 0;
+    virtual void stop(util::EventLoop& loop) = 0;
+    virtual SourceCounters counters() const = 0;
+};
+
+}  // namespace rp::sources

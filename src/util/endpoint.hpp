@@ -1,0 +1,46 @@
+// Endpoint: where a listener binds or a client connects, in the one syntax used everywhere in
+// the config: "HOST:PORT", "tcp:HOST:PORT", "[v6addr]:PORT", "udp:HOST:PORT", "unix:/path".
+// HOST is a numeric address (no DNS: a daemon must not depend on resolvers at start-up);
+// "*" means all addresses (0.0.0.0).
+// Thread-safety: plain functions and value types.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/result.hpp"
+#include "util/unique_fd.hpp"
+
+namespace rp::util {
+
+struct Endpoint {
+    enum class Kind { tcp, udp, unix_stream };
+    Kind kind = Kind::tcp;
+    std::string host;  // numeric address text without brackets; empty for unix
+    int port = 0;
+    std::string path;  // unix only
+
+    std::string to_string() const;  // canonical form: "tcp:127.0.0.1:10031", "unix:/path"
+};
+
+core::Result<Endpoint> parse_endpoint(std::string_view text);
+
+struct ListenOptions {
+    int backlog = 1024;
+    mode_t unix_mode = 0666;  // Postfix connects as its own user; the directory guards access
+};
+
+// Binds and listens (stream) or binds (datagram); the fd is non-blocking and close-on-exec.
+// A stale unix socket file (nobody accepting) is replaced; a live one is an error.
+core::Result<UniqueFd> listen_endpoint(const Endpoint& ep, const ListenOptions& opts = {});
+
+// Blocking connect with a timeout; the returned fd is blocking.
+core::Result<UniqueFd> connect_endpoint(const Endpoint& ep, int timeout_ms);
+
+// Peer address of an accepted stream socket as text ("127.0.0.2", "unix").
+std::string peer_name(int fd);
+
+}  // namespace rp::util

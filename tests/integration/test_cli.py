@@ -1,0 +1,118 @@
+"""The relaypermit binary as a user runs it: `scan` over a log real Dovecot wrote, the binary
+copied alone to another directory, and the control commands' exit codes."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SAMPLE = """\
+Nov 22 00:31:13 imap-login: Info: Login: user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, mpid=14305, session=<Z5cNotNgTsDAAAIK>
+Nov 22 00:31:14 mail dovecot: pop3-login: Login: user=<bob>, method=PLAIN, rip=::ffff:198.51.100.4, lip=::ffff:198.51.100.1, mpid=14306, session=<Z5cNotNgTsDAAAIL>
+Nov 22 00:31:15 imap-login: Info: Disconnected: Connection closed (auth failed, 1 attempts in 2 secs): user=<x, method=PLAIN, rip=203.0.113.9, lip=203.0.113.1>, method=PLAIN, rip=203.0.113.8, lip=203.0.113.1, session=<Z5cNotNgTsDAAAIM>
+2026-11-22T00:34:23.322872+00:00 mail dovecot: imap-login: Login: user=<carol>, method=PLAIN, rip=2001:DB8:0:0:0:0:0:1, lip=2001:db8::2, mpid=14307, session=<Z5cNotNgTsDAAAIN>
+2026-11-22T00:34:24.000001+00:00 mail dovecot: imap-login: Logged in: user=<dave>, method=PLAIN, rip=203.0.113.5, lip=203.0.113.1, mpid=14308, session=<Z5cNotNgTsDAAAIO>
+Nov 22 00:31:16 mail dovecot: pop3-login: Aborted login (auth failed, 1 attempts in 2 secs): user=<eve>, method=PLAIN, rip=203.0.113.6, lip=203.0.113.1, session=<Z5cNotNgTsDAAAIP>
+"""
+SAMPLE_EXPECTED = ("192.0.2.10\talice\tdovecot\n"
+                   "198.51.100.4\tbob\tdovecot\n"
+                   "2001:db8::1\tcarol\tdovecot\n"
+                   "203.0.113.5\tdave\tdovecot\n")
+
+
+def run_bin(binary, *args, stdin="", cwd=None, env=None):
+    return subprocess.run([str(binary), *map(str, args)], input=stdin, capture_output=True,
+                          text=True, timeout=60, cwd=cwd, env=env)
+
+
+def test_scan_real_dovecot_log(rp_binary, dovecot, testdir):
+    assert dovecot.login_pop3("alice", "alice-secret", "127.0.0.2").returncode == 0
+    assert dovecot.login_pop3("alice", "wrong", "127.0.0.4").returncode != 0
+    assert dovecot.login_imap("x, method=PLAIN, rip=127.0.0.9, lip=127.0.0.1", "wrong",
+                              "127.0.0.5").returncode != 0
+    assert dovecot.login_imap("bob", "bob-secret", "127.0.0.3").returncode == 0
+    assert dovecot.login_pop3("carol", "carol-secret", "127.0.0.2").returncode == 0
+    for ip in ("127.0.0.4", "127.0.0.5"):
+        dovecot.wait_log(f"rip={ip}, lip=")
+    dovecot.wait_log("user=<carol>")
+    expected = ("127.0.0.2\talice\tdovecot\n"
+                "127.0.0.3\tbob\tdovecot\n"
+                "127.0.0.2\tcarol\tdovecot\n")
+    empty = testdir / "empty.toml"
+    empty.write_text("")
+
+    r = run_bin(rp_binary, "scan", dovecot.log_path, "--config", empty)
+    assert (r.returncode, r.stdout) == (0, expected), r.stderr
+    r = run_bin(rp_binary, "scan", "--config", empty, stdin=dovecot.log_text())
+    assert (r.returncode, r.stdout) == (0, expected), r.stderr
+    r = run_bin(rp_binary, "scan", "--pattern", "dovecot", dovecot.log_path, "--config", empty)
+    assert (r.returncode, r.stdout) == (0, expected), r.stderr
+    r = run_bin(rp_binary, "scan", "--explain", dovecot.log_path, "--config", empty)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("\t") for line in r.stdout.splitlines()]
+    assert [row[:3] for row in rows] == [line.split("\t") for line in expected.splitlines()]
+    assert all(len(row) == 5 and row[3].startswith("dovecot/") and row[4].endswith("Z")
+               for row in rows), r.stdout
+
+
+def test_fresh_binary_alone_elsewhere(rp_binary, testdir):
+    alone = testdir / "alone"
+    alone.mkdir()
+    binary = alone / "relaypermit"
+    shutil.copy2(rp_binary, binary)
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C", "HOME": str(alone)}
+
+    r = run_bin(binary, "--version", cwd=alone, env=env)
+    assert (r.returncode, r.stdout.strip()) == (0, "relaypermit 0.1.0"), r.stderr
+    r = run_bin(binary, "--help", cwd=alone, env=env)
+    assert r.returncode == 0 and "scan" in r.stdout, (r.returncode, r.stdout, r.stderr)
+
+    r = run_bin(binary, "scan", cwd=alone, env=env, stdin=SAMPLE)
+    assert (r.returncode, r.stdout) == (0, SAMPLE_EXPECTED), r.stderr
+    sample = alone / "mail.log"
+    sample.write_text(SAMPLE)
+    r = run_bin(binary, "scan", "mail.log", cwd=alone, env=env)
+    assert (r.returncode, r.stdout) == (0, SAMPLE_EXPECTED), r.stderr
+
+    # Nothing from the build tree is needed at run time (only system shared libraries).
+    ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
+    build_dir = str(Path(rp_binary).parent.parent.parent)
+    assert build_dir not in ldd.stdout, ldd.stdout
+    assert "not found" not in ldd.stdout, ldd.stdout
+
+
+def test_control_commands_exit_codes(dovecot, make_daemon):
+    daemon = make_daemon(sources=[dovecot.log_path])
+    # Daemon not running: error.
+    r = daemon.check("192.0.2.1")
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    daemon.start()
+    assert daemon.check("192.0.2.1").returncode == 1
+    r = daemon.check("not-an-address")
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+
+    r = daemon.cli("allow", "192.0.2.1", "--user", "admin", "--ttl", "1h")
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = daemon.check("192.0.2.1")
+    assert r.returncode == 0 and "admin" in r.stdout, r.stdout
+    p = daemon.permit_for("192.0.2.1")
+    assert p["source"] == "control" and p["user"] == "admin", p
+    r = daemon.cli("list")
+    assert r.returncode == 0 and "192.0.2.1" in r.stdout, r.stdout + r.stderr
+
+    assert daemon.cli("revoke", "192.0.2.1").returncode == 0
+    assert daemon.check("192.0.2.1").returncode == 1
+    assert daemon.cli("revoke", "192.0.2.1").returncode == 1
+
+    assert dovecot.login_pop3("bob", "bob-secret", "127.0.0.2").returncode == 0
+    daemon.wait_permitted("127.0.0.2")
+    assert daemon.cli("revoke", "--user", "bob").returncode == 0
+    assert daemon.check("127.0.0.2").returncode == 1
+
+    r = daemon.cli("config", "check")
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stdout + r.stderr
+    r = daemon.cli("status")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert daemon.stop() == 0

@@ -1,0 +1,185 @@
+// Table-driven tests of the built-in patterns and the syslog framings.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <ctime>
+
+#include "matching/matcher.hpp"
+#include "matching/syslog_line.hpp"
+
+using namespace rp;
+using matching::Matcher;
+using matching::MatchState;
+
+namespace {
+
+struct UtcZone {
+    UtcZone() {
+        setenv("TZ", "UTC", 1);
+        tzset();
+    }
+};
+
+const core::Time k_now = core::from_unix_seconds(1795480463);  // 2026-11-24T00:34:23Z
+
+std::shared_ptr<const Matcher> all() {
+    static auto m = *Matcher::build({}, {});
+    return m;
+}
+
+struct Case {
+    const char* line;
+    const char* ip;    // nullptr = no login
+    const char* user;
+};
+
+}  // namespace
+
+TEST(Matching, DovecotPositivesAndNegatives) {
+    UtcZone tz;
+    const Case cases[] = {
+        // 2.3 through syslog, classic, ISO and RFC 5424 framing
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, mpid=123, TLS, session=<AbCd>",
+         "192.0.2.10", "alice"},
+        {"2026-11-22T00:34:23.322872+00:00 mx1 dovecot: pop3-login: Login: user=<bob@example.org>, method=PLAIN, rip=198.51.100.7, lip=192.0.2.1, mpid=9, session=<x>",
+         "198.51.100.7", "bob@example.org"},
+        {"<22>1 2026-11-22T00:34:23.322872+00:00 mx1 dovecot - - -  imap-login: Login: user=<carol>, method=PLAIN, rip=203.0.113.9, lip=192.0.2.1, mpid=9, session=<x>",
+         "203.0.113.9", "carol"},
+        {"<22>Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<dave>, method=PLAIN, rip=203.0.113.10, lip=192.0.2.1, mpid=1, session=<x>",
+         "203.0.113.10", "dave"},
+        {"Nov 22 00:31:13 mail.info mx1 dovecot: imap-login: Login: user=<erin>, method=PLAIN, rip=203.0.113.11, lip=192.0.2.1, mpid=1, session=<x>",
+         "203.0.113.11", "erin"},
+        // Dovecot's own log file
+        {"Nov 22 00:31:13 imap-login: Info: Login: user=<alice>, method=PLAIN, rip=127.0.0.3, lip=127.0.0.1, mpid=14305, session=<x>",
+         "127.0.0.3", "alice"},
+        {"Nov 22 00:31:13 pop3-login: Info: Login: user=<alice>, method=PLAIN, rip=127.0.0.2, lip=127.0.0.1, mpid=1, secured, session=<x>",
+         "127.0.0.2", "alice"},
+        // 2.4
+        {"2026-11-22T00:34:23+00:00 mx1 dovecot: imap-login: Logged in: user=<alice>, method=PLAIN, rip=192.0.2.20, lip=192.0.2.1, mpid=5, session=<x>",
+         "192.0.2.20", "alice"},
+        {"Nov 22 00:31:13 imap-login: Info: Logged in: user=<alice>, method=PLAIN, rip=192.0.2.21, lip=192.0.2.1, mpid=5, session=<x>",
+         "192.0.2.21", "alice"},
+        // 2.0 field order (session before method), IPv6, v4-mapped, tag with pid
+        {"Nov 22 00:31:13 mx1 dovecot[77]: imap-login: Login: user=<f>, session=<x>, method=PLAIN, rip=2001:DB8::7, lip=2001:db8::1",
+         "2001:db8::7", "f"},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<g>, method=PLAIN, rip=::ffff:203.0.113.5, lip=::ffff:192.0.2.1, mpid=1, session=<x>",
+         "203.0.113.5", "g"},
+        // a user name imitating fields: the real rip (the last) wins
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<x>, method=PLAIN, rip=6.6.6.6, lip=1.1.1.1>, method=PLAIN, rip=192.0.2.44, lip=192.0.2.1, mpid=1, session=<y>",
+         "192.0.2.44", "x"},
+        // failures, aborts, limits, other services: nothing
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, session=<x>", nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: pop3-login: Aborted login (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, session=<x>", nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login aborted: Connection closed (auth failed, 1 attempts in 2 secs) (auth_failed): user=<a>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, session=<x>", nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Maximum number of connections from user+IP exceeded (mail_max_userip_connections=10): user=<a>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1", nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: submission-login: Login: user=<a>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, mpid=1, session=<x>", nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: managesieve-login: Login: user=<a>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, mpid=1", nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: imap(alice)<123><x>: Logged out in=1 out=2 rip=192.0.2.10", nullptr, nullptr},
+        // a failed login whose user name holds a whole fake success line
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<imap-login: Login: user=<a>, method=PLAIN, rip=6.6.6.6, lip=1.1.1.1>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1", nullptr, nullptr},
+        // malformed addresses
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<a>, method=PLAIN, rip=192.168.123, lip=192.0.2.1, mpid=1", nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<a>, method=PLAIN, rip=xx.xx.xx.xx, lip=192.0.2.1, mpid=1", nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<a>, method=PLAIN, rip=192.0.2.300, lip=192.0.2.1, mpid=1", nullptr, nullptr},
+        // not the server's tag
+        {"Nov 22 00:31:13 mx1 postfix/smtpd[1]: warning: imap-login: Login: user=<a>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1", nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 alice: dovecot: imap-login: Login: user=<a>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1", nullptr, nullptr},
+        // truncated
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<a>, method=PLAIN, rip=192.0.2.1", "192.0.2.1", "a"},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<a>, method=PLAIN, rip=", nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<a", nullptr, nullptr},
+        {"", nullptr, nullptr},
+        {"\x01\x02\xff\xfe Login: user=<", nullptr, nullptr},
+    };
+    MatchState st(*all());
+    for (const auto& c : cases) {
+        auto m = all()->match_line(c.line, k_now, st);
+        if (!c.ip) {
+            EXPECT_FALSE(m) << c.line;
+            continue;
+        }
+        ASSERT_TRUE(m) << c.line;
+        EXPECT_EQ(m->ip.to_string(), c.ip) << c.line;
+        EXPECT_EQ(m->user, c.user) << c.line;
+        EXPECT_EQ(m->server, "dovecot");
+    }
+}
+
+TEST(Matching, ScanFindsEachLoginOnceInABuffer) {
+    UtcZone tz;
+    std::string buf;
+    for (int i = 0; i < 50; ++i) {
+        buf += "Nov 22 00:31:13 mx1 postfix/smtpd[1]: connect from unknown[192.0.2.1]\n";
+        buf += "Nov 22 00:31:13 mx1 dovecot: imap-login: Logged in: user=<u" + std::to_string(i) +
+               ">, method=PLAIN, rip=192.0.2." + std::to_string(i) + ", lip=192.0.2.1, mpid=1, session=<x>\n";
+        buf += "Nov 22 00:31:14 mx1 dovecot: pop3-login: Login: user=<v" + std::to_string(i) +
+               ">, method=PLAIN, rip=198.51.100." + std::to_string(i) + ", lip=192.0.2.1, mpid=1, session=<x>";
+        if (i != 49) buf += "\n";  // last line without newline still counts
+    }
+    MatchState st(*all());
+    int n = 0;
+    all()->scan(buf, k_now, st, [&](const matching::LoginMatch&) { ++n; });
+    EXPECT_EQ(n, 100);
+}
+
+TEST(Matching, UserPatternsAndSelection) {
+    std::vector<matching::PatternSpec> user = {
+        {"mypop", "mypop", {}, "", R"(mypop\[\d+\]: login ok user=(?<user>\S+) from (?<ip>[0-9a-fA-F:.]+)$)", true}};
+    auto m = Matcher::build({"mypop"}, user);
+    ASSERT_TRUE(m);
+    MatchState st(**m);
+    auto hit = (*m)->match_line("Nov 22 00:31:13 mx1 mypop[9]: login ok user=zed from 192.0.2.99", k_now, st);
+    ASSERT_TRUE(hit);
+    EXPECT_EQ(hit->ip.to_string(), "192.0.2.99");
+    EXPECT_EQ(hit->server, "mypop");
+    // dovecot is not selected
+    EXPECT_FALSE((*m)->match_line("Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<a>, method=PLAIN, rip=192.0.2.1, lip=1.1.1.1", k_now, st));
+    EXPECT_FALSE(Matcher::build({"nosuch"}, {}));
+    auto bad = Matcher::build({}, {{"x", "x", {}, "", "(?<ip>[", true}});
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("pattern 'x'"), std::string::npos);
+    EXPECT_FALSE(Matcher::build({}, {{"y", "y", {}, "", "no ip group", true}}));
+}
+
+TEST(SyslogLine, Framings) {
+    using matching::parse_syslog_line;
+    auto a = parse_syslog_line("Nov  2 00:31:13 mx1 cyrus/imap[123]: login: host [192.0.2.1] u plain User logged in");
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->host, "mx1");
+    EXPECT_EQ(a->tag, "cyrus/imap");
+    EXPECT_EQ(a->pid, "123");
+    EXPECT_EQ(a->message, "login: host [192.0.2.1] u plain User logged in");
+    auto b = parse_syslog_line("<22>1 2026-11-22T00:34:23.3+00:00 mx1 cyrus 77 - [meta x=\"a]b\"]  hello world");
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->tag, "cyrus");
+    EXPECT_EQ(b->pid, "77");
+    EXPECT_EQ(b->message, "hello world");
+    auto c = parse_syslog_line("@4000000063f1a2b31c2d3e4f dovecot: imap-login: x");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->tag, "dovecot");
+    EXPECT_EQ(c->time_format, matching::TimeFormat::tai64n);
+    EXPECT_FALSE(parse_syslog_line("random words without a tag"));
+}
+
+TEST(SyslogLine, TimesAreResolvedAndClamped) {
+    UtcZone tz;
+    using matching::parse_syslog_line;
+    using matching::resolve_time;
+    // ISO with offset
+    auto iso = parse_syslog_line("2026-11-22T01:34:23.5+01:00 mx1 dovecot: x");
+    EXPECT_EQ(resolve_time(*iso, k_now), core::from_unix_micros(1795480463LL * 1000000 - 2 * 86400LL * 1000000 + 500000));
+    // classic: year inferred from now (2026), UTC zone
+    auto classic = parse_syslog_line("Nov 22 00:34:23 mx1 dovecot: x");
+    EXPECT_EQ(resolve_time(*classic, k_now), core::from_unix_seconds(1795480463 - 2 * 86400));
+    // a December line read in late November belongs to last year
+    auto dec = parse_syslog_line("Dec 31 23:59:59 mx1 dovecot: x");
+    EXPECT_LT(resolve_time(*dec, k_now), k_now - std::chrono::hours(24 * 300));
+    // the future is clamped to now
+    auto future = parse_syslog_line("2027-01-01T00:00:00Z mx1 dovecot: x");
+    EXPECT_EQ(resolve_time(*future, k_now), k_now);
+    // unparsable time: now
+    auto junk = parse_syslog_line("Foo 99 99:99:99 mx1 dovecot: x");
+    if (junk) {
+        EXPECT_EQ(resolve_time(*junk, k_now), k_now);
+    }
+}
