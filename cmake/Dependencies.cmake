@@ -1,10 +1,15 @@
 # Third-party libraries, all from Debian packages. The executable must work when copied alone,
 # so the libraries that ship static archives are linked statically (SQLite, PCRE2), fmt is used
-# header-only, and libstdc++/libgcc are linked statically; glibc stays dynamic.
+# header-only (as is toml++), and libstdc++/libgcc are linked statically; glibc stays dynamic.
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 find_package(fmt REQUIRED)
-find_package(tomlplusplus REQUIRED)
+# toml++ header-only: Debian's CMake package links the shared library, which would pull in
+# libstdc++.so as well.
+find_path(RP_TOMLPP_INCLUDE toml++/toml.h REQUIRED)
+add_library(rp_toml INTERFACE)
+target_include_directories(rp_toml INTERFACE ${RP_TOMLPP_INCLUDE})
+target_compile_definitions(rp_toml INTERFACE TOML_HEADER_ONLY=1 TOML_EXCEPTIONS=1)
 
 find_library(RP_SQLITE3_STATIC NAMES libsqlite3.a sqlite3 REQUIRED)
 find_path(RP_SQLITE3_INCLUDE sqlite3.h REQUIRED)

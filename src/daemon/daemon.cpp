@@ -83,9 +83,10 @@ core::Status make_dirs(const std::string& dir, mode_t mode, uid_t uid, gid_t gid
     return core::ok();
 }
 
-std::string permit_text(const core::Permit& p) {
-    return fmt::format("ip={} user={} source={} expires={}", p.network.to_string(), p.user.empty() ? "-" : p.user,
-                       p.source, core::format_time(p.expires));
+// The audit line's fields: "ip=... user=... [server=...] source=... expires=...".
+std::string permit_text(const core::Permit& p, std::string_view server) {
+    return fmt::format("ip={} user={}{}{} source={} expires={}", p.network.to_string(), p.user.empty() ? "-" : p.user,
+                       server.empty() ? "" : " server=", server, p.source, core::format_time(p.expires));
 }
 
 nlohmann::json permit_json(const core::Permit& p) {
@@ -125,8 +126,10 @@ private:
     void run_expiry();
     void reload();
     bool authorized(uid_t uid, gid_t gid) const;
+    // `servers[i]` names the pattern set behind permits[i] (for the audit line); may be empty.
     core::Result<std::vector<store::GrantOutcome>> grant(std::vector<core::Permit> permits,
-                                                         std::span<const core::Checkpoint> cps);
+                                                         std::span<const core::Checkpoint> cps,
+                                                         const std::vector<std::string>& servers = {});
     core::Cidr network_for(const core::Address& a) const {
         return a.is_v4() ? core::Cidr::host(a) : core::Cidr(a, cfg_.ipv6_prefix);
     }
@@ -166,14 +169,17 @@ frontends::Verdict Daemon::check(const core::Address& client) const {
 }
 
 core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::Permit> permits,
-                                                             std::span<const core::Checkpoint> cps) {
+                                                             std::span<const core::Checkpoint> cps,
+                                                             const std::vector<std::string>& servers) {
     auto res = store_->grant(permits, cps, clock_.now());
     if (!res) return res;
-    for (const auto& o : *res) {
+    for (std::size_t i = 0; i < res->size(); ++i) {
+        const auto& o = (*res)[i];
         if (o.change == store::GrantOutcome::Change::unchanged) continue;
         const bool created = o.change == store::GrantOutcome::Change::created;
         (created ? grants_ : extends_)++;
-        log(Level::info, "{} {}", created ? "grant" : "extend", permit_text(o.permit));
+        log(Level::info, "{} {}", created ? "grant" : "extend",
+            permit_text(o.permit, i < servers.size() ? std::string_view(servers[i]) : std::string_view()));
     }
     reschedule_expiry();
     return res;
@@ -182,6 +188,7 @@ core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::P
 core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const core::Checkpoint& checkpoint) {
     const auto now = clock_.now();
     std::vector<core::Permit> permits;
+    std::vector<std::string> servers;
     for (const auto& e : events) {
         if (std::any_of(cfg_.ignore.begin(), cfg_.ignore.end(), [&](const auto& c) { return c.contains(e.ip); })) {
             ++ignored_;
@@ -194,10 +201,11 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
             ++stale_;  // a login read late whose permit would already have expired
             continue;
         }
-        permits.push_back({network_for(e.ip), e.user, e.source + (e.server.empty() ? "" : " (" + e.server + ")"), e.time, expires});
+        permits.push_back({network_for(e.ip), e.user, e.source, e.time, expires});
+        servers.push_back(e.server);
     }
     const core::Checkpoint cps[] = {checkpoint};
-    auto res = grant(std::move(permits), cps);
+    auto res = grant(std::move(permits), cps, servers);
     if (!res) {
         util::log(Level::error, "cannot record logins from {}: {}", checkpoint.key, res.error().message);
         return res.error();

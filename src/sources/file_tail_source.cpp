@@ -718,7 +718,8 @@ bool FileTailSource::dirty() const {
 std::string FileTailSource::make_checkpoint() const {
     auto entry = [&](const Tail& t, nlohmann::json& j) {
         const std::uint64_t off = t.consumed();
-        const auto fp_len = static_cast<std::size_t>(std::min<std::uint64_t>(opts_.fingerprint_bytes, off));
+        const auto fp_len = std::min(t.head.size(),
+                                     static_cast<std::size_t>(std::min<std::uint64_t>(opts_.fingerprint_bytes, off)));
         j["dev"] = t.dev;
         j["ino"] = t.ino;
         j["offset"] = off;
