@@ -280,7 +280,9 @@ core::Status Daemon::open_control_socket() {
     auto fd = util::listen_endpoint(ep, {128, 0660});
     if (!fd) return core::make_error("control socket: " + fd.error().message);
     if (control_gid_ != static_cast<gid_t>(-1) && chown(cfg_.control_socket.c_str(), static_cast<uid_t>(-1), control_gid_) != 0)
-        return core::make_error("cannot give " + cfg_.control_socket + " to group " + cfg_.control_group + ": " + std::strerror(errno));
+        log(Level::warning, "cannot give {} to group {} ({}); only root and the daemon's user can use it "
+            "(run the daemon with that group as a supplementary group)", cfg_.control_socket, cfg_.control_group,
+            std::strerror(errno));
     control_fd_ = std::move(*fd);
     loop_.add(control_fd_.get(), EPOLLIN, [this](std::uint32_t) { on_control_accept(); });
     return core::ok();

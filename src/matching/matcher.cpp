@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <list>
+#include <unordered_map>
 
 #include "matching/syslog_line.hpp"
 
@@ -13,7 +15,7 @@ struct Matcher::Compiled {
     PatternSpec spec;
     pcre2_code* tag = nullptr;
     pcre2_code* regex = nullptr;
-    int ip_group = -1, user_group = -1;
+    int ip_group = -1, user_group = -1, pid_group = -1;
     ~Compiled() {
         pcre2_code_free(tag);
         pcre2_code_free(regex);
@@ -22,6 +24,45 @@ struct Matcher::Compiled {
 
 struct MatchState::Impl {
     pcre2_match_data* md = nullptr;
+    // Two-line servers: "server\0host\0pid" -> address and time of the session line, with
+    // insertion order kept for the bound.
+    struct Session {
+        core::Address ip;
+        core::Time time;
+        std::list<std::string>::iterator order;
+    };
+    std::unordered_map<std::string, Session> sessions;
+    std::list<std::string> order;
+    std::string key;  // scratch
+
+    const std::string& make_key(std::string_view server, std::string_view host, std::string_view pid) {
+        key.assign(server);
+        key += '\0';
+        key += host;
+        key += '\0';
+        key += pid;
+        return key;
+    }
+    void remember(const std::string& k, const core::Address& ip, core::Time t) {
+        if (auto it = sessions.find(k); it != sessions.end()) {
+            order.erase(it->second.order);
+            sessions.erase(it);
+        }
+        if (sessions.size() >= k_max_sessions) {
+            sessions.erase(order.front());
+            order.pop_front();
+        }
+        order.push_back(k);
+        sessions.emplace(k, Session{ip, t, std::prev(order.end())});
+    }
+    std::optional<Session> take(const std::string& k) {
+        auto it = sessions.find(k);
+        if (it == sessions.end()) return std::nullopt;
+        Session s = it->second;
+        order.erase(it->second.order);
+        sessions.erase(it);
+        return s;
+    }
     ~Impl() { pcre2_match_data_free(md); }
 };
 
@@ -99,10 +140,17 @@ core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<st
             if (!tag) return tag.error();
             c->tag = *tag;
         }
-        c->ip_group = pcre2_substring_number_from_name(c->regex, reinterpret_cast<PCRE2_SPTR>("ip"));
-        if (c->ip_group < 0) return core::make_error(what + ": the regex has no named group (?<ip>...)");
-        c->user_group = pcre2_substring_number_from_name(c->regex, reinterpret_cast<PCRE2_SPTR>("user"));
-        if (c->user_group < 0) c->user_group = -1;
+        auto group_number = [&](const char* name) {
+            const int n = pcre2_substring_number_from_name(c->regex, reinterpret_cast<PCRE2_SPTR>(name));
+            return n < 0 ? -1 : n;
+        };
+        c->ip_group = group_number("ip");
+        c->user_group = group_number("user");
+        c->pid_group = group_number("pid");
+        if (c->ip_group < 0 && spec.role != PatternRole::session_login)
+            return core::make_error(what + ": the regex has no named group (?<ip>...)");
+        if (spec.role != PatternRole::login && spec.whole_line && c->pid_group < 0)
+            return core::make_error(what + ": a two-line pattern needs a named group (?<pid>...)");
         if (spec.literals.empty()) m->every_line_ = true;
         for (const auto& l : spec.literals)
             if (std::find(m->literals_.begin(), m->literals_.end(), l) == m->literals_.end()) m->literals_.push_back(l);
@@ -142,11 +190,27 @@ std::optional<LoginMatch> Matcher::match_line(std::string_view line, core::Time 
             text = parsed->message;
         }
         if (!run(p->regex, text, md)) continue;
+        const auto time = parsed ? resolve_time(*parsed, now) : now;
+        std::string_view pid = group(md, p->pid_group, text);
+        if (pid.empty() && parsed) pid = parsed->pid;
+        const std::string_view host = parsed ? parsed->host : std::string_view();
+        auto& impl = state.impl();
+        if (p->spec.role == PatternRole::session_login) {
+            if (pid.empty()) continue;
+            auto s = impl.take(impl.make_key(p->spec.server, host, pid));
+            if (!s || time - s->time > k_session_timeout) continue;
+            return LoginMatch{s->ip, group(md, p->user_group, text), p->spec.server, p->spec.name, line, time};
+        }
         auto ip = core::Address::parse(group(md, p->ip_group, text));
         if (!ip) continue;
-        LoginMatch m{*ip, group(md, p->user_group, text), p->spec.server, p->spec.name, line,
-                     parsed ? resolve_time(*parsed, now) : now};
-        return m;
+        if (p->spec.role == PatternRole::session) {
+            if (!pid.empty()) impl.remember(impl.make_key(p->spec.server, host, pid), *ip, time);
+            return std::nullopt;  // a session line is never a login by itself
+        }
+        // A one-line login completes any pending session of the same process (popa3d's patched
+        // one-line form follows its "Session from" line): one login, one event.
+        if (!pid.empty() && !impl.sessions.empty()) impl.take(impl.make_key(p->spec.server, host, pid));
+        return LoginMatch{*ip, group(md, p->user_group, text), p->spec.server, p->spec.name, line, time};
     }
     return std::nullopt;
 }

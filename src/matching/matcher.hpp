@@ -9,6 +9,10 @@
 //     `user` and `pid` (optional).
 // User patterns from the config (`[[pattern]]`) have no tag and no literal: their regex is
 // searched in the whole line, like pop-before-smtp's $pat.
+// Two-line servers (popa3d: "Session from IP", then "Authentication passed for USER" from the
+// same pid) use a `session` pattern that remembers the address per (server, host, pid) and a
+// `session_login` pattern that completes it. The memory is bounded (k_max_sessions entries,
+// oldest dropped first) and an entry older than k_session_timeout (by line time) is ignored.
 // The `ip` group must parse as a complete address (Address::parse), so partial or malformed
 // addresses never match. One line yields at most one login: the first pattern that matches.
 // Security: every line is untrusted. Built-in patterns anchor at the start of the message and
@@ -29,6 +33,13 @@
 
 namespace rp::matching {
 
+// What a matching line means.
+enum class PatternRole {
+    login,          // the line records a successful login with its address
+    session,        // first line of a two-line server: the client address of process `pid`
+    session_login,  // second line: process `pid` authenticated; the login takes the cached address
+};
+
 struct PatternSpec {
     std::string server;                 // pattern set name
     std::string name;                   // pattern name, unique within the set
@@ -36,6 +47,7 @@ struct PatternSpec {
     std::string tag;                    // regex for the program tag; empty = not checked
     std::string regex;                  // regex for the message (or the whole line if whole_line)
     bool whole_line = false;
+    PatternRole role = PatternRole::login;
 };
 
 // The built-in pattern sets, in priority order.
@@ -50,6 +62,9 @@ struct LoginMatch {
     std::string_view line;
     core::Time time;           // resolved and clamped, see resolve_time()
 };
+
+inline constexpr std::size_t k_max_sessions = 4096;
+inline constexpr auto k_session_timeout = std::chrono::minutes(10);
 
 class MatchState;
 

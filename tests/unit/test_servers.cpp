@@ -1,0 +1,183 @@
+// Table-driven tests of the built-in pattern sets for servers other than Dovecot, from their
+// documented log formats (docs/servers.md lists the sources). Each row is one line; a row with
+// an address must give exactly that login, a row without one must give nothing.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "matching/matcher.hpp"
+
+using namespace rp;
+using matching::Matcher;
+using matching::MatchState;
+
+namespace {
+
+const core::Time k_now = core::from_unix_seconds(1795480463);
+
+struct Row {
+    const char* line;
+    const char* ip;  // nullptr: no login
+    const char* user;
+    const char* server;
+};
+
+std::shared_ptr<const Matcher> all() {
+    static auto m = *Matcher::build({}, {});
+    return m;
+}
+
+void check_rows(const std::vector<Row>& rows) {
+    for (const auto& r : rows) {
+        MatchState st(*all());  // one state per row: no correlation between rows
+        auto m = all()->match_line(r.line, k_now, st);
+        if (!r.ip) {
+            EXPECT_FALSE(m) << r.line << " -> " << (m ? m->ip.to_string() + " " + std::string(m->server) : "");
+            continue;
+        }
+        ASSERT_TRUE(m) << r.line;
+        EXPECT_EQ(m->ip.to_string(), r.ip) << r.line;
+        EXPECT_EQ(m->user, r.user) << r.line;
+        EXPECT_EQ(m->server, r.server) << r.line;
+    }
+}
+
+}  // namespace
+
+TEST(Servers, Courier) {
+    check_rows({
+        {"Nov 22 00:31:13 mx1 pop3d: LOGIN, user=alice, ip=[::ffff:192.0.2.1], port=[41234]", "192.0.2.1", "alice", "courier"},
+        {"Nov 22 00:31:13 mx1 pop3d-ssl: LOGIN, user=alice, ip=[::ffff:192.0.2.2], port=[41234]", "192.0.2.2", "alice", "courier"},
+        {"Nov 22 00:31:13 mx1 imapd: LOGIN, user=bob@example.org, ip=[2001:db8::9], port=[4], protocol=IMAP", "2001:db8::9", "bob@example.org", "courier"},
+        {"Nov 22 00:31:13 mx1 imapd-ssl: LOGIN, user=bob, ip=[::ffff:192.0.2.3], port=[4], protocol=IMAP", "192.0.2.3", "bob", "courier"},
+        {"Nov 22 00:31:13 mx1 courierpop3login: LOGIN, user=carol, ip=[::ffff:192.0.2.4]", "192.0.2.4", "carol", "courier"},  // old: no port
+        {"Nov 22 00:31:13 mx1 pop3d: LOGIN FAILED, user=alice, ip=[::ffff:192.0.2.1]", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 pop3d: LOGOUT, user=alice, ip=[::ffff:192.0.2.1], port=[41234], top=0, retr=0, rcvd=6, sent=40, time=0", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 imapd: DISCONNECTED, user=alice, ip=[::ffff:192.0.2.1], headers=0, body=0, rcvd=6, sent=40, time=0", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 imapd: TIMEOUT, user=alice, ip=[::ffff:192.0.2.1], headers=0", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 pop3d: LOGIN, user=x, ip=[6.6.6.6], port=[1], ip=[192.0.2.5], port=[2]", "192.0.2.5", "x, ip=[6.6.6.6], port=[1]", "courier"},
+        {"Nov 22 00:31:13 mx1 pop3d: LOGIN, user=alice, ip=[192.168.123], port=[41234]", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 sshd[1]: LOGIN, user=alice, ip=[::ffff:192.0.2.1], port=[41234]", nullptr, nullptr, nullptr},
+    });
+}
+
+TEST(Servers, Cyrus) {
+    check_rows({
+        {"Nov 22 00:31:13 mx1 cyrus/imap[123]: login: client.example [192.0.2.10] alice PLAIN User logged in SESSIONID=<cyrus-1-2-3>", "192.0.2.10", "alice", "cyrus"},
+        {"Nov 22 00:31:13 mx1 cyrus/pop3[124]: login: localhost [127.0.0.2] bob plaintext+TLS User logged in", "127.0.0.2", "bob", "cyrus"},
+        {"<22>1 2026-11-22T00:34:23.3+00:00 mx1 cyrus 125 - -  login: [192.0.2.11] carol PLAIN User logged in SESSIONID=<x>", "192.0.2.11", "carol", "cyrus"},
+        {"Nov 22 00:31:13 mx1 imapd[9]: login: h [::ffff:192.0.2.12] d PLAIN User logged in", "192.0.2.12", "d", "cyrus"},
+        {"Nov 22 00:31:13 mx1 cyrus/imap[123]: badlogin: client.example [192.0.2.10] plaintext alice SASL(-13): authentication failure", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 cyrus/imap[123]: login: client.example [192.0.2.10] alice PLAIN User logged out", nullptr, nullptr, nullptr},
+    });
+}
+
+TEST(Servers, UwImap) {
+    check_rows({
+        {"Nov 22 00:31:13 mx1 ipop3d[12]: Login user=alice host=client.example [192.0.2.20] nmsgs=0/0", "192.0.2.20", "alice", "uw"},
+        {"Nov 22 00:31:13 mx1 imapd[12]: Authenticated user=bob host=[192.0.2.21] mech=PLAIN", "192.0.2.21", "bob", "uw"},
+        {"Nov 22 00:31:13 mx1 imapd[12]: Auth user=bob host=client.example [192.0.2.22]", "192.0.2.22", "bob", "uw"},
+        {"Nov 22 00:31:13 mx1 ipop3d[12]: APOP user=carol host=[192.0.2.23] nmsgs=1/1", "192.0.2.23", "carol", "uw"},
+        {"Nov 22 00:31:13 mx1 imapsd[12]: Login user=dave host=[2001:db8::23]", "2001:db8::23", "dave", "uw"},
+        {"Nov 22 00:31:13 mx1 ipop3d[12]: Login failed user=alice auth=alice host=client.example [192.0.2.20]", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 ipop3d[12]: Logout user=alice host=client.example [192.0.2.20] nmsgs=0 ndele=0", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 imapd[12]: Autologout user=alice host=client.example [192.0.2.20]", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 imapd[12]: Login user=alice host=client.example", nullptr, nullptr, nullptr},  // hostname only
+    });
+}
+
+TEST(Servers, QpopperVpopmailTeapopPerdition) {
+    check_rows({
+        {"Nov 22 00:31:13 mx1 popper[12]: (v4.1.0) POP login by user \"alice\" at (client.example) 192.0.2.30", "192.0.2.30", "alice", "qpopper"},
+        {"Nov 22 00:31:13 mx1 in.qpopper[12]: (v4.0.5) POP login by user \"bob\" at (192.0.2.31) 192.0.2.31", "192.0.2.31", "bob", "qpopper"},
+        {"Nov 22 00:31:13 mx1 qpopper[12]: Stats: alice 0 0 3 12345 client.example 192.0.2.30", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 popper[12]: alice at client.example (192.0.2.30): -ERR [AUTH] Password supplied for \"alice\" is incorrect.", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 vchkpw-pop3[12]: (PLAIN) login success alice@example.com:192.0.2.40", "192.0.2.40", "alice@example.com", "vpopmail"},
+        {"Nov 22 00:31:13 mx1 vchkpw-imap[12]: (LOGIN) login success bob@example.com:2001:db8::40", "2001:db8::40", "bob@example.com", "vpopmail"},
+        {"Nov 22 00:31:13 mx1 vchkpw-smtp[12]: (PLAIN) login success alice@example.com:192.0.2.40", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 vchkpw-pop3[12]: password fail (pass: 'x') alice@example.com:192.0.2.40", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 vchkpw-pop3[12]: vpopmail user not found alice@example.com:192.0.2.40", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 vpopmail[12]: vchkpw: login [carol@example.com] from 192.0.2.41", "192.0.2.41", "carol@example.com", "vpopmail"},
+        {"Nov 22 00:31:13 mx1 teapop[12]: Successful login for dave@example.com [192.0.2.50]", "192.0.2.50", "dave@example.com", "teapop"},
+        {"Nov 22 00:31:13 mx1 teapop[12]: Failed login for dave@example.com [192.0.2.50]", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 perdition[12]: Auth: 192.0.2.60->192.0.2.2 user=\"erin\" server=\"10.0.0.5\" port=\"143\" status=\"ok\"", "192.0.2.60", "erin", "perdition"},
+        {"Nov 22 00:31:13 mx1 perdition.imap4s[12]: Auth: 192.0.2.61:40000->192.0.2.2:993 client-secure=ssl authorisation_id=NONE authentication_id=\"frank\" server=\"10.0.0.5:143\" protocol=IMAP4S server-secure=plaintext status=\"ok\"", "192.0.2.61", "frank", "perdition"},
+        {"Nov 22 00:31:13 mx1 perdition[12]: Auth: 192.0.2.60->192.0.2.2 user=\"erin\" server=\"10.0.0.5\" port=\"143\" status=\"failed\"", nullptr, nullptr, nullptr},
+    });
+}
+
+TEST(Servers, OneLinePop3Servers) {
+    check_rows({
+        {"Nov 22 00:31:13 mx1 spop3d[12]: user alice authenticated - 192.0.2.70", "192.0.2.70", "alice", "solid-pop3d"},
+        {"Nov 22 00:31:13 mx1 spop3d[12]: user alice authenticated - client.example (192.0.2.71)", "192.0.2.71", "alice", "solid-pop3d"},
+        {"Nov 22 00:31:13 mx1 spop3d[12]: user alice authenticated - client.example", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 popa3d[12]: Authentication passed for bob -- [192.0.2.72]", "192.0.2.72", "bob", "popa3d"},
+        {"Nov 22 00:31:13 mx1 popa3d[12]: Authentication failed for bob", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 gnu-pop3d[12]: User 'carol' logged in with mailbox '/var/mail/carol' from 192.0.2.73", "192.0.2.73", "carol", "gnu-pop3d"},
+        // GNU Mailutils 3.x: no address with the login, never a grant
+        {"Nov 22 00:31:13 mx1 pop3d[12]: User 'carol' logged in with mailbox '/var/mail/carol' (0 msgs)", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 pop3d[11]: connect from 192.0.2.73", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 cucipop[12]: dave 192.0.2.74 0, 0 (0), 0 (0)", "192.0.2.74", "dave", "cucipop"},
+        {"Nov 22 00:31:13 mx1 vm-pop3d[12]: User 'erin' logged in from 192.0.2.75", "192.0.2.75", "erin", "vm-pop3d"},
+        {"Nov 22 2026 00:31:13 AppleMailServer: IMAP User \"frank\" log on successful from 192.0.2.76", "192.0.2.76", "frank", "apple"},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: proxy(gina): started proxying to 192.0.2.200:143: user=<gina>, method=PLAIN, rip=192.0.2.77, lip=192.0.2.1, session=<x>", "192.0.2.77", "gina", "dovecot"},
+        {"Nov 22 00:31:13 mx1 dovecot: Nov 22 00:31:13 Info: imap-login: Login: user=<hal>, method=PLAIN, rip=::ffff:192.0.2.78, lip=192.0.2.1", "192.0.2.78", "hal", "dovecot"},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: ian [192.0.2.79]", "192.0.2.79", "ian", "dovecot"},
+        {"@4000000063f1a2b31c2d3e4f dovecot: imap-login: Login: user=<jo>, method=PLAIN, rip=192.0.2.80, lip=192.0.2.1", "192.0.2.80", "jo", "dovecot"},
+    });
+}
+
+TEST(Servers, TwoLineCorrelationByPid) {
+    MatchState st(*all());
+    auto m = [&](const char* line) { return all()->match_line(line, k_now, st); };
+    EXPECT_FALSE(m("Nov 22 00:31:13 mx1 popa3d[100]: Session from 192.0.2.90"));
+    EXPECT_FALSE(m("Nov 22 00:31:13 mx1 popa3d[101]: Session from 192.0.2.91"));
+    auto a = m("Nov 22 00:31:14 mx1 popa3d[101]: Authentication passed for bob");
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->ip.to_string(), "192.0.2.91");
+    EXPECT_EQ(a->user, "bob");
+    EXPECT_FALSE(m("Nov 22 00:31:14 mx1 popa3d[101]: Authentication passed for bob")) << "one session, one login";
+    EXPECT_FALSE(m("Nov 22 00:31:14 mx1 popa3d[102]: Authentication passed for eve")) << "no session line";
+    EXPECT_FALSE(m("Nov 22 00:31:14 mx2 popa3d[100]: Authentication passed for eve")) << "another host's pid";
+    // the patched one-line form after a session line: one event only
+    EXPECT_FALSE(m("Nov 22 00:31:13 mx1 popa3d[103]: Session from 192.0.2.93"));
+    EXPECT_TRUE(m("Nov 22 00:31:14 mx1 popa3d[103]: Authentication passed for z -- [192.0.2.93]"));
+    EXPECT_FALSE(m("Nov 22 00:31:14 mx1 popa3d[103]: Authentication passed for z"));
+    // too late: the session timed out
+    EXPECT_FALSE(m("Nov 22 00:00:00 mx1 vm-pop3d[7]: Connect from 192.0.2.94"));
+    EXPECT_FALSE(m("Nov 22 00:31:13 mx1 vm-pop3d[7]: User 'late' logged in"));
+    // vm-pop3d and solid-pop3d two-line forms
+    EXPECT_FALSE(m("Nov 22 00:31:13 mx1 vm-pop3d[8]: Connect from 192.0.2.95"));
+    auto v = m("Nov 22 00:31:14 mx1 vm-pop3d[8]: User 'erin' logged in");
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->ip.to_string(), "192.0.2.95");
+    EXPECT_FALSE(m("Nov 22 00:31:13 mx1 spop3d[9]: connect from 192.0.2.96"));
+    auto s = m("Nov 22 00:31:14 mx1 spop3d[9]: user fay authenticated");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->ip.to_string(), "192.0.2.96");
+}
+
+TEST(Servers, SessionMemoryIsBounded) {
+    MatchState st(*all());
+    for (int i = 0; i < static_cast<int>(matching::k_max_sessions) + 100; ++i) {
+        const std::string line = "Nov 22 00:31:13 mx1 popa3d[" + std::to_string(i) + "]: Session from 192.0.2.1";
+        all()->match_line(line, k_now, st);
+    }
+    // the oldest were dropped, the newest are kept
+    EXPECT_FALSE(all()->match_line("Nov 22 00:31:14 mx1 popa3d[0]: Authentication passed for a", k_now, st));
+    const std::string last = "Nov 22 00:31:14 mx1 popa3d[" + std::to_string(matching::k_max_sessions + 99) +
+                             "]: Authentication passed for a";
+    EXPECT_TRUE(all()->match_line(last, k_now, st));
+}
+
+TEST(Servers, SelectionByName) {
+    auto m = Matcher::build({"courier"}, {});
+    ASSERT_TRUE(m);
+    MatchState st(**m);
+    EXPECT_FALSE((*m)->match_line("Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<a>, method=PLAIN, rip=192.0.2.1, lip=1.1.1.1", k_now, st));
+    EXPECT_TRUE((*m)->match_line("Nov 22 00:31:13 mx1 pop3d: LOGIN, user=alice, ip=[::ffff:192.0.2.1], port=[1]", k_now, st));
+    auto names = matching::builtin_servers();
+    for (const char* s : {"dovecot", "courier", "cyrus", "uw", "qpopper", "vpopmail", "solid-pop3d", "popa3d",
+                          "gnu-pop3d", "perdition", "teapop", "cucipop", "vm-pop3d", "apple"})
+        EXPECT_NE(std::find(names.begin(), names.end(), s), names.end()) << s;
+}
