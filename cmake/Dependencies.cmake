@@ -27,3 +27,11 @@ target_compile_definitions(rp_pcre2 INTERFACE PCRE2_CODE_UNIT_WIDTH=8 PCRE2_STAT
 find_path(RP_NLOHMANN_INCLUDE nlohmann/json.hpp REQUIRED)
 add_library(rp_json INTERFACE)
 target_include_directories(rp_json INTERFACE ${RP_NLOHMANN_INCLUDE})
+
+# Hyperscan: the matcher's multi-literal prefilter (one pass over the buffer for all literals
+# of all pattern sets). Static archive, C++ inside (libstdc++ is linked statically anyway).
+find_library(RP_HS_STATIC NAMES libhs.a REQUIRED)
+find_path(RP_HS_INCLUDE hs.h PATH_SUFFIXES hs REQUIRED)
+add_library(rp_hyperscan INTERFACE)
+target_link_libraries(rp_hyperscan INTERFACE ${RP_HS_STATIC} m)
+target_include_directories(rp_hyperscan INTERFACE ${RP_HS_INCLUDE})

@@ -257,9 +257,10 @@ int cmd_status(const ParsedArgs& a) {
         std::printf("source %s: lines %llu, matches %llu, malformed %llu, dropped %llu\n", s.value("name", "").c_str(),
                     s.value("lines", 0ULL), s.value("matches", 0ULL), s.value("malformed", 0ULL), s.value("dropped", 0ULL));
     for (const auto& f : (*r)["frontends"])
-        std::printf("frontend %s: connections %llu (%llu open), requests %llu, permitted %llu, malformed %llu\n",
+        std::printf("frontend %s: connections %llu (%llu open, %llu refused), requests %llu, permitted %llu, malformed %llu\n",
                     f.value("name", "").c_str(), f.value("connections", 0ULL), f.value("active", 0ULL),
-                    f.value("requests", 0ULL), f.value("permitted", 0ULL), f.value("malformed", 0ULL));
+                    f.value("refused", 0ULL), f.value("requests", 0ULL), f.value("permitted", 0ULL),
+                    f.value("malformed", 0ULL));
     return k_ok;
 }
 

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -425,7 +426,8 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
         if (policy_) {
             auto c = policy_->counters();
             fes.push_back({{"name", "policy"}, {"connections", c.connections}, {"requests", c.requests},
-                           {"permitted", c.permitted}, {"malformed", c.malformed}, {"active", c.active}});
+                           {"permitted", c.permitted}, {"malformed", c.malformed}, {"active", c.active},
+                           {"refused", c.refused}});
         }
         return {{"ok", true},
                 {"version", RELAYPERMIT_VERSION},
@@ -511,6 +513,11 @@ int Daemon::run() {
     if (!cfg) {
         log(Level::error, "{}", cfg.error().message);
         return 2;
+    }
+    // Every policy client holds a descriptor: raise the soft limit (often 1024) to the hard one.
+    if (rlimit rl{}; getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
     // Signals arrive through a signalfd on the loop; SIGPIPE is ignored (peers hang up).
     signal(SIGPIPE, SIG_IGN);

@@ -82,7 +82,7 @@ std::string_view describe(PolicyError error);
 // that produced it and stay valid until that parser's next feed() or reset().
 struct PolicyRequest {
     std::string_view protocol_state;  // "RCPT", ... ; empty when absent
-    std::string_view client_address;  // as sent; empty when absent, empty or longer than 63 bytes
+    std::string_view client_address;  // as sent; empty when absent, empty or over 64 bytes
     std::size_t attribute_count = 0;  // number of name=value lines
 
     // The parsed client address, or nothing when absent, empty or unparsable (answer DUNNO).
@@ -138,6 +138,11 @@ private:
     enum class Field : std::uint8_t { other, request, protocol_state, client_address };
 
     Step fail(PolicyError e, std::size_t consumed);
+    Step need_more(std::size_t n, std::size_t input_size);
+    void append_name(std::string_view part);
+    void append_value(std::string_view part);
+    void end_value();
+    std::optional<PolicyError> start_value(std::string_view name);
     Step finish_request(std::size_t consumed);
     void start_request();
 

@@ -157,6 +157,7 @@ void PolicyFrontend::on_accept(Listener& l) {
             overload_log_.log(util::Level::warning,
                               "policy service: {} clients connected (max_clients); refusing a connection from {}",
                               connections_.size(), util::peer_name(fd));
+            ++counters_.refused;
             continue;  // cfd closes it
         }
         if (l.endpoint.kind == util::Endpoint::Kind::tcp) {

@@ -1,9 +1,11 @@
 #include "matching/matcher.hpp"
 
+#include <hs.h>
 #include <pcre2.h>
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <list>
 #include <unordered_map>
 
@@ -22,8 +24,14 @@ struct Matcher::Compiled {
     }
 };
 
+struct Matcher::Prefilter {
+    hs_database_t* db = nullptr;
+    ~Prefilter() { hs_free_database(db); }
+};
+
 struct MatchState::Impl {
     pcre2_match_data* md = nullptr;
+    hs_scratch_t* scratch = nullptr;
     // Two-line servers: "server\0host\0pid" -> address and time of the session line, with
     // insertion order kept for the bound.
     struct Session {
@@ -63,7 +71,10 @@ struct MatchState::Impl {
         sessions.erase(it);
         return s;
     }
-    ~Impl() { pcre2_match_data_free(md); }
+    ~Impl() {
+        pcre2_match_data_free(md);
+        hs_free_scratch(scratch);
+    }
 };
 
 MatchState::MatchState(const Matcher& m) : impl_(std::make_unique<Impl>()) {
@@ -74,6 +85,8 @@ MatchState::MatchState(const Matcher& m) : impl_(std::make_unique<Impl>()) {
         max_groups = std::max(max_groups, n + 1);
     }
     impl_->md = pcre2_match_data_create(max_groups, nullptr);
+    if (m.prefilter_ && hs_alloc_scratch(m.prefilter_->db, &impl_->scratch) != HS_SUCCESS)
+        throw std::bad_alloc();
 }
 
 MatchState::~MatchState() = default;
@@ -157,6 +170,26 @@ core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<st
         c->spec = std::move(spec);
         m->patterns_.push_back(std::move(c));
     }
+    if (!m->literals_.empty()) {
+        std::vector<const char*> exprs;
+        std::vector<std::size_t> lens;
+        std::vector<unsigned> flags, ids;
+        for (std::size_t i = 0; i < m->literals_.size(); ++i) {
+            exprs.push_back(m->literals_[i].data());
+            lens.push_back(m->literals_[i].size());
+            flags.push_back(0);
+            ids.push_back(static_cast<unsigned>(i));
+        }
+        m->prefilter_ = std::make_unique<Prefilter>();
+        hs_compile_error_t* err = nullptr;
+        if (hs_compile_lit_multi(exprs.data(), flags.data(), ids.data(), lens.data(),
+                                 static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK, nullptr, &m->prefilter_->db,
+                                 &err) != HS_SUCCESS) {
+            std::string msg = err && err->message ? err->message : "unknown error";
+            hs_free_compile_error(err);
+            return core::make_error("cannot build the literal prefilter: " + msg);
+        }
+    }
     return std::shared_ptr<const Matcher>(std::move(m));
 }
 
@@ -227,39 +260,33 @@ void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
         for (std::size_t pos = 0; pos < text.size();) pos = emit_line(pos);
         return;
     }
-    // Prefilter: find literal occurrences in the whole buffer (memmem runs at memory speed),
-    // then examine only the lines that hold them, in order, each once.
-    if (literals_.size() == 1) {
-        const auto& lit = literals_.front();
-        std::size_t pos = 0;
-        while (pos < text.size()) {
-            const void* hit = memmem(text.data() + pos, text.size() - pos, lit.data(), lit.size());
-            if (!hit) break;
-            const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(hit) - text.data());
-            const auto nl = text.rfind('\n', at);
-            const std::size_t start = nl == std::string_view::npos ? 0 : nl + 1;
-            pos = emit_line(std::max(start, pos));
-        }
+    // Prefilter: one Hyperscan pass finds every literal of every pattern in the buffer; only
+    // the lines holding one are examined, in order, each once. Matches arrive in order of their
+    // end offset, so `pos` (end of the last examined line) only moves forward.
+    struct Ctx {
+        std::string_view text;
+        const std::vector<std::string>* literals;
+        std::size_t pos;
+        const decltype(emit_line)* emit;
+    } ctx{text, &literals_, 0, &emit_line};
+    auto on_hit = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* p) -> int {
+        auto& c = *static_cast<Ctx*>(p);
+        const std::size_t start = static_cast<std::size_t>(to) - (*c.literals)[id].size();
+        if (start < c.pos) return 0;  // in a line already examined
+        const auto nl = start == 0 ? std::string_view::npos : c.text.rfind('\n', start - 1);
+        const std::size_t line_start = nl == std::string_view::npos ? 0 : nl + 1;
+        c.pos = (*c.emit)(std::max(line_start, c.pos));
+        return 0;
+    };
+    if (text.size() > std::numeric_limits<unsigned>::max()) {  // Hyperscan takes 32-bit lengths
+        const auto half = text.rfind('\n', text.size() / 2);
+        const auto cut = half == std::string_view::npos ? text.size() / 2 : half + 1;
+        scan(text.substr(0, cut), now, state, on_match);
+        scan(text.substr(cut), now, state, on_match);
         return;
     }
-    std::vector<std::size_t> next(literals_.size(), 0);  // next occurrence of each literal
-    auto find_from = [&](std::size_t i, std::size_t from) {
-        const auto& lit = literals_[i];
-        if (from >= text.size()) return text.size();
-        const void* hit = memmem(text.data() + from, text.size() - from, lit.data(), lit.size());
-        return hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - text.data()) : text.size();
-    };
-    for (std::size_t i = 0; i < literals_.size(); ++i) next[i] = find_from(i, 0);
-    std::size_t pos = 0;
-    while (true) {
-        const std::size_t at = *std::min_element(next.begin(), next.end());
-        if (at >= text.size()) break;
-        const auto nl = text.rfind('\n', at);
-        const std::size_t start = std::max(nl == std::string_view::npos ? 0 : nl + 1, pos);
-        pos = emit_line(start);
-        for (std::size_t i = 0; i < literals_.size(); ++i)
-            if (next[i] < pos) next[i] = find_from(i, pos);
-    }
+    if (!prefilter_) return;  // no patterns enabled
+    hs_scan(prefilter_->db, text.data(), static_cast<unsigned>(text.size()), 0, state.impl().scratch, on_hit, &ctx);
 }
 
 }  // namespace rp::matching

@@ -1,8 +1,9 @@
 // Matcher: log lines -> successful logins, driven by pattern sets that are data, not code.
 //
 // A pattern set is a server (e.g. "dovecot") with one or more patterns. A pattern is
-//   - literals: strings one of which must occur in the line (the prefilter: a line without any
-//     literal of any pattern costs one memchr-speed pass and nothing else),
+//   - literals: strings one of which must occur in the line (the prefilter: all literals of all
+//     patterns are searched in one Hyperscan pass over the buffer, so a line without any literal
+//     costs nothing more, however many pattern sets are enabled),
 //   - tag: a PCRE2 regex the program tag must match (evidence that the line comes from the
 //     server, empty = any tag),
 //   - regex: a PCRE2 regex matched against the message, with named groups `ip` (required),
@@ -91,6 +92,8 @@ private:
     std::vector<std::unique_ptr<Compiled>> patterns_;
     std::vector<std::string> literals_;  // union of all literals, for the prefilter
     bool every_line_ = false;            // some pattern has no literal
+    struct Prefilter;                    // Hyperscan database of literals_
+    std::unique_ptr<Prefilter> prefilter_;
     friend class MatchState;
 };
 

@@ -73,8 +73,8 @@ struct FileTailOptions {
 
 class FileTailSource final : public Source {
 public:
-    // REQUIRES: `path` is absolute or relative to the working directory; `sink` and `clock`
-    // outlive this object.
+    // REQUIRES: `sink` and `clock` outlive this object; after start(), so does the loop (or
+    // stop() is called first). Events the parser leaves with an empty `source` get `name`.
     FileTailSource(std::string name, std::string path, LineParser parser, LoginSink& sink,
                    const core::Clock& clock, FileTailOptions opts = {});
     ~FileTailSource() override;

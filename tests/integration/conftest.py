@@ -68,7 +68,7 @@ def workdir():
     os.chmod(d, 0o755)
     yield d
     if os.environ.get("RP_IT_KEEP"):
-        print(f"\nintegration work directory kept: {d}")
+        os.write(2, f"\nintegration work directory kept: {d}\n".encode())
     else:
         shutil.rmtree(d, ignore_errors=True)
 

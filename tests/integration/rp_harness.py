@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import signal
 import smtplib
 import socket
@@ -143,7 +142,7 @@ class Dovecot:
         self.log_path = self.root / "dovecot.log"
         self.pop3_port = free_port()
         self.imap_port = free_port()
-        self.instance = f"rp-it-{self.root.name}-{os.getpid()}"
+        self.instance = f"rp-it-{self.root.parent.name}-{os.getpid()}"
         self.started = False
 
     def write_config(self) -> None:
@@ -228,7 +227,10 @@ service stats {{
         if not self.started:
             return
         pid = self.master_pid()
-        run(["doveadm", "-c", self.conf, "stop"], timeout=30)
+        if pid is not None and pid_alive(pid):
+            os.kill(pid, signal.SIGTERM)  # what `doveadm stop` does, without its 1 s polling
+        else:
+            run(["doveadm", "-c", self.conf, "stop"], timeout=30)
         if pid is not None:
             try:
                 wait_until(lambda: not pid_alive(pid), timeout=10, what="dovecot to stop")
@@ -236,8 +238,41 @@ service stats {{
                 os.kill(pid, signal.SIGKILL)
         self.started = False
 
+    def _log_process_pids(self) -> list[int]:
+        master = self.master_pid()
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            if ppid == master and comm == "log":
+                pids.append(int(entry))
+        return pids
+
+    def _log_process_has_current_file(self) -> bool:
+        target = str(self.log_path)
+        pids = self._log_process_pids()
+        for pid in pids:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                return False
+            if not any(os.readlink(f"/proc/{pid}/fd/{fd}") == target for fd in fds
+                       if os.path.exists(f"/proc/{pid}/fd/{fd}")):
+                return False
+        return bool(pids)
+
     def reopen_log(self) -> None:
+        """`doveadm log reopen`, which only signals the master; waits until Dovecot's log
+        process has the (new) log_path open, so later lines go to the new file."""
         run(["doveadm", "-c", self.conf, "log", "reopen"], check=True)
+        wait_until(self._log_process_has_current_file, what="dovecot's log process to reopen")
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -1,12 +1,8 @@
 """The relaypermit binary as a user runs it: `scan` over a log real Dovecot wrote, the binary
 copied alone to another directory, and the control commands' exit codes."""
 
-import os
 import shutil
 import subprocess
-from pathlib import Path
-
-import pytest
 
 SAMPLE = """\
 Nov 22 00:31:13 imap-login: Info: Login: user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, mpid=14305, session=<Z5cNotNgTsDAAAIK>
@@ -78,9 +74,9 @@ def test_fresh_binary_alone_elsewhere(rp_binary, testdir):
 
     # Nothing from the build tree is needed at run time (only system shared libraries).
     ldd = subprocess.run(["ldd", str(binary)], capture_output=True, text=True)
-    build_dir = str(Path(rp_binary).parent.parent.parent)
-    assert build_dir not in ldd.stdout, ldd.stdout
     assert "not found" not in ldd.stdout, ldd.stdout
+    libs = [line.split("=>")[1].split()[0] for line in ldd.stdout.splitlines() if "=>" in line]
+    assert all(lib.startswith(("/lib/", "/lib64/", "/usr/lib/")) for lib in libs), ldd.stdout
 
 
 def test_control_commands_exit_codes(dovecot, make_daemon):
@@ -98,7 +94,7 @@ def test_control_commands_exit_codes(dovecot, make_daemon):
     r = daemon.check("192.0.2.1")
     assert r.returncode == 0 and "admin" in r.stdout, r.stdout
     p = daemon.permit_for("192.0.2.1")
-    assert p["source"] == "control" and p["user"] == "admin", p
+    assert p["source"].split(" ")[0] == "control" and p["user"] == "admin", p
     r = daemon.cli("list")
     assert r.returncode == 0 and "192.0.2.1" in r.stdout, r.stdout + r.stderr
 

@@ -4,7 +4,6 @@ relay for the test clients when the policy service says nothing."""
 
 import re
 
-from rp_harness import PolicyClient  # noqa: F401 - imported to check the module loads
 
 LOGIN_RE = r"^\w{3} [ \d]\d \d\d:\d\d:\d\d (pop3|imap)-login: Info: Login: user=<(\w+)>, method=PLAIN, rip=([\d.]+), "
 
