@@ -59,9 +59,8 @@ int cmd_scan(const ParsedArgs& a) {
         err(cfg.error().message);
         return k_error;
     }
-    std::vector<matching::PatternSpec> user;
-    for (const auto& p : cfg->patterns) user.push_back({p.name, p.name, {}, "", p.regex, true});
-    std::vector<std::string> select = a.options.count("--pattern") ? a.options.at("--pattern") : cfg->servers;
+    const auto user = daemon::user_pattern_specs(*cfg);
+    std::vector<std::string> select = a.options.count("--pattern") ? a.options.at("--pattern") : daemon::enabled_pattern_sets(*cfg);
     auto matcher = matching::Matcher::build(select, user);
     if (!matcher) {
         err(matcher.error().message);
@@ -271,9 +270,7 @@ int cmd_config_check(const ParsedArgs& a) {
         return k_error;
     }
     // Patterns and endpoints are validated by building them, as the daemon would.
-    std::vector<matching::PatternSpec> user;
-    for (const auto& p : cfg->patterns) user.push_back({p.name, p.name, {}, "", p.regex, true});
-    if (auto m = matching::Matcher::build(cfg->servers, user); !m) {
+    if (auto m = matching::Matcher::build(daemon::enabled_pattern_sets(*cfg), daemon::user_pattern_specs(*cfg)); !m) {
         err(cfg->file + ": " + m.error().message);
         return k_error;
     }

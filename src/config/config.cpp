@@ -245,13 +245,22 @@ core::Status parse_patterns(Config& cfg, const Ctx& c, const toml::node& n) {
             if (!str) return str.error();
             if (k == "name") p.name = *str;
             else if (k == "regex") p.regex = *str;
-            else return c.err(v, key, "unknown key");
+            else if (k == "role") {
+                if (*str != "login" && *str != "session" && *str != "session-login")
+                    return c.err(v, key, "use login, session or session-login");
+                p.role = *str;
+            } else return c.err(v, key, "unknown key");
         }
         if (p.name.empty()) return c.err(e, "pattern", "missing key 'name'");
         if (p.regex.empty()) return c.err(e, "pattern", "missing key 'regex'");
-        if (p.regex.find("(?<ip>") == std::string::npos && p.regex.find("(?P<ip>") == std::string::npos &&
-            p.regex.find("(?'ip'") == std::string::npos)
+        auto has_group = [&](const std::string& g) {
+            return p.regex.find("(?<" + g + ">") != std::string::npos || p.regex.find("(?P<" + g + ">") != std::string::npos ||
+                   p.regex.find("(?'" + g + "'") != std::string::npos;
+        };
+        if (p.role != "session-login" && !has_group("ip"))
             return c.err(*t->get("regex"), "pattern.regex", "needs a named group (?<ip>...)");
+        if (p.role != "login" && !has_group("pid"))
+            return c.err(*t->get("regex"), "pattern.regex", "a " + p.role + " pattern needs a named group (?<pid>...)");
         cfg.patterns.push_back(std::move(p));
     }
     return core::ok();

@@ -29,8 +29,9 @@ struct SourceConfig {
 };
 
 struct PatternConfig {
-    std::string name;
-    std::string regex;  // PCRE2, named groups ip (required), user, pid
+    std::string name;   // the pattern set (server) name; two-line servers use one name twice
+    std::string regex;  // PCRE2, named groups ip (required but for session-login), user, pid
+    std::string role = "login";  // "login", or "session" / "session-login" for two-line servers
     int line = 0;
 };
 

@@ -45,12 +45,6 @@ util::Level parse_level(const std::string& s) {
     return Level::info;
 }
 
-std::vector<matching::PatternSpec> user_pattern_specs(const config::Config& cfg) {
-    std::vector<matching::PatternSpec> out;
-    for (const auto& p : cfg.patterns) out.push_back({p.name, p.name, {}, "", p.regex, true});
-    return out;
-}
-
 // Tells systemd (Type=notify) about state changes; a no-op elsewhere. The protocol is one
 // datagram to $NOTIFY_SOCKET, so libsystemd is not needed for it.
 void sd_notify(const char* state) {
@@ -442,7 +436,7 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
 }
 
 core::Status Daemon::build_matcher_and_sources(const config::Config& cfg) {
-    auto m = matching::Matcher::build(cfg.servers, user_pattern_specs(cfg));
+    auto m = matching::Matcher::build(enabled_pattern_sets(cfg), user_pattern_specs(cfg));
     if (!m) return m.error();
     for (auto& s : sources_) s->stop(loop_);
     sources_.clear();
@@ -601,6 +595,25 @@ int Daemon::run() {
 }
 
 }  // namespace
+
+std::vector<matching::PatternSpec> user_pattern_specs(const config::Config& cfg) {
+    std::vector<matching::PatternSpec> out;
+    for (const auto& p : cfg.patterns) {
+        const auto role = p.role == "session"         ? matching::PatternRole::session
+                          : p.role == "session-login" ? matching::PatternRole::session_login
+                                                      : matching::PatternRole::login;
+        out.push_back({p.name, p.role == "login" ? p.name : p.role, {}, "", p.regex, true, role});
+    }
+    return out;
+}
+
+std::vector<std::string> enabled_pattern_sets(const config::Config& cfg) {
+    if (cfg.servers.empty()) return {};
+    auto out = cfg.servers;
+    for (const auto& p : cfg.patterns)
+        if (std::find(out.begin(), out.end(), p.name) == out.end()) out.push_back(p.name);
+    return out;
+}
 
 int run_daemon(const RunOptions& opts) {
     Daemon d(opts);

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "matching/matcher.hpp"
 
 namespace rp::daemon {
 
@@ -23,7 +24,9 @@ struct RunOptions {
 // error, which is logged with its cause).
 int run_daemon(const RunOptions& opts);
 
-// Builds the matcher's user pattern specs from the config.
-struct MatcherInputs;
+// The matcher's pattern specs for the config's [[pattern]] tables (searched in whole lines).
+std::vector<matching::PatternSpec> user_pattern_specs(const config::Config& cfg);
+// The pattern sets to enable: `servers` (empty = every built-in set) plus every [[pattern]].
+std::vector<std::string> enabled_pattern_sets(const config::Config& cfg);
 
 }  // namespace rp::daemon

@@ -75,3 +75,16 @@ TEST(Config, ErrorsNameFileLineKeyAndValue) {
         EXPECT_NE(c.error().message.find(b.expect), std::string::npos) << c.error().message;
     }
 }
+
+TEST(Config, TwoLineUserPatternsNeedPid) {
+    auto ok = parse_config("[[pattern]]\nname = \"m\"\nregex = 'x(?<pid>\\d+) (?<ip>\\S+)'\nrole = \"session\"\n"
+                           "[[pattern]]\nname = \"m\"\nregex = 'x(?<pid>\\d+) ok'\nrole = \"session-login\"\n",
+                           "x.toml");
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_EQ(ok->patterns.size(), 2u);
+    EXPECT_EQ(ok->patterns[1].role, "session-login");
+    auto bad = parse_config("[[pattern]]\nname = \"m\"\nregex = '(?<ip>\\S+)'\nrole = \"session\"\n", "x.toml");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find("(?<pid>...)"), std::string::npos);
+    EXPECT_FALSE(parse_config("[[pattern]]\nname = \"m\"\nregex = '(?<ip>\\S+)'\nrole = \"maybe\"\n", "x.toml"));
+}

@@ -1,0 +1,165 @@
+#!/bin/bash
+# Installs the extra real POP3/IMAP servers that tests/integration/test_real_servers.py drives,
+# on Debian 12 (bookworm), as root, non-interactively and idempotently.
+#
+#   scripts/install-test-servers.sh            install what is missing
+#   scripts/install-test-servers.sh --list     print what is (or would be) in use, change nothing
+#
+# Courier, Cyrus, popa3d, solid-pop3d and GNU Mailutils pop3d/imap4d conflict with the Dovecot
+# packages that `scripts/install-deps.sh --test` installs (they all provide pop3-server or
+# imap-server). They are never `dpkg -i`'d: their .debs are fetched with `apt-get download` and
+# unpacked with `dpkg -x` into private prefixes under /opt/relaypermit-test/<server>, and the tests
+# run the binaries from there with private configs and ports. Only packages that conflict with
+# nothing are installed with apt: rsyslog (the tests run private rsyslogd instances), ucspi-tcp
+# (tcpserver, for inetd-style servers), courier-authlib + courier-authdaemon (Courier's
+# authentication daemon), sasl2-bin and the SASL modules (Cyrus), and the shared libraries the
+# unpacked servers link against.
+#
+# Service starts are denied during the install (a temporary policy-rc.d, only when none exists),
+# and system services that this install started anyway (rsyslog, courier-authdaemon, saslauthd)
+# are stopped. The system Dovecot and Postfix are not touched.
+set -euo pipefail
+
+PREFIX=/opt/relaypermit-test
+LIST_ONLY=0
+for arg in "$@"; do
+  case "$arg" in
+    --list) LIST_ONLY=1 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install-test-servers.sh: unknown argument: $arg" >&2; exit 2 ;;
+  esac
+done
+if [ "$(id -u)" != 0 ]; then
+  echo "install-test-servers.sh: must run as root" >&2; exit 2
+fi
+
+# Installed normally with apt: conflict with nothing the project installs.
+APT_PKGS=(rsyslog ucspi-tcp courier-authlib courier-authdaemon sasl2-bin libsasl2-modules db-util
+  curl
+  # libraries of the unpacked servers
+  libcourier-unicode4 libidn12 libgamin0 libgdbm6 libpcre3 libgnutls30 libclamav12 libical3
+  libicu72 libjansson4 libkrb5-3 libldap-2.5-0 libpq5 libsqlite3-0 libxapian30 libxml2 libzephyr4
+  libwrap0 libcom-err2 liblockfile1 libpam0g libmailutils9 libmu-dbm9 libgsasl18
+  libkyotocabinet16v5 libnsl2 libunistring2 libgssapi-krb5-2 libk5crypto3 libdb5.3 libssl3)
+
+# server prefix name -> packages unpacked into it (never installed)
+declare -A UNPACK=(
+  [courier]="courier-base courier-pop courier-imap"
+  [cyrus]="cyrus-common cyrus-pop3d cyrus-imapd"
+  [popa3d]="popa3d"
+  [solid-pop3d]="solid-pop3d"
+  [mailutils]="mailutils-pop3d mailutils-imap4d"
+)
+
+installed() {
+  [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | cut -c1-2)" = "ii" ]
+}
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }
+
+if [ $LIST_ONLY = 1 ]; then
+  for p in "${APT_PKGS[@]}"; do
+    printf '%-24s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '(not installed)')"
+  done
+  for s in "${!UNPACK[@]}"; do
+    printf '%-24s %s\n' "$PREFIX/$s" "$(cat "$PREFIX/$s/.relaypermit-versions" 2>/dev/null | tr '\n' ' ' || echo '(missing)')"
+  done
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+APT_OPTS=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
+  --no-install-recommends)
+
+lists_present() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }
+UPDATED=0
+apt_update_once() { if [ $UPDATED = 0 ]; then apt-get update -q; UPDATED=1; fi; }
+lists_present || apt_update_once
+
+# --- 1. packages installed with apt ------------------------------------------------------------
+MISSING=()
+for p in "${APT_PKGS[@]}"; do installed "$p" || MISSING+=("$p"); done
+SERVICES=(rsyslog courier-authdaemon saslauthd)
+declare -A WAS_INSTALLED=()
+for p in rsyslog courier-authdaemon sasl2-bin; do installed "$p" && WAS_INSTALLED[$p]=1 || true; done
+
+if [ ${#MISSING[@]} != 0 ]; then
+  echo "install-test-servers.sh: apt-get install ${MISSING[*]}"
+  POLICY=/usr/sbin/policy-rc.d
+  OUR_POLICY=0
+  cleanup_policy() { if [ $OUR_POLICY = 1 ]; then rm -f "$POLICY"; OUR_POLICY=0; fi; }
+  trap cleanup_policy EXIT
+  if [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\n# temporary, from relaypermit scripts/install-test-servers.sh: deny service starts\nexit 101\n' >"$POLICY"
+    chmod 755 "$POLICY"
+    OUR_POLICY=1
+  fi
+  if ! apt-get install "${APT_OPTS[@]}" "${MISSING[@]}"; then
+    [ $UPDATED = 1 ] && exit 1
+    echo "install-test-servers.sh: install failed; refreshing the package lists once" >&2
+    apt_update_once
+    apt-get install "${APT_OPTS[@]}" "${MISSING[@]}"
+  fi
+  cleanup_policy
+  # Stop system services this install started anyway (tests run private instances).
+  stop_pidfile() {  # stop_pidfile NAME PIDFILE
+    local pid
+    pid=$(cat "$2" 2>/dev/null || true)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      echo "install-test-servers.sh: stopping the system $1 that this install started"
+      if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+        systemctl stop "$1" || kill "$pid" || true
+      else
+        kill "$pid" || true
+      fi
+    fi
+  }
+  [ -n "${WAS_INSTALLED[rsyslog]:-}" ] || stop_pidfile rsyslog /run/rsyslogd.pid
+  [ -n "${WAS_INSTALLED[courier-authdaemon]:-}" ] || stop_pidfile courier-authdaemon /run/courier/authdaemon/pid
+  [ -n "${WAS_INSTALLED[sasl2-bin]:-}" ] || stop_pidfile saslauthd /run/saslauthd/saslauthd.pid
+else
+  echo "install-test-servers.sh: all ${#APT_PKGS[@]} apt packages already installed"
+fi
+: "${SERVICES[@]}"
+
+# --- 2. conflicting servers: apt-get download + dpkg -x into private prefixes -----------------
+DL=$(mktemp -d /tmp/rp-test-servers.XXXXXX)
+trap 'rm -rf "$DL"; [ "${OUR_POLICY:-0}" = 1 ] && rm -f /usr/sbin/policy-rc.d; true' EXIT
+chmod 755 "$DL"
+for s in courier cyrus popa3d solid-pop3d mailutils; do
+  dest=$PREFIX/$s
+  want=""
+  for p in ${UNPACK[$s]}; do want+="$p=$(candidate "$p")"$'\n'; done
+  if [ -f "$dest/.relaypermit-versions" ] && [ "$(cat "$dest/.relaypermit-versions")" = "${want%$'\n'}" ]; then
+    echo "install-test-servers.sh: $dest up to date ($(echo $want))"
+    continue
+  fi
+  echo "install-test-servers.sh: unpacking ${UNPACK[$s]} into $dest"
+  mkdir -p "$DL/$s"
+  # apt-get download runs as the _apt user: the directory must be writable by it.
+  chown _apt "$DL/$s" 2>/dev/null || chmod 777 "$DL/$s"
+  (cd "$DL/$s" && apt-get download -q ${UNPACK[$s]}) || {
+    apt_update_once; (cd "$DL/$s" && apt-get download -q ${UNPACK[$s]}); }
+  rm -rf "$dest.new"
+  mkdir -p "$dest.new"
+  for deb in "$DL/$s"/*.deb; do dpkg -x "$deb" "$dest.new"; done
+  printf '%s' "${want%$'\n'}" >"$dest.new/.relaypermit-versions"
+  rm -rf "$dest"
+  mv "$dest.new" "$dest"
+  chmod 755 "$PREFIX" "$dest"
+done
+
+# --- 3. system accounts the unpacked servers expect (what their postinst would create) --------
+# Cyrus drops privileges to the compiled-in user "cyrus" (group mail).
+if ! getent passwd cyrus >/dev/null; then
+  echo "install-test-servers.sh: creating the system user cyrus (Cyrus runs as it)"
+  adduser --system --ingroup mail --home /var/lib/cyrus --no-create-home --disabled-password \
+    --gecos "Cyrus Mailsystem User" cyrus >/dev/null
+fi
+
+echo "install-test-servers.sh: done. In use:"
+for p in rsyslog ucspi-tcp courier-authlib courier-authdaemon sasl2-bin; do
+  printf '  %-22s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p")"
+done
+for s in courier cyrus popa3d solid-pop3d mailutils; do
+  printf '  %-22s %s\n' "$PREFIX/$s" "$(tr '\n' ' ' <"$PREFIX/$s/.relaypermit-versions")"
+done
