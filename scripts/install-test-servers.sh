@@ -153,8 +153,28 @@ done
 if ! getent passwd cyrus >/dev/null; then
   echo "install-test-servers.sh: creating the system user cyrus (Cyrus runs as it)"
   adduser --system --ingroup mail --home /var/lib/cyrus --no-create-home --disabled-password \
-    --gecos "Cyrus Mailsystem User" cyrus >/dev/null
+    --gecos "Cyrus Mailsystem User" cyrus >/dev/null 2>&1
 fi
+
+# popa3d drops privileges to the compiled-in user "popa3d" and chroots to /var/lib/popa3d.
+if ! getent passwd popa3d >/dev/null; then
+  echo "install-test-servers.sh: creating the system user popa3d (popa3d runs as it)"
+  adduser --system --group --home /var/lib/popa3d --no-create-home --disabled-password \
+    --gecos "popa3d POP3 server" popa3d >/dev/null 2>&1
+fi
+# solid-pop3d drops privileges to the compiled-in user "spop3d".
+if ! getent passwd spop3d >/dev/null; then
+  echo "install-test-servers.sh: creating the system user spop3d (solid-pop3d runs as it)"
+  adduser --system --no-create-home --home /nonexistent --disabled-password \
+    --gecos "solid-pop3d POP3 server" spop3d >/dev/null 2>&1
+fi
+# ... and reads bulletins from /var/lib/solid-pop3d/bulletins (a missing directory ends every
+# session right after the login).
+if [ ! -d /var/lib/solid-pop3d/bulletins ]; then
+  mkdir -p /var/lib/solid-pop3d/bulletins; chmod 755 /var/lib/solid-pop3d /var/lib/solid-pop3d/bulletins
+fi
+if [ ! -d /var/lib/popa3d ]; then mkdir -p /var/lib/popa3d; chmod 755 /var/lib/popa3d; fi
+if [ ! -d /var/lib/cyrus ]; then mkdir -p /var/lib/cyrus; chown cyrus:mail /var/lib/cyrus; chmod 750 /var/lib/cyrus; fi
 
 echo "install-test-servers.sh: done. In use:"
 for p in rsyslog ucspi-tcp courier-authlib courier-authdaemon sasl2-bin; do

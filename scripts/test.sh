@@ -1,6 +1,7 @@
 #!/bin/bash
 # The whole test suite, as CI runs it (.ci/run): installs the build and test dependencies
-# (including the real Postfix and Dovecot the integration tests start privately on loopback),
+# (including the real Postfix and Dovecot the integration tests start privately on loopback, and
+# the other POP/IMAP servers of scripts/install-test-servers.sh in private prefixes),
 # builds `build` (RelWithDebInfo) and `build-asan` (ASan+UBSan), then runs
 #   ctest --test-dir build-asan -L 'unit|fuzz'   unit tests and fuzz corpus replays, sanitized
 #   ctest --test-dir build                      everything, including the integration tests
@@ -16,6 +17,7 @@ step() { printf '\n=== %s (%ds)\n' "$*" $(( $(date +%s) - START )); }
 
 step "install dependencies"
 bash scripts/install-deps.sh --test
+bash scripts/install-test-servers.sh
 
 step "build: build (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo

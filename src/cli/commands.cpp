@@ -147,7 +147,7 @@ int cmd_check(const ParsedArgs& a) {
         return k_error;
     }
     if (!(*r)["permitted"].get<bool>()) {
-        std::printf("not permitted: %s\n", a.positionals[0].c_str());
+        std::printf("not permitted\n");
         return k_no;
     }
     if (r->value("kind", "") == "allow")

@@ -64,7 +64,7 @@ Address Address::masked(int prefix) const {
     for (int i = 0; i < nbytes; ++i) {
         const int keep = prefix - i * 8;
         if (keep >= 8) continue;
-        a.bytes_[i] = keep <= 0 ? 0 : static_cast<std::uint8_t>(a.bytes_[i] & (0xff << (8 - keep)));
+        a.bytes_[i] = static_cast<std::uint8_t>(keep <= 0 ? 0 : a.bytes_[i] & (0xff << (8 - keep)));
     }
     return a;
 }

@@ -122,9 +122,11 @@ private:
     void reload();
     bool authorized(uid_t uid, gid_t gid) const;
     // `servers[i]` names the pattern set behind permits[i] (for the audit line); may be empty.
+    // `by_uid`: the control-socket peer behind a direct grant (for the audit line), or -1.
     core::Result<std::vector<store::GrantOutcome>> grant(std::vector<core::Permit> permits,
                                                          std::span<const core::Checkpoint> cps,
-                                                         const std::vector<std::string>& servers = {});
+                                                         const std::vector<std::string>& servers = {},
+                                                         long by_uid = -1);
     core::Cidr network_for(const core::Address& a) const {
         return a.is_v4() ? core::Cidr::host(a) : core::Cidr(a, cfg_.ipv6_prefix);
     }
@@ -165,7 +167,7 @@ frontends::Verdict Daemon::check(const core::Address& client) const {
 
 core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::Permit> permits,
                                                              std::span<const core::Checkpoint> cps,
-                                                             const std::vector<std::string>& servers) {
+                                                             const std::vector<std::string>& servers, long by_uid) {
     auto res = store_->grant(permits, cps, clock_.now());
     if (!res) return res;
     for (std::size_t i = 0; i < res->size(); ++i) {
@@ -173,8 +175,9 @@ core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::P
         if (o.change == store::GrantOutcome::Change::unchanged) continue;
         const bool created = o.change == store::GrantOutcome::Change::created;
         (created ? grants_ : extends_)++;
-        log(Level::info, "{} {}", created ? "grant" : "extend",
-            permit_text(o.permit, i < servers.size() ? std::string_view(servers[i]) : std::string_view()));
+        log(Level::info, "{} {}{}", created ? "grant" : "extend",
+            permit_text(o.permit, i < servers.size() ? std::string_view(servers[i]) : std::string_view()),
+            by_uid >= 0 ? fmt::format(" by=uid:{}", by_uid) : std::string());
     }
     reschedule_expiry();
     return res;
@@ -386,8 +389,8 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
             ttl = std::chrono::milliseconds(req["ttl_ms"].get<std::int64_t>());
         }
         const std::string user = req.contains("user") && req["user"].is_string() ? req["user"].get<std::string>() : "";
-        std::vector<core::Permit> permits = {{network_for(*a), user, "control (uid " + std::to_string(conn.uid) + ")", now, now + ttl}};
-        auto res = grant(std::move(permits), {});
+        std::vector<core::Permit> permits = {{network_for(*a), user, "control", now, now + ttl}};
+        auto res = grant(std::move(permits), {}, {}, conn.uid);
         if (!res) return {{"ok", false}, {"error", res.error().message}};
         return {{"ok", true}, {"permit", permit_json(res->front().permit)},
                 {"changed", res->front().change != store::GrantOutcome::Change::unchanged}};

@@ -81,8 +81,10 @@ const std::vector<PatternSpec>& builtin_patterns() {
 
         // --- solid-pop3d ----------------------------------------------------------------
         // "spop3d[12]: user alice authenticated - 192.0.2.1" / "... - client.example (192.0.2.1)"
-        {"solid-pop3d", "login", {" authenticated - "}, "^(?:spop3d|solid-pop3d)$",
-         R"(^user (?<user>\S+) authenticated - (?|(?<ip>[0-9A-Fa-f:.]+)|\S+ \((?<ip>[0-9A-Fa-f:.]+)\))$)"},
+        // (Debian's 0.15 also writes "user u authenticated through APOP - IP" and, for mapped
+        // users, "mapped user u authenticated - IP"; seen from the real server in the tests.)
+        {"solid-pop3d", "login", {" authenticated - ", " authenticated through APOP - "}, "^(?:spop3d|solid-pop3d)$",
+         R"(^(?:mapped )?user (?<user>\S+) authenticated(?: through APOP)? - (?|(?<ip>[0-9A-Fa-f:.]+)|\S+ \((?<ip>[0-9A-Fa-f:.]+)\))$)"},
         // Built without --enable-logextend: "connect from IP" ... "user alice authenticated"
         {"solid-pop3d", "session", {"spop3d", "solid-pop3d"}, "^(?:spop3d|solid-pop3d)$",
          "^connect from " RP_IP "$", false, R::session},

@@ -91,10 +91,17 @@ def policy_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def postfix(workdir, policy_port):
+def policy_socket(workdir) -> Path:
+    """The unix policy socket every test's relaypermit listens on (the session's Postfix asks it
+    through its second smtpd)."""
+    return workdir / "policy.sock"
+
+
+@pytest.fixture(scope="session")
+def postfix(workdir, policy_port, policy_socket):
     _require_root()
     _require_programs("postfix", "postconf", "script")
-    pf = Postfix(workdir / "postfix", f"inet:127.0.0.1:{policy_port}")
+    pf = Postfix(workdir / "postfix", f"inet:127.0.0.1:{policy_port}", policy_socket)
     try:
         pf.start()
         yield pf
@@ -117,13 +124,14 @@ def dovecot(testdir, request):
 
 
 @pytest.fixture
-def make_daemon(rp_binary, testdir, policy_port, request):
+def make_daemon(rp_binary, testdir, policy_port, policy_socket, request):
     """make_daemon(sources=[...], ttl=..., ...) -> Relaypermit (not started). All daemons made
     here are stopped at teardown, whatever the outcome."""
     made: list[Relaypermit] = []
 
     def make(name: str = "rp", **kw) -> Relaypermit:
         kw.setdefault("policy_port", policy_port)
+        kw.setdefault("policy_socket", policy_socket)
         d = Relaypermit(rp_binary, testdir / name, **kw)
         made.append(d)
         return d

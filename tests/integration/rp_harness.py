@@ -46,11 +46,31 @@ def wait_until(predicate: Callable[[], object], timeout: float = DEFAULT_TIMEOUT
         time.sleep(interval)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the kernel picks it; small race accepted)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+def ipv6_loopback_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def free_port(host: str = "127.0.0.1", also_v6: bool = False) -> int:
+    """A TCP port that was free a moment ago (the kernel picks it; small race accepted);
+    also_v6: free on ::1 as well."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if not also_v6:
+            return port
+        try:
+            with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s6:
+                s6.bind(("::1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no port free on both 127.0.0.1 and ::1")
 
 
 def port_accepts(host: str, port: int) -> bool:
@@ -131,8 +151,9 @@ def run_daemonizing(argv: list, output: Path, timeout: float = 60) -> subprocess
 
 
 class Dovecot:
-    """A private Dovecot 2.3 instance: passwd-file users, POP3 and IMAP on 127.0.0.1, logging to
-    its own file (`log_path`) in Dovecot's format: `Nov 22 00:31:13 imap-login: Info: Login: ...`."""
+    """A private Dovecot 2.3 instance: passwd-file users (mail uid nobody), POP3 and IMAP on
+    127.0.0.1 (and ::1 when the loopback has IPv6), logging to its own file (`log_path`) in
+    Dovecot's format: `Nov 22 00:31:13 imap-login: Info: Login: ...`."""
 
     def __init__(self, root: Path, users: dict[str, str]):
         self.root = make_dir(root)
@@ -140,8 +161,9 @@ class Dovecot:
         self.conf = self.root / "dovecot.conf"
         self.base_dir = self.root / "run"
         self.log_path = self.root / "dovecot.log"
-        self.pop3_port = free_port()
-        self.imap_port = free_port()
+        self.ipv6 = ipv6_loopback_available()
+        self.pop3_port = free_port(also_v6=self.ipv6)
+        self.imap_port = free_port(also_v6=self.ipv6)
         self.instance = f"rp-it-{self.root.parent.name}-{os.getpid()}"
         self.started = False
 
@@ -156,6 +178,7 @@ class Dovecot:
                 home = make_dir(homes / user, mode=0o700, owner="nobody")
                 f.write(f"{user}:{{PLAIN}}{password}:{nobody.pw_uid}:{nobody.pw_gid}::{home}\n")
         os.chmod(passwd, 0o644)
+        addresses = "127.0.0.1, ::1" if self.ipv6 else "127.0.0.1"
         self.conf.write_text(f"""\
 # private test instance written by tests/integration/rp_harness.py
 instance_name = {self.instance}
@@ -165,7 +188,7 @@ log_path = {self.log_path}
 info_log_path = {self.log_path}
 debug_log_path = {self.log_path}
 protocols = pop3 imap
-listen = 127.0.0.1
+listen = {addresses}
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
@@ -182,7 +205,7 @@ userdb {{
 }}
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
+    address = {addresses}
     port = {self.imap_port}
   }}
   inet_listener imaps {{
@@ -191,13 +214,14 @@ service imap-login {{
 }}
 service pop3-login {{
   inet_listener pop3 {{
-    address = 127.0.0.1
+    address = {addresses}
     port = {self.pop3_port}
   }}
   inet_listener pop3s {{
     port = 0
   }}
 }}
+# Mail processes run as nobody: let them reach the stats writer without error lines.
 service stats {{
   unix_listener stats-reader {{
     mode = 0600
@@ -278,11 +302,13 @@ service stats {{
         return self.log_path.read_text(errors="replace")
 
     def _curl(self, scheme: str, port: int, user: str, password: str, source: str):
-        return run(["curl", "-sS", "--max-time", "20", "--interface", source,
-                    "--user", f"{user}:{password}", f"{scheme}://127.0.0.1:{port}/"], timeout=30)
+        server = "[::1]" if ":" in source else "127.0.0.1"
+        return run(["curl", "-sS", "-g", "--max-time", "20", "--interface", source,
+                    "--user", f"{user}:{password}", f"{scheme}://{server}:{port}/"], timeout=30)
 
     def login_pop3(self, user: str, password: str, source: str) -> subprocess.CompletedProcess:
-        """Logs in over POP3 from the local address source (e.g. 127.0.0.2) with curl."""
+        """Logs in over POP3 from the local address source (e.g. 127.0.0.2, or ::1 to use
+        IPv6 when self.ipv6) with curl."""
         return self._curl("pop3", self.pop3_port, user, password, source)
 
     def login_imap(self, user: str, password: str, source: str) -> subprocess.CompletedProcess:
@@ -301,6 +327,8 @@ service stats {{
 MASTER_CF = """\
 # private test instance written by tests/integration/rp_harness.py (no chroot anywhere)
 127.0.0.1:{port} inet n - n - - smtpd
+127.0.0.1:{unix_port} inet n - n - - smtpd
+  -o {{ smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, check_policy_service {{ unix:{policy_socket}, timeout=10s, default_action=DUNNO }}, reject_unauth_destination }}
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -329,16 +357,19 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 class Postfix:
     """A private Postfix 3.7 instance: smtpd on 127.0.0.1:port, mynetworks = 127.0.0.1/32 only,
     relay decided by `check_policy_service {policy}, reject_unauth_destination`, everything
-    delivered to the discard transport, log in maillog_file."""
+    delivered to the discard transport, log in maillog_file. A second smtpd on unix_port asks
+    the policy service on the unix socket policy_socket instead."""
 
-    def __init__(self, root: Path, policy: str):
+    def __init__(self, root: Path, policy: str, policy_socket: Path):
         self.root = make_dir(root)
         self.conf_dir = make_dir(self.root / "etc")
         self.queue_dir = make_dir(self.root / "queue")
         self.data_dir = make_dir(self.root / "data", owner="postfix")
         self.log_path = self.root / "maillog"
         self.port = free_port()
+        self.unix_port = free_port()
         self.policy = policy
+        self.policy_socket = policy_socket
         self.started = False
 
     def write_config(self) -> None:
@@ -378,7 +409,8 @@ class Postfix:
             f.write("# private test instance written by tests/integration/rp_harness.py\n")
             for k, v in main.items():
                 f.write(f"{k} = {v}\n")
-        (self.conf_dir / "master.cf").write_text(MASTER_CF.format(port=self.port))
+        (self.conf_dir / "master.cf").write_text(MASTER_CF.format(
+            port=self.port, unix_port=self.unix_port, policy_socket=self.policy_socket))
 
     def start(self) -> None:
         self.write_config()
@@ -389,7 +421,9 @@ class Postfix:
             raise RuntimeError(f"postfix -c {self.conf_dir} start failed ({r.returncode}):\n"
                                f"{r.stdout}{r.stderr}\n{tail(self.log_path)}")
         self.started = True
-        wait_until(lambda: port_accepts("127.0.0.1", self.port), what=f"postfix smtpd :{self.port}")
+        wait_until(lambda: port_accepts("127.0.0.1", self.port)
+                   and port_accepts("127.0.0.1", self.unix_port),
+                   what=f"postfix smtpd :{self.port} and :{self.unix_port}")
 
     def master_pid(self) -> Optional[int]:
         return read_pidfile(self.queue_dir / "pid" / "master.pid")
@@ -406,10 +440,12 @@ class Postfix:
                 os.kill(pid, signal.SIGKILL)
         self.started = False
 
-    def rcpt(self, source: str, rcpt: str = "user@example.net",
-             sender: str = "a@example.org") -> tuple[int, str]:
-        """One SMTP session from local address source up to RCPT TO; returns RCPT's reply."""
-        with smtplib.SMTP("127.0.0.1", self.port, source_address=(source, 0), timeout=30) as s:
+    def rcpt(self, source: str, rcpt: str = "user@example.net", sender: str = "a@example.org",
+             via_unix: bool = False) -> tuple[int, str]:
+        """One SMTP session from local address source up to RCPT TO; returns RCPT's reply.
+        via_unix: use the smtpd whose policy client uses the unix socket."""
+        port = self.unix_port if via_unix else self.port
+        with smtplib.SMTP("127.0.0.1", port, source_address=(source, 0), timeout=30) as s:
             code, _ = s.ehlo("client.relaypermit-test.invalid")
             assert code == 250, f"EHLO failed: {code}"
             code, msg = s.mail(sender)
@@ -435,13 +471,14 @@ class Relaypermit:
 
     def __init__(self, binary: Path, root: Path, sources: Iterable[Path] = (), ttl: str = "30m",
                  ignore: Iterable[str] = ("127.0.0.1/32",), allow: Iterable[str] = (),
-                 policy_port: Optional[int] = None, extra: str = ""):
+                 policy_port: Optional[int] = None, policy_socket: Optional[Path] = None,
+                 extra: str = ""):
         self.binary = Path(binary)
         self.root = make_dir(root)
         self.config = self.root / "relaypermit.toml"
         self.state_dir = self.root / "state"
         self.control_socket = self.root / "run" / "control.sock"
-        self.policy_socket = self.root / "policy.sock"
+        self.policy_socket = Path(policy_socket or self.root / "policy.sock")
         self.policy_port = policy_port or free_port()
         self.stderr_path = self.root / "daemon.stderr"
         self.proc: Optional[subprocess.Popen] = None
@@ -485,7 +522,9 @@ class Relaypermit:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"relaypermit run exited with {self.proc.returncode}:\n"
                                    f"{tail(self.stderr_path)}")
-            return port_accepts("127.0.0.1", self.policy_port) and self.control_socket.exists()
+            # A kill -9 leaves the old control socket file behind: connect, not just exists().
+            return (port_accepts("127.0.0.1", self.policy_port)
+                    and unix_accepts(str(self.control_socket)))
         wait_until(ready, timeout, what="relaypermit policy port and control socket")
 
     def kill9(self) -> None:
@@ -541,7 +580,7 @@ class Relaypermit:
 
     def permit_for(self, ip: str) -> Optional[dict]:
         for p in self.list_json():
-            if p.get("ip") in (ip, f"{ip}/32"):
+            if p.get("ip", "").split("/")[0] == ip:  # "192.0.2.1" or "192.0.2.1/32"
                 return p
         return None
 

@@ -20,13 +20,13 @@ def parse_time(s: str) -> dt.datetime:
     return dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
-def assert_relays(postfix, ip):
-    code, msg = postfix.rcpt(ip, OUTSIDE)
+def assert_relays(postfix, ip, via_unix=False):
+    code, msg = postfix.rcpt(ip, OUTSIDE, via_unix=via_unix)
     assert code == 250, f"Postfix refused relay from {ip} with a permit: {code} {msg}"
 
 
-def assert_refuses(postfix, ip):
-    code, msg = postfix.rcpt(ip, OUTSIDE)
+def assert_refuses(postfix, ip, via_unix=False):
+    code, msg = postfix.rcpt(ip, OUTSIDE, via_unix=via_unix)
     assert code == 554 and "Relay access denied" in msg, \
         f"Postfix should refuse relay from {ip}: {code} {msg}"
 
@@ -46,6 +46,9 @@ def test_pop3_and_imap_logins_permit_relay(postfix, dovecot, daemon):
     assert "alice" in out, out
     assert_relays(postfix, "127.0.0.2")
     assert_refuses(postfix, "127.0.0.3")
+    # The same through Postfix's unix-socket policy client.
+    assert_relays(postfix, "127.0.0.2", via_unix=True)
+    assert_refuses(postfix, "127.0.0.3", via_unix=True)
 
     r = dovecot.login_imap("bob", "bob-secret", "127.0.0.5")
     assert r.returncode == 0, r.stderr
@@ -217,3 +220,19 @@ def test_policy_protocol_direct(dovecot, make_daemon, endpoint):
                 reply = e
             assert reply is None or isinstance(reply, ConnectionResetError), reply
         assert c.ask("127.0.0.2") == {"action": "OK"}
+
+
+def test_ipv6_login(dovecot, make_daemon):
+    if not dovecot.ipv6:
+        pytest.skip("no IPv6 on the loopback interface")
+    daemon = make_daemon(sources=[dovecot.log_path])
+    daemon.start()
+    r = dovecot.login_imap("alice", "alice-secret", "::1")
+    assert r.returncode == 0, r.stderr
+    assert "alice" in daemon.wait_permitted("::1")
+    assert daemon.check("::2").returncode == 1
+    assert daemon.permit_for("::1")["user"] == "alice"
+    with PolicyClient(daemon.policy_endpoint) as c:
+        assert c.ask("::1") == {"action": "OK"}
+        assert c.ask("0:0:0:0:0:0:0:1") == {"action": "OK"}
+        assert c.ask("::2") == {"action": "DUNNO"}

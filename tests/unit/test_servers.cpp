@@ -68,6 +68,8 @@ TEST(Servers, Cyrus) {
         {"<22>1 2026-11-22T00:34:23.3+00:00 mx1 cyrus 125 - -  login: [192.0.2.11] carol PLAIN User logged in SESSIONID=<x>", "192.0.2.11", "carol", "cyrus"},
         {"Nov 22 00:31:13 mx1 imapd[9]: login: h [::ffff:192.0.2.12] d PLAIN User logged in", "192.0.2.12", "d", "cyrus"},
         {"Nov 22 00:31:13 mx1 cyrus/imap[123]: badlogin: client.example [192.0.2.10] plaintext alice SASL(-13): authentication failure", nullptr, nullptr, nullptr},
+        {"Nov 22 02:25:01 mailhost cyrus/imap[23927]: login: [127.0.0.11] rptestuser PLAIN User logged in SESSIONID=<x>", "127.0.0.11", "rptestuser", "cyrus"},
+        {"Nov 22 02:25:01 mailhost cyrus/imap[23927]: badlogin: [127.0.0.22] PLAIN (rptestuser2) [SASL(-13): authentication failure: Password verification failed]", nullptr, nullptr, nullptr},
         {"Nov 22 00:31:13 mx1 cyrus/imap[123]: login: client.example [192.0.2.10] alice PLAIN User logged out", nullptr, nullptr, nullptr},
     });
 }
@@ -111,6 +113,11 @@ TEST(Servers, OneLinePop3Servers) {
         {"Nov 22 00:31:13 mx1 spop3d[12]: user alice authenticated - 192.0.2.70", "192.0.2.70", "alice", "solid-pop3d"},
         {"Nov 22 00:31:13 mx1 spop3d[12]: user alice authenticated - client.example (192.0.2.71)", "192.0.2.71", "alice", "solid-pop3d"},
         {"Nov 22 00:31:13 mx1 spop3d[12]: user alice authenticated - client.example", nullptr, nullptr, nullptr},
+        {"Nov 22 02:24:52 mailhost solid-pop3d[2352]: user rptestuser authenticated through APOP - 127.0.0.11", "127.0.0.11", "rptestuser", "solid-pop3d"},
+        {"Nov 22 02:24:52 mailhost solid-pop3d[2352]: mapped user bob authenticated - 192.0.2.77", "192.0.2.77", "bob", "solid-pop3d"},
+        {"Nov 22 02:24:52 mailhost solid-pop3d[2352]: APOP authentication failed for user rptestuser - 127.0.0.11", nullptr, nullptr, nullptr},
+        {"Nov 22 02:24:52 mailhost solid-pop3d[2352]: can't find APOP secret for user rptestuser - 127.0.0.11", nullptr, nullptr, nullptr},
+        {"Nov 22 02:24:52 mailhost solid-pop3d[2352]: session ended for user rptestuser - 127.0.0.11", nullptr, nullptr, nullptr},
         {"Nov 22 00:31:13 mx1 popa3d[12]: Authentication passed for bob -- [192.0.2.72]", "192.0.2.72", "bob", "popa3d"},
         {"Nov 22 00:31:13 mx1 popa3d[12]: Authentication failed for bob", nullptr, nullptr, nullptr},
         {"Nov 22 00:31:13 mx1 gnu-pop3d[12]: User 'carol' logged in with mailbox '/var/mail/carol' from 192.0.2.73", "192.0.2.73", "carol", "gnu-pop3d"},
