@@ -1,7 +1,10 @@
 #include "config/config.hpp"
 
+#include "util/endpoint.hpp"
+
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -15,6 +18,8 @@ namespace rp::config {
 namespace {
 
 using core::make_error;
+
+core::Result<util::Endpoint> util_parse_endpoint(std::string_view text) { return util::parse_endpoint(text); }
 
 // Builds "FILE:LINE: key = value: problem".
 struct Ctx {
@@ -160,6 +165,18 @@ const std::map<std::string, Setter, std::less<>>& top_keys() {
              cfg.ipv6_prefix = static_cast<int>(*v);
              return core::ok();
          }},
+        {"relayclient", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto s = get_string(c, n, "relayclient");
+             if (!s) return s.error();
+             cfg.relayclient = *s;
+             return core::ok();
+         }},
+        {"ignore_mynetworks", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto b = n.as_boolean();
+             if (!b) return c.err(n, "ignore_mynetworks", "expected true or false");
+             cfg.ignore_mynetworks = b->get();
+             return core::ok();
+         }},
         {"servers", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
              auto v = get_strings(c, n, "servers");
              if (!v) return v.error();
@@ -170,6 +187,36 @@ const std::map<std::string, Setter, std::less<>>& top_keys() {
     return keys;
 }
 
+core::Result<std::vector<std::int64_t>> get_ints(const Ctx& c, const toml::node& n, std::string_view key) {
+    std::vector<std::int64_t> out;
+    if (auto i = n.as_integer()) {
+        out.push_back(i->get());
+        return out;
+    }
+    auto a = n.as_array();
+    if (!a) return c.err(n, key, "expected an integer or a list of integers");
+    for (const auto& e : *a) {
+        auto i = e.as_integer();
+        if (!i) return c.err(e, key, "expected an integer");
+        out.push_back(i->get());
+    }
+    return out;
+}
+
+core::Status check_endpoints(const Ctx& c, const toml::node& n, std::string_view key,
+                             const std::vector<std::string>& eps, bool allow_udp, bool allow_tls) {
+    for (const auto& e : eps) {
+        std::string_view text = e;
+        if (text.starts_with("tls:")) {
+            if (!allow_tls) return c.err(n, key, "TLS is not available here: " + e);
+            text.remove_prefix(4);
+        }
+        if (text.starts_with("udp:") && !allow_udp) return c.err(n, key, "needs a stream endpoint, not " + e);
+        if (auto ep = util_parse_endpoint(text); !ep) return c.err(n, key, ep.error().message);
+    }
+    return core::ok();
+}
+
 core::Status parse_policy(Config& cfg, const Ctx& c, const toml::table& t) {
     for (const auto& [k, n] : t) {
         const std::string key = "policy." + std::string(k.str());
@@ -178,6 +225,7 @@ core::Status parse_policy(Config& cfg, const Ctx& c, const toml::table& t) {
             if (!v) return v.error();
             for (const auto& e : *v)
                 if (e.starts_with("udp:")) return c.err(n, key, "the policy service needs a stream endpoint, not " + e);
+            if (auto st = check_endpoints(c, n, key, *v, false, false); !st) return st;
             cfg.policy.listen = *v;
         } else if (k == "max_request_bytes") {
             auto v = get_int(c, n, key, 1024, 1 << 24);
@@ -207,26 +255,131 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
     auto arr = n.as_array();
     if (!arr) return c.err(n, "source", "use [[source]] tables");
     std::set<std::string> names;
+    static const std::map<std::string, std::set<std::string>> keys_by_type = {
+        {"file", {"path"}},
+        {"fifo", {"path", "mode", "group"}},
+        {"syslog", {"listen", "allow_from", "tls_cert", "tls_key", "tls_ca"}},
+        {"journald", {"path", "units", "comms", "exes", "uids"}},
+        {"dovecot-auth-policy", {"listen", "allow_from", "api_header"}},
+    };
     for (const auto& e : *arr) {
         auto t = e.as_table();
         if (!t) return c.err(e, "source", "use [[source]] tables");
         SourceConfig s{};
         s.line = static_cast<int>(e.source().begin.line);
+        const toml::node* type_node = t->get("type");
+        if (!type_node) return c.err(e, "source", "missing key 'type'");
+        auto type = get_string(c, *type_node, "source.type");
+        if (!type) return type.error();
+        s.type = *type;
+        auto kt = keys_by_type.find(s.type);
+        if (kt == keys_by_type.end())
+            return c.err(*type_node, "source.type", "unknown source type (use file, fifo, syslog, journald or dovecot-auth-policy)");
         for (const auto& [k, v] : *t) {
             const std::string key = "source." + std::string(k.str());
-            auto str = get_string(c, v, key);
-            if (!str) return str.error();
-            if (k == "type") s.type = *str;
-            else if (k == "path") s.path = *str;
-            else if (k == "name") s.name = *str;
-            else return c.err(v, key, "unknown key");
+            const std::string name(k.str());
+            if (name == "type") continue;
+            if (name != "name" && !kt->second.count(name))
+                return c.err(v, key, "unknown key for a " + s.type + " source");
+            if (name == "name" || name == "path" || name == "group" || name == "tls_cert" || name == "tls_key" ||
+                name == "tls_ca" || name == "api_header") {
+                auto str = get_string(c, v, key);
+                if (!str) return str.error();
+                if (name == "name") s.name = *str;
+                else if (name == "path") s.path = *str;
+                else if (name == "group") s.group = *str;
+                else if (name == "tls_cert") s.tls_cert = *str;
+                else if (name == "tls_key") s.tls_key = *str;
+                else if (name == "tls_ca") s.tls_ca = *str;
+                else {
+                    if (str->find(':') == std::string::npos) return c.err(v, key, "use \"Name: value\"");
+                    s.api_header = *str;
+                }
+            } else if (name == "mode") {
+                auto m = get_int(c, v, key, 0, 0777);
+                if (!m) return m.error();
+                s.mode = static_cast<std::uint32_t>(*m);
+            } else if (name == "listen") {
+                auto l = get_strings(c, v, key);
+                if (!l) return l.error();
+                const bool syslog = s.type == "syslog";
+                if (auto st = check_endpoints(c, v, key, *l, syslog, syslog); !st) return st;
+                s.listen = *l;
+            } else if (name == "allow_from") {
+                auto l = get_cidrs(c, v, key);
+                if (!l) return l.error();
+                s.allow_from = *l;
+            } else if (name == "units" || name == "comms" || name == "exes") {
+                auto l = get_strings(c, v, key);
+                if (!l) return l.error();
+                (name == "units" ? s.units : name == "comms" ? s.comms : s.exes) = *l;
+            } else if (name == "uids") {
+                auto l = get_ints(c, v, key);
+                if (!l) return l.error();
+                s.uids = *l;
+            }
         }
-        if (s.type.empty()) return c.err(e, "source", "missing key 'type'");
-        if (s.type != "file") return c.err(*t->get("type"), "source.type", "unknown source type (this version has: file)");
-        if (s.path.empty() || s.path.front() != '/') return c.err(e, "source.path", "a file source needs an absolute path");
-        if (s.name.empty()) s.name = s.type + ":" + s.path;
+        if ((s.type == "file" || s.type == "fifo") && (s.path.empty() || s.path.front() != '/'))
+            return c.err(e, "source.path", "a " + s.type + " source needs an absolute path");
+        if (s.type == "journald" && !s.path.empty() && s.path.front() != '/')
+            return c.err(e, "source.path", "a journal path must be absolute");
+        if ((s.type == "syslog" || s.type == "dovecot-auth-policy") && s.listen.empty())
+            return c.err(e, "source.listen", "a " + s.type + " source needs `listen`");
+        const bool tls = std::any_of(s.listen.begin(), s.listen.end(), [](const auto& l) { return l.starts_with("tls:"); });
+        if (tls && (s.tls_cert.empty() || s.tls_key.empty()))
+            return c.err(e, "source.tls_cert", "a tls: listener needs tls_cert and tls_key");
+        if (s.name.empty()) {
+            if (!s.path.empty()) s.name = s.type + ":" + s.path;
+            else if (!s.listen.empty()) s.name = s.type + ":" + s.listen.front();
+            else s.name = s.type;
+        }
         if (!names.insert(s.name).second) return c.err(e, "source.name", "duplicate source name '" + s.name + "'");
         cfg.sources.push_back(std::move(s));
+    }
+    return core::ok();
+}
+
+core::Status parse_listener(ListenerConfig& out, const Ctx& c, const toml::node& n, const std::string& table,
+                            bool unix_only) {
+    auto t = n.as_table();
+    if (!t) return c.err(n, table, "expected a [" + table + "] table");
+    for (const auto& [k, v] : *t) {
+        const std::string key = table + "." + std::string(k.str());
+        if (k != "listen") return c.err(v, key, "unknown key");
+        auto l = get_strings(c, v, key);
+        if (!l) return l.error();
+        for (const auto& e : *l)
+            if (unix_only && !e.starts_with("unix:")) return c.err(v, key, "needs a unix:/path endpoint, not " + e);
+        if (auto st = check_endpoints(c, v, key, *l, false, false); !st) return st;
+        out.listen = *l;
+    }
+    return core::ok();
+}
+
+core::Status parse_exports(Config& cfg, const Ctx& c, const toml::node& n) {
+    auto arr = n.as_array();
+    if (!arr) return c.err(n, "export", "use [[export]] tables");
+    static const std::set<std::string> types = {"postfix-cdb", "sendmail-access", "tcprules-cdb", "relay-ctrl-dir"};
+    for (const auto& e : *arr) {
+        auto t = e.as_table();
+        if (!t) return c.err(e, "export", "use [[export]] tables");
+        ExportConfig x;
+        x.line = static_cast<int>(e.source().begin.line);
+        for (const auto& [k, v] : *t) {
+            const std::string key = "export." + std::string(k.str());
+            auto str = get_string(c, v, key);
+            if (!str) return str.error();
+            if (k == "type") {
+                if (!types.count(*str))
+                    return c.err(v, key, "unknown export type (use postfix-cdb, sendmail-access, tcprules-cdb or relay-ctrl-dir)");
+                x.type = *str;
+            } else if (k == "path") x.path = *str;
+            else if (k == "static") x.static_path = *str;
+            else return c.err(v, key, "unknown key");
+        }
+        if (x.type.empty()) return c.err(e, "export", "missing key 'type'");
+        if (x.path.empty() || x.path.front() != '/') return c.err(e, "export.path", "an export needs an absolute path");
+        cfg.exports.push_back(std::move(x));
     }
     return core::ok();
 }
@@ -268,6 +421,14 @@ core::Status parse_patterns(Config& cfg, const Ctx& c, const toml::node& n) {
 
 }  // namespace
 
+SourceConfig Config::default_source() {
+    SourceConfig s;
+    s.type = "file";
+    s.path = "/var/log/mail.log";
+    s.name = "file:/var/log/mail.log";
+    return s;
+}
+
 std::vector<core::Cidr> Config::default_ignore() {
     return {*core::Cidr::parse("127.0.0.0/8"), *core::Cidr::parse("::1/128")};
 }
@@ -293,6 +454,10 @@ core::Result<Config> parse_config(std::string_view text, const std::string& file
         if (auto it = top_keys().find(k.str()); it != top_keys().end()) st = it->second(cfg, c, n);
         else if (k == "source") st = parse_sources(cfg, c, n);
         else if (k == "pattern") st = parse_patterns(cfg, c, n);
+        else if (k == "export") st = parse_exports(cfg, c, n);
+        else if (k == "socketmap") st = parse_listener(cfg.socketmap, c, n, "socketmap", false);
+        else if (k == "readsocket") st = parse_listener(cfg.readsocket, c, n, "readsocket", false);
+        else if (k == "opensmtpd") st = parse_listener(cfg.opensmtpd, c, n, "opensmtpd", true);
         else if (k == "policy") {
             if (!n.is_table()) st = c.err(n, "policy", "expected a [policy] table");
             else st = parse_policy(cfg, c, *n.as_table());

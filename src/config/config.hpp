@@ -21,11 +21,30 @@ namespace rp::config {
 
 inline constexpr const char* k_default_path = "/etc/relaypermit/relaypermit.toml";
 
+// One [[source]] table. Which keys apply depends on `type`; config.cpp rejects the others.
 struct SourceConfig {
-    std::string type;   // "file" (more types come with later issues)
-    std::string path;   // file: the log to follow
-    std::string name;   // defaults to "TYPE:PATH"; the checkpoint key and the audit-log source
-    int line;           // where it was defined, for messages
+    std::string type;   // "file", "fifo", "syslog", "journald", "dovecot-auth-policy"
+    std::string path;   // file: the log to follow; fifo: the pipe; journald: a journal directory
+                        // or file to read instead of the system journal (tests, remote journals)
+    std::string name;   // defaults to "TYPE:PATH" or "TYPE:LISTEN"; keys the checkpoint and
+                        // shows as `source=` in audit lines
+    int line = 0;       // where it was defined, for messages
+    // syslog, dovecot-auth-policy: endpoints ("udp:H:P", "tcp:H:P", "tls:H:P", "unix:/p", "H:P")
+    std::vector<std::string> listen;
+    // syslog, dovecot-auth-policy: peers allowed on network listeners; empty = loopback only
+    std::vector<core::Cidr> allow_from;
+    // syslog tls: listeners: PEM files; tls_ca set = clients must present a certificate it signed
+    std::string tls_cert, tls_key, tls_ca;
+    // fifo: permissions of a pipe the daemon creates
+    std::uint32_t mode = 0620;
+    std::string group;
+    // journald: trusted-field filters; an entry counts only if every non-empty list matches
+    std::vector<std::string> units = {"dovecot.service"};  // _SYSTEMD_UNIT
+    std::vector<std::string> comms;                        // _COMM
+    std::vector<std::string> exes;                         // _EXE
+    std::vector<std::int64_t> uids = {0};                  // _UID
+    // dovecot-auth-policy: required "Name: value" header (auth_policy_server_api_header)
+    std::string api_header;
 };
 
 struct PatternConfig {
@@ -43,6 +62,19 @@ struct PolicyConfig {
     std::size_t max_clients = 4096;
 };
 
+// A frontend that only needs endpoints ([socketmap], [readsocket], [opensmtpd]).
+struct ListenerConfig {
+    std::vector<std::string> listen;  // empty = off
+};
+
+// One [[export]] table: a map file for MTAs that only read files.
+struct ExportConfig {
+    std::string type;         // "postfix-cdb", "sendmail-access", "tcprules-cdb", "relay-ctrl-dir"
+    std::string path;         // the file (or directory for relay-ctrl-dir) to write
+    std::string static_path;  // sendmail-access, tcprules-cdb: the admin's static part, merged in
+    int line = 0;
+};
+
 struct Config {
     std::string file;   // where it was read from ("" = built-in defaults only)
     std::string state_dir = "/var/lib/relaypermit";
@@ -57,10 +89,15 @@ struct Config {
     std::string log_level = "info";
     std::vector<std::string> servers;  // enabled built-in pattern sets; empty = all
     std::vector<PatternConfig> patterns;
-    std::vector<SourceConfig> sources = {SourceConfig{"file", "/var/log/mail.log", "file:/var/log/mail.log", 0}};
+    std::vector<SourceConfig> sources = {default_source()};
     PolicyConfig policy;
+    ListenerConfig socketmap, readsocket, opensmtpd;
+    std::vector<ExportConfig> exports;
+    std::string relayclient;          // value `check --chain` gives RELAYCLIENT (qmail)
+    bool ignore_mynetworks = false;   // add Postfix's mynetworks (postconf -h) to `ignore`
 
     static std::vector<core::Cidr> default_ignore();
+    static SourceConfig default_source();  // the file source /var/log/mail.log
 };
 
 // Reads `path`. When `path` is the default path and the file does not exist, returns defaults.

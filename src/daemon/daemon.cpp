@@ -202,7 +202,7 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
         permits.push_back({network_for(e.ip), e.user, e.source, e.time, expires});
         servers.push_back(e.server);
     }
-    const core::Checkpoint cps[] = {checkpoint};
+    const std::span<const core::Checkpoint> cps(&checkpoint, checkpoint.key.empty() ? 0 : 1);
     auto res = grant(std::move(permits), cps, servers);
     if (!res) {
         util::log(Level::error, "cannot record logins from {}: {}", checkpoint.key, res.error().message);
@@ -417,7 +417,7 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
         for (const auto& s : sources_) {
             auto c = s->counters();
             srcs.push_back({{"name", s->name()}, {"lines", c.lines}, {"matches", c.matches}, {"malformed", c.malformed},
-                            {"dropped", c.dropped}});
+                            {"untrusted", c.untrusted}, {"dropped", c.dropped}});
         }
         auto fes = nlohmann::json::array();
         if (policy_) {
@@ -445,6 +445,9 @@ core::Status Daemon::build_matcher_and_sources(const config::Config& cfg) {
     sources_.clear();
     matcher_ = *m;
     for (const auto& sc : cfg.sources) {
+        if (sc.type != "file")
+            return core::make_error(fmt::format("{}:{}: source type \"{}\" is not available in this version",
+                                                cfg.file, sc.line, sc.type));
         // Each source has its own match state (PCRE2 scratch, two-line correlation).
         auto state = std::make_shared<matching::MatchState>(*matcher_);
         auto matcher = matcher_;

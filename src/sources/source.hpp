@@ -22,13 +22,15 @@ struct SourceCounters {
     std::uint64_t lines = 0;      // input lines read
     std::uint64_t matches = 0;    // lines recognised as successful logins
     std::uint64_t malformed = 0;  // lines too long, binary, or otherwise unusable
+    std::uint64_t untrusted = 0;  // entries refused because their sender is not the server's
     std::uint64_t dropped = 0;    // input discarded (e.g. over-long line tails)
 };
 
 class LoginSink {
 public:
     virtual ~LoginSink() = default;
-    // REQUIRES: checkpoint.key is the source's name. Applies events and checkpoint atomically.
+    // Applies events and checkpoint atomically. checkpoint.key is the source's name, or empty
+    // for a source without a resume position (a network receiver, a FIFO, a push).
     virtual core::Status deliver(std::span<const core::LoginEvent> events, const core::Checkpoint& checkpoint) = 0;
     // The last checkpoint stored for this source, if any.
     virtual std::optional<std::string> find_checkpoint(const std::string& key) const = 0;
