@@ -26,22 +26,23 @@ const std::vector<PatternSpec>& builtin_patterns() {
     static const std::vector<std::string> dovecot_literals = {"Login: user=<", "Logged in: user=<"};
     static const std::vector<PatternSpec> patterns = {
         // --- Dovecot ---------------------------------------------------------------------
-        // Through syslog: "host dovecot: imap-login: Login: user=<...>, ..."
-        {"dovecot", "login", dovecot_literals, "^dovecot$",
+        // Through syslog: "host dovecot: imap-login: Login: user=<...>, ..." The syslog tag is
+        // Dovecot's instance_name ("dovecot" unless changed): any tag containing "dovecot".
+        {"dovecot", "login", dovecot_literals, "(?i)dovecot",
          "^(?:imap|pop3)-login: (?:Info: )?(?:Login|Logged in): " + dovecot_fields},
         // Dovecot's own log file (log_path): "imap-login: Info: Login: user=<...>, ..."
         {"dovecot", "login-logfile", dovecot_literals, "^(?:imap|pop3)-login$",
          "^(?:Info: )?(?:Login|Logged in): " + dovecot_fields},
         // Dovecot 1.x through syslog writes its own date and level after "dovecot:":
         // "dovecot: Nov 22 00:31:13 Info: imap-login: Login: user=<a>, method=PLAIN, rip=..."
-        {"dovecot", "login-v1", {"Login: user=<"}, "^dovecot$",
+        {"dovecot", "login-v1", {"Login: user=<"}, "(?i)dovecot",
          R"(^(?:\w{3} [ \d]\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d )?Info: (?:imap|pop3)-login: Login: )" +
              dovecot_fields},
         // Dovecot 1.0 early form: "imap-login: Login: alice [192.0.2.1]"
-        {"dovecot", "login-v10", {"Login: "}, "^(?:dovecot|(?:imap|pop3)-login)$",
+        {"dovecot", "login-v10", {"Login: "}, "(?i)dovecot|^(?:imap|pop3)-login$",
          R"(^(?:(?:imap|pop3)-login: )?(?:Info: )?Login: (?:user=)?(?<user>[^\s<>]+) \[)" RP_IP R"(\]$)"},
         // Proxy: "imap-login: proxy(alice): started proxying to 192.0.2.5:143: user=<alice>, ..., rip=..."
-        {"dovecot", "proxy", {"started proxying"}, "^(?:dovecot|(?:imap|pop3)-login)$",
+        {"dovecot", "proxy", {"started proxying"}, "(?i)dovecot|^(?:imap|pop3)-login$",
          R"(^(?:(?:imap|pop3)-login: )?(?:Info: )?proxy\((?<user0>[^)]*)\): started proxying to \S+: )" +
              dovecot_fields},
 

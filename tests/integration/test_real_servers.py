@@ -42,9 +42,23 @@ U1, U2 = "rptestuser", "rptestuser2"
 # fixtures
 
 
+def _root_is_a_mount_point():
+    """False in a chroot whose root is a plain directory: `unshare -m --propagation private`
+    must make "/" private and fails there (EINVAL), and without it the private /dev/log mounts
+    would propagate to the host."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4] == "/" for line in f)
+    except OSError:
+        return False
+
+
 def _need_root_and(*programs):
     if os.geteuid() != 0:
         pytest.skip("needs root (private mount namespaces, system test users, servers)")
+    if not _root_is_a_mount_point():
+        pytest.skip("/ is not a mount point (a chroot): private mount namespaces cannot be made "
+                    "private here, so the servers' /dev/log cannot be redirected safely")
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:
         pytest.skip(f"missing {', '.join(missing)}: run scripts/install-test-servers.sh")

@@ -59,6 +59,9 @@ TEST(Matching, DovecotPositivesAndNegatives) {
          "192.0.2.20", "alice"},
         {"Nov 22 00:31:13 imap-login: Info: Logged in: user=<alice>, method=PLAIN, rip=192.0.2.21, lip=192.0.2.1, mpid=5, session=<x>",
          "192.0.2.21", "alice"},
+        // a custom instance_name becomes the tag
+        {"Nov 22 00:31:13 mx1 dovecot-edge: imap-login: Login: user=<i>, method=PLAIN, rip=192.0.2.33, lip=192.0.2.1, mpid=1, session=<x>",
+         "192.0.2.33", "i"},
         // 2.0 field order (session before method), IPv6, v4-mapped, tag with pid
         {"Nov 22 00:31:13 mx1 dovecot[77]: imap-login: Login: user=<f>, session=<x>, method=PLAIN, rip=2001:DB8::7, lip=2001:db8::1",
          "2001:db8::7", "f"},
