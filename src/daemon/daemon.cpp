@@ -159,6 +159,7 @@ public:
 private:
     core::Status start_from(const config::Config& cfg, bool reload);
     core::Status build_matcher_and_sources(const config::Config& cfg);
+    core::Result<std::unique_ptr<sources::Source>> open_source(const config::SourceConfig& sc, sources::LineParser parser);
     core::Status open_control_socket();
     void on_control_accept();
     void on_control_readable(int fd);
@@ -484,6 +485,14 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
     return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
 }
 
+core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config::SourceConfig& sc,
+                                                                   sources::LineParser parser) {
+    if (sc.type == "file")
+        return std::unique_ptr<sources::Source>(
+            std::make_unique<sources::FileTailSource>(sc.name, sc.path, std::move(parser), *this, clock_));
+    return core::make_error("source type \"" + sc.type + "\" is not available in this version");
+}
+
 core::Status Daemon::build_matcher_and_sources(const config::Config& cfg) {
     auto m = matching::Matcher::build(enabled_pattern_sets(cfg), user_pattern_specs(cfg));
     if (!m) return m.error();
@@ -491,9 +500,6 @@ core::Status Daemon::build_matcher_and_sources(const config::Config& cfg) {
     sources_.clear();
     matcher_ = *m;
     for (const auto& sc : cfg.sources) {
-        if (sc.type != "file")
-            return core::make_error(fmt::format("{}:{}: source type \"{}\" is not available in this version",
-                                                cfg.file, sc.line, sc.type));
         // Each source has its own match state (PCRE2 scratch, two-line correlation).
         auto state = std::make_shared<matching::MatchState>(*matcher_);
         auto matcher = matcher_;
@@ -504,9 +510,10 @@ core::Status Daemon::build_matcher_and_sources(const config::Config& cfg) {
                 out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time});
             });
         };
-        auto src = std::make_unique<sources::FileTailSource>(sc.name, sc.path, std::move(parser), *this, clock_);
-        if (auto st = src->start(loop_); !st) return core::make_error("source " + sc.name + ": " + st.error().message);
-        sources_.push_back(std::move(src));
+        auto src = open_source(sc, std::move(parser));
+        if (!src) return core::make_error(fmt::format("{}:{}: source {}: {}", cfg.file, sc.line, sc.name, src.error().message));
+        if (auto st = (*src)->start(loop_); !st) return core::make_error("source " + sc.name + ": " + st.error().message);
+        sources_.push_back(std::move(*src));
     }
     return core::ok();
 }
