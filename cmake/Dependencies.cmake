@@ -35,3 +35,30 @@ find_path(RP_HS_INCLUDE hs.h PATH_SUFFIXES hs REQUIRED)
 add_library(rp_hyperscan INTERFACE)
 target_link_libraries(rp_hyperscan INTERFACE ${RP_HS_STATIC} m)
 target_include_directories(rp_hyperscan INTERFACE ${RP_HS_INCLUDE})
+
+# tinycdb (libcdb-dev): CDB files for the postfix-cdb and tcprules-cdb exports. Static archive.
+find_library(RP_CDB_STATIC NAMES libcdb.a cdb REQUIRED)
+find_path(RP_CDB_INCLUDE cdb.h REQUIRED)
+add_library(rp_cdb INTERFACE)
+target_link_libraries(rp_cdb INTERFACE ${RP_CDB_STATIC})
+target_include_directories(rp_cdb INTERFACE ${RP_CDB_INCLUDE})
+
+# Berkeley DB 5.3 (libdb5.3-dev): Sendmail's access.db hash for the sendmail-access export.
+find_library(RP_BDB_STATIC NAMES libdb-5.3.a libdb.a db-5.3 REQUIRED)
+find_path(RP_BDB_INCLUDE db.h REQUIRED)
+add_library(rp_bdb INTERFACE)
+target_link_libraries(rp_bdb INTERFACE ${RP_BDB_STATIC} Threads::Threads)
+target_include_directories(rp_bdb INTERFACE ${RP_BDB_INCLUDE})
+
+# libsystemd (sd-journal) for the journald source. Debian ships no static archive, so this one is
+# linked dynamically (libsystemd.so.0 is present on every systemd host). Package: libsystemd-dev.
+pkg_check_modules(RP_LIBSYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
+add_library(rp_libsystemd INTERFACE)
+target_link_libraries(rp_libsystemd INTERFACE PkgConfig::RP_LIBSYSTEMD)
+
+# GnuTLS for the syslog source's tls: listeners (rsyslog's gtls driver is the usual client).
+# Linked dynamically: the static archive would drag in nettle, gmp, p11-kit, idn2, tasn1.
+# Package: libgnutls28-dev.
+pkg_check_modules(RP_GNUTLS REQUIRED IMPORTED_TARGET gnutls)
+add_library(rp_gnutls INTERFACE)
+target_link_libraries(rp_gnutls INTERFACE PkgConfig::RP_GNUTLS)

@@ -22,6 +22,7 @@
 
 #include "core/time.hpp"
 #include "daemon/control_protocol.hpp"
+#include "exports/exporter.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "frontends/policy_frontend.hpp"
 #include "matching/matcher.hpp"
@@ -190,6 +191,21 @@ private:
     std::map<int, ControlConnection> control_conns_;
     gid_t control_gid_ = static_cast<gid_t>(-1);
     util::EventLoop::TimerId expiry_timer_ = 0;
+    std::vector<std::unique_ptr<exports::Exporter>> exporters_;
+    util::EventLoop::TimerId export_timer_ = 0;
+    core::Status open_exporters(const config::Config& cfg);
+    // Rewrites every [[export]] within 100 ms of a change (grants, revokes, expiry), batching
+    // what happens meanwhile; a failed write is retried with the next change or expiry check.
+    void schedule_exports() {
+        if (exporters_.empty() || export_timer_) return;
+        export_timer_ = loop_.call_after(std::chrono::milliseconds(100), [this] {
+            export_timer_ = 0;
+            const auto now = clock_.now();
+            const auto live = store_->list(now);
+            for (auto& e : exporters_)
+                if (auto st = e->write(live, now); !st) log(Level::error, "export {}: {}", e->describe(), st.error().message);
+        });
+    }
     util::UniqueFd signal_fd_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     std::uint64_t grants_ = 0, extends_ = 0, ignored_ = 0, stale_ = 0, expired_ = 0, revoked_ = 0;
@@ -259,6 +275,7 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
 }
 
 void Daemon::reschedule_expiry() {
+    schedule_exports();
     if (expiry_timer_) loop_.cancel(expiry_timer_);
     expiry_timer_ = 0;
     auto next = store_->next_expiry();
@@ -493,6 +510,18 @@ core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config:
     return core::make_error("source type \"" + sc.type + "\" is not available in this version");
 }
 
+core::Status Daemon::open_exporters(const config::Config& cfg) {
+    std::vector<std::unique_ptr<exports::Exporter>> fresh;
+    for (const auto& x : cfg.exports) {
+        auto e = exports::open_exporter(x, cfg.relayclient);
+        if (!e) return core::make_error(fmt::format("{}:{}: export: {}", cfg.file, x.line, e.error().message));
+        fresh.push_back(std::move(*e));
+    }
+    exporters_ = std::move(fresh);
+    schedule_exports();
+    return core::ok();
+}
+
 core::Status Daemon::build_matcher_and_sources(const config::Config& cfg) {
     auto m = matching::Matcher::build(enabled_pattern_sets(cfg), user_pattern_specs(cfg));
     if (!m) return m.error();
@@ -563,6 +592,7 @@ void Daemon::reload() {
         log(Level::error, "reload: {}", st.error().message);
         return;
     }
+    if (auto st = open_exporters(*cfg); !st) log(Level::error, "reload: {}", st.error().message);
     log(Level::notice, "configuration reloaded from {}", cfg->file.empty() ? "built-in defaults" : cfg->file);
 }
 
@@ -628,6 +658,10 @@ int Daemon::run() {
         return 2;
     }
     store_ = std::move(*st);
+    if (auto e = open_exporters(*cfg); !e) {
+        log(Level::error, "{}", e.error().message);
+        return 2;
+    }
     run_expiry();  // purge what expired while we were stopped, and arm the timer
     if (auto s = build_matcher_and_sources(*cfg); !s) {
         log(Level::error, "{}", s.error().message);

@@ -1,0 +1,393 @@
+#include "exports/exporter.hpp"
+
+#include <db.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "exports/map_formats.hpp"
+#include "util/unique_fd.hpp"
+
+namespace rp::exports {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string sys_error(const std::string& what, int err) { return what + ": " + std::strerror(err); }
+
+core::Status make_dirs(const std::string& dir) {
+    if (dir.empty()) return core::ok();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return core::make_error("cannot create directory " + dir + ": " + ec.message());
+    return core::ok();
+}
+
+std::string dir_of(const std::string& path) {
+    const auto slash = path.rfind('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string base_of(const std::string& path) {
+    const auto slash = path.rfind('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+core::Result<std::optional<std::string>> read_file(const std::string& path) {
+    util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        if (errno == ENOENT) return std::optional<std::string>();
+        return core::make_error(sys_error("cannot read " + path, errno));
+    }
+    std::string out;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return core::make_error(sys_error("cannot read " + path, errno));
+        }
+        if (n == 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    return std::optional<std::string>(std::move(out));
+}
+
+core::Status fsync_dir(const std::string& dir) {
+    util::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd || ::fsync(fd.get()) != 0) return core::make_error(sys_error("cannot fsync " + dir, errno));
+    return core::ok();
+}
+
+core::Status write_all(int fd, std::string_view data, const std::string& path) {
+    while (!data.empty()) {
+        const ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return core::make_error(sys_error("cannot write " + path, errno));
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return core::ok();
+}
+
+// A uniquely named temporary file next to `path` (".NAME.tmp.XXXXXX": the leading dot keeps it
+// from parsing as an address in a relay-ctrl directory). Removed on destruction unless committed.
+class TempFile {
+public:
+    static core::Result<TempFile> create(const std::string& path) {
+        TempFile t;
+        t.dir_ = dir_of(path);
+        t.path_ = t.dir_ + "/." + base_of(path) + ".tmp.XXXXXX";
+        const int fd = ::mkostemp(t.path_.data(), O_CLOEXEC);
+        if (fd < 0) return core::make_error(sys_error("cannot create a temporary file in " + t.dir_, errno));
+        t.fd_.reset(fd);
+        return t;
+    }
+    TempFile() = default;
+    TempFile(TempFile&& o) noexcept : dir_(std::move(o.dir_)), path_(std::move(o.path_)), fd_(std::move(o.fd_)) {
+        o.path_.clear();
+    }
+    TempFile& operator=(TempFile&&) = delete;
+    ~TempFile() {
+        if (!path_.empty()) ::unlink(path_.c_str());
+    }
+    int fd() const { return fd_.get(); }
+    const std::string& path() const { return path_; }
+
+    // fsync, mode, optional mtime, rename over `target`, fsync of the directory.
+    core::Status commit(const std::string& target, mode_t mode, const struct timespec* mtime = nullptr) {
+        if (::fsync(fd_.get()) != 0) return core::make_error(sys_error("cannot fsync " + path_, errno));
+        if (::fchmod(fd_.get(), mode) != 0) return core::make_error(sys_error("cannot chmod " + path_, errno));
+        if (mtime != nullptr) {
+            const struct timespec times[2] = {*mtime, *mtime};
+            if (::futimens(fd_.get(), times) != 0)
+                return core::make_error(sys_error("cannot set the time of " + path_, errno));
+        }
+        if (::rename(path_.c_str(), target.c_str()) != 0)
+            return core::make_error(sys_error("cannot rename " + path_ + " to " + target, errno));
+        path_.clear();
+        fd_.reset();
+        return fsync_dir(dir_);
+    }
+
+private:
+    std::string dir_, path_;
+    util::UniqueFd fd_;
+};
+
+mode_t existing_mode(const std::string& path, mode_t fallback) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) return st.st_mode & 07777;
+    return fallback;
+}
+
+core::Status replace_if_changed(const std::string& path, std::string_view bytes) {
+    auto current = read_file(path);
+    if (!current) return current.error();
+    if (current->has_value() && **current == bytes) return core::ok();
+    auto tmp = TempFile::create(path);
+    if (!tmp) return tmp.error();
+    if (auto s = write_all(tmp->fd(), bytes, tmp->path()); !s) return s;
+    return tmp->commit(path, existing_mode(path, 0644));
+}
+
+// Sorted, unique keys of the live permits that the format can express.
+template <typename KeyFn>
+std::vector<std::string> live_keys(std::span<const core::Permit> live, core::Time now, KeyFn key) {
+    std::set<std::string> keys;
+    for (const auto& p : live) {
+        if (p.expires <= now) continue;
+        if (auto k = key(p.network)) keys.insert(std::move(*k));
+    }
+    return {keys.begin(), keys.end()};
+}
+
+core::Result<std::string> read_static(const std::string& path) {
+    if (path.empty()) return std::string();
+    auto text = read_file(path);
+    if (!text) return text.error();
+    if (!text->has_value()) return core::make_error("static file " + path + " does not exist");
+    return std::move(**text);
+}
+
+// postfix-cdb and tcprules-cdb: one CDB image, rewritten when its bytes change.
+class CdbExporter final : public Exporter {
+public:
+    CdbExporter(config::ExportConfig cfg, std::string relayclient)
+        : cfg_(std::move(cfg)), relay_value_(tcprules_relay_value(relayclient)),
+          describe_(cfg_.type + ":" + cfg_.path) {}
+    const std::string& describe() const override { return describe_; }
+
+    core::Status write(std::span<const core::Permit> live, core::Time now) override {
+        std::vector<Record> records;
+        if (cfg_.type == "postfix-cdb") {
+            for (auto& k : live_keys(live, now, postfix_key)) records.emplace_back(std::move(k), "OK");
+        } else {
+            // The admin's rules first: tcpserver uses the first record of a key, so an explicit
+            // static rule for an address wins over a permit (as vpopmail's roaming users do).
+            auto text = read_static(cfg_.static_path);
+            if (!text) return text.error();
+            auto rules = parse_tcprules(*text);
+            if (!rules) return core::make_error(cfg_.static_path + ": " + rules.error().message);
+            records = std::move(*rules);
+            for (auto& k : live_keys(live, now, tcprules_key)) records.emplace_back(std::move(k), relay_value_);
+        }
+        auto bytes = build_cdb(records);
+        if (!bytes) return bytes.error();
+        auto s = replace_if_changed(cfg_.path, *bytes);
+        if (!s) return core::make_error(describe_ + ": " + s.error().message);
+        return s;
+    }
+
+private:
+    config::ExportConfig cfg_;
+    std::string relay_value_;
+    std::string describe_;
+};
+
+// sendmail-access: a Berkeley DB hash as `makemap hash` writes it (no NUL, lowercased keys).
+class SendmailAccessExporter final : public Exporter {
+public:
+    explicit SendmailAccessExporter(config::ExportConfig cfg)
+        : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
+    const std::string& describe() const override { return describe_; }
+
+    core::Status write(std::span<const core::Permit> live, core::Time now) override {
+        auto text = read_static(cfg_.static_path);
+        if (!text) return text.error();
+        auto parsed = parse_makemap(*text);
+        if (!parsed) return core::make_error(cfg_.static_path + ": " + parsed.error().message);
+        std::vector<Record> records = std::move(*parsed);
+        std::set<std::string> static_keys;
+        for (const auto& r : records) static_keys.insert(r.first);
+        // A static entry for the same key wins (makemap refuses duplicates; the admin decides).
+        for (auto& k : live_keys(live, now, sendmail_key))
+            if (!static_keys.contains(k)) records.emplace_back(std::move(k), "RELAY");
+
+        std::string content;
+        for (const auto& [k, v] : records) content += k + '\0' + v + '\0';
+        struct stat st;
+        const bool exists = ::stat(cfg_.path.c_str(), &st) == 0;
+        if (exists && content == last_content_ && st.st_ino == last_ino_ && st.st_dev == last_dev_ &&
+            st.st_size == last_size_) {
+            return core::ok();
+        }
+        auto s = write_db(records, exists ? st.st_mode & 07777 : 0644);
+        if (!s) return core::make_error(describe_ + ": " + s.error().message);
+        last_content_ = std::move(content);
+        if (::stat(cfg_.path.c_str(), &st) == 0) {
+            last_ino_ = st.st_ino;
+            last_dev_ = st.st_dev;
+            last_size_ = st.st_size;
+        }
+        return core::ok();
+    }
+
+private:
+    core::Status write_db(const std::vector<Record>& records, mode_t mode) {
+        auto tmp = TempFile::create(cfg_.path);
+        if (!tmp) return tmp.error();
+        DB* db = nullptr;
+        if (int e = db_create(&db, nullptr, 0); e != 0) return core::make_error(std::string("db_create: ") + db_strerror(e));
+        auto fail = [&](const char* what, int e) {
+            db->close(db, 0);
+            return core::make_error(std::string(what) + ": " + db_strerror(e));
+        };
+        // DB_TRUNCATE: mkostemp made an empty file, which DB_CREATE alone would not accept.
+        if (int e = db->open(db, nullptr, tmp->path().c_str(), nullptr, DB_HASH, DB_CREATE | DB_TRUNCATE, 0600); e != 0)
+            return fail("db open", e);
+        for (const auto& [k, v] : records) {
+            DBT key{}, val{};
+            key.data = const_cast<char*>(k.data());
+            key.size = static_cast<u_int32_t>(k.size());
+            val.data = const_cast<char*>(v.data());
+            val.size = static_cast<u_int32_t>(v.size());
+            if (int e = db->put(db, nullptr, &key, &val, 0); e != 0) return fail("db put", e);
+        }
+        if (int e = db->close(db, 0); e != 0) return core::make_error(std::string("db close: ") + db_strerror(e));
+        // A long-running sendmail keeps the old file open and reopens a map when fstat() of its
+        // descriptor shows a newer mtime: bump the old inode's mtime so it notices the rename.
+        util::UniqueFd old(::open(cfg_.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        auto s = tmp->commit(cfg_.path, mode);
+        if (!s) return s;
+        if (old) {
+            struct stat st;
+            if (::fstat(old.get(), &st) == 0) {
+                struct timespec now;
+                ::clock_gettime(CLOCK_REALTIME, &now);
+                struct timespec t{std::max<time_t>(now.tv_sec, st.st_mtim.tv_sec + 1), 0};
+                const struct timespec times[2] = {{0, UTIME_OMIT}, t};
+                (void)::futimens(old.get(), times);
+            }
+        }
+        return core::ok();
+    }
+
+    config::ExportConfig cfg_;
+    std::string describe_;
+    std::string last_content_;
+    ino_t last_ino_ = 0;
+    dev_t last_dev_ = 0;
+    off_t last_size_ = -1;
+};
+
+// relay-ctrl-dir: one file per host permit, named by the address, mtime = grant time, content
+// "USER=name\0" when the user name is safe to put into the SMTP server's environment.
+class RelayCtrlDirExporter final : public Exporter {
+public:
+    explicit RelayCtrlDirExporter(config::ExportConfig cfg)
+        : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
+    const std::string& describe() const override { return describe_; }
+
+    core::Status write(std::span<const core::Permit> live, core::Time now) override {
+        struct Want {
+            std::string content;
+            core::Time granted;
+        };
+        std::map<std::string, Want> want;
+        for (const auto& p : live) {
+            if (p.expires <= now || !p.network.is_host()) continue;
+            auto [it, fresh] = want.try_emplace(p.network.network().to_string());
+            if (fresh || p.granted > it->second.granted) it->second = Want{content_for(p.user), p.granted};
+        }
+        // Remove the files of permits that are gone (only names that are addresses).
+        std::vector<std::string> present;
+        if (DIR* d = ::opendir(cfg_.path.c_str())) {
+            while (auto* e = ::readdir(d)) present.emplace_back(e->d_name);
+            ::closedir(d);
+        } else {
+            return core::make_error(sys_error(describe_ + ": cannot read the directory", errno));
+        }
+        std::string first_error;
+        for (const auto& name : present) {
+            if (name.empty() || name[0] == '.' || !core::Address::parse(name) || want.contains(name)) continue;
+            if (::unlink((cfg_.path + "/" + name).c_str()) != 0 && errno != ENOENT && first_error.empty()) {
+                first_error = sys_error("cannot remove " + cfg_.path + "/" + name, errno);
+            }
+        }
+        for (const auto& [name, w] : want) {
+            const std::string file = cfg_.path + "/" + name;
+            const auto us = core::to_unix_micros(w.granted);
+            const struct timespec mtime{static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
+            struct stat st;
+            if (::lstat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_mtim.tv_sec == mtime.tv_sec &&
+                st.st_mtim.tv_nsec == mtime.tv_nsec && static_cast<std::size_t>(st.st_size) == w.content.size()) {
+                auto current = read_file(file);
+                if (current && current->has_value() && **current == w.content) continue;
+            }
+            auto s = write_one(file, w.content, mtime);
+            if (!s && first_error.empty()) first_error = s.error().message;
+        }
+        if (!first_error.empty()) return core::make_error(describe_ + ": " + first_error);
+        return core::ok();
+    }
+
+private:
+    static std::string content_for(const std::string& user) {
+        if (user.empty() || user.size() > 255) return {};
+        for (char c : user)
+            if (c <= ' ' || c >= 127) return {};
+        return "USER=" + user + '\0';
+    }
+
+    static core::Status write_one(const std::string& file, const std::string& content, const struct timespec& mtime) {
+        auto tmp = TempFile::create(file);
+        if (!tmp) return tmp.error();
+        if (auto s = write_all(tmp->fd(), content, tmp->path()); !s) return s;
+        return tmp->commit(file, 0644, &mtime);
+    }
+
+    config::ExportConfig cfg_;
+    std::string describe_;
+};
+
+}  // namespace
+
+Exporter::~Exporter() = default;
+
+core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig& cfg, const std::string& relayclient) {
+    const std::string where = cfg.line > 0 ? "export (line " + std::to_string(cfg.line) + "): " : "export: ";
+    if (cfg.path.empty()) return core::make_error(where + "path is required");
+    auto ends_with = [&](std::string_view suffix) {
+        return cfg.path.size() > suffix.size() && std::string_view(cfg.path).ends_with(suffix);
+    };
+    // Postfix reads cdb:NAME from NAME.cdb and Sendmail's hash map NAME from NAME.db.
+    if (cfg.type == "postfix-cdb" && !ends_with(".cdb"))
+        return core::make_error(where + "postfix-cdb path must end in .cdb (Postfix reads cdb:NAME from NAME.cdb)");
+    if (cfg.type == "sendmail-access" && !ends_with(".db"))
+        return core::make_error(where + "sendmail-access path must end in .db (Sendmail reads hash NAME from NAME.db)");
+    std::unique_ptr<Exporter> e;
+    std::string dir = dir_of(cfg.path);
+    if (cfg.type == "postfix-cdb" || cfg.type == "tcprules-cdb") {
+        if (cfg.type == "postfix-cdb" && !cfg.static_path.empty())
+            return core::make_error(where + "postfix-cdb takes no static file");
+        e = std::make_unique<CdbExporter>(cfg, relayclient);
+    } else if (cfg.type == "sendmail-access") {
+        e = std::make_unique<SendmailAccessExporter>(cfg);
+    } else if (cfg.type == "relay-ctrl-dir") {
+        if (!cfg.static_path.empty()) return core::make_error(where + "relay-ctrl-dir takes no static file");
+        dir = cfg.path;
+        e = std::make_unique<RelayCtrlDirExporter>(cfg);
+    } else {
+        return core::make_error(where + "unknown export type '" + cfg.type + "'");
+    }
+    if (auto s = make_dirs(dir); !s) return core::make_error(where + s.error().message);
+    if (!cfg.static_path.empty()) {
+        auto text = read_static(cfg.static_path);
+        if (!text) return core::make_error(where + text.error().message);
+    }
+    return e;
+}
+
+}  // namespace rp::exports

@@ -1,0 +1,40 @@
+// Exporter: writes the live permits into a map file for MTAs that can only read files
+// ([[export]] tables: postfix-cdb, sendmail-access, tcprules-cdb, relay-ctrl-dir).
+//
+// The daemon calls write() with every live permit after a change and at each expiry. write()
+// replaces the file atomically (temporary file in the same directory, fsync, rename, fsync of the
+// directory), so a reader sees the old or the new map, never a partial one, and it does nothing
+// when the content would be identical. On error the previous file stays as it was.
+// relay-ctrl-dir keeps one file per permit instead (each replaced atomically) and removes only
+// the files whose names parse as addresses.
+// Security: permit data (user names) is untrusted log text; only relay-ctrl-dir writes it, and
+// only when it is printable ASCII. Static files are trusted admin input, parsed strictly.
+// Thread-safety: one Exporter is used from one thread.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "config/config.hpp"
+#include "core/login_event.hpp"
+#include "core/result.hpp"
+#include "core/time.hpp"
+
+namespace rp::exports {
+
+class Exporter {
+public:
+    virtual ~Exporter();
+    // "TYPE:PATH", for log lines.
+    virtual const std::string& describe() const = 0;
+    // Replaces the map with `live` (permits expiring at or before `now` are left out).
+    virtual core::Status write(std::span<const core::Permit> live, core::Time now) = 0;
+};
+
+// Creates the exporter for `cfg` and the directory of `path` (relay-ctrl-dir: `path` itself) if
+// missing. `relayclient` is the RELAYCLIENT value tcprules-cdb gives (Config::relayclient).
+core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig& cfg,
+                                                      const std::string& relayclient = "");
+
+}  // namespace rp::exports

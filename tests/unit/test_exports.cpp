@@ -1,0 +1,445 @@
+// [[export]] map files: key formats, static-file parsers, and the four exporters on real files.
+// Where the real tool is installed (tcprules from ucspi-tcp, postmap with postfix-cdb, makemap
+// from sendmail-bin or $RP_MAKEMAP) the output is compared with it; otherwise that check skips.
+#include <arpa/inet.h>
+#include <db.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "exports/exporter.hpp"
+#include "exports/map_formats.hpp"
+
+namespace rp::exports {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+class TempDir {
+public:
+    TempDir() {
+        std::string t = (fs::temp_directory_path() / "rp-exports-XXXXXX").string();
+        path_ = ::mkdtemp(t.data());
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void spit(const std::string& path, std::string_view text) {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+}
+
+std::string find_program(const std::vector<std::string>& candidates) {
+    for (const auto& c : candidates)
+        if (!c.empty() && ::access(c.c_str(), X_OK) == 0) return c;
+    return {};
+}
+
+std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return out + "'";
+}
+
+// Runs a shell command; returns its stdout (nullopt when it failed).
+std::optional<std::string> run(const std::string& cmd) {
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (!p) return std::nullopt;
+    std::string out;
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    if (::pclose(p) != 0) return std::nullopt;
+    return out;
+}
+
+core::Permit permit(std::string_view cidr, core::Time granted, core::Time expires, std::string user = "alice") {
+    core::Permit p;
+    p.network = core::Cidr::parse(cidr).value();
+    p.user = std::move(user);
+    p.source = "test";
+    p.granted = granted;
+    p.expires = expires;
+    return p;
+}
+
+const core::Time t0 = core::from_unix_seconds(1'700'000'000);
+
+config::ExportConfig export_config(std::string type, std::string path, std::string static_path = "") {
+    config::ExportConfig c;
+    c.type = std::move(type);
+    c.path = std::move(path);
+    c.static_path = std::move(static_path);
+    return c;
+}
+
+// ---- keys ----
+
+TEST(ExportKeys, Postfix) {
+    auto key = [](const char* s) { return postfix_key(core::Cidr::parse(s).value()); };
+    EXPECT_EQ(key("192.0.2.1"), "192.0.2.1");
+    EXPECT_EQ(key("2001:db8::1"), "2001:db8::1");
+    EXPECT_EQ(key("2001:db8:0:0:1:0:0:1"), "2001:db8::1:0:0:1");
+    EXPECT_EQ(key("2001:db8:0:1:1:1:1:1"), "2001:db8:0:1:1:1:1:1");  // inet_ntop: a lone 0 stays
+    EXPECT_EQ(key("2001:db8::/64"), std::nullopt);
+}
+
+TEST(ExportKeys, Sendmail) {
+    auto key = [](const char* s) { return sendmail_key(core::Cidr::parse(s).value()); };
+    EXPECT_EQ(key("192.0.2.1"), "connect:192.0.2.1");
+    EXPECT_EQ(key("::1"), "connect:ipv6:0:0:0:0:0:0:0:1");
+    EXPECT_EQ(key("2001:db8::1"), "connect:ipv6:2001:db8:0:0:0:0:0:1");
+    EXPECT_EQ(key("2001:db8:0:a::/64"), "connect:ipv6:2001:db8:0:a");
+    EXPECT_EQ(key("2001:db8::/56"), std::nullopt);
+    EXPECT_EQ(key("192.0.2.0/24"), "connect:192.0.2");
+}
+
+TEST(ExportKeys, Tcprules) {
+    auto key = [](const char* s) { return tcprules_key(core::Cidr::parse(s).value()); };
+    EXPECT_EQ(key("192.0.2.1"), "192.0.2.1");
+    EXPECT_EQ(key("192.0.2.0/24"), "192.0.2.");
+    EXPECT_EQ(key("2001:db8::1"), "2001:db8::1");
+    EXPECT_EQ(key("2001:db8::/64"), std::nullopt);
+    EXPECT_EQ(tcprules_relay_value(""), std::string("+RELAYCLIENT=\0", 14));
+}
+
+// ---- tcprules parser vs the real tcprules ----
+
+const char* const k_rules =
+    "# static rules\n"
+    "127.:allow,RELAYCLIENT=\"\"\n"
+    "192.0.2.7:deny\n"
+    "198.51.100.:allow,RELAYCLIENT=\"@relay\",FOO='b \"q\" c'  \t\n"
+    "\n"
+    "no colon here\n"
+    "10.1.2.3-6:allow\n"
+    "10.9.250-300.:deny\n"
+    "user@203.0.113.5:allow,X=//\n"
+    "=host.example.org:deny\n"
+    ":allow\n"
+    "203.0.113.9:allow,A=\"1\",B=\"2\"";  // no final newline
+
+TEST(ExportTcprules, ParsesLikeTcprules) {
+    auto recs = parse_tcprules(k_rules);
+    ASSERT_TRUE(recs) << recs.error().message;
+    ASSERT_EQ(recs->size(), 3 + 4 + 6 + 4);
+    EXPECT_EQ((*recs)[0], Record("127.", std::string("+RELAYCLIENT=\0", 14)));
+    EXPECT_EQ((*recs)[1], Record("192.0.2.7", std::string("D\0", 2)));
+    EXPECT_EQ((*recs)[2].second, std::string("+RELAYCLIENT=@relay\0+FOO=b \"q\" c\0", 33));
+    EXPECT_EQ((*recs)[3].first, "10.1.2.3");
+    EXPECT_EQ((*recs)[6].first, "10.1.2.6");
+    EXPECT_EQ((*recs)[7].first, "10.9.250.");
+    EXPECT_EQ((*recs)[12].first, "10.9.255.");
+    EXPECT_FALSE(parse_tcprules("1.2.3.4: allow\n"));
+    EXPECT_FALSE(parse_tcprules("1.2.3.4:allow,X\n"));
+    EXPECT_FALSE(parse_tcprules("1.2.3.4:allow,X=\"open\n"));
+    EXPECT_FALSE(parse_tcprules("1.2.3.x-5:allow\n"));
+}
+
+TEST(ExportTcprules, ByteIdenticalToRealTcprules) {
+    const auto tcprules = find_program({"/usr/bin/tcprules"});
+    if (tcprules.empty()) GTEST_SKIP() << "tcprules (ucspi-tcp) not installed";
+    TempDir d;
+    spit(d / "rules", k_rules);
+    ASSERT_TRUE(run(tcprules + " " + d / "real.cdb " + d / "real.tmp < " + d / "rules"));
+    auto recs = parse_tcprules(k_rules);
+    ASSERT_TRUE(recs);
+    auto ours = build_cdb(*recs);
+    ASSERT_TRUE(ours);
+    EXPECT_EQ(*ours, slurp(d / "real.cdb"));
+    auto back = read_cdb(*ours);
+    ASSERT_TRUE(back);
+    EXPECT_EQ(*back, *recs);
+}
+
+TEST(ExportTcprules, ExporterMatchesTcprulesOnMergedText) {
+    TempDir d;
+    const std::string static_text = "127.:allow,RELAYCLIENT=\"\"\n192.0.2.7:deny\n:allow\n";
+    spit(d / "tcp.smtp", static_text);
+    auto e = open_exporter(export_config("tcprules-cdb", d / "sub/tcp.smtp.cdb", d / "tcp.smtp"));
+    ASSERT_TRUE(e) << e.error().message;
+    std::vector<core::Permit> live = {permit("203.0.113.20", t0, t0 + 30min), permit("192.0.2.7", t0, t0 + 30min),
+                                      permit("198.51.100.1", t0 - 40min, t0 - 10min),  // expired
+                                      permit("2001:db8::/64", t0, t0 + 30min)};        // not expressible
+    ASSERT_TRUE((*e)->write(live, t0 + 1s));
+    const std::string ours = slurp(d / "sub/tcp.smtp.cdb");
+    auto recs = read_cdb(ours);
+    ASSERT_TRUE(recs);
+    ASSERT_EQ(recs->size(), 5);
+    EXPECT_EQ((*recs)[3], Record("192.0.2.7", std::string("+RELAYCLIENT=\0", 14)));  // after the static deny
+    EXPECT_EQ((*recs)[4], Record("203.0.113.20", std::string("+RELAYCLIENT=\0", 14)));
+
+    const auto tcprules = find_program({"/usr/bin/tcprules"});
+    if (tcprules.empty()) GTEST_SKIP() << "tcprules (ucspi-tcp) not installed";
+    spit(d / "merged", static_text + "192.0.2.7:allow,RELAYCLIENT=\"\"\n203.0.113.20:allow,RELAYCLIENT=\"\"\n");
+    ASSERT_TRUE(run(tcprules + " " + d / "real.cdb " + d / "real.tmp < " + d / "merged"));
+    EXPECT_EQ(ours, slurp(d / "real.cdb"));
+}
+
+TEST(ExportTcprules, RelayclientValueAndBadStaticKeepsFile) {
+    TempDir d;
+    spit(d / "static", ":allow\n");
+    auto e = open_exporter(export_config("tcprules-cdb", d / "t.cdb", d / "static"), "@example.org");
+    ASSERT_TRUE(e);
+    std::vector<core::Permit> live = {permit("203.0.113.20", t0, t0 + 30min)};
+    ASSERT_TRUE((*e)->write(live, t0));
+    const auto before = slurp(d / "t.cdb");
+    auto recs = read_cdb(before);
+    ASSERT_TRUE(recs);
+    EXPECT_EQ(recs->back().second, std::string("+RELAYCLIENT=@example.org\0", 26));
+    spit(d / "static", "1.2.3.4:maybe\n");
+    auto s = (*e)->write({}, t0);
+    ASSERT_FALSE(s);
+    EXPECT_NE(s.error().message.find("unable to parse this line"), std::string::npos);
+    EXPECT_EQ(slurp(d / "t.cdb"), before);
+}
+
+// tcpserver -x reads the exported file: 127.0.0.2 (permitted) gets RELAYCLIENT, 127.0.0.3 not.
+std::optional<std::string> ask_tcpserver(const char* source, int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source, &a.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return std::nullopt;
+    }
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return std::nullopt;
+    }
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string out;
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    return out;
+}
+
+TEST(ExportTcprules, TcpserverReadsExportedRules) {
+    const auto tcpserver = find_program({"/usr/bin/tcpserver"});
+    if (tcpserver.empty()) GTEST_SKIP() << "tcpserver (ucspi-tcp) not installed";
+    TempDir d;
+    spit(d / "static", "127.0.0.4:deny\n:allow\n");
+    auto e = open_exporter(export_config("tcprules-cdb", d / "tcp.smtp.cdb", d / "static"));
+    ASSERT_TRUE(e);
+    std::vector<core::Permit> live = {permit("127.0.0.2", t0, t0 + 30min)};
+    ASSERT_TRUE((*e)->write(live, t0));
+
+    const int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    ::inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    ::getsockname(probe, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(probe);
+    const std::string port = std::to_string(ntohs(a.sin_port));
+    const std::string cdb = d / "tcp.smtp.cdb";
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::execl(tcpserver.c_str(), "tcpserver", "-q", "-R", "-H", "-l", "0", "-x", cdb.c_str(), "127.0.0.1",
+                port.c_str(), "/bin/sh", "-c", "echo \"rc=${RELAYCLIENT-unset}\"", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    std::optional<std::string> r;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!(r = ask_tcpserver("127.0.0.3", std::stoi(port))) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);  // polling for the listener, bounded by the deadline
+    EXPECT_EQ(r, "rc=unset\n");
+    EXPECT_EQ(ask_tcpserver("127.0.0.2", std::stoi(port)), "rc=\n");
+    EXPECT_EQ(ask_tcpserver("127.0.0.4", std::stoi(port)), "");  // static deny: closed at once
+    ASSERT_TRUE((*e)->write(live, t0 + 30min));                   // expired: gone
+    EXPECT_EQ(ask_tcpserver("127.0.0.2", std::stoi(port)), "rc=unset\n");
+    ::kill(pid, SIGTERM);
+    ::waitpid(pid, nullptr, 0);
+}
+
+// ---- postfix-cdb ----
+
+TEST(ExportPostfix, WritesKeysWithoutNulLikePostmap) {
+    TempDir d;
+    auto e = open_exporter(export_config("postfix-cdb", d / "etc/postfix/relaypermit.cdb"));
+    ASSERT_TRUE(e) << e.error().message;
+    std::vector<core::Permit> live = {permit("203.0.113.20", t0, t0 + 30min), permit("2001:db8::5", t0, t0 + 30min),
+                                      permit("192.0.2.1", t0, t0 + 30min), permit("198.51.100.1", t0, t0)};
+    ASSERT_TRUE((*e)->write(live, t0));
+    const std::string ours = slurp(d / "etc/postfix/relaypermit.cdb");
+    auto recs = read_cdb(ours);
+    ASSERT_TRUE(recs);
+    EXPECT_EQ(*recs, (std::vector<Record>{{"192.0.2.1", "OK"}, {"2001:db8::5", "OK"}, {"203.0.113.20", "OK"}}));
+
+    const auto postmap = find_program({"/usr/sbin/postmap"});
+    if (postmap.empty() || !fs::exists("/usr/lib/postfix/postfix-cdb.so"))
+        GTEST_SKIP() << "postmap with the cdb map type (postfix-cdb) not installed";
+    spit(d / "text", "192.0.2.1 OK\n2001:db8::5 OK\n203.0.113.20 OK\n");
+    ASSERT_TRUE(run(postmap + " cdb:" + d / "text"));
+    EXPECT_EQ(ours, slurp(d / "text.cdb"));
+    const std::string map = "cdb:" + d / "etc/postfix/relaypermit";
+    EXPECT_EQ(run(postmap + " -q 192.0.2.1 " + map), "OK\n");
+    EXPECT_EQ(run(postmap + " -q 2001:db8::5 " + map), "OK\n");
+    EXPECT_EQ(run(postmap + " -q 198.51.100.1 " + map), std::nullopt);  // exit 1: not found
+}
+
+TEST(ExportPostfix, SkipsIdenticalRewrite) {
+    TempDir d;
+    auto e = open_exporter(export_config("postfix-cdb", d / "p.cdb"));
+    ASSERT_TRUE(e);
+    std::vector<core::Permit> live = {permit("203.0.113.20", t0, t0 + 30min)};
+    ASSERT_TRUE((*e)->write(live, t0));
+    struct stat a, b, c;
+    ASSERT_EQ(::stat((d / "p.cdb").c_str(), &a), 0);
+    ASSERT_TRUE((*e)->write(live, t0 + 1s));
+    ASSERT_EQ(::stat((d / "p.cdb").c_str(), &b), 0);
+    EXPECT_EQ(a.st_ino, b.st_ino);
+    ASSERT_TRUE((*e)->write(live, t0 + 30min));  // expired now: rewritten, empty
+    ASSERT_EQ(::stat((d / "p.cdb").c_str(), &c), 0);
+    EXPECT_NE(a.st_ino, c.st_ino);
+    EXPECT_TRUE(read_cdb(slurp(d / "p.cdb"))->empty());
+    // no temporary files left behind
+    int n = 0;
+    for ([[maybe_unused]] auto& ent : fs::directory_iterator(d.path())) ++n;
+    EXPECT_EQ(n, 1);
+}
+
+TEST(ExportOpen, RejectsBadConfig) {
+    TempDir d;
+    EXPECT_FALSE(open_exporter(export_config("nosuch", d / "x")));
+    EXPECT_FALSE(open_exporter(export_config("postfix-cdb", "")));
+    EXPECT_FALSE(open_exporter(export_config("postfix-cdb", d / "relaypermit")));
+    EXPECT_FALSE(open_exporter(export_config("sendmail-access", d / "access")));
+    EXPECT_FALSE(open_exporter(export_config("tcprules-cdb", d / "x.cdb", d / "missing")));
+    EXPECT_FALSE(open_exporter(export_config("relay-ctrl-dir", d / "rc", d / "static")));
+}
+
+// ---- sendmail-access ----
+
+std::vector<Record> read_db(const std::string& path) {
+    std::vector<Record> out;
+    DB* db = nullptr;
+    if (db_create(&db, nullptr, 0) != 0) return out;
+    if (db->open(db, nullptr, path.c_str(), nullptr, DB_HASH, DB_RDONLY, 0) != 0) {
+        db->close(db, 0);
+        return out;
+    }
+    DBC* cur = nullptr;
+    db->cursor(db, nullptr, &cur, 0);
+    DBT k{}, v{};
+    while (cur->get(cur, &k, &v, DB_NEXT) == 0)
+        out.emplace_back(std::string(static_cast<char*>(k.data), k.size), std::string(static_cast<char*>(v.data), v.size));
+    cur->close(cur);
+    db->close(db, 0);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+TEST(ExportSendmail, MakemapFormatMergedWithStatic) {
+    auto recs = parse_makemap("# c\nConnect:10.1 REJECT\n\nFrom:Spam@Example.COM  ERROR:5.7.1:550 go away\n");
+    ASSERT_TRUE(recs);
+    EXPECT_EQ(*recs, (std::vector<Record>{{"connect:10.1", "REJECT"}, {"from:spam@example.com", "ERROR:5.7.1:550 go away"}}));
+    EXPECT_FALSE(parse_makemap(" leading space\n"));
+    EXPECT_FALSE(parse_makemap("keyonly\n"));
+    EXPECT_FALSE(parse_makemap("a x\nA y\n"));
+
+    TempDir d;
+    spit(d / "access", "Connect:192.0.2.7 REJECT\nConnect:localhost RELAY\n");
+    auto e = open_exporter(export_config("sendmail-access", d / "mail/access.db", d / "access"));
+    ASSERT_TRUE(e) << e.error().message;
+    std::vector<core::Permit> live = {permit("203.0.113.20", t0, t0 + 30min), permit("192.0.2.7", t0, t0 + 30min),
+                                      permit("2001:db8::1", t0, t0 + 30min)};
+    ASSERT_TRUE((*e)->write(live, t0));
+    EXPECT_EQ(read_db(d / "mail/access.db"), (std::vector<Record>{{"connect:192.0.2.7", "REJECT"},
+                                                                  {"connect:203.0.113.20", "RELAY"},
+                                                                  {"connect:ipv6:2001:db8:0:0:0:0:0:1", "RELAY"},
+                                                                  {"connect:localhost", "RELAY"}}));
+    struct stat a, b;
+    ASSERT_EQ(::stat((d / "mail/access.db").c_str(), &a), 0);
+    ASSERT_TRUE((*e)->write(live, t0 + 1s));
+    ASSERT_EQ(::stat((d / "mail/access.db").c_str(), &b), 0);
+    EXPECT_EQ(a.st_ino, b.st_ino);  // identical: not rewritten
+
+    const char* env = std::getenv("RP_MAKEMAP");
+    const auto makemap = find_program({env ? env : "", "/usr/sbin/makemap"});
+    if (makemap.empty()) GTEST_SKIP() << "makemap (sendmail-bin) not found; set RP_MAKEMAP";
+    auto dump = run(makemap + " -C /dev/null -u hash " + shell_quote(d / "mail/access.db") + " 2>/dev/null");
+    ASSERT_TRUE(dump);
+    std::vector<std::string> lines;
+    std::stringstream ss(*dump);
+    for (std::string l; std::getline(ss, l);) lines.push_back(l);
+    std::sort(lines.begin(), lines.end());
+    EXPECT_EQ(lines, (std::vector<std::string>{"connect:192.0.2.7\tREJECT", "connect:203.0.113.20\tRELAY",
+                                               "connect:ipv6:2001:db8:0:0:0:0:0:1\tRELAY", "connect:localhost\tRELAY"}));
+    // and what makemap itself writes from the same text reads back the same through libdb
+    spit(d / "text", "Connect:192.0.2.7 REJECT\nConnect:localhost RELAY\nconnect:203.0.113.20 RELAY\n"
+                     "connect:ipv6:2001:db8:0:0:0:0:0:1 RELAY\n");
+    ASSERT_TRUE(run(makemap + " -C /dev/null hash " + shell_quote(d / "mm") + " < " + shell_quote(d / "text") + " 2>/dev/null"));
+    EXPECT_EQ(read_db(d / "mm.db"), read_db(d / "mail/access.db"));
+}
+
+// ---- relay-ctrl-dir ----
+
+TEST(ExportRelayCtrl, OneFilePerPermitWithGrantMtime) {
+    TempDir d;
+    const std::string dir = d / "spool/relay-ctrl/allow";
+    auto e = open_exporter(export_config("relay-ctrl-dir", dir));
+    ASSERT_TRUE(e) << e.error().message;
+    ASSERT_TRUE(fs::is_directory(dir));
+    spit(dir + "/README", "keep me");
+    spit(dir + "/198.51.100.9", "");  // a stale permit file: removed
+    const core::Time g = t0 + 123456us;
+    std::vector<core::Permit> live = {permit("203.0.113.20", g, g + 30min, "bob@example.org"),
+                                      permit("2001:db8::1", g, g + 30min, "evil\nname"),
+                                      permit("192.0.2.3", t0 - 1h, t0 - 30min)};  // expired
+    ASSERT_TRUE((*e)->write(live, t0 + 1s));
+    EXPECT_EQ(slurp(dir + "/203.0.113.20"), std::string("USER=bob@example.org\0", 21));
+    EXPECT_EQ(slurp(dir + "/2001:db8::1"), "");  // unsafe user name is not written
+    EXPECT_FALSE(fs::exists(dir + "/192.0.2.3"));
+    EXPECT_FALSE(fs::exists(dir + "/198.51.100.9"));
+    EXPECT_EQ(slurp(dir + "/README"), "keep me");
+    struct stat st;
+    ASSERT_EQ(::stat((dir + "/203.0.113.20").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mtim.tv_sec, 1'700'000'000);
+    EXPECT_EQ(st.st_mtim.tv_nsec, 123456000);
+    const auto ino = st.st_ino;
+    ASSERT_TRUE((*e)->write(live, t0 + 2s));
+    ASSERT_EQ(::stat((dir + "/203.0.113.20").c_str(), &st), 0);
+    EXPECT_EQ(st.st_ino, ino);  // unchanged
+    ASSERT_TRUE((*e)->write({}, t0 + 3s));
+    EXPECT_FALSE(fs::exists(dir + "/203.0.113.20"));
+    EXPECT_TRUE(fs::exists(dir + "/README"));
+}
+
+}  // namespace
+}  // namespace rp::exports
