@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/arg_parser.hpp"
+#include "cli/chain.hpp"
 #include "config/config.hpp"
 #include "core/address.hpp"
 #include "daemon/control_protocol.hpp"
@@ -137,6 +138,11 @@ int cmd_scan(const ParsedArgs& a) {
 }
 
 int cmd_check(const ParsedArgs& a) {
+    if (a.has("--chain")) return run_check_chain(a.get("--config", config::k_default_path), a.has("--config"), a.tail);
+    if (a.positionals.size() != 1) {
+        err("'check' needs exactly one IP (or --chain -- PROGRAM)");
+        return k_error;
+    }
     if (!core::Address::parse(a.positionals[0])) {
         err("not an IP address: '" + a.positionals[0] + "'");
         return k_error;
@@ -179,6 +185,7 @@ int cmd_list(const ParsedArgs& a) {
 }
 
 int cmd_allow(const ParsedArgs& a) {
+    if (a.has("--chain")) return run_allow_chain(a.get("--config", config::k_default_path), a.has("--config"), a.tail);
     if (a.positionals.empty()) {
         err("missing IP for 'allow'");
         return k_error;
@@ -290,13 +297,18 @@ const std::vector<Command>& commands() {
          cmd_scan},
         {{"list", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}}, "list live permits"}, cmd_list},
         {{"allow", "IP", 0, 1,
-          {k_config_opt, {"--user", "U", "user name to record"}, {"--ttl", "D", "lifetime (default: ttl)"}},
-          "grant a permit for IP"},
+          {k_config_opt, {"--user", "U", "user name to record"}, {"--ttl", "D", "lifetime (default: ttl)"},
+           {"--chain", "", "exec chain: grant for $TCPREMOTEIP or $IP (user $USER/$AUTHUSER), then exec the program after --"}},
+          "grant a permit for IP (or, with --chain, for the exec chain's client)"},
          cmd_allow},
         {{"revoke", "IP", 0, 1, {k_config_opt, {"--user", "U", "revoke every permit of user U"}},
           "remove the permits covering IP (or of --user U)"},
          cmd_revoke},
-        {{"check", "IP", 1, 1, {k_config_opt}, "exit 0 if IP may relay now (and say why), 1 if not"}, cmd_check},
+        {{"check", "IP", 0, 1,
+          {k_config_opt,
+           {"--chain", "", "exec chain (qmail): set RELAYCLIENT if $TCPREMOTEIP may relay, then exec the program after --"}},
+          "exit 0 if IP may relay now (and say why), 1 if not"},
+         cmd_check},
         {{"status", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}}, "show counters"}, cmd_status},
         {{"config check", "", 0, 0, {k_config_opt}, "validate the configuration"}, cmd_config_check},
     };

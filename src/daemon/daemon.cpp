@@ -24,8 +24,12 @@
 #include "daemon/control_protocol.hpp"
 #include "exports/exporter.hpp"
 #include "frontends/permit_oracle.hpp"
+#include "frontends/opensmtpd_frontend.hpp"
 #include "frontends/policy_frontend.hpp"
+#include "frontends/readsocket_frontend.hpp"
+#include "frontends/socketmap_frontend.hpp"
 #include "matching/matcher.hpp"
+#include "sources/auth_policy_source.hpp"
 #include "sources/file_tail_source.hpp"
 #include "sources/source.hpp"
 #include "store/permit_store.hpp"
@@ -187,6 +191,9 @@ private:
     std::shared_ptr<const matching::Matcher> matcher_;
     std::vector<std::unique_ptr<sources::Source>> sources_;
     std::unique_ptr<frontends::PolicyFrontend> policy_;
+    std::unique_ptr<frontends::SocketmapFrontend> socketmap_;
+    std::unique_ptr<frontends::ReadsocketFrontend> readsocket_;
+    std::unique_ptr<frontends::OpensmtpdFrontend> opensmtpd_;
     util::UniqueFd control_fd_;
     std::map<int, ControlConnection> control_conns_;
     gid_t control_gid_ = static_cast<gid_t>(-1);
@@ -484,12 +491,15 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
                             {"untrusted", c.untrusted}, {"dropped", c.dropped}});
         }
         auto fes = nlohmann::json::array();
-        if (policy_) {
-            auto c = policy_->counters();
-            fes.push_back({{"name", "policy"}, {"connections", c.connections}, {"requests", c.requests},
+        auto add_frontend = [&fes](const char* name, const frontends::FrontendCounters& c) {
+            fes.push_back({{"name", name}, {"connections", c.connections}, {"requests", c.requests},
                            {"permitted", c.permitted}, {"malformed", c.malformed}, {"active", c.active},
                            {"refused", c.refused}});
-        }
+        };
+        if (policy_) add_frontend("policy", policy_->counters());
+        if (socketmap_) add_frontend("socketmap", socketmap_->counters());
+        if (readsocket_) add_frontend("readsocket", readsocket_->counters());
+        if (opensmtpd_) add_frontend("opensmtpd", opensmtpd_->counters());
         return {{"ok", true},
                 {"version", RELAYPERMIT_VERSION},
                 {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
@@ -507,6 +517,7 @@ core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config:
     if (sc.type == "file")
         return std::unique_ptr<sources::Source>(
             std::make_unique<sources::FileTailSource>(sc.name, sc.path, std::move(parser), *this, clock_));
+    if (sc.type == "dovecot-auth-policy") return sources::open_auth_policy_source(sc, std::move(parser), *this, clock_);
     return core::make_error("source type \"" + sc.type + "\" is not available in this version");
 }
 
@@ -554,6 +565,9 @@ core::Status Daemon::start_from(const config::Config& cfg, bool reload) {
                                 cfg.policy.max_attributes != cfg_.policy.max_attributes ||
                                 cfg.policy.idle_timeout != cfg_.policy.idle_timeout ||
                                 cfg.policy.max_clients != cfg_.policy.max_clients;
+    const bool socketmap_changed = !reload || cfg.socketmap.listen != cfg_.socketmap.listen;
+    const bool readsocket_changed = !reload || cfg.readsocket.listen != cfg_.readsocket.listen;
+    const bool opensmtpd_changed = !reload || cfg.opensmtpd.listen != cfg_.opensmtpd.listen;
     cfg_ = cfg;
     if (cfg_.ignore_mynetworks) {
         auto nets = postfix_mynetworks();
@@ -573,6 +587,19 @@ core::Status Daemon::start_from(const config::Config& cfg, bool reload) {
             if (auto st = policy_->listen(cfg.policy.listen); !st) return core::make_error("[policy] " + st.error().message);
         }
     }
+    // The other MTA frontends only have endpoints; rebuilt when those change.
+    auto restart = [this]<typename F>(bool changed, std::unique_ptr<F>& fe, const config::ListenerConfig& lc,
+                                      const char* what) -> core::Status {
+        if (!changed) return core::ok();
+        fe.reset();  // the destructor closes (and removes its unix socket files)
+        if (lc.listen.empty()) return core::ok();
+        fe = std::make_unique<F>(loop_, *this);
+        if (auto st = fe->listen(lc.listen); !st) return core::make_error(std::string(what) + " " + st.error().message);
+        return core::ok();
+    };
+    if (auto st = restart(socketmap_changed, socketmap_, cfg.socketmap, "[socketmap]"); !st) return st;
+    if (auto st = restart(readsocket_changed, readsocket_, cfg.readsocket, "[readsocket]"); !st) return st;
+    if (auto st = restart(opensmtpd_changed, opensmtpd_, cfg.opensmtpd, "[opensmtpd]"); !st) return st;
     return core::ok();
 }
 
@@ -688,6 +715,9 @@ int Daemon::run() {
     sd_notify("STOPPING=1");
     for (auto& s : sources_) s->stop(loop_);
     if (policy_) policy_->close();
+    if (socketmap_) socketmap_->close();
+    if (readsocket_) readsocket_->close();
+    if (opensmtpd_) opensmtpd_->close();
     if (control_fd_) unlink(cfg_.control_socket.c_str());
     return 0;
 }

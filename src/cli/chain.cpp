@@ -1,0 +1,125 @@
+#include "cli/chain.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "config/config.hpp"
+#include "core/address.hpp"
+#include "core/time.hpp"
+#include "daemon/control_protocol.hpp"
+#include "store/permit_store.hpp"
+
+namespace rp::cli {
+namespace {
+
+// stderr only: stdin and stdout belong to the client's connection.
+void warn(const char* mode, const std::string& msg) {
+    std::fprintf(stderr, "relaypermit: %s --chain: %s\n", mode, msg.c_str());
+    std::fflush(stderr);
+}
+
+std::optional<std::string> env(const char* name) {
+    const char* v = std::getenv(name);
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+}
+
+// Replaces the process image; returns only on failure (127).
+int exec_program(const char* mode, const std::vector<std::string>& program) {
+    std::vector<char*> argv;
+    argv.reserve(program.size() + 1);
+    for (const auto& a : program) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execvp(argv[0], argv.data());
+    warn(mode, "cannot execute " + program[0] + ": " + std::strerror(errno));
+    return 127;
+}
+
+// Grants a permit through the daemon. Returns an error text, or "" when granted or when there
+// is deliberately nothing to grant (Courier without AUTHENTICATED).
+std::string grant(const std::string& config_path, bool explicit_config) {
+    auto ip = env("TCPREMOTEIP");
+    if (!ip || ip->empty()) ip = env("IP");
+    if (!ip || ip->empty()) return "no client address (neither TCPREMOTEIP nor IP is set); no permit granted";
+    // Courier (authdaemon chains) sets AUTHUSER and AUTHARGV0, and AUTHENTICATED only on success.
+    if (env("AUTHUSER") && env("AUTHARGV0")) {
+        const auto authenticated = env("AUTHENTICATED");
+        if (!authenticated || authenticated->empty()) return "";
+    }
+    auto addr = core::Address::parse(*ip);
+    if (!addr) return "not an IP address: '" + *ip + "'; no permit granted";
+    auto user = env("USER");
+    if (!user || user->empty()) user = env("AUTHUSER");
+
+    auto cfg = config::load_config(config_path, explicit_config);
+    if (!cfg) return cfg.error().message + "; no permit granted";
+    nlohmann::json req = {{"cmd", "allow"}, {"ip", addr->to_string()}, {"user", user.value_or("")}};
+    auto reply = daemon::control_call(cfg->control_socket, req, k_chain_timeout_ms);
+    if (!reply) return reply.error().message + "; no permit granted for " + addr->to_string();
+    if (!reply->value("ok", false))
+        return "daemon refused: " + reply->value("error", std::string("unknown error")) + "; no permit granted for " +
+               addr->to_string();
+    return "";
+}
+
+}  // namespace
+
+int run_allow_chain(const std::string& config_path, bool explicit_config, const std::vector<std::string>& program) {
+    const std::string problem = grant(config_path, explicit_config);
+    if (!problem.empty()) warn("allow", problem);
+    if (program.empty()) return problem.empty() ? 0 : 2;
+    return exec_program("allow", program);
+}
+
+int run_check_chain(const std::string& config_path, bool explicit_config, const std::vector<std::string>& program) {
+    if (env("RELAYCLIENT")) return program.empty() ? 0 : exec_program("check", program);  // already decided upstream
+
+    std::optional<bool> permitted;
+    std::string relayclient;
+    const auto ip = env("TCPREMOTEIP");
+    const auto addr = ip ? core::Address::parse(*ip) : std::nullopt;
+    if (!ip || ip->empty()) {
+        warn("check", "TCPREMOTEIP is not set; RELAYCLIENT not set");
+    } else if (!addr) {
+        warn("check", "not an IP address: '" + *ip + "'; RELAYCLIENT not set");
+    } else if (auto cfg = config::load_config(config_path, explicit_config); !cfg) {
+        warn("check", cfg.error().message + "; RELAYCLIENT not set");
+    } else {
+        relayclient = cfg->relayclient;
+        auto reply = daemon::control_call(cfg->control_socket, {{"cmd", "check"}, {"ip", addr->to_string()}},
+                                          k_chain_timeout_ms);
+        if (reply && reply->value("ok", false)) {
+            permitted = reply->value("permitted", false);
+        } else {
+            const std::string why = reply ? reply->value("error", std::string("daemon refused")) : reply.error().message;
+            // Fallback: the static allow list, then the permit store opened read-only.
+            const bool static_allow = std::any_of(cfg->allow.begin(), cfg->allow.end(),
+                                                  [&](const core::Cidr& c) { return c.contains(*addr); });
+            if (static_allow) {
+                permitted = true;
+            } else {
+                auto st = store::open_store({cfg->state_dir, cfg->store, true});
+                if (st) {
+                    permitted = (*st)->find(*addr, core::SystemClock().now()).has_value();
+                    warn("check", why + "; answered from the permit store (read-only)");
+                } else {
+                    warn("check", why + "; the permit store cannot be read either (" + st.error().message +
+                                      "); RELAYCLIENT not set");
+                }
+            }
+        }
+    }
+    if (permitted.value_or(false) && ::setenv("RELAYCLIENT", relayclient.c_str(), 1) != 0)
+        warn("check", std::string("setenv: ") + std::strerror(errno));
+    if (program.empty()) return permitted ? (*permitted ? 0 : 1) : 2;
+    return exec_program("check", program);
+}
+
+}  // namespace rp::cli
