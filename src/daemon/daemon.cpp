@@ -30,8 +30,11 @@
 #include "frontends/socketmap_frontend.hpp"
 #include "matching/matcher.hpp"
 #include "sources/auth_policy_source.hpp"
+#include "sources/fifo_source.hpp"
 #include "sources/file_tail_source.hpp"
+#include "sources/journald_source.hpp"
 #include "sources/source.hpp"
+#include "sources/syslog_source.hpp"
 #include "store/permit_store.hpp"
 #include "util/endpoint.hpp"
 #include "util/event_loop.hpp"
@@ -518,6 +521,9 @@ core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config:
         return std::unique_ptr<sources::Source>(
             std::make_unique<sources::FileTailSource>(sc.name, sc.path, std::move(parser), *this, clock_));
     if (sc.type == "dovecot-auth-policy") return sources::open_auth_policy_source(sc, std::move(parser), *this, clock_);
+    if (sc.type == "syslog") return sources::open_syslog_source(sc, std::move(parser), *this, clock_);
+    if (sc.type == "fifo") return sources::open_fifo_source(sc, std::move(parser), *this, clock_);
+    if (sc.type == "journald") return sources::open_journald_source(sc, std::move(parser), *this, clock_);
     return core::make_error("source type \"" + sc.type + "\" is not available in this version");
 }
 

@@ -1,0 +1,501 @@
+#include "sources/syslog_source.hpp"
+
+#include <arpa/inet.h>
+#include <gnutls/gnutls.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include "util/endpoint.hpp"
+
+namespace rp::sources {
+namespace {
+
+using core::make_error;
+using util::Level;
+
+std::string errno_text() { return std::strerror(errno); }
+
+std::optional<core::Address> to_address(const sockaddr_storage& ss) {
+    if (ss.ss_family == AF_INET) {
+        const auto* s4 = reinterpret_cast<const sockaddr_in*>(&ss);
+        return core::Address::v4(ntohl(s4->sin_addr.s_addr));
+    }
+    if (ss.ss_family == AF_INET6) {
+        const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+        std::array<std::uint8_t, 16> b{};
+        std::memcpy(b.data(), &s6->sin6_addr, 16);
+        return core::Address::v6(b);
+    }
+    return std::nullopt;
+}
+
+std::string local_name(int fd, const std::string& kind) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return kind + ":?";
+    const auto a = to_address(ss);
+    if (!a) return kind + ":?";
+    const int port = ss.ss_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port)
+                                             : ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+    const std::string host = a->is_v4() ? a->to_string() : "[" + a->to_string() + "]";
+    return kind + ":" + host + ":" + std::to_string(port);
+}
+
+// A unix datagram socket at `path`; a stale socket file (nobody bound) is replaced.
+core::Result<util::UniqueFd> bind_unix_dgram(const std::string& path, mode_t mode) {
+    sockaddr_un sun{};
+    if (path.size() >= sizeof sun.sun_path) return make_error("unix socket path too long: " + path);
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    struct stat st {};
+    if (lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) return make_error(path + " exists and is not a socket");
+        util::UniqueFd probe(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+        if (probe && connect(probe.get(), reinterpret_cast<const sockaddr*>(&sun), len) == 0)
+            return make_error(path + " is in use by another process");
+        unlink(path.c_str());
+    }
+    util::UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) return make_error("socket: " + errno_text());
+    if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&sun), len) != 0)
+        return make_error("bind " + path + ": " + errno_text());
+    if (chmod(path.c_str(), mode) != 0) return make_error("chmod " + path + ": " + errno_text());
+    return fd;
+}
+
+}  // namespace
+
+struct SyslogSource::TlsContext {
+    gnutls_certificate_credentials_t cred = nullptr;
+    bool require_client = false;
+};
+
+struct SyslogSource::TlsSession {
+    gnutls_session_t s = nullptr;
+};
+
+void SyslogSource::TlsSessionDeleter::operator()(TlsSession* t) const {
+    if (t->s != nullptr) gnutls_deinit(t->s);
+    delete t;
+}
+
+void SyslogSource::TlsContextDeleter::operator()(TlsContext* c) const {
+    if (c->cred != nullptr) gnutls_certificate_free_credentials(c->cred);
+    delete c;
+}
+
+core::Status SyslogSource::load_tls() {
+    if (tls_) return core::ok();
+    if (opts_.tls_cert.empty() || opts_.tls_key.empty()) return make_error("a tls: listener needs tls_cert and tls_key");
+    std::unique_ptr<TlsContext, TlsContextDeleter> ctx(new TlsContext);
+    if (const int r = gnutls_certificate_allocate_credentials(&ctx->cred); r < 0)
+        return make_error(std::string("TLS: ") + gnutls_strerror(r));
+    if (const int r = gnutls_certificate_set_x509_key_file(ctx->cred, opts_.tls_cert.c_str(), opts_.tls_key.c_str(),
+                                                           GNUTLS_X509_FMT_PEM);
+        r < 0)
+        return make_error("TLS certificate " + opts_.tls_cert + " / key " + opts_.tls_key + ": " + gnutls_strerror(r));
+    if (!opts_.tls_ca.empty()) {
+        const int n = gnutls_certificate_set_x509_trust_file(ctx->cred, opts_.tls_ca.c_str(), GNUTLS_X509_FMT_PEM);
+        if (n < 0) return make_error("TLS CA file " + opts_.tls_ca + ": " + gnutls_strerror(n));
+        if (n == 0) return make_error("TLS CA file " + opts_.tls_ca + ": no certificate in it");
+        ctx->require_client = true;
+    }
+    tls_ = std::move(ctx);
+    return core::ok();
+}
+
+SyslogSource::SyslogSource(std::string name, std::vector<core::Cidr> allow_from, LineParser parser, LoginSink& sink,
+                           const core::Clock& clock, SyslogOptions opts)
+    : name_(std::move(name)),
+      allow_from_(std::move(allow_from)),
+      parser_(std::move(parser)),
+      sink_(sink),
+      clock_(clock),
+      opts_(opts) {
+    if (allow_from_.empty()) {
+        allow_from_.push_back(*core::Cidr::parse("127.0.0.0/8"));
+        allow_from_.push_back(*core::Cidr::parse("::1"));
+    }
+    buf_.resize(std::max(opts_.read_chunk, opts_.framing.max_frame_bytes + 1));
+}
+
+core::Result<std::unique_ptr<SyslogSource>> SyslogSource::open(std::string name, const std::vector<std::string>& listen,
+                                                               std::vector<core::Cidr> allow_from, LineParser parser,
+                                                               LoginSink& sink, const core::Clock& clock,
+                                                               SyslogOptions opts) {
+    if (listen.empty()) return make_error("syslog source " + name + ": no listen endpoint");
+    std::unique_ptr<SyslogSource> s(
+        new SyslogSource(std::move(name), std::move(allow_from), std::move(parser), sink, clock, opts));
+    for (const auto& text : listen)
+        if (auto st = s->bind_listener(text); !st) return make_error("syslog source " + s->name_ + ": " + st.error().message);
+    return s;
+}
+
+core::Status SyslogSource::bind_listener(const std::string& text) {
+    auto l = std::make_unique<Listener>();
+    std::string_view rest = text;
+    if (rest.starts_with("unix:")) {
+        l->kind = Kind::unix_dgram;
+        l->unix_path = std::string(rest.substr(5));
+        if (l->unix_path.empty() || l->unix_path.front() != '/')
+            return make_error("unix endpoint needs an absolute path: '" + text + "'");
+        auto fd = bind_unix_dgram(l->unix_path, opts_.unix_mode);
+        if (!fd) return fd.error();
+        l->fd = std::move(*fd);
+        l->text = "unix:" + l->unix_path;
+    } else {
+        if (rest.starts_with("tls:")) {
+            rest.remove_prefix(4);
+            l->tls = true;
+            if (auto st = load_tls(); !st) return st;
+        }
+        auto ep = util::parse_endpoint(rest);
+        if (!ep) return ep.error();
+        if (ep->kind == util::Endpoint::Kind::unix_stream || (l->tls && ep->kind != util::Endpoint::Kind::tcp))
+            return make_error("bad endpoint '" + text + "'");
+        l->kind = ep->kind == util::Endpoint::Kind::udp ? Kind::udp : Kind::tcp;
+        util::ListenOptions lo;
+        auto fd = util::listen_endpoint(*ep, lo);
+        if (!fd) return make_error("listen " + text + ": " + fd.error().message);
+        l->fd = std::move(*fd);
+        l->text = local_name(l->fd.get(), l->kind == Kind::udp ? "udp" : l->tls ? "tls" : "tcp");
+    }
+    if (l->kind != Kind::tcp) {
+        const int size = opts_.datagram_rcvbuf;
+        (void)setsockopt(l->fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+    listeners_.push_back(std::move(l));
+    return core::ok();
+}
+
+SyslogSource::~SyslogSource() {
+    if (loop_ != nullptr) stop(*loop_);
+    for (const auto& l : listeners_)
+        if (l->kind == Kind::unix_dgram) unlink(l->unix_path.c_str());
+}
+
+std::vector<std::string> SyslogSource::local_endpoints() const {
+    std::vector<std::string> out;
+    for (const auto& l : listeners_) out.push_back(l->text);
+    return out;
+}
+
+core::Status SyslogSource::start(util::EventLoop& loop) {
+    loop_ = &loop;
+    for (auto& lp : listeners_) {
+        Listener* l = lp.get();
+        if (l->kind == Kind::tcp)
+            loop.add(l->fd.get(), EPOLLIN, [this, l](std::uint32_t) { on_accept(*l); });
+        else
+            loop.add(l->fd.get(), EPOLLIN, [this, l](std::uint32_t) { on_datagrams(*l); });
+    }
+    util::log(Level::info, "syslog source {}: listening on {}", name_, fmt::join(local_endpoints(), ", "));
+    return core::ok();
+}
+
+void SyslogSource::stop(util::EventLoop& loop) {
+    if (loop_ == nullptr) return;
+    for (auto& l : listeners_) loop.remove(l->fd.get());
+    while (!conns_.empty()) close_conn(conns_.begin()->first);
+    if (retry_timer_ != 0) {
+        loop.cancel(retry_timer_);
+        retry_timer_ = 0;
+    }
+    flush_pending();  // best effort
+    if (!pending_.empty()) {
+        warn_.log(Level::warning, "syslog source {}: {} login(s) not stored at stop", name_, pending_.size());
+        dropped_other_ += pending_.size();
+        pending_.clear();
+    }
+    loop_ = nullptr;
+}
+
+SourceCounters SyslogSource::counters() const {
+    SourceCounters c;
+    c.lines = framing_.messages;
+    c.matches = matches_;
+    c.malformed = framing_.malformed;
+    c.untrusted = untrusted_;
+    c.dropped = framing_.oversize + framing_.truncated + dropped_other_;
+    return c;
+}
+
+bool SyslogSource::allowed(const core::Address& a) const {
+    for (const auto& c : allow_from_)
+        if (c.contains(a)) return true;
+    return false;
+}
+
+void SyslogSource::on_accept(Listener& l) {
+    for (int i = 0; i < 64; ++i) {
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        util::UniqueFd fd(accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!fd) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                warn_.log(Level::warning, "syslog source {}: accept on {}: {}", name_, l.text, errno_text());
+            return;
+        }
+        const auto peer = to_address(ss);
+        if (!peer || !allowed(*peer)) {
+            ++untrusted_;
+            warn_.log(Level::warning, "syslog source {}: refused connection from {} on {} (not in allow_from)", name_,
+                      peer ? peer->to_string() : std::string("?"), l.text);
+            continue;
+        }
+        if (conns_.size() >= opts_.max_connections) {
+            ++dropped_other_;
+            warn_.log(Level::warning, "syslog source {}: refused connection from {}: {} connections open", name_,
+                      peer->to_string(), conns_.size());
+            continue;
+        }
+        const std::uint64_t id = next_conn_++;
+        auto c = std::make_unique<Conn>();
+        c->fd = std::move(fd);
+        c->peer = peer->to_string();
+        c->framer = StreamFramer(opts_.framing);
+        const int cfd = c->fd.get();
+        if (l.tls) {
+            gnutls_session_t s = nullptr;
+            if (const int r = gnutls_init(&s, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL); r < 0) {
+                warn_.log(Level::warning, "syslog source {}: TLS session: {}", name_, gnutls_strerror(r));
+                continue;
+            }
+            c->tls.reset(new TlsSession{s});
+            gnutls_set_default_priority(s);
+            gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, tls_->cred);
+            gnutls_certificate_server_set_request(s, tls_->require_client ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_IGNORE);
+            gnutls_transport_set_int(s, cfd);
+            c->handshaking = true;
+            c->handshake_timer = loop_->call_after(
+                opts_.handshake_timeout, [this, id] {
+                    auto cit = conns_.find(id);
+                    if (cit == conns_.end()) return;
+                    cit->second->handshake_timer = 0;
+                    warn_.log(Level::warning, "syslog source {}: TLS handshake with {} timed out", name_,
+                              cit->second->peer);
+                    close_conn(id);
+                });
+        }
+        conns_.emplace(id, std::move(c));
+        loop_->add(cfd, EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t) { on_conn(id); });
+    }
+}
+
+void SyslogSource::on_conn(std::uint64_t id) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    Conn& c = *it->second;
+    if (c.handshaking && !tls_handshake(id, c)) return;
+    std::size_t budget = opts_.max_bytes_per_wakeup;
+    bool closing = false;
+    while (budget > 0) {
+        const std::size_t want = std::min(budget, opts_.read_chunk);
+        ssize_t r = 0;
+        if (c.tls) {
+            r = gnutls_record_recv(c.tls->s, buf_.data(), want);
+            if (r == GNUTLS_E_AGAIN) {
+                loop_->modify(c.fd.get(), gnutls_record_get_direction(c.tls->s) == 1 ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
+                break;
+            }
+            if (r == GNUTLS_E_INTERRUPTED) continue;
+            if (r < 0) {
+                if (r != GNUTLS_E_REHANDSHAKE && gnutls_error_is_fatal(static_cast<int>(r)) == 0) continue;
+                if (r != GNUTLS_E_PREMATURE_TERMINATION)
+                    warn_.log(Level::warning, "syslog source {}: TLS connection from {}: {}", name_, c.peer,
+                              gnutls_strerror(static_cast<int>(r)));
+                c.framer.finish(lines_, framing_);
+                closing = true;
+                break;
+            }
+        } else {
+            r = ::read(c.fd.get(), buf_.data(), want);
+        }
+        if (r > 0) {
+            const auto got = static_cast<std::size_t>(r);
+            budget -= std::min(budget, got);
+            if (!c.framer.feed(std::string_view(buf_.data(), got), lines_, framing_)) {
+                warn_.log(Level::warning, "syslog source {}: closing connection from {}: bad octet count", name_, c.peer);
+                closing = true;
+                break;
+            }
+            if (!c.tls && got < want) break;  // drained for now (a TLS read returns one record)
+            continue;
+        }
+        if (r == 0) {
+            c.framer.finish(lines_, framing_);
+            closing = true;
+            break;
+        }
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            c.framer.finish(lines_, framing_);
+            closing = true;
+        }
+        break;
+    }
+    process_lines();
+    if (closing) {
+        close_conn(id);
+        return;
+    }
+    // Decrypted bytes waiting inside GnuTLS do not wake epoll: continue from a 0 ms timer.
+    if (c.tls && budget == 0 && gnutls_record_check_pending(c.tls->s) > 0 && c.continue_timer == 0)
+        c.continue_timer = loop_->call_after(std::chrono::milliseconds(0), [this, id] {
+            auto cit = conns_.find(id);
+            if (cit == conns_.end()) return;
+            cit->second->continue_timer = 0;
+            on_conn(id);
+        });
+}
+
+bool SyslogSource::tls_handshake(std::uint64_t id, Conn& c) {
+    int r = 0;
+    do {
+        r = gnutls_handshake(c.tls->s);
+    } while (r < 0 && r != GNUTLS_E_AGAIN && gnutls_error_is_fatal(r) == 0);
+    if (r == GNUTLS_E_AGAIN) {
+        loop_->modify(c.fd.get(), gnutls_record_get_direction(c.tls->s) == 1 ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
+        return false;
+    }
+    if (r < 0) {
+        ++untrusted_;
+        warn_.log(Level::warning, "syslog source {}: TLS handshake with {} failed: {}", name_, c.peer, gnutls_strerror(r));
+        close_conn(id);
+        return false;
+    }
+    if (tls_->require_client) {
+        unsigned status = 0;
+        const int v = gnutls_certificate_verify_peers2(c.tls->s, &status);
+        if (v < 0 || status != 0) {
+            ++untrusted_;
+            gnutls_datum_t text{};
+            std::string why = v < 0 ? gnutls_strerror(v) : "unverified";
+            if (v >= 0 && gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
+                why.assign(reinterpret_cast<const char*>(text.data), text.size);
+                gnutls_free(text.data);
+            }
+            warn_.log(Level::warning, "syslog source {}: refused TLS client {}: certificate not accepted ({})", name_,
+                      c.peer, why);
+            close_conn(id);
+            return false;
+        }
+    }
+    c.handshaking = false;
+    if (c.handshake_timer != 0) {
+        loop_->cancel(c.handshake_timer);
+        c.handshake_timer = 0;
+    }
+    loop_->modify(c.fd.get(), EPOLLIN | EPOLLRDHUP);
+    return true;
+}
+
+void SyslogSource::close_conn(std::uint64_t id) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    Conn& c = *it->second;
+    if (loop_ != nullptr) {
+        loop_->remove(c.fd.get());
+        if (c.handshake_timer != 0) loop_->cancel(c.handshake_timer);
+        if (c.continue_timer != 0) loop_->cancel(c.continue_timer);
+    }
+    conns_.erase(it);
+}
+
+void SyslogSource::on_datagrams(Listener& l) {
+    const bool network = l.kind == Kind::udp;
+    for (std::size_t i = 0; i < opts_.max_datagrams_per_wakeup; ++i) {
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        const ssize_t r = recvfrom(l.fd.get(), buf_.data(), buf_.size(), MSG_TRUNC,
+                                   network ? reinterpret_cast<sockaddr*>(&ss) : nullptr, network ? &len : nullptr);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                warn_.log(Level::warning, "syslog source {}: receive on {}: {}", name_, l.text, errno_text());
+            break;
+        }
+        if (network) {
+            const auto peer = to_address(ss);
+            if (!peer || !allowed(*peer)) {
+                ++untrusted_;
+                warn_.log(Level::warning, "syslog source {}: ignored datagram from {} on {} (not in allow_from)", name_,
+                          peer ? peer->to_string() : std::string("?"), l.text);
+                continue;
+            }
+        }
+        const auto size = static_cast<std::size_t>(r);
+        if (size > buf_.size()) {  // truncated by the kernel: longer than any frame we accept
+            ++framing_.oversize;
+            continue;
+        }
+        frame_datagram(std::string_view(buf_.data(), size), lines_, framing_, opts_.framing);
+    }
+    process_lines();
+}
+
+void SyslogSource::process_lines() {
+    if (lines_.empty()) return;
+    const core::Time now = clock_.now();
+    events_.clear();
+    parser_(lines_, now, events_);
+    lines_.clear();
+    if (lines_.capacity() > 4 * opts_.max_bytes_per_wakeup) lines_.shrink_to_fit();
+    if (events_.empty()) return;
+    for (auto& e : events_)
+        if (e.source.empty()) e.source = name_;
+    matches_ += events_.size();
+    const std::size_t room = opts_.max_pending_events > pending_.size() ? opts_.max_pending_events - pending_.size() : 0;
+    const std::size_t take = std::min(room, events_.size());
+    if (take < events_.size()) {
+        dropped_other_ += events_.size() - take;
+        warn_.log(Level::warning, "syslog source {}: {} login(s) dropped: the store is not accepting them", name_,
+                  events_.size() - take);
+    }
+    pending_.insert(pending_.end(), std::make_move_iterator(events_.begin()),
+                    std::make_move_iterator(events_.begin() + static_cast<std::ptrdiff_t>(take)));
+    events_.clear();
+    if (retry_timer_ == 0) flush_pending();
+}
+
+void SyslogSource::flush_pending() {
+    if (pending_.empty()) return;
+    const auto st = sink_.deliver(pending_, core::Checkpoint{});
+    if (st) {
+        pending_.clear();
+        return;
+    }
+    warn_.log(Level::warning, "syslog source {}: could not store {} login(s): {}; retrying in {} ms", name_,
+              pending_.size(), st.error().message, opts_.retry_delay.count());
+    if (loop_ != nullptr && retry_timer_ == 0)
+        retry_timer_ = loop_->call_after(opts_.retry_delay, [this] { on_retry(); });
+}
+
+void SyslogSource::on_retry() {
+    retry_timer_ = 0;
+    flush_pending();
+}
+
+core::Result<std::unique_ptr<Source>> open_syslog_source(const config::SourceConfig& cfg, LineParser parser,
+                                                         LoginSink& sink, const core::Clock& clock) {
+    std::string name = cfg.name;
+    if (name.empty()) name = "syslog:" + (cfg.listen.empty() ? std::string() : cfg.listen.front());
+    SyslogOptions opts;
+    opts.tls_cert = cfg.tls_cert;
+    opts.tls_key = cfg.tls_key;
+    opts.tls_ca = cfg.tls_ca;
+    auto s = SyslogSource::open(std::move(name), cfg.listen, cfg.allow_from, std::move(parser), sink, clock, opts);
+    if (!s) return s.error();
+    return std::unique_ptr<Source>(std::move(*s));
+}
+
+}  // namespace rp::sources
