@@ -18,6 +18,7 @@ struct Matcher::Compiled {
     pcre2_code* tag = nullptr;
     pcre2_code* regex = nullptr;
     int ip_group = -1, user_group = -1, pid_group = -1;
+    std::uint64_t literal_mask = 0;  // bits of Matcher::literals_ this pattern needs (one of)
     ~Compiled() {
         pcre2_code_free(tag);
         pcre2_code_free(regex);
@@ -165,8 +166,13 @@ core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<st
         if (spec.role != PatternRole::login && spec.whole_line && c->pid_group < 0)
             return core::make_error(what + ": a two-line pattern needs a named group (?<pid>...)");
         if (spec.literals.empty()) m->every_line_ = true;
-        for (const auto& l : spec.literals)
-            if (std::find(m->literals_.begin(), m->literals_.end(), l) == m->literals_.end()) m->literals_.push_back(l);
+        for (const auto& l : spec.literals) {
+            auto it = std::find(m->literals_.begin(), m->literals_.end(), l);
+            if (it == m->literals_.end()) it = m->literals_.insert(m->literals_.end(), l);
+            const auto idx = static_cast<std::size_t>(it - m->literals_.begin());
+            // Beyond 64 distinct literals the mask saturates: such patterns are always tried.
+            c->literal_mask |= idx < 64 ? std::uint64_t{1} << idx : ~std::uint64_t{0};
+        }
         c->spec = std::move(spec);
         m->patterns_.push_back(std::move(c));
     }
@@ -201,17 +207,20 @@ std::vector<std::string> Matcher::servers() const {
 }
 
 std::optional<LoginMatch> Matcher::match_line(std::string_view line, core::Time now, MatchState& state) const {
+    std::uint64_t mask = 0;
+    for (std::size_t i = 0; i < literals_.size(); ++i)
+        if (line.find(literals_[i]) != std::string_view::npos) mask |= i < 64 ? std::uint64_t{1} << i : ~std::uint64_t{0};
+    return match_line_with(line, mask, now, state);
+}
+
+std::optional<LoginMatch> Matcher::match_line_with(std::string_view line, std::uint64_t literal_mask, core::Time now,
+                                                   MatchState& state) const {
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
     auto* md = state.impl().md;
     std::optional<SyslogLine> parsed;
     bool parsed_done = false;
     for (const auto& p : patterns_) {
-        if (!p->spec.literals.empty()) {
-            bool hit = false;
-            for (const auto& l : p->spec.literals)
-                if (line.find(l) != std::string_view::npos) { hit = true; break; }
-            if (!hit) continue;
-        }
+        if (!p->spec.literals.empty() && (p->literal_mask & literal_mask) == 0) continue;
         if (!parsed_done) {
             parsed = parse_syslog_line(line);
             parsed_done = true;
@@ -261,21 +270,42 @@ void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
         return;
     }
     // Prefilter: one Hyperscan pass finds every literal of every pattern in the buffer; only
-    // the lines holding one are examined, in order, each once. Matches arrive in order of their
-    // end offset, so `pos` (end of the last examined line) only moves forward.
+    // the lines holding one are examined, in order, each once, trying only the patterns whose
+    // literals occur in it. Matches arrive in order of their end offset, so the hits of one line
+    // arrive together: they are collected into a mask and the line is examined when the first hit
+    // of a later line (or the end of the buffer) shows that the line is complete.
     struct Ctx {
+        const Matcher* self;
         std::string_view text;
-        const std::vector<std::string>* literals;
-        std::size_t pos;
-        const decltype(emit_line)* emit;
-    } ctx{text, &literals_, 0, &emit_line};
+        core::Time now;
+        MatchState* state;
+        const std::function<void(const LoginMatch&)>* on_match;
+        std::size_t line_start = 0, line_end = 0;  // current line [start, end); end == 0: none
+        std::uint64_t mask = 0;
+        void flush() {
+            if (line_end == 0) return;
+            if (auto m = self->match_line_with(text.substr(line_start, line_end - line_start), mask, now, *state))
+                (*on_match)(*m);
+            line_end = 0;
+            mask = 0;
+        }
+    } ctx{this, text, now, &state, &on_match};
     auto on_hit = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* p) -> int {
         auto& c = *static_cast<Ctx*>(p);
-        const std::size_t start = static_cast<std::size_t>(to) - (*c.literals)[id].size();
-        if (start < c.pos) return 0;  // in a line already examined
+        const auto& lits = c.self->literals_;
+        const std::size_t start = static_cast<std::size_t>(to) - lits[id].size();
+        const std::uint64_t bit = id < 64 ? std::uint64_t{1} << id : ~std::uint64_t{0};
+        if (c.line_end != 0 && start < c.line_end) {  // another literal of the current line
+            c.mask |= bit;
+            return 0;
+        }
+        c.flush();
         const auto nl = start == 0 ? std::string_view::npos : c.text.rfind('\n', start - 1);
-        const std::size_t line_start = nl == std::string_view::npos ? 0 : nl + 1;
-        c.pos = (*c.emit)(std::max(line_start, c.pos));
+        c.line_start = nl == std::string_view::npos ? 0 : nl + 1;
+        const auto end = c.text.find('\n', start);
+        c.line_end = end == std::string_view::npos ? c.text.size() : end;
+        if (c.line_end == 0) c.line_end = 1;  // an empty first line cannot hold a literal; keep "none" distinct
+        c.mask = bit;
         return 0;
     };
     if (text.size() > std::numeric_limits<unsigned>::max()) {  // Hyperscan takes 32-bit lengths
@@ -287,6 +317,7 @@ void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
     }
     if (!prefilter_) return;  // no patterns enabled
     hs_scan(prefilter_->db, text.data(), static_cast<unsigned>(text.size()), 0, state.impl().scratch, on_hit, &ctx);
+    ctx.flush();
 }
 
 }  // namespace rp::matching

@@ -21,6 +21,7 @@
 // Thread-safety: a built Matcher is immutable and may be shared; MatchState is per source.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -82,6 +83,10 @@ public:
     void scan(std::string_view text, core::Time now, MatchState& state,
               const std::function<void(const LoginMatch&)>& on_match) const;
     std::optional<LoginMatch> match_line(std::string_view line, core::Time now, MatchState& state) const;
+    // As match_line, with the set of literals known to occur in the line (bit i = literals_[i]),
+    // as the prefilter found them; patterns none of whose literals occur are skipped.
+    std::optional<LoginMatch> match_line_with(std::string_view line, std::uint64_t literal_mask, core::Time now,
+                                              MatchState& state) const;
 
     std::vector<std::string> servers() const;  // enabled pattern set names
 
