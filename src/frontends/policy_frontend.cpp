@@ -1,306 +1,65 @@
 #include "frontends/policy_frontend.hpp"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
-
-#include "util/endpoint.hpp"
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
 
 namespace rp::frontends {
 namespace {
 
-using Steady = std::chrono::steady_clock;
+// One connection's protocol state: the parser, fed every read in a loop; each complete request
+// is answered in order, and a parse error ends the connection (earlier replies are still sent).
+class PolicySession final : public StreamSession {
+public:
+    PolicySession(const PermitOracle& oracle, const PolicyLimits& limits, FrontendCounters& counters)
+        : oracle_(oracle), counters_(counters),
+          parser_(PolicyCodecLimits{limits.max_request_bytes, limits.max_attributes}) {}
 
-constexpr std::size_t k_read_buffer_size = 64 * 1024;
-// Above this many unsent reply bytes a connection is no longer read (its peer is not reading).
-constexpr std::size_t k_max_pending_output = 64 * 1024;
-constexpr auto k_accept_pause = std::chrono::milliseconds(100);
+    Next on_data(std::string_view in, std::string& out) override {
+        while (!in.empty()) {
+            const auto step = parser_.feed(in);
+            in.remove_prefix(step.consumed);
+            if (step.kind == PolicyParser::Step::Kind::request) {
+                ++counters_.requests;
+                const bool permitted = policy_permits(parser_.request(), oracle_);
+                if (permitted) ++counters_.permitted;
+                out.append(policy_reply(permitted));
+            } else if (step.kind == PolicyParser::Step::Kind::error) {
+                return Next::malformed;
+            } else {
+                break;
+            }
+        }
+        return Next::more;
+    }
 
-std::string errno_text() { return std::strerror(errno); }
+    std::string_view error_text() const override { return describe(parser_.error()); }
+
+private:
+    const PermitOracle& oracle_;
+    FrontendCounters& counters_;
+    PolicyParser parser_;
+};
 
 }  // namespace
 
-struct PolicyFrontend::Listener {
-    util::UniqueFd fd;
-    util::Endpoint endpoint;  // as bound (the real port when 0 was asked)
-    dev_t dev = 0;            // of the unix socket file we created, to remove only ours
-    ino_t ino = 0;
-    bool registered = false;
-    util::EventLoop::TimerId resume_timer = 0;  // set while accepting is paused (EMFILE)
-};
-
-struct PolicyFrontend::Connection {
-    util::UniqueFd fd;
-    PolicyParser parser;
-    std::string out;  // replies not yet written; its capacity is reused
-    Steady::time_point last_active;
-    std::uint32_t interest = EPOLLIN;
-    std::size_t index = 0;  // slot in connections_
-
-    explicit Connection(const PolicyLimits& l)
-        : parser(PolicyCodecLimits{l.max_request_bytes, l.max_attributes}) {}
-};
-
 PolicyFrontend::PolicyFrontend(util::EventLoop& loop, const PermitOracle& oracle, PolicyLimits limits)
-    : loop_(loop), oracle_(oracle), limits_(limits), read_buffer_(new char[k_read_buffer_size]) {}
+    : server_(
+          loop, "policy service", StreamLimits{limits.idle_timeout, limits.max_clients},
+          [&oracle, limits](FrontendCounters& counters) -> std::unique_ptr<StreamSession> {
+              return std::make_unique<PolicySession>(oracle, limits, counters);
+          },
+          /*unix_only=*/false, "the policy protocol") {}
 
 PolicyFrontend::~PolicyFrontend() { close(); }
 
-core::Status PolicyFrontend::listen(const std::vector<std::string>& endpoints) {
-    std::vector<std::unique_ptr<Listener>> fresh;
-    auto discard_fresh = [&fresh] {
-        for (auto& l : fresh)
-            if (l->endpoint.kind == util::Endpoint::Kind::unix_stream) ::unlink(l->endpoint.path.c_str());
-    };
-    for (const auto& text : endpoints) {
-        auto ep = util::parse_endpoint(text);
-        if (!ep) {
-            discard_fresh();
-            return core::make_error("policy service: " + ep.error().message);
-        }
-        if (ep->kind == util::Endpoint::Kind::udp) {
-            discard_fresh();
-            return core::make_error("policy service: '" + text +
-                                    "': the policy protocol runs over TCP or unix stream sockets, not UDP");
-        }
-        auto fd = util::listen_endpoint(*ep);  // unix sockets are chmod 0666 by default
-        if (!fd) {
-            discard_fresh();
-            return core::make_error("policy service: " + fd.error().message);
-        }
-        auto l = std::make_unique<Listener>();
-        l->endpoint = *ep;
-        if (ep->kind == util::Endpoint::Kind::unix_stream) {
-            struct stat st {};
-            if (::stat(ep->path.c_str(), &st) == 0) {
-                l->dev = st.st_dev;
-                l->ino = st.st_ino;
-            }
-        } else {
-            sockaddr_storage ss{};
-            socklen_t len = sizeof ss;
-            if (::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-                if (ss.ss_family == AF_INET) l->endpoint.port = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-                else if (ss.ss_family == AF_INET6) l->endpoint.port = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-            }
-        }
-        l->fd = std::move(*fd);
-        fresh.push_back(std::move(l));
-    }
-    for (auto& l : fresh) {
-        Listener* raw = l.get();
-        loop_.add(raw->fd.get(), EPOLLIN, [this, raw](std::uint32_t) { on_accept(*raw); });
-        raw->registered = true;
-        util::log(util::Level::info, "policy service listening on {}", raw->endpoint.to_string());
-        listeners_.push_back(std::move(l));
-    }
-    schedule_sweep();
-    return core::ok();
-}
+core::Status PolicyFrontend::listen(const std::vector<std::string>& endpoints) { return server_.listen(endpoints); }
 
-void PolicyFrontend::close() {
-    for (auto& l : listeners_) {
-        if (l->registered) loop_.remove(l->fd.get());
-        if (l->resume_timer != 0) loop_.cancel(l->resume_timer);
-        if (l->endpoint.kind == util::Endpoint::Kind::unix_stream) {
-            // Remove the socket file only if it is still the one we bound (not a successor's).
-            struct stat st {};
-            if (::stat(l->endpoint.path.c_str(), &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
-                ::unlink(l->endpoint.path.c_str());
-        }
-    }
-    listeners_.clear();
-    for (auto& c : connections_) loop_.remove(c->fd.get());
-    connections_.clear();
-    if (sweep_scheduled_) loop_.cancel(sweep_timer_);
-    sweep_scheduled_ = false;
-}
+void PolicyFrontend::close() { server_.close(); }
 
-std::vector<std::string> PolicyFrontend::local_endpoints() const {
-    std::vector<std::string> out;
-    out.reserve(listeners_.size());
-    for (const auto& l : listeners_) out.push_back(l->endpoint.to_string());
-    return out;
-}
+std::vector<std::string> PolicyFrontend::local_endpoints() const { return server_.local_endpoints(); }
 
-FrontendCounters PolicyFrontend::counters() const {
-    FrontendCounters c = counters_;
-    c.active = connections_.size();
-    return c;
-}
-
-void PolicyFrontend::on_accept(Listener& l) {
-    for (;;) {
-        const int fd = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-            // Out of descriptors or memory: the listener stays readable, so stop watching it for
-            // a moment instead of spinning.
-            overload_log_.log(util::Level::warning, "policy service: accept on {}: {}; pausing accepts",
-                              l.endpoint.to_string(), errno_text());
-            loop_.modify(l.fd.get(), 0);
-            Listener* raw = &l;
-            l.resume_timer = loop_.call_after(k_accept_pause, [this, raw] {
-                raw->resume_timer = 0;
-                loop_.modify(raw->fd.get(), EPOLLIN);
-            });
-            return;
-        }
-        util::UniqueFd cfd(fd);
-        if (connections_.size() >= limits_.max_clients) {
-            overload_log_.log(util::Level::warning,
-                              "policy service: {} clients connected (max_clients); refusing a connection from {}",
-                              connections_.size(), util::peer_name(fd));
-            ++counters_.refused;
-            continue;  // cfd closes it
-        }
-        if (l.endpoint.kind == util::Endpoint::Kind::tcp) {
-            // Replies are small and must leave at once, even when an earlier one is unacknowledged.
-            int one = 1;
-            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
-        auto conn = std::make_unique<Connection>(limits_);
-        conn->fd = std::move(cfd);
-        conn->last_active = Steady::now();
-        conn->index = connections_.size();
-        Connection* raw = conn.get();
-        loop_.add(fd, EPOLLIN, [this, raw](std::uint32_t events) { on_connection_event(*raw, events); });
-        connections_.push_back(std::move(conn));
-        ++counters_.connections;
-    }
-}
-
-void PolicyFrontend::on_connection_event(Connection& c, std::uint32_t events) {
-    if ((events & EPOLLERR) != 0) {
-        close_connection(c);
-        return;
-    }
-    if ((events & EPOLLOUT) != 0 && !flush(c)) {
-        close_connection(c);
-        return;
-    }
-    if ((events & (EPOLLIN | EPOLLHUP)) != 0) {
-        if ((c.interest & EPOLLIN) != 0) {
-            if (!read_and_answer(c)) return;
-        } else if ((events & EPOLLHUP) != 0) {
-            close_connection(c);
-            return;
-        }
-    }
-    update_interest(c);
-}
-
-bool PolicyFrontend::read_and_answer(Connection& c) {
-    char* const buf = read_buffer_.get();
-    ssize_t r;
-    do {
-        r = ::read(c.fd.get(), buf, k_read_buffer_size);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-        close_connection(c);
-        return false;
-    }
-    if (r == 0) {  // the client is done; send what is answered already, best effort
-        flush(c);
-        close_connection(c);
-        return false;
-    }
-    c.last_active = Steady::now();
-    std::string_view in(buf, static_cast<std::size_t>(r));
-    while (!in.empty()) {
-        const auto step = c.parser.feed(in);
-        in.remove_prefix(step.consumed);
-        if (step.kind == PolicyParser::Step::Kind::request) {
-            ++counters_.requests;
-            const bool permitted = policy_permits(c.parser.request(), oracle_);
-            if (permitted) ++counters_.permitted;
-            c.out.append(policy_reply(permitted));
-        } else if (step.kind == PolicyParser::Step::Kind::error) {
-            ++counters_.malformed;
-            malformed_log_.log(util::Level::warning, "policy service: malformed request from {}: {}; closing the connection",
-                               util::peer_name(c.fd.get()), describe(c.parser.error()));
-            flush(c);  // the requests before the bad one are answered
-            close_connection(c);
-            return false;
-        } else {
-            break;
-        }
-    }
-    if (!flush(c)) {
-        close_connection(c);
-        return false;
-    }
-    return true;
-}
-
-bool PolicyFrontend::flush(Connection& c) {
-    std::size_t sent = 0;
-    while (sent < c.out.size()) {
-        const ssize_t n = ::send(c.fd.get(), c.out.data() + sent, c.out.size() - sent, MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += static_cast<std::size_t>(n);
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            break;
-        } else {
-            return false;
-        }
-    }
-    if (sent == c.out.size()) c.out.clear();
-    else if (sent > 0) c.out.erase(0, sent);
-    return true;
-}
-
-void PolicyFrontend::update_interest(Connection& c) {
-    std::uint32_t want = 0;
-    if (c.out.size() < k_max_pending_output) want |= EPOLLIN;
-    if (!c.out.empty()) want |= EPOLLOUT;
-    if (want != c.interest) {
-        c.interest = want;
-        loop_.modify(c.fd.get(), want);
-    }
-}
-
-void PolicyFrontend::close_connection(Connection& c) {
-    loop_.remove(c.fd.get());
-    const std::size_t i = c.index;
-    if (i + 1 != connections_.size()) {
-        std::swap(connections_[i], connections_.back());
-        connections_[i]->index = i;
-    }
-    connections_.pop_back();  // destroys c (its handler is kept alive by the loop while it runs)
-}
-
-void PolicyFrontend::schedule_sweep() {
-    if (sweep_scheduled_) return;
-    const auto interval = std::clamp(limits_.idle_timeout / 4, std::chrono::milliseconds(10),
-                                     std::chrono::milliseconds(5000));
-    sweep_timer_ = loop_.call_after(interval, [this] {
-        sweep_scheduled_ = false;
-        sweep();
-    });
-    sweep_scheduled_ = true;
-}
-
-void PolicyFrontend::sweep() {
-    const auto now = Steady::now();
-    // Backwards: close_connection moves the last (already visited) connection into the hole.
-    for (std::size_t i = connections_.size(); i-- > 0;) {
-        if (now - connections_[i]->last_active >= limits_.idle_timeout) {
-            util::log(util::Level::debug, "policy service: closing idle connection from {}",
-                      util::peer_name(connections_[i]->fd.get()));
-            close_connection(*connections_[i]);
-        }
-    }
-    if (!listeners_.empty() || !connections_.empty()) schedule_sweep();
-}
+FrontendCounters PolicyFrontend::counters() const { return server_.counters(); }
 
 }  // namespace rp::frontends

@@ -1,6 +1,7 @@
 // PolicyFrontend: the Postfix policy delegation service (check_policy_service) over TCP and
 // unix stream sockets, on the daemon's EventLoop. The wire format and the decision rules are in
-// policy_codec.hpp; this file is only the I/O around them.
+// policy_codec.hpp; the I/O is a StreamServer (stream_server.hpp), and this file is only the
+// session that joins the two.
 //
 // Each connection carries any number of requests (Postfix reuses connections; there is no
 // per-connection request cap). Requests that arrive together (pipelined) are all answered, in
@@ -25,16 +26,14 @@
 
 #include <chrono>
 #include <cstddef>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/result.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "frontends/policy_codec.hpp"
+#include "frontends/stream_server.hpp"
 #include "util/event_loop.hpp"
-#include "util/log.hpp"
-#include "util/unique_fd.hpp"
 
 namespace rp::frontends {
 
@@ -72,31 +71,7 @@ public:
     FrontendCounters counters() const;
 
 private:
-    struct Listener;
-    struct Connection;
-
-    void on_accept(Listener& l);
-    void on_connection_event(Connection& c, std::uint32_t events);
-    // Reads once and answers; returns false when the connection has been closed.
-    bool read_and_answer(Connection& c);
-    // Writes what is pending; returns false on a write error (the caller closes).
-    bool flush(Connection& c);
-    void update_interest(Connection& c);
-    void close_connection(Connection& c);
-    void schedule_sweep();
-    void sweep();
-
-    util::EventLoop& loop_;
-    const PermitOracle& oracle_;
-    PolicyLimits limits_;
-    std::vector<std::unique_ptr<Listener>> listeners_;
-    std::vector<std::unique_ptr<Connection>> connections_;  // Connection::index is the slot
-    std::unique_ptr<char[]> read_buffer_;
-    util::EventLoop::TimerId sweep_timer_ = 0;
-    bool sweep_scheduled_ = false;
-    FrontendCounters counters_;
-    util::RateLimitedLog malformed_log_;
-    util::RateLimitedLog overload_log_;
+    StreamServer server_;
 };
 
 }  // namespace rp::frontends

@@ -45,12 +45,13 @@ struct StreamServer::Connection {
 };
 
 StreamServer::StreamServer(util::EventLoop& loop, std::string service, StreamLimits limits, SessionFactory factory,
-                           bool unix_only)
+                           bool unix_only, std::string protocol)
     : loop_(loop),
       service_(std::move(service)),
       limits_(limits),
       factory_(std::move(factory)),
       unix_only_(unix_only),
+      protocol_(std::move(protocol)),
       read_buffer_(new char[k_read_buffer_size]) {}
 
 StreamServer::~StreamServer() { close(); }
@@ -70,7 +71,7 @@ core::Status StreamServer::listen(const std::vector<std::string>& endpoints) {
         if (ep->kind == util::Endpoint::Kind::udp) {
             discard_fresh();
             return core::make_error(service_ + ": '" + text +
-                                    "': the protocol runs over TCP or unix stream sockets, not UDP");
+                                    "': " + protocol_ + " runs over TCP or unix stream sockets, not UDP");
         }
         if (unix_only_ && ep->kind != util::Endpoint::Kind::unix_stream) {
             discard_fresh();

@@ -1,9 +1,9 @@
-// StreamServer: the socket half shared by the table-lookup frontends (socketmap, Exim
+// StreamServer: the socket half shared by the stream frontends (Postfix policy, socketmap, Exim
 // readsocket, OpenSMTPD table-socketmap). It binds stream endpoints, accepts connections on the
 // daemon's EventLoop, gives each connection its own StreamSession (the protocol state) and writes
 // what the session answers. The protocols live in the sessions; this file is only the I/O.
 //
-// Like PolicyFrontend: a connection idle for `idle_timeout` is closed by one periodic sweep;
+// A connection idle for `idle_timeout` is closed by one periodic sweep;
 // beyond `max_clients` open connections new ones are accepted and closed at once (counted as
 // `refused`); a connection whose peer does not read stops being read once 64 KiB of replies are
 // pending. A session that reports malformed input has its connection closed (the replies to
@@ -60,9 +60,10 @@ public:
     using SessionFactory = std::function<std::unique_ptr<StreamSession>(FrontendCounters& counters)>;
 
     // `service` names the frontend in logs and errors ("socketmap"). `unix_only`: refuse TCP
-    // endpoints in listen(). Does not listen yet; `loop` must outlive the server.
+    // endpoints in listen(). `protocol` names the protocol in the error for a udp endpoint
+    // ("the policy protocol"). Does not listen yet; `loop` must outlive the server.
     StreamServer(util::EventLoop& loop, std::string service, StreamLimits limits, SessionFactory factory,
-                 bool unix_only = false);
+                 bool unix_only = false, std::string protocol = "the protocol");
     ~StreamServer();  // close()
     StreamServer(const StreamServer&) = delete;
     StreamServer& operator=(const StreamServer&) = delete;
@@ -93,6 +94,7 @@ private:
     StreamLimits limits_;
     SessionFactory factory_;
     bool unix_only_;
+    std::string protocol_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Connection>> connections_;  // Connection::index is the slot
     std::unique_ptr<char[]> read_buffer_;
