@@ -472,7 +472,7 @@ class Relaypermit:
     def __init__(self, binary: Path, root: Path, sources: Iterable[Path] = (), ttl: str = "30m",
                  ignore: Iterable[str] = ("127.0.0.1/32",), allow: Iterable[str] = (),
                  policy_port: Optional[int] = None, policy_socket: Optional[Path] = None,
-                 extra: str = ""):
+                 extra: str = "", log_level: str = "debug"):
         self.binary = Path(binary)
         self.root = make_dir(root)
         self.config = self.root / "relaypermit.toml"
@@ -487,6 +487,7 @@ class Relaypermit:
         self.ignore = list(ignore)
         self.allow = list(allow)
         self.extra = extra
+        self.log_level = log_level
         self.write_config()
 
     @property
@@ -500,7 +501,7 @@ class Relaypermit:
                 f"ttl = {toml_str(self.ttl)}\n"
                 f"ignore = {lst(self.ignore)}\n"
                 f"allow = {lst(self.allow)}\n"
-                f"log_level = \"debug\"\n"
+                f"log_level = {toml_str(self.log_level)}\n"
                 f"{self.extra}\n")
         for src in self.sources:
             text += f"\n[[source]]\ntype = \"file\"\npath = {toml_str(src)}\n"
