@@ -523,7 +523,19 @@ core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config:
     if (sc.type == "dovecot-auth-policy") return sources::open_auth_policy_source(sc, std::move(parser), *this, clock_);
     if (sc.type == "syslog") return sources::open_syslog_source(sc, std::move(parser), *this, clock_);
     if (sc.type == "fifo") return sources::open_fifo_source(sc, std::move(parser), *this, clock_);
-    if (sc.type == "journald") return sources::open_journald_source(sc, std::move(parser), *this, clock_);
+    if (sc.type == "journald") {
+        // Entries from untrusted senders are parsed with a state of their own, so a forged first
+        // line of a two-line server cannot seed the trusted entries' pid cache.
+        auto probe_state = std::make_shared<matching::MatchState>(*matcher_);
+        auto matcher = matcher_;
+        sources::LineParser probe = [matcher, probe_state](std::string_view lines, core::Time now,
+                                                           std::vector<core::LoginEvent>& out) {
+            matcher->scan(lines, now, *probe_state, [&](const matching::LoginMatch& hit) {
+                out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), {}, hit.time});
+            });
+        };
+        return sources::open_journald_source(sc, std::move(parser), *this, clock_, std::move(probe));
+    }
     return core::make_error("source type \"" + sc.type + "\" is not available in this version");
 }
 

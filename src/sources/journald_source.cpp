@@ -249,17 +249,19 @@ void JournaldSource::handle_entry(std::size_t& line_bytes) {
 
     const core::Time now = clock_.now();
     scratch_.clear();
-    parser_(line_, now, scratch_);
-    if (scratch_.empty()) return;
-
     std::string why;
     if (!trusted(why)) {
+        // Parsed apart from trusted entries (see JournaldOptions::untrusted_parser).
+        (opts_.untrusted_parser ? opts_.untrusted_parser : parser_)(line_, now, scratch_);
+        if (scratch_.empty()) return;
         pending_counters_.untrusted += scratch_.size();
         untrusted_log_.log(Level::warning,
                            "journald source {}: ignoring a login for {} (user {}) from an untrusted sender:{}", name_,
                            scratch_.front().ip.to_string(), scratch_.front().user, why);
         return;
     }
+    parser_(line_, now, scratch_);
+    if (scratch_.empty()) return;
     core::Time when = now;
     std::uint64_t usec = 0;
     if (auto src = field("_SOURCE_REALTIME_TIMESTAMP"); src && parse_int(*src) && *parse_int(*src) > 0)
@@ -342,8 +344,10 @@ void JournaldSource::arm_poll() {
 }
 
 core::Result<std::unique_ptr<Source>> open_journald_source(const config::SourceConfig& cfg, LineParser parser,
-                                                           LoginSink& sink, const core::Clock& clock) {
+                                                           LoginSink& sink, const core::Clock& clock,
+                                                           LineParser untrusted_parser) {
     JournaldOptions opts;
+    opts.untrusted_parser = std::move(untrusted_parser);
     opts.path = cfg.path;
     opts.units = cfg.units;
     opts.comms = cfg.comms;

@@ -52,6 +52,10 @@ namespace rp::sources {
 
 struct JournaldOptions {
     std::string path;  // empty = system journal; else a directory or a journal file
+    // Parses entries from untrusted senders, only to count and log imitations. It must not share
+    // state with the main parser: a forged first line of a two-line server must not seed the
+    // trusted parser's pid cache. Empty = the main parser is used (only for stateless parsers).
+    LineParser untrusted_parser;
     // Trusted-field filters; an entry counts only if every non-empty list matches.
     std::vector<std::string> units = {"dovecot.service"};
     std::vector<std::string> comms;
@@ -129,7 +133,9 @@ private:
 };
 
 // The factory the daemon calls for `type = "journald"` (uses path, name, units, comms, exes, uids).
+// `untrusted_parser`: see JournaldOptions::untrusted_parser.
 core::Result<std::unique_ptr<Source>> open_journald_source(const config::SourceConfig& cfg, LineParser parser,
-                                                           LoginSink& sink, const core::Clock& clock);
+                                                           LoginSink& sink, const core::Clock& clock,
+                                                           LineParser untrusted_parser = {});
 
 }  // namespace rp::sources
