@@ -219,6 +219,7 @@ private:
     util::UniqueFd signal_fd_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     std::uint64_t grants_ = 0, extends_ = 0, ignored_ = 0, stale_ = 0, expired_ = 0, revoked_ = 0;
+    std::map<std::string, std::uint64_t> grants_by_source_;  // created or extended, per source name
 };
 
 frontends::Verdict Daemon::check(const core::Address& client) const {
@@ -248,6 +249,7 @@ core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::P
         if (o.change == store::GrantOutcome::Change::unchanged) continue;
         const bool created = o.change == store::GrantOutcome::Change::created;
         (created ? grants_ : extends_)++;
+        ++grants_by_source_[o.permit.source];
         log(Level::info, "{} {}{}", created ? "grant" : "extend",
             permit_text(o.permit, i < servers.size() ? std::string_view(servers[i]) : std::string_view()),
             by_uid >= 0 ? fmt::format(" by=uid:{}", by_uid) : std::string());
@@ -491,7 +493,8 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
         for (const auto& s : sources_) {
             auto c = s->counters();
             srcs.push_back({{"name", s->name()}, {"lines", c.lines}, {"matches", c.matches}, {"malformed", c.malformed},
-                            {"untrusted", c.untrusted}, {"dropped", c.dropped}});
+                            {"untrusted", c.untrusted}, {"dropped", c.dropped},
+                            {"grants", grants_by_source_[s->name()]}});
         }
         auto fes = nlohmann::json::array();
         auto add_frontend = [&fes](const char* name, const frontends::FrontendCounters& c) {
