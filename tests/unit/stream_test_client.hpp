@@ -1,4 +1,4 @@
-// Shared by the socketmap, readsocket and OpenSMTPD frontend tests: a non-blocking client over
+// Shared by the policy, socketmap, readsocket and OpenSMTPD frontend tests: a non-blocking client over
 // a real socket, a fake oracle, and a fixture that pumps the EventLoop in the test thread until
 // a condition holds (with a deadline; nothing sleeps for a fixed time).
 #pragma once
@@ -59,6 +59,8 @@ public:
         }
     }
     void shutdown_write() { ::shutdown(fd_.get(), SHUT_WR); }
+    bool all_sent() const { return pending_.empty(); }
+    void close() { fd_.reset(); }
     void poll() {
         char buf[65536];
         for (;;) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "frontends/policy_frontend.hpp"
+#include "stream_test_client.hpp"
 #include "util/endpoint.hpp"
 
 namespace rp::frontends {
@@ -26,18 +27,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using Steady = std::chrono::steady_clock;
-
-class FakeOracle final : public PermitOracle {
-public:
-    std::set<core::Address> permitted;
-    mutable int calls = 0;
-    Verdict check(const core::Address& a) const override {
-        ++calls;
-        Verdict v;
-        if (permitted.count(a) != 0) v.kind = Verdict::Kind::permit;
-        return v;
-    }
-};
+using Client = streamtest::StreamClient;
 
 std::string request_for(const std::string& addr) {
     return "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
@@ -48,90 +38,13 @@ std::string request_for(const std::string& addr) {
 constexpr std::string_view k_ok = "action=OK\n\n";
 constexpr std::string_view k_dunno = "action=DUNNO\n\n";
 
-// A non-blocking test client.
-class Client {
-public:
-    explicit Client(const std::string& endpoint) {
-        auto ep = util::parse_endpoint(endpoint);
-        EXPECT_TRUE(ep.has_value()) << endpoint;
-        if (!ep) return;
-        auto fd = util::connect_endpoint(*ep, 2000);
-        EXPECT_TRUE(fd.has_value()) << (fd ? "" : fd.error().message);
-        if (!fd) return;
-        fd_ = std::move(*fd);
-        ::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) | O_NONBLOCK);
-    }
-    // Writes as much of `pending_` (plus `data`) as the socket takes now.
-    void send(std::string_view data = {}) {
-        pending_.append(data);
-        while (!pending_.empty()) {
-            const ssize_t n = ::send(fd_.get(), pending_.data(), pending_.size(), MSG_NOSIGNAL);
-            if (n <= 0) break;
-            pending_.erase(0, static_cast<std::size_t>(n));
-        }
-    }
-    // Reads what is available; notes EOF (or a reset).
-    void poll() {
-        char buf[65536];
-        for (;;) {
-            const ssize_t n = ::read(fd_.get(), buf, sizeof buf);
-            if (n > 0) {
-                received.append(buf, static_cast<std::size_t>(n));
-                continue;
-            }
-            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) eof = true;
-            return;
-        }
-    }
-    bool connected() const { return fd_.valid(); }
-    bool all_sent() const { return pending_.empty(); }
-    void close() { fd_.reset(); }
-
-    std::string received;
-    bool eof = false;
-
-private:
-    util::UniqueFd fd_;
-    std::string pending_;
-};
-
-class PolicyFrontendTest : public ::testing::Test {
+class PolicyFrontendTest : public streamtest::StreamFrontendTest {
 protected:
-    PolicyFrontendTest() {
-        oracle_.permitted.insert(*core::Address::parse("192.0.2.1"));
-        oracle_.permitted.insert(*core::Address::parse("2001:db8::1"));
-    }
-
-    // Runs the loop until `cond` holds or `timeout` passes; returns cond().
-    bool pump_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 5000ms) {
-        const auto deadline = Steady::now() + timeout;
-        while (Steady::now() < deadline) {
-            if (cond()) return true;
-            loop_.run_once(5ms);
-        }
-        return cond();
-    }
-    bool receive(Client& c, const std::string& expected) {
-        return pump_until([&] {
-            c.send();
-            c.poll();
-            return c.received.size() >= expected.size() || c.eof;
-        }) && c.received == expected;
-    }
-    bool wait_eof(Client& c) {
-        return pump_until([&] {
-            c.poll();
-            return c.eof;
-        });
-    }
     std::string tcp_endpoint(PolicyFrontend& f) {
         const auto eps = f.local_endpoints();
         EXPECT_EQ(eps.size(), 1u);
         return eps.empty() ? std::string() : eps.front();
     }
-
-    util::EventLoop loop_;
-    FakeOracle oracle_;
 };
 
 TEST_F(PolicyFrontendTest, ReusedConnectionAnswersSeveralRequestsInOrder) {
