@@ -62,3 +62,19 @@ target_link_libraries(rp_libsystemd INTERFACE PkgConfig::RP_LIBSYSTEMD)
 pkg_check_modules(RP_GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 add_library(rp_gnutls INTERFACE)
 target_link_libraries(rp_gnutls INTERFACE PkgConfig::RP_GNUTLS)
+
+# Shared permit stores (store = redis://, postgresql://, mysql://). hiredis has a static archive
+# and no dependencies; libpq and the MariaDB client pull in OpenSSL, Kerberos and LDAP, so they
+# are linked dynamically (libpq5 and libmariadb3 are small, standard packages).
+# Packages: libhiredis-dev, libpq-dev, libmariadb-dev.
+find_library(RP_HIREDIS_STATIC NAMES libhiredis.a hiredis REQUIRED)
+find_path(RP_HIREDIS_INCLUDE hiredis/hiredis.h REQUIRED)
+add_library(rp_hiredis INTERFACE)
+target_link_libraries(rp_hiredis INTERFACE ${RP_HIREDIS_STATIC})
+target_include_directories(rp_hiredis INTERFACE ${RP_HIREDIS_INCLUDE})
+pkg_check_modules(RP_LIBPQ REQUIRED IMPORTED_TARGET libpq)
+add_library(rp_libpq INTERFACE)
+target_link_libraries(rp_libpq INTERFACE PkgConfig::RP_LIBPQ)
+pkg_check_modules(RP_MARIADB REQUIRED IMPORTED_TARGET libmariadb)
+add_library(rp_mariadb INTERFACE)
+target_link_libraries(rp_mariadb INTERFACE PkgConfig::RP_MARIADB)

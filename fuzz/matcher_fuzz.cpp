@@ -1,21 +1,34 @@
 // Fuzz target: log text -> Matcher::scan and parse_syslog_line/resolve_time.
-// Every match must carry an address that round-trips through Address::parse.
+// Every match must carry an address that round-trips through Address::parse, and the threaded
+// scan (tiny chunks, 3 threads) must give exactly the sequential results in the same order.
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "matching/matcher.hpp"
 #include "matching/syslog_line.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     static auto matcher = *rp::matching::Matcher::build({}, {});
-    static rp::matching::MatchState state(*matcher);
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     const auto now = rp::core::from_unix_seconds(1'800'000'000);
+    auto key = [](const rp::matching::LoginMatch& m) {
+        return m.ip.to_string() + '\t' + std::string(m.user) + '\t' + std::string(m.server) + '\t' +
+               std::to_string(rp::core::to_unix_micros(m.time));
+    };
+    std::vector<std::string> sequential, threaded;
+    rp::matching::MatchState state(*matcher);
     matcher->scan(text, now, state, [&](const rp::matching::LoginMatch& m) {
         auto again = rp::core::Address::parse(m.ip.to_string());
         if (!again || *again != m.ip || m.time > now) std::abort();
+        sequential.push_back(key(m));
     });
+    rp::matching::MatchState state2(*matcher);
+    matcher->scan(text, now, state2, [&](const rp::matching::LoginMatch& m) { threaded.push_back(key(m)); },
+                  rp::matching::ScanOptions{3, 64});
+    if (sequential != threaded) std::abort();
     if (auto l = rp::matching::parse_syslog_line(text)) {
         if (rp::matching::resolve_time(*l, now) > now) std::abort();
     }

@@ -54,7 +54,7 @@ declare -A UNPACK=(
 installed() {
   [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | cut -c1-2)" = "ii" ]
 }
-candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }
+candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && !v {v=$2} END {print v}'; }  # no early exit: SIGPIPE + pipefail
 
 if [ $LIST_ONLY = 1 ]; then
   for p in "${APT_PKGS[@]}"; do

@@ -18,6 +18,7 @@ step() { printf '\n=== %s (%ds)\n' "$*" $(( $(date +%s) - START )); }
 step "install dependencies"
 bash scripts/install-deps.sh --test
 bash scripts/install-test-servers.sh
+bash scripts/install-test-mtas.sh
 
 step "build: build (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -105,7 +105,7 @@ int run_check_chain(const std::string& config_path, bool explicit_config, const 
             if (static_allow) {
                 permitted = true;
             } else {
-                auto st = store::open_store({cfg->state_dir, cfg->store, true});
+                auto st = store::open_store({cfg->state_dir, cfg->store, cfg->store_password_file, true});
                 if (st) {
                     permitted = (*st)->find(*addr, core::SystemClock().now()).has_value();
                     warn("check", why + "; answered from the permit store (read-only)");

@@ -1,13 +1,19 @@
 #include "cli/commands.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "cli/arg_parser.hpp"
@@ -17,6 +23,7 @@
 #include "daemon/control_protocol.hpp"
 #include "daemon/daemon.hpp"
 #include "matching/matcher.hpp"
+#include "store/shared_backend.hpp"
 
 namespace rp::cli {
 namespace {
@@ -93,6 +100,42 @@ int cmd_scan(const ParsedArgs& a) {
         if (out.size() > 1 << 16) flush();
     };
     int status = k_ok;
+    matching::ScanOptions scan_opts;
+    if (a.has("--threads")) {
+        const auto v = a.get("--threads", "");
+        char* end = nullptr;
+        const unsigned long t = std::strtoul(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || t < 1 || t > 64) {
+            err("--threads: expected a number from 1 to 64, got '" + v + "'");
+            return k_error;
+        }
+        scan_opts.threads = static_cast<unsigned>(t);
+    } else {
+        scan_opts.threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+    }
+    // A regular file is mapped and scanned in one call (no copies; large files on several
+    // threads). A file that shrinks while mapped would raise SIGBUS on the lost pages: that ends
+    // the command with a clear message instead of a crash report.
+    auto scan_mapped = [&](int fd, const std::string& name) {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return false;
+        const auto size = static_cast<std::size_t>(st.st_size);
+        void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) return false;
+        ::madvise(p, size, MADV_SEQUENTIAL);
+        static std::string bus_message;
+        bus_message = "relaypermit: " + name + ": the file shrank while it was being scanned\n";
+        struct sigaction sa {}, old {};
+        sa.sa_handler = [](int) {
+            (void)!::write(STDERR_FILENO, bus_message.data(), bus_message.size());
+            ::_exit(k_error);
+        };
+        ::sigaction(SIGBUS, &sa, &old);
+        (*matcher)->scan(std::string_view(static_cast<const char*>(p), size), clock.now(), state, on_match, scan_opts);
+        ::sigaction(SIGBUS, &old, nullptr);
+        ::munmap(p, size);
+        return true;
+    };
     auto scan_fd = [&](int fd, const std::string& name) {
         constexpr std::size_t k_block = 4 << 20;
         std::vector<char> buf(k_block + 1);
@@ -129,7 +172,7 @@ int cmd_scan(const ParsedArgs& a) {
                 continue;
             }
             posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-            scan_fd(fd, f);
+            if (!scan_mapped(fd, f)) scan_fd(fd, f);
             ::close(fd);
         }
     }
@@ -256,6 +299,13 @@ int cmd_status(const ParsedArgs& a) {
     }
     std::printf("relaypermit %s, up %llds, store %s\n", r->value("version", "").c_str(),
                 static_cast<long long>(r->value("uptime_s", 0)), r->value("store", "").c_str());
+    if (const auto& ss = r->value("store_status", nlohmann::json::object()); ss.value("shared", false))
+        std::printf("store: %s; queued %llu, pushed %llu, remote changes %llu, connects %llu, outages %llu, "
+                    "outage answers %llu%s%s\n",
+                    ss.value("available", false) ? "available" : "UNAVAILABLE", ss.value("queued", 0ULL),
+                    ss.value("pushed", 0ULL), ss.value("remote_changes", 0ULL), ss.value("connects", 0ULL),
+                    ss.value("outages", 0ULL), ss.value("outage_answers", 0ULL),
+                    ss.value("last_error", "").empty() ? "" : "; last error: ", ss.value("last_error", "").c_str());
     std::printf("permits: %zu live; grants %llu, extends %llu, ignored %llu, stale %llu, expired %llu, revoked %llu\n",
                 r->value("permits", std::size_t{0}), r->value("grants", 0ULL), r->value("extends", 0ULL),
                 r->value("ignored", 0ULL), r->value("stale", 0ULL), r->value("expired", 0ULL), r->value("revoked", 0ULL));
@@ -283,6 +333,18 @@ int cmd_config_check(const ParsedArgs& a) {
         err(cfg->file + ": " + m.error().message);
         return k_error;
     }
+    // A shared store's URL and parameters are checked without connecting.
+    if (!cfg->store.empty() && cfg->store != "embedded") {
+        auto url = store::parse_store_url(cfg->store);
+        if (!url) {
+            err(cfg->file + ": store: " + url.error().message);
+            return k_error;
+        }
+        if (auto b = store::make_backend(*url); !b) {
+            err(cfg->file + ": " + b.error().message);
+            return k_error;
+        }
+    }
     std::printf("ok: %s\n", cfg->file.empty() ? "built-in defaults (no config file)" : cfg->file.c_str());
     return k_ok;
 }
@@ -293,7 +355,8 @@ const std::vector<Command>& commands() {
         {{"scan", "[FILE...]", 0, -1,
           {k_config_opt,
            {"--pattern", "NAME", "only this pattern set (built-in server or [[pattern]] name); repeatable", true},
-           {"--explain", "", "add the matching SERVER/PATTERN and the line's time as extra columns"}},
+           {"--explain", "", "add the matching SERVER/PATTERN and the line's time as extra columns"},
+           {"--threads", "N", "threads for large files (default: CPUs, at most 4); output is the same"}},
           "print IP<TAB>USER<TAB>SERVER for each successful login in FILEs (or stdin)"},
          cmd_scan},
         {{"list", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}}, "list live permits"}, cmd_list},

@@ -22,11 +22,24 @@ using core::make_error;
 core::Result<util::Endpoint> util_parse_endpoint(std::string_view text) { return util::parse_endpoint(text); }
 
 // Builds "FILE:LINE: key = value: problem".
+// "scheme://user:secret@host" -> "scheme://user:***@host": a store URL's password never reaches
+// an error message or a log.
+std::string mask_url_password(const std::string& url) {
+    const auto scheme = url.find("://");
+    if (scheme == std::string::npos) return url;
+    const auto start = scheme + 3;
+    const auto at = url.rfind('@', url.find('/', start));
+    if (at == std::string::npos || at < start) return url;
+    const auto colon = url.find(':', start);
+    if (colon == std::string::npos || colon > at) return url;
+    return url.substr(0, colon + 1) + "***" + url.substr(at);
+}
+
 struct Ctx {
     std::string file;
     std::string where(const toml::node& n, std::string_view key) const {
         std::ostringstream v;
-        if (auto s = n.as_string()) v << '"' << s->get() << '"';
+        if (auto s = n.as_string()) v << '"' << (key == "store" ? mask_url_password(s->get()) : s->get()) << '"';
         else if (n.is_table()) v << "{...}";
         else if (n.is_array()) v << "[...]";
         else if (auto i = n.as_integer()) v << i->get();
@@ -134,9 +147,29 @@ const std::map<std::string, Setter, std::less<>>& top_keys() {
         {"store", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
              auto s = get_string(c, n, "store");
              if (!s) return s.error();
-             if (!s->empty() && !s->starts_with("embedded"))
-                 return c.err(n, "store", "only the embedded store is available in this version");
+             static const char* const schemes[] = {"redis://", "rediss://", "postgresql://", "postgres://",
+                                                   "mysql://", "mariadb://"};
+             const bool known = s->empty() || *s == "embedded" ||
+                                std::any_of(std::begin(schemes), std::end(schemes),
+                                            [&](const char* p) { return s->starts_with(p); });
+             if (!known)
+                 return c.err(n, "store", "use redis://, postgresql:// or mysql:// URL, or leave it out for the embedded store");
              cfg.store = *s;
+             return core::ok();
+         }},
+        {"store_password_file", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto s = get_string(c, n, "store_password_file");
+             if (!s) return s.error();
+             if (s->empty() || s->front() != '/') return c.err(n, "store_password_file", "must be an absolute path");
+             cfg.store_password_file = *s;
+             return core::ok();
+         }},
+        {"store_outage", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto s = get_string(c, n, "store_outage");
+             if (!s) return s.error();
+             if (*s != "dunno" && *s != "cache")
+                 return c.err(n, "store_outage", "use \"dunno\" (answer as if no permit) or \"cache\" (the permits known before the outage)");
+             cfg.store_outage = *s;
              return core::ok();
          }},
         {"log_level", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
@@ -359,7 +392,8 @@ core::Status parse_listener(ListenerConfig& out, const Ctx& c, const toml::node&
 core::Status parse_exports(Config& cfg, const Ctx& c, const toml::node& n) {
     auto arr = n.as_array();
     if (!arr) return c.err(n, "export", "use [[export]] tables");
-    static const std::set<std::string> types = {"postfix-cdb", "sendmail-access", "tcprules-cdb", "relay-ctrl-dir"};
+    static const std::set<std::string> types = {"postfix-cdb", "sendmail-access", "tcprules-cdb", "relay-ctrl-dir",
+                                                "opensmtpd-table"};
     for (const auto& e : *arr) {
         auto t = e.as_table();
         if (!t) return c.err(e, "export", "use [[export]] tables");
@@ -367,11 +401,31 @@ core::Status parse_exports(Config& cfg, const Ctx& c, const toml::node& n) {
         x.line = static_cast<int>(e.source().begin.line);
         for (const auto& [k, v] : *t) {
             const std::string key = "export." + std::string(k.str());
+            if (k == "after_write") {
+                // An argv list run without a shell: a string would invite shell syntax.
+                if (!v.is_array()) return c.err(v, key, "expected a list of strings (program and arguments, no shell)");
+                auto argv = get_strings(c, v, key);
+                if (!argv) return argv.error();
+                if (argv->empty()) return c.err(v, key, "needs at least the program");
+                for (const auto& a : *argv)
+                    if (a.find('\0') != std::string::npos) return c.err(v, key, "an argument contains a NUL byte");
+                if (argv->front().empty()) return c.err(v, key, "the program name is empty");
+                x.after_write = std::move(*argv);
+                continue;
+            }
+            if (k == "after_write_timeout") {
+                auto d = get_duration(c, v, key);
+                if (!d) return d.error();
+                if (*d <= core::Duration::zero() || *d > std::chrono::hours(1))
+                    return c.err(v, key, "must be more than 0 and at most 1h");
+                x.after_write_timeout = *d;
+                continue;
+            }
             auto str = get_string(c, v, key);
             if (!str) return str.error();
             if (k == "type") {
                 if (!types.count(*str))
-                    return c.err(v, key, "unknown export type (use postfix-cdb, sendmail-access, tcprules-cdb or relay-ctrl-dir)");
+                    return c.err(v, key, "unknown export type (use postfix-cdb, sendmail-access, tcprules-cdb, relay-ctrl-dir or opensmtpd-table)");
                 x.type = *str;
             } else if (k == "path") x.path = *str;
             else if (k == "static") x.static_path = *str;

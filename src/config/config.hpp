@@ -69,9 +69,14 @@ struct ListenerConfig {
 
 // One [[export]] table: a map file for MTAs that only read files.
 struct ExportConfig {
-    std::string type;         // "postfix-cdb", "sendmail-access", "tcprules-cdb", "relay-ctrl-dir"
+    std::string type;         // "postfix-cdb", "sendmail-access", "tcprules-cdb", "relay-ctrl-dir",
+                              // "opensmtpd-table"
     std::string path;         // the file (or directory for relay-ctrl-dir) to write
     std::string static_path;  // sendmail-access, tcprules-cdb: the admin's static part, merged in
+    // Run (argv, no shell) after each write that changed the map, and after the first write
+    // after start or reload; empty = none. Killed after after_write_timeout.
+    std::vector<std::string> after_write;
+    core::Duration after_write_timeout = std::chrono::seconds(10);
     int line = 0;
 };
 
@@ -83,6 +88,8 @@ struct Config {
     std::string control_group;  // group allowed to use the control socket, besides root
     std::string user;           // run as this user after opening privileged resources
     std::string store;          // store URL; empty = embedded
+    std::string store_password_file;  // shared store password, read from this file
+    std::string store_outage = "dunno";  // lookups while a shared store is unreachable: dunno | cache
     std::vector<core::Cidr> allow;
     std::vector<core::Cidr> ignore = default_ignore();
     int ipv6_prefix = 128;

@@ -138,6 +138,15 @@ std::string permit_text(const core::Permit& p, std::string_view server) {
                        server.empty() ? "" : " server=", server, p.source, core::format_time(p.expires));
 }
 
+nlohmann::json store_status_json(const store::StoreStatus& s, std::uint64_t outage_answers) {
+    nlohmann::json j = {{"shared", s.shared}, {"available", s.available}};
+    if (s.shared)
+        j.update({{"queued", s.queued}, {"pushed", s.pushed}, {"remote_changes", s.remote_changes},
+                  {"connects", s.connects}, {"outages", s.outages}, {"outage_answers", outage_answers},
+                  {"last_error", s.last_error}});
+    return j;
+}
+
 nlohmann::json permit_json(const core::Permit& p) {
     return {{"ip", p.network.to_string()}, {"user", p.user}, {"source", p.source},
             {"granted", core::format_time(p.granted)}, {"expires", core::format_time(p.expires)}};
@@ -166,6 +175,7 @@ public:
 
 private:
     core::Status start_from(const config::Config& cfg, bool reload);
+    nlohmann::json store_status_json() const { return daemon::store_status_json(store_->status(), outage_answers_); }
     core::Status build_matcher_and_sources(const config::Config& cfg);
     core::Result<std::unique_ptr<sources::Source>> open_source(const config::SourceConfig& sc, sources::LineParser parser);
     core::Status open_control_socket();
@@ -218,6 +228,7 @@ private:
     }
     util::UniqueFd signal_fd_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
     std::uint64_t grants_ = 0, extends_ = 0, ignored_ = 0, stale_ = 0, expired_ = 0, revoked_ = 0;
     std::map<std::string, std::uint64_t> grants_by_source_;  // created or extended, per source name
 };
@@ -230,6 +241,10 @@ frontends::Verdict Daemon::check(const core::Address& client) const {
             v.user = c.to_string();
             return v;
         }
+    }
+    if (!store_->available() && cfg_.store_outage == "dunno") {
+        ++outage_answers_;  // a shared store is unreachable: answer as if there were no permit
+        return v;
     }
     if (auto p = store_->find(client, clock_.now())) {
         v.kind = frontends::Verdict::Kind::permit;
@@ -510,6 +525,7 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
                 {"version", RELAYPERMIT_VERSION},
                 {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
                 {"store", store_->describe()},
+                {"store_status", store_status_json()},
                 {"permits", store_->list(now).size()},
                 {"grants", grants_}, {"extends", extends_}, {"ignored", ignored_}, {"stale", stale_},
                 {"expired", expired_}, {"revoked", revoked_},
@@ -545,7 +561,7 @@ core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config:
 core::Status Daemon::open_exporters(const config::Config& cfg) {
     std::vector<std::unique_ptr<exports::Exporter>> fresh;
     for (const auto& x : cfg.exports) {
-        auto e = exports::open_exporter(x, cfg.relayclient);
+        auto e = exports::open_exporter(x, cfg.relayclient, &loop_);
         if (!e) return core::make_error(fmt::format("{}:{}: export: {}", cfg.file, x.line, e.error().message));
         fresh.push_back(std::move(*e));
     }
@@ -631,6 +647,9 @@ void Daemon::reload() {
         return;
     }
     const auto old = cfg_;
+    if (cfg->store != old.store || cfg->store_password_file != old.store_password_file || cfg->state_dir != old.state_dir)
+        log(Level::warning, "reload: store and state_dir changes take effect at the next restart; still using {}",
+            store_->describe());
     if (auto st = start_from(*cfg, true); !st) {
         log(Level::error, "reload failed: {}; keeping the running configuration", st.error().message);
         (void)start_from(old, true);
@@ -700,12 +719,18 @@ int Daemon::run() {
         }
         log(Level::info, "running as user {}", cfg->user);
     }
-    auto st = store::open_store({cfg->state_dir, cfg->store, false});
+    auto st = store::open_store({cfg->state_dir, cfg->store, cfg->store_password_file, false});
     if (!st) {
         log(Level::error, "{}", st.error().message);
         return 2;
     }
     store_ = std::move(*st);
+    if (const int fd = store_->event_fd(); fd >= 0) {
+        // A shared store: news from other daemons (and our own acknowledgements) arrive here.
+        loop_.add(fd, EPOLLIN, [this](std::uint32_t) {
+            if (store_->process_events(clock_.now()) > 0) reschedule_expiry();
+        });
+    }
     if (auto e = open_exporters(*cfg); !e) {
         log(Level::error, "{}", e.error().message);
         return 2;

@@ -14,7 +14,9 @@
 #include <set>
 #include <vector>
 
+#include "exports/after_write.hpp"
 #include "exports/map_formats.hpp"
+#include "util/event_loop.hpp"
 #include "util/unique_fd.hpp"
 
 namespace rp::exports {
@@ -132,14 +134,16 @@ mode_t existing_mode(const std::string& path, mode_t fallback) {
     return fallback;
 }
 
-core::Status replace_if_changed(const std::string& path, std::string_view bytes) {
+// True when the file was replaced, false when it already held `bytes`.
+core::Result<bool> replace_if_changed(const std::string& path, std::string_view bytes) {
     auto current = read_file(path);
     if (!current) return current.error();
-    if (current->has_value() && **current == bytes) return core::ok();
+    if (current->has_value() && **current == bytes) return false;
     auto tmp = TempFile::create(path);
     if (!tmp) return tmp.error();
-    if (auto s = write_all(tmp->fd(), bytes, tmp->path()); !s) return s;
-    return tmp->commit(path, existing_mode(path, 0644));
+    if (auto s = write_all(tmp->fd(), bytes, tmp->path()); !s) return s.error();
+    if (auto s = tmp->commit(path, existing_mode(path, 0644)); !s) return s.error();
+    return true;
 }
 
 // Sorted, unique keys of the live permits that the format can express.
@@ -187,7 +191,8 @@ public:
         if (!bytes) return bytes.error();
         auto s = replace_if_changed(cfg_.path, *bytes);
         if (!s) return core::make_error(describe_ + ": " + s.error().message);
-        return s;
+        if (*s) ++replacements_;
+        return core::ok();
     }
 
 private:
@@ -225,6 +230,7 @@ public:
         }
         auto s = write_db(records, exists ? st.st_mode & 07777 : 0644);
         if (!s) return core::make_error(describe_ + ": " + s.error().message);
+        ++replacements_;
         last_content_ = std::move(content);
         if (::stat(cfg_.path.c_str(), &st) == 0) {
             last_ino_ = st.st_ino;
@@ -310,11 +316,12 @@ public:
             return core::make_error(sys_error(describe_ + ": cannot read the directory", errno));
         }
         std::string first_error;
+        bool changed = false;
         for (const auto& name : present) {
             if (name.empty() || name[0] == '.' || !core::Address::parse(name) || want.contains(name)) continue;
-            if (::unlink((cfg_.path + "/" + name).c_str()) != 0 && errno != ENOENT && first_error.empty()) {
+            if (::unlink((cfg_.path + "/" + name).c_str()) == 0) changed = true;
+            else if (errno != ENOENT && first_error.empty())
                 first_error = sys_error("cannot remove " + cfg_.path + "/" + name, errno);
-            }
         }
         for (const auto& [name, w] : want) {
             const std::string file = cfg_.path + "/" + name;
@@ -327,8 +334,10 @@ public:
                 if (current && current->has_value() && **current == w.content) continue;
             }
             auto s = write_one(file, w.content, mtime);
-            if (!s && first_error.empty()) first_error = s.error().message;
+            if (s) changed = true;
+            else if (first_error.empty()) first_error = s.error().message;
         }
+        if (changed) ++replacements_;
         if (!first_error.empty()) return core::make_error(describe_ + ": " + first_error);
         return core::ok();
     }
@@ -352,11 +361,65 @@ private:
     std::string describe_;
 };
 
+// opensmtpd-table: an OpenSMTPD file table (list of netaddr keys) for `match from src <t>`.
+// smtpd 6.8 refuses a file table without entries for `from src` at start ("may not be used for
+// from lookups"), so the file always holds 0.0.0.0, which no TCP client can connect from.
+class OpensmtpdTableExporter final : public Exporter {
+public:
+    explicit OpensmtpdTableExporter(config::ExportConfig cfg)
+        : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
+    const std::string& describe() const override { return describe_; }
+
+    core::Status write(std::span<const core::Permit> live, core::Time now) override {
+        std::string text =
+            "# relaypermit: permitted relay clients, rewritten at every change; do not edit.\n"
+            "# 0.0.0.0 keeps the table usable when no one is permitted (no client has that address).\n"
+            "0.0.0.0\n";
+        for (const auto& k : live_keys(live, now, opensmtpd_key)) text += k + '\n';
+        auto s = replace_if_changed(cfg_.path, text);
+        if (!s) return core::make_error(describe_ + ": " + s.error().message);
+        if (*s) ++replacements_;
+        return core::ok();
+    }
+
+private:
+    config::ExportConfig cfg_;
+    std::string describe_;
+};
+
+// Any exporter plus its `after_write` command, run after each write() that replaced the map and
+// after the first write() (the MTA may hold an older table than the file after our restart).
+class AfterWriteExporter final : public Exporter {
+public:
+    AfterWriteExporter(std::unique_ptr<Exporter> inner, util::EventLoop& loop, const config::ExportConfig& cfg)
+        : inner_(std::move(inner)),
+          command_(loop, cfg.after_write,
+                   std::chrono::ceil<std::chrono::milliseconds>(cfg.after_write_timeout), inner_->describe()) {}
+    const std::string& describe() const override { return inner_->describe(); }
+
+    core::Status write(std::span<const core::Permit> live, core::Time now) override {
+        const auto before = inner_->replacements();
+        auto s = inner_->write(live, now);
+        replacements_ = inner_->replacements();
+        if (s && (replacements_ != before || first_)) {
+            first_ = false;
+            command_.request();
+        }
+        return s;
+    }
+
+private:
+    std::unique_ptr<Exporter> inner_;
+    AfterWriteCommand command_;
+    bool first_ = true;
+};
+
 }  // namespace
 
 Exporter::~Exporter() = default;
 
-core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig& cfg, const std::string& relayclient) {
+core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig& cfg, const std::string& relayclient,
+                                                      util::EventLoop* loop) {
     const std::string where = cfg.line > 0 ? "export (line " + std::to_string(cfg.line) + "): " : "export: ";
     if (cfg.path.empty()) return core::make_error(where + "path is required");
     auto ends_with = [&](std::string_view suffix) {
@@ -379,6 +442,9 @@ core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig
         if (!cfg.static_path.empty()) return core::make_error(where + "relay-ctrl-dir takes no static file");
         dir = cfg.path;
         e = std::make_unique<RelayCtrlDirExporter>(cfg);
+    } else if (cfg.type == "opensmtpd-table") {
+        if (!cfg.static_path.empty()) return core::make_error(where + "opensmtpd-table takes no static file");
+        e = std::make_unique<OpensmtpdTableExporter>(cfg);
     } else {
         return core::make_error(where + "unknown export type '" + cfg.type + "'");
     }
@@ -386,6 +452,10 @@ core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig
     if (!cfg.static_path.empty()) {
         auto text = read_static(cfg.static_path);
         if (!text) return core::make_error(where + text.error().message);
+    }
+    if (!cfg.after_write.empty()) {
+        if (loop == nullptr) return core::make_error(where + "after_write needs the daemon's event loop");
+        e = std::make_unique<AfterWriteExporter>(std::move(e), *loop, cfg);
     }
     return e;
 }

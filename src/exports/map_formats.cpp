@@ -68,6 +68,12 @@ std::optional<std::string> postfix_key(const core::Cidr& network) {
     return ntop(network.network());
 }
 
+std::optional<std::string> opensmtpd_key(const core::Cidr& network) {
+    if (network.is_host()) return ntop(network.network());
+    if (network.prefix() == 0) return std::nullopt;
+    return ntop(network.network()) + "/" + std::to_string(network.prefix());
+}
+
 std::optional<std::string> sendmail_key(const core::Cidr& network) {
     const auto& a = network.network();
     if (network.is_host()) {

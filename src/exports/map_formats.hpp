@@ -40,6 +40,11 @@ std::optional<std::string> sendmail_key(const core::Cidr& network);
 // octet boundary as "a.b.c."; other prefixes: nullopt.
 std::optional<std::string> tcprules_key(const core::Cidr& network);
 
+// OpenSMTPD file-table line (a list table of netaddr keys, `match from src <t>`): the address as
+// inet_ntop writes it for a host ("192.0.2.1", "2001:db8::1"), "network/len" for a prefix
+// (smtpd 6.8 accepts both for any length; checked against the real smtpd); /0: nullopt.
+std::optional<std::string> opensmtpd_key(const core::Cidr& network);
+
 // The CDB value tcprules writes for `allow,RELAYCLIENT="<relayclient>"`.
 std::string tcprules_relay_value(std::string_view relayclient);
 

@@ -1,6 +1,12 @@
 // The built-in pattern sets. Each is data: literals for the prefilter, a tag regex as evidence
 // of the sender, and a message regex. Formats and sources are in docs/servers.md.
 //
+// Literals (the prefilter, see matcher.hpp): each must occur in every line its pattern matches,
+// and together they should be few and rare in mail logs, because the prefilter's speed falls with
+// their number (Hyperscan's Teddy up to ~8, slower beyond) and every line holding one is parsed.
+// So the sets share them: "pop" (part of the tag of popa3d, the pop3d family, cucipop, teapop,
+// qpopper's popper, vpopmail), "ogged in", "uccess". docs/benchmarks.md has the figures.
+//
 // Conventions that keep user-controlled text from granting:
 //  - message regexes are anchored at the start of the message, on text the server writes;
 //  - the address is taken from the LAST occurrence of its field (a greedy match), so a field
@@ -23,7 +29,7 @@ const std::vector<PatternSpec>& builtin_patterns() {
     // Dovecot 2.0-2.3 "Login:", 2.4 "Logged in:"; elements after user=<> may be reordered or
     // customised (login_log_format_elements), so anything may stand between user and rip.
     static const std::string dovecot_fields = R"(user=<(?<user>.*?)>(?:, .*)?, rip=)" RP_IP "(?:,|$)";
-    static const std::vector<std::string> dovecot_literals = {"Login: user=<", "Logged in: user=<"};
+    static const std::vector<std::string> dovecot_literals = {"Login: ", "ogged in"};
     static const std::vector<PatternSpec> patterns = {
         // --- Dovecot ---------------------------------------------------------------------
         // Through syslog: "host dovecot: imap-login: Login: user=<...>, ..." The syslog tag is
@@ -35,7 +41,7 @@ const std::vector<PatternSpec>& builtin_patterns() {
          "^(?:Info: )?(?:Login|Logged in): " + dovecot_fields},
         // Dovecot 1.x through syslog writes its own date and level after "dovecot:":
         // "dovecot: Nov 22 00:31:13 Info: imap-login: Login: user=<a>, method=PLAIN, rip=..."
-        {"dovecot", "login-v1", {"Login: user=<"}, "(?i)dovecot",
+        {"dovecot", "login-v1", {"Login: "}, "(?i)dovecot",
          R"(^(?:\w{3} [ \d]\d \d\d:\d\d:\d\d |\d{4}-\d\d-\d\d \d\d:\d\d:\d\d )?Info: (?:imap|pop3)-login: Login: )" +
              dovecot_fields},
         // Dovecot 1.0 early form: "imap-login: Login: alice [192.0.2.1]"
@@ -55,89 +61,89 @@ const std::vector<PatternSpec>& builtin_patterns() {
         // --- Cyrus imapd/pop3d ----------------------------------------------------------
         // "cyrus/imap[12]: login: host.example [192.0.2.1] alice PLAIN User logged in SESSIONID=<...>"
         // (RFC 5424 via rsyslog cuts the tag to "cyrus"). Not: "badlogin: ...".
-        {"cyrus", "login", {"User logged in"}, "(?i)cyrus|imap|pop3",
+        {"cyrus", "login", {"ogged in"}, "(?i)cyrus|imap|pop3",
          R"(^login: (?:\S+ )?\[)" RP_IP R"(\] (?<user>\S+) \S+ User logged in(?: |$))"},
 
         // --- UW ipop3d/imapd ------------------------------------------------------------
         // "ipop3d[12]: Login user=alice host=client.example [192.0.2.1] nmsgs=0/0"
         // "imapd[12]: Authenticated user=alice host=[192.0.2.1] mech=PLAIN", "Auth ...", "APOP ..."
         // Not: "Login failed user=...", "Logout user=...", "Autologout user=...".
-        {"uw", "login", {"Login user=", "Authenticated user=", "Auth user=", "APOP user="}, "^(?:ipop[23]s?d|imaps?d|pop3s?d)$",
+        {"uw", "login", {" host="}, "^(?:ipop[23]s?d|imaps?d|pop3s?d)$",
          R"(^(?:Login|Authenticated|Auth|APOP) user=(?<user>\S+) host=(?:\S+ )?\[)" RP_IP R"(\](?: |$))"},
 
         // --- qpopper ------------------------------------------------------------------
         // "popper[12]: (v4.1.0) POP login by user \"alice\" at (client.example) 192.0.2.1"
         // Not the "Stats: ..." line written at logout.
-        {"qpopper", "login", {"POP login by user"}, "popper",
+        {"qpopper", "login", {"pop"}, "popper",
          R"re(^(?:\[popper\] )?(?:\([^)]*\) )?POP login by user "(?<user>[^"]*)" at \([^)]*\) )re" RP_IP "(?: |$)"},
 
         // --- vpopmail / vchkpw ------------------------------------------------------------
         // "vchkpw-pop3[12]: (PLAIN) login success alice@example.com:192.0.2.1"
         // Not vchkpw-smtp/-submission (SMTP AUTH), "password fail", "user not found".
-        {"vpopmail", "vchkpw", {"login success"}, "^vchkpw-(?:pop3|imap)d?$",
+        {"vpopmail", "vchkpw", {"uccess"}, "^vchkpw-(?:pop3|imap)d?$",
          R"(^\([A-Za-z0-9-]+\) login success (?<user>[^:\s]+):)" RP_IP "$"},
         // "vpopmail[12]: vchkpw: login [alice@example.com] from 192.0.2.1"
-        {"vpopmail", "vpopmail", {"vchkpw: login ["}, "^vpopmail$",
+        {"vpopmail", "vpopmail", {"pop"}, "^vpopmail$",
          R"(^vchkpw: login \[(?<user>[^\]]*)\] from )" RP_IP "$"},
 
         // --- solid-pop3d ----------------------------------------------------------------
         // "spop3d[12]: user alice authenticated - 192.0.2.1" / "... - client.example (192.0.2.1)"
         // (Debian's 0.15 also writes "user u authenticated through APOP - IP" and, for mapped
         // users, "mapped user u authenticated - IP"; seen from the real server in the tests.)
-        {"solid-pop3d", "login", {" authenticated - ", " authenticated through APOP - "}, "^(?:spop3d|solid-pop3d)$",
+        {"solid-pop3d", "login", {"pop"}, "^(?:spop3d|solid-pop3d)$",
          R"(^(?:mapped )?user (?<user>\S+) authenticated(?: through APOP)? - (?|(?<ip>[0-9A-Fa-f:.]+)|\S+ \((?<ip>[0-9A-Fa-f:.]+)\))$)"},
         // Built without --enable-logextend: "connect from IP" ... "user alice authenticated"
-        {"solid-pop3d", "session", {"spop3d", "solid-pop3d"}, "^(?:spop3d|solid-pop3d)$",
+        {"solid-pop3d", "session", {"pop"}, "^(?:spop3d|solid-pop3d)$",
          "^connect from " RP_IP "$", false, R::session},
-        {"solid-pop3d", "session-login", {" authenticated"}, "^(?:spop3d|solid-pop3d)$",
+        {"solid-pop3d", "session-login", {"pop"}, "^(?:spop3d|solid-pop3d)$",
          R"(^user (?<user>\S+) authenticated$)", false, R::session_login},
 
         // --- popa3d (two lines from one pid; a patched build writes one line) -------------
         // "popa3d[12]: Authentication passed for alice -- [192.0.2.1]"
-        {"popa3d", "login", {"Authentication passed for "}, "^popa3d$",
+        {"popa3d", "login", {"pop"}, "^popa3d$",
          R"(^Authentication passed for (?<user>\S+) -- \[)" RP_IP R"(\]$)"},
         // "popa3d[12]: Session from 192.0.2.1" ... "popa3d[12]: Authentication passed for alice"
-        {"popa3d", "session", {"Session from "}, "^popa3d$", "^Session from " RP_IP "$", false, R::session},
-        {"popa3d", "session-login", {"Authentication passed for "}, "^popa3d$",
+        {"popa3d", "session", {"pop"}, "^popa3d$", "^Session from " RP_IP "$", false, R::session},
+        {"popa3d", "session-login", {"pop"}, "^popa3d$",
          R"(^Authentication passed for (?<user>\S+)$)", false, R::session_login},
 
         // --- GNU pop3d (old releases only: Mailutils 3.x never logs the address with the
         // login; see docs/servers.md) ----------------------------------------------------
         // "gnu-pop3d[12]: User 'alice' logged in with mailbox '/var/mail/alice' from 192.0.2.1"
-        {"gnu-pop3d", "login", {"logged in with mailbox"}, "^gnu-pop3d$",
+        {"gnu-pop3d", "login", {"ogged in"}, "^gnu-pop3d$",
          R"(^User '?(?<user>[^' ]+)'? logged in with mailbox \S+(?: \(\d+ msgs\))? from )" RP_IP "$"},
 
         // --- Perdition --------------------------------------------------------------------
         // "perdition.imap4[12]: Auth: 192.0.2.1:40000->192.0.2.2:143 client-secure=ssl
         //  authorisation_id=NONE authentication_id=\"alice\" server=\"10.0.0.5:143\" ... status=\"ok\""
         // and the older "Auth: 192.0.2.1->192.0.2.2 user=\"alice\" server=... port=... status=\"ok\""
-        {"perdition", "login", {"status=\"ok\""}, "^perdition",
+        {"perdition", "login", {"perdition"}, "^perdition",
          R"re(^Auth: (?:\[)?(?<ip>[0-9A-Fa-f:.]+?)(?:\])?(?::\d+)?->\S+ .*?(?:authentication_id|user)="(?<user>[^"]*)".* status="ok"$)re"},
 
         // --- teapop -------------------------------------------------------------------------
         // "teapop[12]: Successful login for alice@example.com [192.0.2.1]"
-        {"teapop", "login", {"Successful login for "}, "^teapop$",
+        {"teapop", "login", {"uccess"}, "^teapop$",
          R"(^Successful login for (?<user>\S+) \[)" RP_IP R"(\]$)"},
 
         // --- cucipop --------------------------------------------------------------------------
         // "cucipop[12]: alice 192.0.2.1 0, 0 (0), 0 (0)": the session summary cucipop writes
         // after a successful login (failures log "... authentication failure").
-        {"cucipop", "login", {"cucipop"}, "^cucipop$",
+        {"cucipop", "login", {"pop"}, "^cucipop$",
          R"(^(?<user>\S+) )" RP_IP R"( \d+, \d+ \(\d+\), \d+ \(\d+\)$)"},
 
         // --- vm-pop3d (one-line, and the older two-line form) --------------------------------
         // "vm-pop3d[12]: User 'alice' logged in from 192.0.2.1"
-        {"vm-pop3d", "login", {" logged in from "}, "^vm-pop3d$",
+        {"vm-pop3d", "login", {"ogged in"}, "^vm-pop3d$",
          R"(^User '?(?<user>[^' ]+)'? logged in from )" RP_IP "$"},
         // "vm-pop3d[12]: Connect from 192.0.2.1" ... "vm-pop3d[12]: User 'alice' logged in"
-        {"vm-pop3d", "session", {"Connect from "}, "^vm-pop3d$", "^Connect from " RP_IP "$", false, R::session},
-        {"vm-pop3d", "session-login", {" logged in"}, "^vm-pop3d$",
+        {"vm-pop3d", "session", {"pop"}, "^vm-pop3d$", "^Connect from " RP_IP "$", false, R::session},
+        {"vm-pop3d", "session-login", {"ogged in"}, "^vm-pop3d$",
          R"(^User '?(?<user>[^' ]+)'? logged in$)", false, R::session_login},
 
         // --- Apple Mac OS X Server IMAP/POP -----------------------------------------------------
         // "... IMAP User \"alice\" log on successful from 192.0.2.1" (also POP), in the
         // server's own log format ("Nov 22 2026 00:31:13 ..."), so searched in the whole line.
-        {"apple", "login", {"log on successful from "}, "",
+        {"apple", "login", {"uccess"}, "",
          R"re((?:^|\s)(?:IMAP|POP3?) User "(?<user>[^"]*)" log on successful from )re" RP_IP "$", true},
     };
     return patterns;

@@ -4,9 +4,15 @@
 #include <pcre2.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <list>
+#include <mutex>
+#include <system_error>
+#include <thread>
 #include <unordered_map>
 
 #include "matching/syslog_line.hpp"
@@ -17,6 +23,9 @@ struct Matcher::Compiled {
     PatternSpec spec;
     pcre2_code* tag = nullptr;
     pcre2_code* regex = nullptr;
+    bool tag_jit = false, regex_jit = false;  // JIT-compiled: matched with pcre2_jit_match
+    int tag_id = -1;  // patterns with the same tag regex share its result within a line (< 64)
+    bool stateful = false;  // a pattern of a two-line server: its result depends on the MatchState
     int ip_group = -1, user_group = -1, pid_group = -1;
     std::uint64_t literal_mask = 0;  // bits of Matcher::literals_ this pattern needs (one of)
     ~Compiled() {
@@ -30,8 +39,23 @@ struct Matcher::Prefilter {
     ~Prefilter() { hs_free_database(db); }
 };
 
-struct MatchState::Impl {
+// What matching one line needs besides the state: PCRE2 match data, and the results of the tag
+// regexes for the last tag seen (consecutive lines mostly come from the same program; the
+// results depend on the tag text only). One per thread.
+struct Matcher::Scratch {
     pcre2_match_data* md = nullptr;
+    std::string tag;
+    std::uint64_t tags_known = 0, tags_ok = 0;  // tag regexes (tag_id) tried on `tag`, and passed
+    explicit Scratch(std::uint32_t groups) : md(pcre2_match_data_create(groups, nullptr)) {
+        if (!md) throw std::bad_alloc();
+    }
+    ~Scratch() { pcre2_match_data_free(md); }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+};
+
+struct MatchState::Impl {
+    std::optional<Matcher::Scratch> scratch_md;
     hs_scratch_t* scratch = nullptr;
     // Two-line servers: "server\0host\0pid" -> address and time of the session line, with
     // insertion order kept for the bound.
@@ -72,20 +96,11 @@ struct MatchState::Impl {
         sessions.erase(it);
         return s;
     }
-    ~Impl() {
-        pcre2_match_data_free(md);
-        hs_free_scratch(scratch);
-    }
+    ~Impl() { hs_free_scratch(scratch); }
 };
 
 MatchState::MatchState(const Matcher& m) : impl_(std::make_unique<Impl>()) {
-    std::uint32_t max_groups = 1;
-    for (const auto& p : m.patterns_) {
-        std::uint32_t n = 0;
-        pcre2_pattern_info(p->regex, PCRE2_INFO_CAPTURECOUNT, &n);
-        max_groups = std::max(max_groups, n + 1);
-    }
-    impl_->md = pcre2_match_data_create(max_groups, nullptr);
+    impl_->scratch_md.emplace(m.max_groups_);
     if (m.prefilter_ && hs_alloc_scratch(m.prefilter_->db, &impl_->scratch) != HS_SUCCESS)
         throw std::bad_alloc();
 }
@@ -105,12 +120,16 @@ core::Result<pcre2_code*> compile(const std::string& re, const std::string& what
         return core::make_error(what + ": bad regex at offset " + std::to_string(off) + ": " +
                                 reinterpret_cast<const char*>(buf));
     }
-    pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter if JIT is unavailable
     return code;
 }
 
-bool run(pcre2_code* code, std::string_view text, pcre2_match_data* md) {
-    return pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0, 0, md, nullptr) >= 0;
+// JIT where available (else the interpreter); the JIT fast path skips pcre2_match's checks.
+bool jit(pcre2_code* code) { return pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0; }
+
+bool run(pcre2_code* code, bool jitted, std::string_view text, pcre2_match_data* md) {
+    const auto* s = reinterpret_cast<PCRE2_SPTR>(text.data());
+    return (jitted ? pcre2_jit_match(code, s, text.size(), 0, 0, md, nullptr)
+                   : pcre2_match(code, s, text.size(), 0, 0, md, nullptr)) >= 0;
 }
 
 std::string_view group(pcre2_match_data* md, int n, std::string_view text) {
@@ -149,10 +168,15 @@ core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<st
         auto re = compile(spec.regex, what);
         if (!re) return re.error();
         c->regex = *re;
+        c->regex_jit = jit(c->regex);
         if (!spec.tag.empty()) {
             auto tag = compile(spec.tag, what + " tag");
             if (!tag) return tag.error();
             c->tag = *tag;
+            c->tag_jit = jit(c->tag);
+            for (const auto& q : m->patterns_)
+                if (q->spec.tag == spec.tag) c->tag_id = q->tag_id;
+            if (c->tag_id < 0 && m->tag_count_ < 64) c->tag_id = m->tag_count_++;
         }
         auto group_number = [&](const char* name) {
             const int n = pcre2_substring_number_from_name(c->regex, reinterpret_cast<PCRE2_SPTR>(name));
@@ -175,6 +199,16 @@ core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<st
         }
         c->spec = std::move(spec);
         m->patterns_.push_back(std::move(c));
+    }
+    // Two-line servers keep state between lines; their patterns (one-line logins included, which
+    // complete a pending session) must see the lines in order, on the caller's MatchState.
+    for (const auto& p : m->patterns_) {
+        std::uint32_t n = 0;
+        pcre2_pattern_info(p->regex, PCRE2_INFO_CAPTURECOUNT, &n);
+        m->max_groups_ = std::max(m->max_groups_, n + 1);
+        p->stateful = std::any_of(m->patterns_.begin(), m->patterns_.end(), [&](const auto& q) {
+            return q->spec.server == p->spec.server && q->spec.role != PatternRole::login;
+        });
     }
     if (!m->literals_.empty()) {
         std::vector<const char*> exprs;
@@ -215,8 +249,13 @@ std::optional<LoginMatch> Matcher::match_line(std::string_view line, core::Time 
 
 std::optional<LoginMatch> Matcher::match_line_with(std::string_view line, std::uint64_t literal_mask, core::Time now,
                                                    MatchState& state) const {
+    return match_impl(line, literal_mask, now, *state.impl().scratch_md, &state, nullptr);
+}
+
+std::optional<LoginMatch> Matcher::match_impl(std::string_view line, std::uint64_t literal_mask, core::Time now,
+                                              Scratch& scratch, MatchState* state, bool* needs_state) const {
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
-    auto* md = state.impl().md;
+    auto* md = scratch.md;
     std::optional<SyslogLine> parsed;
     bool parsed_done = false;
     for (const auto& p : patterns_) {
@@ -228,15 +267,39 @@ std::optional<LoginMatch> Matcher::match_line_with(std::string_view line, std::u
         std::string_view text = line;
         if (!p->spec.whole_line) {
             if (!parsed) continue;
-            if (p->tag && !run(p->tag, parsed->tag, md)) continue;
+            if (p->tag) {
+                if (parsed->tag != scratch.tag) {
+                    scratch.tag.assign(parsed->tag);
+                    scratch.tags_known = scratch.tags_ok = 0;
+                }
+                auto& tags_known = scratch.tags_known;
+                auto& tags_ok = scratch.tags_ok;
+                const std::uint64_t bit = p->tag_id >= 0 ? std::uint64_t{1} << p->tag_id : 0;
+                if (!(tags_known & bit)) {
+                    if (run(p->tag, p->tag_jit, parsed->tag, md)) tags_ok |= bit;
+                    else if (!bit) continue;
+                    tags_known |= bit;
+                }
+                if (bit && !(tags_ok & bit)) continue;
+            }
             text = parsed->message;
         }
-        if (!run(p->regex, text, md)) continue;
+        if (!run(p->regex, p->regex_jit, text, md)) continue;
         const auto time = parsed ? resolve_time(*parsed, now) : now;
         std::string_view pid = group(md, p->pid_group, text);
         if (pid.empty() && parsed) pid = parsed->pid;
         const std::string_view host = parsed ? parsed->host : std::string_view();
-        auto& impl = state.impl();
+        if (!state) {
+            if (p->stateful) {  // the result depends on the state: the caller must decide with it
+                *needs_state = true;
+                return std::nullopt;
+            }
+            // A one-line server: no session of its own to complete.
+            auto ip = core::Address::parse(group(md, p->ip_group, text));
+            if (!ip) continue;
+            return LoginMatch{*ip, group(md, p->user_group, text), p->spec.server, p->spec.name, line, time};
+        }
+        auto& impl = state->impl();
         if (p->spec.role == PatternRole::session_login) {
             if (pid.empty()) continue;
             auto s = impl.take(impl.make_key(p->spec.server, host, pid));
@@ -257,39 +320,43 @@ std::optional<LoginMatch> Matcher::match_line_with(std::string_view line, std::u
     return std::nullopt;
 }
 
-void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
-                   const std::function<void(const LoginMatch&)>& on_match) const {
-    auto emit_line = [&](std::size_t start) {
-        const auto end = text.find('\n', start);
-        auto line = text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-        if (auto m = match_line(line, now, state)) on_match(*m);
-        return end == std::string_view::npos ? text.size() : end + 1;
-    };
-    if (every_line_) {
-        for (std::size_t pos = 0; pos < text.size();) pos = emit_line(pos);
-        return;
+template <class F>
+void Matcher::prefilter(std::string_view all, void* scratch, F&& on_line) const {
+    if (!prefilter_) return;  // no patterns enabled
+    // Hyperscan takes 32-bit lengths: larger buffers are scanned in pieces cut at line ends.
+    constexpr std::size_t k_max_piece = std::size_t{1} << 31;
+    for (std::size_t base = 0; base < all.size();) {
+        std::size_t size = all.size() - base;
+        if (size > k_max_piece) {
+            const auto nl = all.rfind('\n', base + k_max_piece - 1);
+            size = nl == std::string_view::npos || nl < base ? k_max_piece : nl + 1 - base;
+        }
+        prefilter_piece(all.substr(base, size), base, scratch, on_line);
+        base += size;
     }
-    // Prefilter: one Hyperscan pass finds every literal of every pattern in the buffer; only
-    // the lines holding one are examined, in order, each once, trying only the patterns whose
-    // literals occur in it. Matches arrive in order of their end offset, so the hits of one line
-    // arrive together: they are collected into a mask and the line is examined when the first hit
-    // of a later line (or the end of the buffer) shows that the line is complete.
+}
+
+template <class F>
+void Matcher::prefilter_piece(std::string_view text, std::size_t base, void* scratch, F& on_line) const {
+    // One Hyperscan pass finds every literal of every pattern in the buffer; only the lines
+    // holding one are reported, in order, each once, with the set of literals found in it.
+    // Matches arrive in order of their end offset, so the hits of one line arrive together: they
+    // are collected into a mask and the line is reported when the first hit of a later line (or
+    // the end of the buffer) shows that the line is complete.
     struct Ctx {
         const Matcher* self;
         std::string_view text;
-        core::Time now;
-        MatchState* state;
-        const std::function<void(const LoginMatch&)>* on_match;
+        F* on_line;
         std::size_t line_start = 0, line_end = 0;  // current line [start, end); end == 0: none
         std::uint64_t mask = 0;
+        std::size_t base;
         void flush() {
             if (line_end == 0) return;
-            if (auto m = self->match_line_with(text.substr(line_start, line_end - line_start), mask, now, *state))
-                (*on_match)(*m);
+            (*on_line)(base + line_start, base + line_end, mask);
             line_end = 0;
             mask = 0;
         }
-    } ctx{this, text, now, &state, &on_match};
+    } ctx{this, text, &on_line, 0, 0, 0, base};
     auto on_hit = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* p) -> int {
         auto& c = *static_cast<Ctx*>(p);
         const auto& lits = c.self->literals_;
@@ -300,24 +367,169 @@ void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
             return 0;
         }
         c.flush();
-        const auto nl = start == 0 ? std::string_view::npos : c.text.rfind('\n', start - 1);
-        c.line_start = nl == std::string_view::npos ? 0 : nl + 1;
-        const auto end = c.text.find('\n', start);
-        c.line_end = end == std::string_view::npos ? c.text.size() : end;
+        const void* nl = ::memrchr(c.text.data(), '\n', start);
+        c.line_start = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - c.text.data()) + 1 : 0;
+        const void* e = std::memchr(c.text.data() + start, '\n', c.text.size() - start);
+        c.line_end = e ? static_cast<std::size_t>(static_cast<const char*>(e) - c.text.data()) : c.text.size();
         if (c.line_end == 0) c.line_end = 1;  // an empty first line cannot hold a literal; keep "none" distinct
         c.mask = bit;
         return 0;
     };
-    if (text.size() > std::numeric_limits<unsigned>::max()) {  // Hyperscan takes 32-bit lengths
-        const auto half = text.rfind('\n', text.size() / 2);
-        const auto cut = half == std::string_view::npos ? text.size() / 2 : half + 1;
-        scan(text.substr(0, cut), now, state, on_match);
-        scan(text.substr(cut), now, state, on_match);
+    hs_scan(prefilter_->db, text.data(), static_cast<unsigned>(text.size()), 0, static_cast<hs_scratch_t*>(scratch),
+            on_hit, &ctx);
+    ctx.flush();
+}
+
+void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
+                   const std::function<void(const LoginMatch&)>& on_match) const {
+    if (every_line_) {
+        for (std::size_t pos = 0; pos < text.size();) {
+            const auto end = text.find('\n', pos);
+            auto line = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+            if (auto m = match_line(line, now, state)) on_match(*m);
+            pos = end == std::string_view::npos ? text.size() : end + 1;
+        }
         return;
     }
-    if (!prefilter_) return;  // no patterns enabled
-    hs_scan(prefilter_->db, text.data(), static_cast<unsigned>(text.size()), 0, state.impl().scratch, on_hit, &ctx);
-    ctx.flush();
+    prefilter(text, state.impl().scratch, [&](std::size_t b, std::size_t e, std::uint64_t mask) {
+        if (auto m = match_impl(text.substr(b, e - b), mask, now, *state.impl().scratch_md, &state, nullptr))
+            on_match(*m);
+    });
+}
+
+// A line the prefilter reported, with its result if a worker could resolve it.
+struct Matcher::Candidate {
+    std::size_t begin, end;
+    std::uint64_t mask;
+    bool resolved;
+    std::optional<LoginMatch> match;
+};
+
+void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
+                   const std::function<void(const LoginMatch&)>& on_match, const ScanOptions& opts) const {
+    if (opts.threads <= 1 || every_line_ || !prefilter_ || text.size() <= std::max<std::size_t>(opts.chunk_bytes, 1))
+        return scan(text, now, state, on_match);
+    scan_parallel(text, now, state, on_match, opts);
+}
+
+void Matcher::scan_parallel(std::string_view text, core::Time now, MatchState& state,
+                            const std::function<void(const LoginMatch&)>& on_match, const ScanOptions& opts) const {
+    // Chunks end at line ends, so no line is split.
+    std::vector<std::size_t> cuts{0};
+    const std::size_t chunk = std::max<std::size_t>(opts.chunk_bytes, 1);
+    while (cuts.back() < text.size()) {
+        std::size_t pos = cuts.back() + chunk;
+        if (pos >= text.size()) {
+            cuts.push_back(text.size());
+            break;
+        }
+        const void* nl = std::memchr(text.data() + pos - 1, '\n', text.size() - pos + 1);
+        cuts.push_back(nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - text.data()) + 1 : text.size());
+    }
+    const std::size_t n = cuts.size() - 1;
+    struct Slot {
+        std::vector<Candidate> lines;
+        bool done = false;
+    };
+    std::deque<Slot> slots(n);
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t next = 0, consumed = 0;  // next chunk to claim; chunks the caller has emitted
+    const std::size_t window = 4 * std::size_t{opts.threads};  // bounds the memory held by results
+    // Prefilter chunk i and resolve the lines no two-line server could match.
+    auto work = [&](std::size_t i, hs_scratch_t* scratch, Scratch& md) {
+        const std::string_view part = text.substr(cuts[i], cuts[i + 1] - cuts[i]);
+        std::vector<Candidate> lines;
+        prefilter(part, scratch, [&](std::size_t b, std::size_t e, std::uint64_t mask) {
+            Candidate c{cuts[i] + b, cuts[i] + e, mask, false, std::nullopt};
+            bool needs_state = false;
+            c.match = match_impl(text.substr(c.begin, c.end - c.begin), mask, now, md, nullptr, &needs_state);
+            c.resolved = !needs_state;
+            if (c.resolved && !c.match) return;  // nothing to emit, nothing to keep
+            lines.push_back(std::move(c));
+        });
+        std::lock_guard lock(mu);
+        slots[i].lines = std::move(lines);
+        slots[i].done = true;
+        cv.notify_all();
+    };
+    // Claims the next chunk within the window, or returns n.
+    auto claim = [&](std::unique_lock<std::mutex>& lock, bool wait) -> std::size_t {
+        while (true) {
+            if (next < n && next < consumed + window) return next++;
+            if (next >= n || !wait) return n;
+            cv.wait(lock);
+        }
+    };
+    std::vector<std::thread> workers;
+    struct Join {  // also when on_match throws: stop handing out chunks, wait for the workers
+        std::vector<std::thread>& workers;
+        std::mutex& mu;
+        std::condition_variable& cv;
+        std::size_t& next;
+        std::size_t n;
+        ~Join() {
+            {
+                std::lock_guard lock(mu);
+                next = n;
+            }
+            cv.notify_all();
+            for (auto& w : workers) w.join();
+        }
+    } join{workers, mu, cv, next, n};
+    auto worker = [&] {
+        hs_scratch_t* scratch = nullptr;
+        std::optional<Scratch> md;
+        try {
+            md.emplace(max_groups_);
+        } catch (const std::bad_alloc&) {
+            return;  // the caller does the work
+        }
+        const bool ok = hs_alloc_scratch(prefilter_->db, &scratch) == HS_SUCCESS;
+        while (ok) {
+            std::size_t i;
+            {
+                std::unique_lock lock(mu);
+                i = claim(lock, true);
+            }
+            if (i == n) break;
+            work(i, scratch, *md);
+        }
+        hs_free_scratch(scratch);
+    };
+    for (unsigned t = 1; t < opts.threads && t < n; ++t) {
+        try {
+            workers.emplace_back(worker);
+        } catch (const std::system_error&) {
+            break;  // no more threads: the caller and the workers started so far do the work
+        }
+    }
+    // The caller emits the chunks in order, working on unclaimed chunks while it waits.
+    auto& impl = state.impl();
+    for (std::size_t i = 0; i < n; ++i) {
+        std::vector<Candidate> lines;
+        {
+            std::unique_lock lock(mu);
+            while (!slots[i].done) {
+                const std::size_t j = claim(lock, false);
+                if (j == n) {
+                    cv.wait(lock);
+                    continue;
+                }
+                lock.unlock();
+                work(j, impl.scratch, *impl.scratch_md);
+                lock.lock();
+            }
+            lines = std::move(slots[i].lines);
+            consumed = i + 1;
+            cv.notify_all();
+        }
+        for (auto& c : lines) {
+            if (!c.resolved)
+                c.match = match_impl(text.substr(c.begin, c.end - c.begin), c.mask, now, *impl.scratch_md, &state, nullptr);
+            if (c.match) on_match(*c.match);
+        }
+    }
 }
 
 }  // namespace rp::matching

@@ -18,7 +18,14 @@
 // addresses never match. One line yields at most one login: the first pattern that matches.
 // Security: every line is untrusted. Built-in patterns anchor at the start of the message and
 // take the last occurrence of a field, so a user name that imitates a field grants nothing.
+// Large buffers can be scanned on several threads (ScanOptions::threads): the buffer is cut at
+// line boundaries into chunks; workers run the prefilter over a chunk and resolve the lines that
+// only patterns of one-line servers could match (those need no MatchState); the calling thread
+// takes the chunks in order, resolves the remaining lines (two-line servers) against the state
+// and calls on_match, so the results, their order and the pid correlation are exactly those of
+// the single-threaded scan.
 // Thread-safety: a built Matcher is immutable and may be shared; MatchState is per source.
+// on_match is only ever called on the thread that called scan().
 #pragma once
 
 #include <cstdint>
@@ -70,6 +77,11 @@ inline constexpr auto k_session_timeout = std::chrono::minutes(10);
 
 class MatchState;
 
+struct ScanOptions {
+    unsigned threads = 1;                            // threads to use, the caller's included
+    std::size_t chunk_bytes = std::size_t{8} << 20;  // work unit of a thread (cut at line ends)
+};
+
 class Matcher {
 public:
     // `servers`: built-in sets to enable (empty = all); `user_patterns` are appended as sets of
@@ -82,6 +94,10 @@ public:
     // more lines; a final line without '\n' is treated as complete.
     void scan(std::string_view text, core::Time now, MatchState& state,
               const std::function<void(const LoginMatch&)>& on_match) const;
+    // The same results in the same order, computed on up to opts.threads threads when `text` is
+    // larger than one chunk.
+    void scan(std::string_view text, core::Time now, MatchState& state,
+              const std::function<void(const LoginMatch&)>& on_match, const ScanOptions& opts) const;
     std::optional<LoginMatch> match_line(std::string_view line, core::Time now, MatchState& state) const;
     // As match_line, with the set of literals known to occur in the line (bit i = literals_[i]),
     // as the prefilter found them; patterns none of whose literals occur are skipped.
@@ -91,12 +107,29 @@ public:
     std::vector<std::string> servers() const;  // enabled pattern set names
 
     struct Compiled;
+    struct Scratch;  // per-thread PCRE2 match data and tag results
 
 private:
     Matcher() = default;
+    struct Candidate;
+    // Calls on_line(start, end, mask) for each line of `text` holding a literal, in order.
+    template <class F>
+    void prefilter(std::string_view text, void* scratch, F&& on_line) const;
+    template <class F>
+    void prefilter_piece(std::string_view text, std::size_t base, void* scratch, F& on_line) const;
+    // match_line_with's work with explicit PCRE2 scratch. Without a state (a worker thread), a
+    // line that a pattern of a two-line server matches (tag and regex) sets *needs_state and
+    // yields nothing: the caller decides it in order, with the state. Patterns are tried in the
+    // same order either way, so every other line gets the result it would get with the state.
+    std::optional<LoginMatch> match_impl(std::string_view line, std::uint64_t literal_mask, core::Time now,
+                                         Scratch& scratch, MatchState* state, bool* needs_state) const;
+    void scan_parallel(std::string_view text, core::Time now, MatchState& state,
+                       const std::function<void(const LoginMatch&)>& on_match, const ScanOptions& opts) const;
     std::vector<std::unique_ptr<Compiled>> patterns_;
     std::vector<std::string> literals_;  // union of all literals, for the prefilter
     bool every_line_ = false;            // some pattern has no literal
+    std::uint32_t max_groups_ = 1;       // PCRE2 match data size for all patterns
+    int tag_count_ = 0;                  // distinct tag regexes (at most 64 are told apart)
     struct Prefilter;                    // Hyperscan database of literals_
     std::unique_ptr<Prefilter> prefilter_;
     friend class MatchState;

@@ -4,33 +4,12 @@
 
 #include <cstring>
 
+#include "store/sqlite_stmt.hpp"
+
 namespace rp::store {
 namespace {
 
 using core::make_error;
-
-// A prepared statement that finalizes itself.
-class Stmt {
-public:
-    Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
-    ~Stmt() { sqlite3_finalize(s_); }
-    Stmt(const Stmt&) = delete;
-    Stmt& operator=(const Stmt&) = delete;
-    bool ok() const { return rc_ == SQLITE_OK; }
-    sqlite3_stmt* get() const { return s_; }
-    void text(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
-    void i64(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); }
-    int step() { return sqlite3_step(s_); }
-    void reset() { sqlite3_reset(s_); sqlite3_clear_bindings(s_); }
-    std::string col_text(int i) const {
-        const auto* p = sqlite3_column_text(s_, i);
-        return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s_, i))) : std::string();
-    }
-
-private:
-    sqlite3_stmt* s_ = nullptr;
-    int rc_;
-};
 
 constexpr const char* k_schema = R"sql(
 CREATE TABLE IF NOT EXISTS permits (
@@ -74,13 +53,7 @@ EmbeddedStore::EmbeddedStore(sqlite3* db, std::string path, bool read_only)
 EmbeddedStore::~EmbeddedStore() { sqlite3_close(db_); }
 
 core::Status EmbeddedStore::exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string msg = err ? err : sqlite3_errmsg(db_);
-        sqlite3_free(err);
-        return make_error("permit store " + path_ + ": " + msg);
-    }
-    return core::ok();
+    return sqlite_exec(db_, sql, "permit store " + path_);
 }
 
 core::Status EmbeddedStore::load() {
@@ -215,14 +188,6 @@ std::optional<std::string> EmbeddedStore::find_checkpoint(const std::string& key
     auto it = checkpoints_.find(key);
     if (it == checkpoints_.end()) return std::nullopt;
     return it->second;
-}
-
-core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts) {
-    if (!opts.url.empty() && !opts.url.starts_with("embedded"))
-        return make_error("store '" + opts.url + "': only the embedded store is built in this version");
-    auto s = EmbeddedStore::open(opts.state_dir + "/permits.db", opts.read_only);
-    if (!s) return s.error();
-    return std::unique_ptr<PermitStore>(std::move(*s));
 }
 
 }  // namespace rp::store

@@ -9,9 +9,16 @@
 //    expiry has passed, whether or not it has been purged.
 //  - expire() purges what has expired and returns it (for the audit log).
 // Errors are values: a failed write leaves memory and disk unchanged.
-// Thread-safety: not thread-safe; the daemon uses a store from its loop thread only.
+// Shared stores (Redis, PostgreSQL, MySQL: shared_store.hpp) also change underneath: other
+// daemons grant and revoke. They expose event_fd(), which becomes readable when news from the
+// shared table waits; the daemon then calls process_events() on its loop thread, which applies
+// it to the in-memory table. While a shared store is unreachable available() is false and the
+// daemon answers lookups as configured (store_outage).
+// Thread-safety: not thread-safe; the daemon uses a store from its loop thread only (a shared
+// store's own worker thread never touches what these methods read).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -24,6 +31,18 @@
 namespace rp::store {
 
 using core::Checkpoint;
+
+// What `relaypermit status` shows about the store.
+struct StoreStatus {
+    bool shared = false;
+    bool available = true;
+    std::uint64_t queued = 0;          // changes in the local outbox, not yet in the shared table
+    std::uint64_t pushed = 0;          // changes written to the shared table
+    std::uint64_t remote_changes = 0;  // changes applied from the shared table (incl. our own echo)
+    std::uint64_t connects = 0;        // successful (re)connections
+    std::uint64_t outages = 0;         // times the connection was lost or could not be made
+    std::string last_error;            // never contains credentials
+};
 
 struct GrantOutcome {
     enum class Change { created, extended, unchanged };
@@ -47,12 +66,22 @@ public:
     virtual std::optional<core::Time> next_expiry() const = 0;
     virtual std::optional<std::string> find_checkpoint(const std::string& key) const = 0;
     virtual std::string describe() const = 0;  // for logs: "embedded:/var/lib/relaypermit/permits.db"
+
+    virtual int event_fd() const { return -1; }
+    // Applies news from a shared table; returns how many permits changed (0: nothing to do).
+    virtual std::size_t process_events(core::Time now) {
+        (void)now;
+        return 0;
+    }
+    virtual bool available() const { return true; }
+    virtual StoreStatus status() const { return {}; }
 };
 
 struct StoreOptions {
     std::string state_dir;
-    std::string url;         // empty = embedded
-    bool read_only = false;  // CLI fallbacks open the store without writing
+    std::string url;            // empty = embedded
+    std::string password_file;  // shared stores: the password, read from this file (overrides the URL's)
+    bool read_only = false;     // CLI fallbacks open the store without writing
 };
 
 core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts);

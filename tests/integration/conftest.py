@@ -61,6 +61,16 @@ def rp_binary(pytestconfig) -> Path:
 
 
 @pytest.fixture(scope="session")
+def unit_tests(rp_binary) -> Path:
+    """The rp_unit_tests binary of the same build (run against real servers by some tests)."""
+    for candidate in (rp_binary.parent / "tests" / "rp_unit_tests",
+                      rp_binary.parent.parent.parent / "tests" / "rp_unit_tests"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    pytest.fail(f"rp_unit_tests not found next to {rp_binary} (build the rp_unit_tests target)")
+
+
+@pytest.fixture(scope="session")
 def workdir():
     """A world-traversable session directory (pytest's tmp dirs are 0700, but Dovecot's and
     Postfix's unprivileged processes must reach their files)."""

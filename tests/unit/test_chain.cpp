@@ -370,7 +370,7 @@ TEST_F(ChainTest, CheckFallsBackToReadOnlyStoreWhenDaemonFrozen) {
     write_config();
     {
         fs::create_directories(dir.path / "state");
-        auto st = store::open_store({(dir.path / "state").string(), "", false});
+        auto st = store::open_store({(dir.path / "state").string(), "", "", false});
         ASSERT_TRUE(st.has_value()) << st.error().message;
         const auto now = core::SystemClock().now();
         std::vector<core::Permit> permits = {

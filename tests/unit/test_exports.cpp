@@ -1,4 +1,4 @@
-// [[export]] map files: key formats, static-file parsers, and the four exporters on real files.
+// [[export]] map files: key formats, static-file parsers, the five exporters on real files, and after_write.
 // Where the real tool is installed (tcprules from ucspi-tcp, postmap with postfix-cdb, makemap
 // from sendmail-bin or $RP_MAKEMAP) the output is compared with it; otherwise that check skips.
 #include <arpa/inet.h>
@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -18,8 +19,10 @@
 #include <sstream>
 #include <thread>
 
+#include "exports/after_write.hpp"
 #include "exports/exporter.hpp"
 #include "exports/map_formats.hpp"
+#include "util/event_loop.hpp"
 
 namespace rp::exports {
 namespace {
@@ -439,6 +442,199 @@ TEST(ExportRelayCtrl, OneFilePerPermitWithGrantMtime) {
     ASSERT_TRUE((*e)->write({}, t0 + 3s));
     EXPECT_FALSE(fs::exists(dir + "/203.0.113.20"));
     EXPECT_TRUE(fs::exists(dir + "/README"));
+}
+
+
+// ---- opensmtpd-table ----
+
+TEST(ExportKeys, Opensmtpd) {
+    auto key = [](std::string_view c) { return opensmtpd_key(core::Cidr::parse(c).value()); };
+    EXPECT_EQ(key("192.0.2.1"), "192.0.2.1");
+    EXPECT_EQ(key("2001:db8:0:0:0:0:0:1"), "2001:db8::1");
+    EXPECT_EQ(key("198.51.100.0/24"), "198.51.100.0/24");
+    EXPECT_EQ(key("2001:db8:1::/64"), "2001:db8:1::/64");
+    EXPECT_EQ(key("2001:db8::/33"), "2001:db8::/33");
+    EXPECT_EQ(key("::/0"), std::nullopt);
+}
+
+TEST(ExportOpensmtpd, OneAddressPerLineWithPlaceholder) {
+    TempDir d;
+    auto e = open_exporter(export_config("opensmtpd-table", d / "sub/relaypermit"));
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_TRUE(fs::is_directory(d / "sub"));
+    const std::string header =
+        "# relaypermit: permitted relay clients, rewritten at every change; do not edit.\n"
+        "# 0.0.0.0 keeps the table usable when no one is permitted (no client has that address).\n"
+        "0.0.0.0\n";
+    ASSERT_TRUE((*e)->write({}, t0));
+    EXPECT_EQ(slurp(d / "sub/relaypermit"), header);  // smtpd refuses an empty list for `from src`
+    EXPECT_EQ((*e)->replacements(), 1u);
+    std::vector<core::Permit> live = {permit("198.51.100.7", t0, t0 + 30min), permit("2001:db8::/64", t0, t0 + 30min),
+                                      permit("192.0.2.1", t0, t0 + 30min), permit("192.0.2.9", t0 - 1h, t0 - 1s)};
+    ASSERT_TRUE((*e)->write(live, t0));
+    EXPECT_EQ(slurp(d / "sub/relaypermit"), header + "192.0.2.1\n198.51.100.7\n2001:db8::/64\n");
+    EXPECT_EQ((*e)->replacements(), 2u);
+    ASSERT_TRUE((*e)->write(live, t0 + 1s));  // same content: not rewritten
+    EXPECT_EQ((*e)->replacements(), 2u);
+    ASSERT_TRUE((*e)->write(live, t0 + 31min));
+    EXPECT_EQ(slurp(d / "sub/relaypermit"), header);
+    EXPECT_FALSE(open_exporter(export_config("opensmtpd-table", d / "t", d / "static")));
+}
+
+// ---- after_write ----
+
+// Runs the loop until `done` or 10 s pass.
+template <typename Pred>
+bool run_until(util::EventLoop& loop, Pred done) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        loop.run_once(10ms);
+    }
+    return true;
+}
+
+std::size_t count_lines(const std::string& path) {
+    const std::string s = slurp(path);
+    return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
+}
+
+TEST(ExportAfterWrite, RunsAfterChangedWritesAndTheFirst) {
+    TempDir d;
+    util::EventLoop loop;
+    auto cfg = export_config("opensmtpd-table", d / "table");
+    const std::string runs = d / "runs";
+    cfg.after_write = {"/bin/sh", "-c", "cat \"$1\" | wc -l >> \"$2\"; echo noise; echo more >&2", "sh", d / "table", runs};
+    EXPECT_FALSE(open_exporter(cfg));  // no loop: refused
+    auto e = open_exporter(cfg, "", &loop);
+    ASSERT_TRUE(e) << e.error().message;
+    std::vector<core::Permit> live = {permit("192.0.2.1", t0, t0 + 30min)};
+    ASSERT_TRUE((*e)->write(live, t0));
+    ASSERT_TRUE(run_until(loop, [&] { return count_lines(runs) == 1; }));
+    EXPECT_EQ(slurp(runs), "4\n");  // it ran after the file was complete
+    ASSERT_TRUE((*e)->write(live, t0 + 1s));  // unchanged: no run
+    ASSERT_TRUE((*e)->write({}, t0 + 2s));    // changed
+    ASSERT_TRUE(run_until(loop, [&] { return count_lines(runs) == 2; }));
+    for (int i = 0; i < 20; ++i) loop.run_once(5ms);
+    EXPECT_EQ(slurp(runs), "4\n3\n");
+
+    // A fresh exporter (daemon restart or reload) runs it after its first write even though
+    // the file already holds that content: the MTA may still have an older table loaded.
+    auto again = open_exporter(cfg, "", &loop);
+    ASSERT_TRUE(again);
+    ASSERT_TRUE((*again)->write({}, t0 + 3s));
+    EXPECT_EQ((*again)->replacements(), 0u);
+    ASSERT_TRUE(run_until(loop, [&] { return count_lines(runs) == 3; }));
+}
+
+TEST(ExportAfterWrite, NoShellAndRequestsWhileRunningCoalesce) {
+    TempDir d;
+    util::EventLoop loop;
+    const std::string log = d / "log";
+    // Arguments are passed as they are: nothing here is shell syntax.
+    AfterWriteCommand cmd(loop, {"/bin/sh", "-c", "sleep 0.2; echo \"$1\" >> \"$2\"", "sh", "$(touch " + (d / "pwned") + ")", log},
+                          5000ms, "test:x");
+    cmd.request();
+    EXPECT_TRUE(cmd.running());
+    cmd.request();
+    cmd.request();  // both coalesce into one more run after the first
+    ASSERT_TRUE(run_until(loop, [&] { return cmd.runs() == 2 && !cmd.running(); }));
+    for (int i = 0; i < 40; ++i) loop.run_once(10ms);
+    EXPECT_EQ(cmd.runs(), 2u);
+    EXPECT_EQ(cmd.failures(), 0u);
+    EXPECT_EQ(count_lines(log), 2u);
+    EXPECT_FALSE(fs::exists(d / "pwned"));
+}
+
+TEST(ExportAfterWrite, FailuresTimeoutsAndMissingProgramsAreCounted) {
+    util::EventLoop loop;
+    AfterWriteCommand fails(loop, {"/bin/sh", "-c", "echo 'cannot reach smtpd' >&2; exit 3"}, 5000ms, "test:fail");
+    fails.request();
+    ASSERT_TRUE(run_until(loop, [&] { return fails.runs() == 1; }));
+    EXPECT_EQ(fails.failures(), 1u);
+
+    AfterWriteCommand missing(loop, {"/nonexistent/smtpctl", "update"}, 5000ms, "test:missing");
+    missing.request();
+    EXPECT_FALSE(missing.running());
+    EXPECT_EQ(missing.runs(), 1u);
+    EXPECT_EQ(missing.failures(), 1u);
+
+    const auto start = std::chrono::steady_clock::now();
+    AfterWriteCommand hangs(loop, {"/bin/sh", "-c", "sleep 30 & sleep 30"}, 200ms, "test:hang");
+    hangs.request();
+    ASSERT_TRUE(run_until(loop, [&] { return hangs.runs() == 1; }));
+    EXPECT_EQ(hangs.failures(), 1u);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);  // the background child held the pipe: not waited for
+}
+
+TEST(ExportAfterWrite, ChildGetsDefaultSignals) {
+    // The daemon blocks SIGTERM (signalfd) and ignores SIGPIPE; the command must not inherit that.
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old), 0);
+    util::EventLoop loop;
+    AfterWriteCommand self_kill(loop, {"/bin/sh", "-c", "kill -TERM $$; sleep 5"}, 4000ms, "test:sig");
+    const auto start = std::chrono::steady_clock::now();
+    self_kill.request();
+    const bool done = run_until(loop, [&] { return self_kill.runs() == 1; });
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    ASSERT_TRUE(done);
+    EXPECT_EQ(self_kill.failures(), 1u);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);  // died of SIGTERM, not of the timeout
+}
+
+TEST(ExportAfterWrite, DestructionKillsARunningCommand) {
+    TempDir d;
+    util::EventLoop loop;
+    const auto start = std::chrono::steady_clock::now();
+    {
+        AfterWriteCommand cmd(loop, {"/bin/sleep", "30"}, 60000ms, "test:destroy");
+        cmd.request();
+        EXPECT_TRUE(cmd.running());
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+    loop.run_once(1ms);  // nothing of it is left on the loop
+}
+
+
+TEST(ExportAfterWrite, ConfigKeys) {
+    auto parse = [](std::string_view body) {
+        return config::parse_config(std::string("[[export]]\ntype = \"opensmtpd-table\"\npath = \"/var/lib/rp/t\"\n") +
+                                        std::string(body),
+                                    "t.toml");
+    };
+    auto ok = parse("after_write = [\"/usr/sbin/smtpctl\", \"update\", \"table\", \"relaypermit\"]\n"
+                    "after_write_timeout = \"500ms\"\n");
+    ASSERT_TRUE(ok) << ok.error().message;
+    ASSERT_EQ(ok->exports.size(), 1u);
+    EXPECT_EQ(ok->exports[0].type, "opensmtpd-table");
+    EXPECT_EQ(ok->exports[0].after_write,
+              (std::vector<std::string>{"/usr/sbin/smtpctl", "update", "table", "relaypermit"}));
+    EXPECT_EQ(ok->exports[0].after_write_timeout, std::chrono::milliseconds(500));
+    auto plain = parse("");
+    ASSERT_TRUE(plain);
+    EXPECT_TRUE(plain->exports[0].after_write.empty());
+    EXPECT_EQ(plain->exports[0].after_write_timeout, std::chrono::seconds(10));
+
+    const std::pair<const char*, const char*> bad[] = {
+        {"after_write = \"smtpctl update table relaypermit\"\n", "no shell"},  // a string: refused
+        {"after_write = []\n", "at least the program"},
+        {"after_write = [\"\"]\n", "program name is empty"},
+        {"after_write = [\"smtpctl\", 3]\n", "expected a string"},
+        {"after_write = [\"x\"]\nafter_write_timeout = \"0s\"\n", "at most 1h"},
+        {"after_write = [\"x\"]\nafter_write_timeout = \"2h\"\n", "at most 1h"},
+        {"after_write = [\"x\"]\nafter_write_timeout = \"soon\"\n", "after_write_timeout"},
+    };
+    for (const auto& [body, want] : bad) {
+        auto r = parse(body);
+        ASSERT_FALSE(r) << body;
+        EXPECT_NE(r.error().message.find(want), std::string::npos) << r.error().message;
+        EXPECT_NE(r.error().message.find("t.toml:"), std::string::npos) << r.error().message;
+    }
+    auto unknown = config::parse_config("[[export]]\ntype = \"opensmtpd\"\npath = \"/x\"\n", "t.toml");
+    ASSERT_FALSE(unknown);
+    EXPECT_NE(unknown.error().message.find("opensmtpd-table"), std::string::npos);
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "matching/matcher.hpp"
 #include "matching/syslog_line.hpp"
@@ -184,5 +187,86 @@ TEST(SyslogLine, TimesAreResolvedAndClamped) {
     auto junk = parse_syslog_line("Foo 99 99:99:99 mx1 dovecot: x");
     if (junk) {
         EXPECT_EQ(resolve_time(*junk, k_now), k_now);
+    }
+}
+
+namespace {
+
+// Everything a scan reports, one line per login, for comparing scans.
+std::string scan_all(std::string_view text, MatchState& st, const matching::ScanOptions* opts) {
+    std::string out;
+    auto on = [&](const matching::LoginMatch& m) {
+        out += m.ip.to_string() + "\t" + std::string(m.user) + "\t" + std::string(m.server) + "/" +
+               std::string(m.pattern) + "\t" + core::format_time(m.time) + "\t" + std::string(m.line) + "\n";
+    };
+    if (opts) all()->scan(text, k_now, st, on, *opts);
+    else all()->scan(text, k_now, st, on);
+    return out;
+}
+
+// Real server logs plus two-line sessions whose lines end up in different chunks, patched
+// one-line forms completing a session, timed-out sessions, noise holding the literals, CRLF.
+std::string mixed_log() {
+    std::string buf;
+    const auto dir = std::filesystem::path(RP_SOURCE_DIR) / "tests/data/golden";
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+        if (e.path().extension() != ".log") continue;
+        std::ifstream in(e.path(), std::ios::binary);
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        buf += ss.str();
+        if (!buf.empty() && buf.back() != '\n') buf += '\n';
+    }
+    for (int i = 0; i < 40; ++i) {
+        const auto n = std::to_string(i);
+        buf += "Nov 22 00:31:1" + std::to_string(i % 10) + " mx1 popa3d[" + n + "]: Session from 192.0.2." + n + "\n";
+        buf += "Nov 22 00:31:13 mx1 dovecot: pop3-login: Disconnected: user=<x>, rip=203.0.113." + n + "\n";
+        buf += "Nov 22 00:31:13 mx1 vm-pop3d[" + n + "]: Connect from 198.51.100." + n + "\r\n";
+        buf += "Nov 22 00:31:13 mx1 spop3d[" + n + "]: connect from 203.0.113." + n + "\n";
+        buf += "Nov 22 00:31:14 mx1 dovecot: imap-login: Login: user=<d" + n + ">, method=PLAIN, rip=192.0.2." + n +
+               ", lip=192.0.2.1, session=<x>\n";
+        buf += "\n";
+        if (i % 3 == 0) buf += "Nov 22 00:31:15 mx1 popa3d[" + n + "]: Authentication passed for p" + n + "\n";
+        if (i % 3 == 1)
+            buf += "Nov 22 00:31:15 mx1 popa3d[" + n + "]: Authentication passed for q" + n + " -- [192.0.2." + n + "]\n";
+        buf += "Nov 22 00:31:15 mx1 vm-pop3d[" + n + "]: User 'v" + n + "' logged in\n";
+        if (i % 2 == 0) buf += "Nov 22 00:45:15 mx1 spop3d[" + n + "]: user s" + n + " authenticated\n";  // too late
+        else buf += "Nov 22 00:31:16 mx1 spop3d[" + n + "]: user s" + n + " authenticated\n";
+    }
+    buf += "Nov 22 00:31:17 mx1 popa3d[0]: Authentication passed for last";  // no final newline
+    return buf;
+}
+
+}  // namespace
+
+TEST(Matching, ParallelScanGivesExactlyTheSequentialResult) {
+    UtcZone tz;
+    const std::string buf = mixed_log();
+    MatchState seq_state(*all());
+    const std::string expected = scan_all(buf, seq_state, nullptr);
+    ASSERT_GT(expected.size(), 1000u);
+    EXPECT_NE(expected.find("\tp3\tpopa3d/session-login"), std::string::npos);
+    EXPECT_NE(expected.find("\tv39\tvm-pop3d/session-login"), std::string::npos);
+    std::string more;
+    for (int i = 0; i < 40; ++i) more += "Nov 22 00:31:18 mx1 popa3d[" + std::to_string(i) + "]: Authentication passed for r\n";
+    const std::string expected_more = scan_all(more, seq_state, nullptr);
+    // Chunks from one byte (a chunk per line) up to larger than the buffer; 2 to 4 threads.
+    for (std::size_t chunk : {std::size_t{1}, std::size_t{7}, std::size_t{100}, std::size_t{1000}, std::size_t{4096},
+                              buf.size() - 1, buf.size() + 1}) {
+        for (unsigned threads : {2u, 3u, 4u}) {
+            MatchState st(*all());
+            const matching::ScanOptions opts{threads, chunk};
+            EXPECT_EQ(scan_all(buf, st, &opts), expected) << "chunk " << chunk << ", threads " << threads;
+            // The pid cache afterwards is the same too: sessions left open complete the same way.
+            EXPECT_EQ(scan_all(more, st, nullptr), expected_more);
+        }
+    }
+}
+
+TEST(Matching, ParallelScanOfEmptyAndTinyBuffers) {
+    for (const std::string text : {"", "\n", "\n\n\n", "Login: ", "x\nNov 22 00:31:13 mx1 popa3d[1]: Session from 192.0.2.1"}) {
+        MatchState st(*all());
+        const matching::ScanOptions opts{2, 1};
+        EXPECT_EQ(scan_all(text, st, &opts), "") << text;
     }
 }

@@ -1,0 +1,153 @@
+#include "store/shared_backend.hpp"
+
+#include <cctype>
+#include <charconv>
+#include <optional>
+
+namespace rp::store {
+namespace {
+
+using core::make_error;
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Decodes %XX escapes; nullopt on a malformed escape.
+std::optional<std::string> percent_decode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '%') {
+            out.push_back(s[i]);
+            continue;
+        }
+        if (i + 2 >= s.size()) return std::nullopt;
+        const int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string StoreUrl::redacted() const {
+    std::string out = scheme + "://";
+    if (!user.empty()) out += user + (password.empty() ? "" : ":***") + "@";
+    else if (!password.empty()) out += ":***@";
+    if (host.find(':') != std::string::npos) out += "[" + host + "]";
+    else out += host;
+    if (port) out += ":" + std::to_string(port);
+    if (!database.empty()) out += "/" + database;
+    char sep = '?';
+    for (const auto& [k, v] : params) {
+        out += sep + k + "=" + (k == "password" ? std::string("***") : v);
+        sep = '&';
+    }
+    return out;
+}
+
+core::Result<StoreUrl> parse_store_url(std::string_view url) {
+    StoreUrl u;
+    u.original = std::string(url);
+    const auto colon = url.find("://");
+    if (colon == std::string_view::npos || colon == 0)
+        return make_error("store URL must look like scheme://host[:port][/database]");
+    u.scheme = std::string(url.substr(0, colon));
+    for (auto& c : u.scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (u.scheme == "postgres") u.scheme = "postgresql";
+    if (u.scheme == "mariadb") u.scheme = "mysql";
+    std::string_view rest = url.substr(colon + 3);
+
+    std::string_view query;
+    if (auto q = rest.find('?'); q != std::string_view::npos) {
+        query = rest.substr(q + 1);
+        rest = rest.substr(0, q);
+    }
+    std::string_view path;
+    if (auto s = rest.find('/'); s != std::string_view::npos) {
+        path = rest.substr(s + 1);
+        rest = rest.substr(0, s);
+    }
+    // userinfo: the last '@' separates it (a password may contain an escaped '@' only).
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        std::string_view info = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        std::string_view user = info, pass;
+        bool has_pass = false;
+        if (auto c = info.find(':'); c != std::string_view::npos) {
+            user = info.substr(0, c);
+            pass = info.substr(c + 1);
+            has_pass = true;
+        }
+        auto du = percent_decode(user);
+        if (!du) return make_error("store URL: malformed %-escape in the user name");
+        u.user = *du;
+        if (has_pass) {
+            auto dp = percent_decode(pass);
+            if (!dp) return make_error("store URL: malformed %-escape in the password");
+            u.password = *dp;
+        }
+    }
+    // host[:port], host may be [v6]
+    std::string_view port;
+    bool port_given = false;
+    if (!rest.empty() && rest.front() == '[') {
+        auto close = rest.find(']');
+        if (close == std::string_view::npos) return make_error("store URL: '[' without ']' around the host");
+        u.host = std::string(rest.substr(1, close - 1));
+        rest = rest.substr(close + 1);
+        if (!rest.empty()) {
+            if (rest.front() != ':') return make_error("store URL: unexpected text after ']'");
+            port = rest.substr(1);
+            port_given = true;
+        }
+    } else if (auto c = rest.rfind(':'); c != std::string_view::npos) {
+        u.host = std::string(rest.substr(0, c));
+        port = rest.substr(c + 1);
+        port_given = true;
+    } else {
+        u.host = std::string(rest);
+    }
+    if (port_given) {
+        int p = 0;
+        auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+        if (ec != std::errc() || ptr != port.data() + port.size() || p < 1 || p > 65535)
+            return make_error("store URL: port must be a number from 1 to 65535");
+        u.port = p;
+    }
+    if (!path.empty()) {
+        auto d = percent_decode(path);
+        if (!d) return make_error("store URL: malformed %-escape in the database name");
+        u.database = *d;
+    }
+    while (!query.empty()) {
+        auto amp = query.find('&');
+        std::string_view kv = query.substr(0, amp);
+        query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+        if (kv.empty()) continue;
+        auto eq = kv.find('=');
+        auto k = percent_decode(kv.substr(0, eq));
+        auto v = percent_decode(eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1));
+        if (!k || !v || k->empty()) return make_error("store URL: malformed query parameter");
+        if (*k == "host") u.host = *v;  // libpq style: ?host=/run/postgresql for a unix socket
+        else u.params[*k] = *v;
+    }
+    if (u.host.empty()) return make_error("store URL: no host (write e.g. " + u.scheme + "://127.0.0.1/...)");
+    return u;
+}
+
+core::Result<std::unique_ptr<SharedBackend>> make_backend(const StoreUrl& url) {
+    if (url.scheme == "redis" || url.scheme == "rediss") return make_redis_backend(url);  // rediss: a clear "no TLS" error
+    if (url.scheme == "postgresql") return make_pgsql_backend(url);
+    if (url.scheme == "mysql") return make_mysql_backend(url);
+    return make_error("store URL: unknown scheme '" + url.scheme +
+                      "' (known: redis://, postgresql://, mysql://; absent = the embedded store)");
+}
+
+}  // namespace rp::store

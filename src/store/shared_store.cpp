@@ -1,0 +1,500 @@
+#include "store/shared_store.hpp"
+
+#include <poll.h>
+#include <sqlite3.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "store/embedded_store.hpp"
+#include "store/sqlite_stmt.hpp"
+#include "util/log.hpp"
+
+namespace rp::store {
+namespace {
+
+using core::make_error;
+using util::Level;
+using std::chrono::milliseconds;
+
+constexpr const char* k_local_schema = R"sql(
+CREATE TABLE IF NOT EXISTS outbox (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind       INTEGER NOT NULL,     -- 0 upsert, 1 remove
+  network    TEXT NOT NULL,
+  user       TEXT NOT NULL,
+  source     TEXT NOT NULL,
+  granted_us INTEGER NOT NULL,
+  expires_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('schema_version', '1');
+)sql";
+
+constexpr milliseconds k_backoff_min{100}, k_backoff_max{10000};
+constexpr std::chrono::seconds k_purge_every{60};
+
+void drain_eventfd(int fd) {
+    std::uint64_t v;
+    while (::read(fd, &v, sizeof v) == static_cast<ssize_t>(sizeof v)) {
+    }
+}
+
+void signal_eventfd(int fd) {
+    const std::uint64_t one = 1;
+    (void)!::write(fd, &one, sizeof one);
+}
+
+core::Time wall_now() { return std::chrono::time_point_cast<core::Duration>(std::chrono::system_clock::now()); }
+
+}  // namespace
+
+core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& local_path,
+                                                             std::unique_ptr<SharedBackend> backend, bool read_only) {
+    const std::string desc = backend->describe();
+    if (read_only) {
+        std::unique_ptr<SharedStore> s(new SharedStore(nullptr, std::move(backend), desc));
+        s->read_only_ = true;
+        auto st = s->backend_->connect();
+        if (!st) return make_error("store " + desc + ": " + st.error().message);
+        auto snap = s->backend_->snapshot(wall_now());
+        s->backend_->disconnect();
+        if (!snap) return make_error("store " + desc + ": " + snap.error().message);
+        for (const auto& p : *snap) s->table_.merge(p, core::Time::min());
+        s->up_ = true;
+        return s;
+    }
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(local_path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+        std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+        sqlite3_close(db);
+        return make_error("cannot open the shared store's local outbox " + local_path + ": " + msg);
+    }
+    sqlite3_busy_timeout(db, 2000);
+    std::unique_ptr<SharedStore> s(new SharedStore(db, std::move(backend), desc));
+    if (auto st = s->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !st) return st.error();
+    if (auto st = s->exec(k_local_schema); !st) return st.error();
+    if (auto st = s->load_local(); !st) return st.error();
+    s->to_worker_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->to_loop_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->to_worker_ < 0 || s->to_loop_ < 0) return make_error("eventfd: " + std::string(std::strerror(errno)));
+    s->todo_.assign(s->pending_.begin(), s->pending_.end());
+    if (!s->pending_.empty())
+        util::log(Level::notice, "store {}: {} queued change(s) from before the restart will be replayed", desc,
+                  s->pending_.size());
+    s->worker_ = std::thread([p = s.get()] { p->worker_main(); });
+    return s;
+}
+
+SharedStore::SharedStore(sqlite3* db, std::unique_ptr<SharedBackend> backend, std::string describe)
+    : db_(db), describe_(std::move(describe)), backend_(std::move(backend)) {}
+
+SharedStore::~SharedStore() {
+    if (worker_.joinable()) {
+        {
+            std::lock_guard lk(mu_);
+            stop_ = true;
+        }
+        wake_worker();
+        worker_.join();
+    }
+    if (to_worker_ >= 0) ::close(to_worker_);
+    if (to_loop_ >= 0) ::close(to_loop_);
+    sqlite3_close(db_);
+}
+
+core::Status SharedStore::exec(const char* sql) {
+    return sqlite_exec(db_, sql, "store " + describe_ + ": local outbox");
+}
+
+core::Status SharedStore::load_local() {
+    Stmt q(db_, "SELECT id, kind, network, user, source, granted_us, expires_us FROM outbox ORDER BY id");
+    if (!q.ok()) return make_error("store " + describe_ + ": local outbox: " + sqlite3_errmsg(db_));
+    const auto now = wall_now();
+    std::vector<std::int64_t> dead;
+    while (q.step() == SQLITE_ROW) {
+        const std::int64_t id = sqlite3_column_int64(q.get(), 0);
+        auto net = core::Cidr::parse(q.col_text(2));
+        const auto kind = sqlite3_column_int64(q.get(), 1) == 0 ? Change::Kind::upsert : Change::Kind::remove;
+        core::Permit p{net ? *net : core::Cidr{}, q.col_text(3), q.col_text(4),
+                       core::from_unix_micros(sqlite3_column_int64(q.get(), 5)),
+                       core::from_unix_micros(sqlite3_column_int64(q.get(), 6))};
+        if (!net || (kind == Change::Kind::upsert && p.expires <= now)) {
+            dead.push_back(id);  // expired while we were stopped: nothing to replay
+            continue;
+        }
+        pending_.push_back({id, kind, p});
+        if (kind == Change::Kind::upsert) table_.merge(p, now);
+        else table_.remove_exact(p.network);
+    }
+    delete_acked(dead);
+    Stmt c(db_, "SELECT key, value FROM checkpoints");
+    if (!c.ok()) return make_error("store " + describe_ + ": local outbox: " + sqlite3_errmsg(db_));
+    while (c.step() == SQLITE_ROW) checkpoints_[c.col_text(0)] = c.col_text(1);
+    return core::ok();
+}
+
+core::Status SharedStore::write_outbox(std::vector<Op>& ops, std::span<const Checkpoint> checkpoints) {
+    if (ops.empty() && checkpoints.empty()) return core::ok();
+    if (auto st = exec("BEGIN IMMEDIATE"); !st) return st;
+    Stmt ins(db_, "INSERT INTO outbox(kind,network,user,source,granted_us,expires_us) VALUES(?1,?2,?3,?4,?5,?6)");
+    Stmt cp(db_, "INSERT INTO checkpoints(key,value) VALUES(?1,?2) ON CONFLICT(key) DO UPDATE SET value=?2");
+    bool failed = !ins.ok() || !cp.ok();
+    for (auto& op : ops) {
+        if (failed) break;
+        ins.i64(1, op.kind == Change::Kind::upsert ? 0 : 1);
+        ins.text(2, op.permit.network.to_string());
+        ins.text(3, op.permit.user);
+        ins.text(4, op.permit.source);
+        ins.i64(5, core::to_unix_micros(op.permit.granted));
+        ins.i64(6, core::to_unix_micros(op.permit.expires));
+        failed = ins.step() != SQLITE_DONE;
+        op.id = sqlite3_last_insert_rowid(db_);
+        ins.reset();
+    }
+    for (const auto& c : checkpoints) {
+        if (failed) break;
+        cp.text(1, c.key);
+        cp.text(2, c.value);
+        failed = cp.step() != SQLITE_DONE;
+        cp.reset();
+    }
+    if (failed || !exec("COMMIT")) {
+        std::string msg = sqlite3_errmsg(db_);
+        (void)exec("ROLLBACK");
+        return make_error("store " + describe_ + ": local outbox: write failed: " + msg);
+    }
+    for (const auto& c : checkpoints) checkpoints_[c.key] = c.value;
+    return core::ok();
+}
+
+void SharedStore::enqueue(const std::vector<Op>& ops) {
+    if (ops.empty()) return;
+    pending_.insert(pending_.end(), ops.begin(), ops.end());
+    {
+        std::lock_guard lk(mu_);
+        todo_.insert(todo_.end(), ops.begin(), ops.end());
+    }
+    wake_worker();
+}
+
+void SharedStore::delete_acked(const std::vector<std::int64_t>& ids) {
+    if (ids.empty() || !db_) return;
+    // A failed delete only means the op is replayed again later: every op is idempotent.
+    if (!exec("BEGIN IMMEDIATE")) return;
+    Stmt del(db_, "DELETE FROM outbox WHERE id = ?1");
+    for (auto id : ids) {
+        del.i64(1, id);
+        (void)del.step();
+        del.reset();
+    }
+    (void)exec("COMMIT");
+}
+
+core::Result<std::vector<GrantOutcome>> SharedStore::grant(std::span<const core::Permit> permits,
+                                                           std::span<const Checkpoint> checkpoints, core::Time now) {
+    if (read_only_) return make_error("permit store opened read-only");
+    std::vector<std::pair<core::Cidr, std::optional<core::Permit>>> undo;
+    std::vector<GrantOutcome> out;
+    std::vector<Op> ops;
+    for (const auto& p : permits) {
+        auto before = table_.find_exact(p.network);
+        auto [change, stored] = table_.merge(p, now);
+        if (change != PermitTable::Change::unchanged) {
+            undo.emplace_back(p.network, before);
+            if (stored.expires > now) ops.push_back({0, Change::Kind::upsert, stored});
+        }
+        out.push_back({static_cast<GrantOutcome::Change>(change), stored});
+    }
+    if (auto st = write_outbox(ops, checkpoints); !st) {
+        for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+            table_.remove_exact(it->first);
+            if (it->second) table_.merge(*it->second, core::Time::min());
+        }
+        return st.error();
+    }
+    enqueue(ops);
+    return out;
+}
+
+std::optional<core::Permit> SharedStore::find(const core::Address& a, core::Time now) const {
+    return table_.find(a, now);
+}
+
+core::Result<std::vector<core::Permit>> SharedStore::revoke(const core::Address& a) {
+    if (read_only_) return make_error("permit store opened read-only");
+    auto gone = table_.remove_covering(a);
+    std::vector<Op> ops;
+    bool host_included = false;
+    for (const auto& p : gone) {
+        ops.push_back({0, Change::Kind::remove, p});
+        host_included |= p.network == core::Cidr::host(a);
+    }
+    // The shared table may hold a host permit this cache has not seen (e.g. during an outage).
+    if (!host_included) ops.push_back({0, Change::Kind::remove, core::Permit{core::Cidr::host(a), {}, {}, {}, {}}});
+    if (auto st = write_outbox(ops, {}); !st) {
+        for (const auto& p : gone) table_.merge(p, core::Time::min());
+        return st.error();
+    }
+    enqueue(ops);
+    return gone;
+}
+
+core::Result<std::vector<core::Permit>> SharedStore::revoke_user(const std::string& user) {
+    if (read_only_) return make_error("permit store opened read-only");
+    auto gone = table_.remove_user(user);
+    std::vector<Op> ops;
+    for (const auto& p : gone) ops.push_back({0, Change::Kind::remove, p});
+    if (auto st = write_outbox(ops, {}); !st) {
+        for (const auto& p : gone) table_.merge(p, core::Time::min());
+        return st.error();
+    }
+    enqueue(ops);
+    return gone;
+}
+
+core::Result<std::vector<core::Permit>> SharedStore::expire(core::Time now) {
+    // The shared table drops (Redis) or purges (SQL, and the MTA query ignores) expired rows
+    // itself; the cache just forgets them at their exact time.
+    return table_.remove_expired(now);
+}
+
+std::vector<core::Permit> SharedStore::list(core::Time now) const { return table_.live(now); }
+
+std::optional<std::string> SharedStore::find_checkpoint(const std::string& key) const {
+    auto it = checkpoints_.find(key);
+    if (it == checkpoints_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::size_t SharedStore::process_events(core::Time now) {
+    if (to_loop_ < 0) return 0;
+    drain_eventfd(to_loop_);
+    std::vector<News> news;
+    {
+        std::lock_guard lk(mu_);
+        news.swap(news_);
+    }
+    std::size_t changed = 0;
+    std::vector<std::int64_t> acked;
+    for (auto& n : news) {
+        switch (n.kind) {
+        case News::Kind::up: {
+            // The snapshot replaces the cache; our own unacknowledged ops are laid over it
+            // (the worker pushes them right after the snapshot).
+            changed += table_.size();
+            table_.clear();
+            for (const auto& p : n.snapshot) table_.merge(p, now);
+            for (const auto& op : pending_) {
+                if (op.kind == Change::Kind::upsert) table_.merge(op.permit, now);
+                else table_.remove_exact(op.permit.network);
+            }
+            changed += table_.size();
+            ++connects_;
+            if (!up_ || !last_error_.empty())
+                util::log(Level::notice, "store {}: connected; {} live permit(s), {} queued change(s) to replay",
+                          describe_, n.snapshot.size(), pending_.size());
+            up_ = true;
+            last_error_.clear();
+            break;
+        }
+        case News::Kind::down:
+            if (up_ || last_error_ != n.error)
+                util::log(Level::error, "store {}: unavailable: {}; lookups answer {}, changes are queued locally",
+                          describe_, n.error, "as configured (store_outage)");
+            if (up_ || last_error_.empty()) ++outages_;
+            up_ = false;
+            last_error_ = n.error;
+            break;
+        case News::Kind::changes:
+            for (const auto& c : n.changes) {
+                ++remote_changes_;
+                if (c.kind == Change::Kind::upsert) {
+                    if (c.permit.expires <= now) continue;
+                    if (table_.merge(c.permit, now).first != PermitTable::Change::unchanged) ++changed;
+                } else {
+                    auto cached = table_.find_exact(c.permit.network);
+                    if (cached && cached->granted <= c.permit.granted) {
+                        table_.remove_exact(c.permit.network);
+                        ++changed;
+                    }
+                }
+            }
+            break;
+        case News::Kind::acked:
+            acked.insert(acked.end(), n.acked.begin(), n.acked.end());
+            break;
+        }
+    }
+    if (!acked.empty()) {
+        pushed_ += acked.size();
+        std::sort(acked.begin(), acked.end());
+        std::erase_if(pending_, [&](const Op& op) { return std::binary_search(acked.begin(), acked.end(), op.id); });
+        delete_acked(acked);
+    }
+    return changed;
+}
+
+StoreStatus SharedStore::status() const {
+    StoreStatus s;
+    s.shared = true;
+    s.available = up_;
+    s.queued = pending_.size();
+    s.pushed = pushed_;
+    s.remote_changes = remote_changes_;
+    s.connects = connects_;
+    s.outages = outages_;
+    s.last_error = last_error_;
+    return s;
+}
+
+// ---- worker thread ----
+
+void SharedStore::post(News n) {
+    {
+        std::lock_guard lk(mu_);
+        news_.push_back(std::move(n));
+    }
+    signal_eventfd(to_loop_);
+}
+
+void SharedStore::wake_worker() {
+    if (to_worker_ >= 0) signal_eventfd(to_worker_);
+}
+
+bool SharedStore::wait_worker(milliseconds timeout, int extra_fd) {
+    pollfd fds[2] = {{to_worker_, POLLIN, 0}, {extra_fd, POLLIN, 0}};
+    (void)::poll(fds, extra_fd >= 0 ? 2 : 1, static_cast<int>(timeout.count()));
+    drain_eventfd(to_worker_);
+    std::lock_guard lk(mu_);
+    return !stop_;
+}
+
+void SharedStore::worker_main() {
+    milliseconds backoff = k_backoff_min;
+    bool connected = false;
+    auto last_purge = std::chrono::steady_clock::now() - k_purge_every;
+    auto lost = [&](const std::string& why) {
+        backend_->disconnect();
+        connected = false;
+        post({News::Kind::down, {}, {}, {}, why});
+    };
+    for (;;) {
+        {
+            std::lock_guard lk(mu_);
+            if (stop_) break;
+        }
+        if (!connected) {
+            auto st = backend_->connect();
+            if (st) {
+                auto snap = backend_->snapshot(wall_now());
+                if (snap) {
+                    connected = true;
+                    backoff = k_backoff_min;
+                    post({News::Kind::up, std::move(*snap), {}, {}, {}});
+                } else {
+                    st = snap.error();
+                }
+            }
+            if (!connected) {
+                lost(st ? std::string() : st.error().message);
+                // Back off; grants meanwhile only wake us to check for stop.
+                const auto until = std::chrono::steady_clock::now() + backoff;
+                bool stop = false;
+                while (!stop && std::chrono::steady_clock::now() < until)
+                    stop = !wait_worker(std::chrono::ceil<milliseconds>(until - std::chrono::steady_clock::now()), -1);
+                if (stop) break;
+                backoff = std::min(backoff * 2, k_backoff_max);
+                continue;
+            }
+        }
+        // Push the queued ops, oldest first; an op is acknowledged only once the shared table has it.
+        std::vector<Op> batch;
+        {
+            std::lock_guard lk(mu_);
+            batch.assign(todo_.begin(), todo_.end());
+        }
+        std::vector<std::int64_t> done;
+        std::string failure;
+        const auto now = wall_now();
+        for (const auto& op : batch) {
+            core::Status st = core::ok();
+            if (op.kind == Change::Kind::upsert) {
+                if (op.permit.expires > now) st = backend_->upsert(op.permit);  // expired: nothing to replay
+            } else {
+                st = backend_->remove(op.permit.network);
+            }
+            if (!st) {
+                failure = st.error().message;
+                break;
+            }
+            done.push_back(op.id);
+        }
+        if (!done.empty()) {
+            {
+                std::lock_guard lk(mu_);
+                todo_.erase(todo_.begin(), todo_.begin() + static_cast<std::ptrdiff_t>(done.size()));
+            }
+            post({News::Kind::acked, {}, {}, std::move(done), {}});
+        }
+        if (!failure.empty()) {
+            lost(failure);
+            continue;
+        }
+        if (std::chrono::steady_clock::now() - last_purge >= k_purge_every) {
+            last_purge = std::chrono::steady_clock::now();
+            if (auto st = backend_->purge(wall_now()); !st) {
+                lost(st.error().message);
+                continue;
+            }
+        }
+        bool busy;
+        {
+            std::lock_guard lk(mu_);
+            busy = !todo_.empty();
+        }
+        const int fd = backend_->change_fd();
+        const milliseconds wait = busy ? milliseconds(0) : fd >= 0 ? milliseconds(1000) : backend_->poll_interval();
+        if (!wait_worker(wait, fd)) break;
+        auto changes = backend_->read_changes();
+        if (!changes) {
+            lost(changes.error().message);
+            continue;
+        }
+        if (!changes->empty()) post({News::Kind::changes, {}, std::move(*changes), {}, {}});
+    }
+    backend_->disconnect();
+}
+
+// ---- factory ----
+
+core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts) {
+    if (opts.url.empty() || opts.url == "embedded" || opts.url.starts_with("embedded:")) {
+        auto s = EmbeddedStore::open(opts.state_dir + "/permits.db", opts.read_only);
+        if (!s) return s.error();
+        return std::unique_ptr<PermitStore>(std::move(*s));
+    }
+    auto url = parse_store_url(opts.url);
+    if (!url) return make_error("store: " + url.error().message);
+    if (!opts.password_file.empty()) {
+        std::ifstream in(opts.password_file);
+        if (!in) return make_error("store_password_file " + opts.password_file + ": cannot read: " + std::strerror(errno));
+        std::string pw;
+        std::getline(in, pw);
+        while (!pw.empty() && (pw.back() == '\r' || pw.back() == '\n')) pw.pop_back();
+        url->password = pw;
+    }
+    auto backend = make_backend(*url);
+    if (!backend) return backend.error();
+    auto s = SharedStore::open(opts.state_dir + "/shared-outbox.db", std::move(*backend), opts.read_only);
+    if (!s) return s.error();
+    return std::unique_ptr<PermitStore>(std::move(*s));
+}
+
+}  // namespace rp::store

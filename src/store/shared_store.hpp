@@ -1,0 +1,113 @@
+// SharedStore: a permit table shared by several daemons through Redis, PostgreSQL or MySQL.
+//
+// Data flow (ARCHITECTURE.md, "Shared stores"):
+//
+//   grant/revoke (loop thread)                     worker thread
+//     1. merge into the in-memory cache            connect (backoff 0.1 s .. 10 s), snapshot
+//     2. append to the local outbox (SQLite,   ->  push outbox ops in order (SharedBackend)
+//        with the source checkpoints, one txn)     read changes (pub/sub, NOTIFY, polled log)
+//     3. wake the worker                       <-  news: snapshot / changes / acks / outage
+//   process_events(): apply news to the cache, delete acknowledged ops from the outbox
+//
+// Every lookup is answered from the cache, so lookups cost the same as with the embedded store
+// and never wait on the network. The outbox makes grants durable before the shared table has
+// them: after a crash or during an outage they are replayed, in order, on (re)connection (a
+// permit that expired meanwhile is dropped). Changes from other daemons arrive as Change
+// records; a removal only deletes a cached permit granted no later than the removed one, so a
+// stale removal cannot undo a newer grant. Expiry needs no messages: every cache expires its
+// permits at their exact time (hosts must keep their clocks in sync, e.g. with NTP).
+// Thread-safety: the PermitStore methods run on the loop thread only; the worker thread owns
+// the backend; they share only the op queue and the news list, under mu_.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "store/permit_store.hpp"
+#include "store/permit_table.hpp"
+#include "store/shared_backend.hpp"
+
+struct sqlite3;
+
+namespace rp::store {
+
+class SharedStore final : public PermitStore {
+public:
+    // Opens (creating) the local state file `local_path` and starts the worker. read_only: no
+    // outbox and no worker; the backend is connected once, synchronously, and its snapshot is
+    // the table (for CLI fallbacks).
+    static core::Result<std::unique_ptr<SharedStore>> open(const std::string& local_path,
+                                                           std::unique_ptr<SharedBackend> backend, bool read_only);
+    ~SharedStore() override;
+
+    core::Result<std::vector<GrantOutcome>> grant(std::span<const core::Permit> permits,
+                                                  std::span<const Checkpoint> checkpoints,
+                                                  core::Time now) override;
+    std::optional<core::Permit> find(const core::Address& a, core::Time now) const override;
+    core::Result<std::vector<core::Permit>> revoke(const core::Address& a) override;
+    core::Result<std::vector<core::Permit>> revoke_user(const std::string& user) override;
+    core::Result<std::vector<core::Permit>> expire(core::Time now) override;
+    std::vector<core::Permit> list(core::Time now) const override;
+    std::optional<core::Time> next_expiry() const override { return table_.next_expiry(); }
+    std::optional<std::string> find_checkpoint(const std::string& key) const override;
+    std::string describe() const override { return describe_; }
+
+    int event_fd() const override { return to_loop_; }
+    std::size_t process_events(core::Time now) override;
+    bool available() const override { return up_; }
+    StoreStatus status() const override;
+
+private:
+    struct Op {
+        std::int64_t id;
+        Change::Kind kind;
+        core::Permit permit;  // remove: only network (and granted) matter
+    };
+    struct News {
+        enum class Kind { up, down, changes, acked } kind;
+        std::vector<core::Permit> snapshot;  // up
+        std::vector<Change> changes;         // changes
+        std::vector<std::int64_t> acked;     // acked
+        std::string error;                   // down
+    };
+
+    SharedStore(sqlite3* db, std::unique_ptr<SharedBackend> backend, std::string describe);
+    core::Status exec(const char* sql);
+    core::Status load_local();
+    // Appends ops (ids assigned) and checkpoints to the outbox in one transaction.
+    core::Status write_outbox(std::vector<Op>& ops, std::span<const Checkpoint> checkpoints);
+    void enqueue(const std::vector<Op>& ops);
+    void delete_acked(const std::vector<std::int64_t>& ids);
+
+    void worker_main();
+    void post(News n);
+    void wake_worker();
+    bool wait_worker(std::chrono::milliseconds timeout, int extra_fd);  // false: stop requested
+
+    // loop thread
+    sqlite3* db_ = nullptr;
+    std::string describe_;
+    PermitTable table_;
+    std::unordered_map<std::string, std::string> checkpoints_;
+    std::deque<Op> pending_;  // ops not yet acknowledged, in order
+    bool up_ = false;
+    bool read_only_ = false;
+    std::string last_error_;
+    std::uint64_t remote_changes_ = 0, connects_ = 0, outages_ = 0, pushed_ = 0;
+
+    // shared with the worker, under mu_
+    std::mutex mu_;
+    std::deque<Op> todo_;
+    std::vector<News> news_;
+    bool stop_ = false;
+    int to_worker_ = -1, to_loop_ = -1;  // eventfds
+
+    // worker thread
+    std::unique_ptr<SharedBackend> backend_;
+    std::thread worker_;
+};
+
+}  // namespace rp::store

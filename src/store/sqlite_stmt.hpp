@@ -1,0 +1,49 @@
+// Stmt: a prepared SQLite statement that finalizes itself (used by the embedded store and by
+// the shared stores' local outbox).
+// Thread-safety: as the sqlite3 connection it belongs to.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <string>
+
+#include "core/result.hpp"
+
+namespace rp::store {
+
+// A prepared statement that finalizes itself.
+class Stmt final {
+public:
+    Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+    ~Stmt() { sqlite3_finalize(s_); }
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+    bool ok() const { return rc_ == SQLITE_OK; }
+    sqlite3_stmt* get() const { return s_; }
+    void text(int i, const std::string& v) { sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT); }
+    void i64(int i, std::int64_t v) { sqlite3_bind_int64(s_, i, v); }
+    int step() { return sqlite3_step(s_); }
+    void reset() { sqlite3_reset(s_); sqlite3_clear_bindings(s_); }
+    std::string col_text(int i) const {
+        const auto* p = sqlite3_column_text(s_, i);
+        return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s_, i))) : std::string();
+    }
+
+private:
+    sqlite3_stmt* s_ = nullptr;
+    int rc_;
+};
+
+// Runs `sql` (several statements allowed); an error message starts with `context`.
+inline core::Status sqlite_exec(sqlite3* db, const char* sql, const std::string& context) {
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : sqlite3_errmsg(db);
+        sqlite3_free(err);
+        return core::make_error(context + ": " + msg);
+    }
+    return core::ok();
+}
+
+}  // namespace rp::store
