@@ -45,6 +45,14 @@ struct SourceConfig {
     std::vector<std::int64_t> uids = {0};                  // _UID
     // dovecot-auth-policy: required "Name: value" header (auth_policy_server_api_header)
     std::string api_header;
+
+    // Same source (every key but `line`): a reload keeps such a source running.
+    bool same_as(const SourceConfig& o) const {
+        SourceConfig a = *this, b = o;
+        a.line = b.line = 0;
+        return a == b;
+    }
+    bool operator==(const SourceConfig&) const = default;
 };
 
 struct PatternConfig {

@@ -176,14 +176,29 @@ public:
 private:
     core::Status start_from(const config::Config& cfg, bool reload);
     nlohmann::json store_status_json() const { return daemon::store_status_json(store_->status(), outage_answers_); }
+    // Builds the matcher and opens the configured sources (network listeners are bound here,
+    // so before privileges are dropped); start_new_sources() then starts the new ones, which
+    // needs the store (checkpoints).
     core::Status build_matcher_and_sources(const config::Config& cfg);
+    core::Status start_new_sources();
+    std::vector<sources::Source*> unstarted_;
     core::Result<std::unique_ptr<sources::Source>> open_source(const config::SourceConfig& sc, sources::LineParser parser);
+    sources::LineParser parser_for(const config::SourceConfig& sc) const;
+    sources::LineParser untrusted_parser(const config::SourceConfig& sc) const;
     core::Status open_control_socket();
     void on_control_accept();
     void on_control_readable(int fd);
     nlohmann::json handle_control(const nlohmann::json& req, const ControlConnection& conn);
     void reschedule_expiry();
     void run_expiry();
+    // One line per source and frontend with its counters: hourly and at shutdown.
+    void log_stats();
+    void schedule_stats() {
+        loop_.call_after(std::chrono::hours(1), [this] {
+            log_stats();
+            schedule_stats();
+        });
+    }
     void reload();
     bool authorized(uid_t uid, gid_t gid) const;
     // `servers[i]` names the pattern set behind permits[i] (for the audit line); may be empty.
@@ -203,6 +218,7 @@ private:
     std::unique_ptr<store::PermitStore> store_;
     std::shared_ptr<const matching::Matcher> matcher_;
     std::vector<std::unique_ptr<sources::Source>> sources_;
+    std::vector<config::SourceConfig> source_cfgs_;  // sources_[i] was built from source_cfgs_[i]
     std::unique_ptr<frontends::PolicyFrontend> policy_;
     std::unique_ptr<frontends::SocketmapFrontend> socketmap_;
     std::unique_ptr<frontends::ReadsocketFrontend> readsocket_;
@@ -328,6 +344,28 @@ void Daemon::run_expiry() {
         }
     }
     reschedule_expiry();
+}
+
+void Daemon::log_stats() {
+    for (const auto& s : sources_) {
+        const auto c = s->counters();
+        log(Level::info, "stats source={} lines={} matches={} grants={} untrusted={} malformed={} dropped={}", s->name(),
+            c.lines, c.matches, grants_by_source_[s->name()], c.untrusted, c.malformed, c.dropped);
+    }
+    auto fe = [](const char* name, const frontends::FrontendCounters& c) {
+        log(Level::info, "stats frontend={} connections={} requests={} permitted={} malformed={} refused={}", name,
+            c.connections, c.requests, c.permitted, c.malformed, c.refused);
+    };
+    if (policy_) fe("policy", policy_->counters());
+    if (socketmap_) fe("socketmap", socketmap_->counters());
+    if (readsocket_) fe("readsocket", readsocket_->counters());
+    if (opensmtpd_) fe("opensmtpd", opensmtpd_->counters());
+    const auto ss = store_->status();
+    log(Level::info, "stats store={} permits={} grants={} extends={} expired={} revoked={}{}", store_->describe(),
+        store_->list(clock_.now()).size(), grants_, extends_, expired_, revoked_,
+        ss.shared ? fmt::format(" available={} queued={} outages={} outage_answers={}", ss.available, ss.queued,
+                                ss.outages, outage_answers_)
+                  : std::string());
 }
 
 bool Daemon::authorized(uid_t uid, gid_t gid) const {
@@ -542,19 +580,8 @@ core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config:
     if (sc.type == "dovecot-auth-policy") return sources::open_auth_policy_source(sc, std::move(parser), *this, clock_);
     if (sc.type == "syslog") return sources::open_syslog_source(sc, std::move(parser), *this, clock_);
     if (sc.type == "fifo") return sources::open_fifo_source(sc, std::move(parser), *this, clock_);
-    if (sc.type == "journald") {
-        // Entries from untrusted senders are parsed with a state of their own, so a forged first
-        // line of a two-line server cannot seed the trusted entries' pid cache.
-        auto probe_state = std::make_shared<matching::MatchState>(*matcher_);
-        auto matcher = matcher_;
-        sources::LineParser probe = [matcher, probe_state](std::string_view lines, core::Time now,
-                                                           std::vector<core::LoginEvent>& out) {
-            matcher->scan(lines, now, *probe_state, [&](const matching::LoginMatch& hit) {
-                out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), {}, hit.time});
-            });
-        };
-        return sources::open_journald_source(sc, std::move(parser), *this, clock_, std::move(probe));
-    }
+    if (sc.type == "journald")
+        return sources::open_journald_source(sc, std::move(parser), *this, clock_, untrusted_parser(sc));
     return core::make_error("source type \"" + sc.type + "\" is not available in this version");
 }
 
@@ -570,28 +597,78 @@ core::Status Daemon::open_exporters(const config::Config& cfg) {
     return core::ok();
 }
 
+sources::LineParser Daemon::parser_for(const config::SourceConfig& sc) const {
+    // Each source has its own match state (PCRE2 scratch, two-line correlation).
+    auto state = std::make_shared<matching::MatchState>(*matcher_);
+    auto matcher = matcher_;
+    const std::string name = sc.name;
+    return [matcher, state, name](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
+        matcher->scan(lines, now, *state, [&](const matching::LoginMatch& hit) {
+            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time});
+        });
+    };
+}
+
+sources::LineParser Daemon::untrusted_parser(const config::SourceConfig& sc) const {
+    if (sc.type != "journald") return {};
+    // Entries from untrusted senders are parsed with a state of their own, so a forged first
+    // line of a two-line server cannot seed the trusted entries' pid cache.
+    auto probe_state = std::make_shared<matching::MatchState>(*matcher_);
+    auto matcher = matcher_;
+    return [matcher, probe_state](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
+        matcher->scan(lines, now, *probe_state, [&](const matching::LoginMatch& hit) {
+            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), {}, hit.time});
+        });
+    };
+}
+
 core::Status Daemon::build_matcher_and_sources(const config::Config& cfg) {
     auto m = matching::Matcher::build(enabled_pattern_sets(cfg), user_pattern_specs(cfg));
     if (!m) return m.error();
-    for (auto& s : sources_) s->stop(loop_);
-    sources_.clear();
     matcher_ = *m;
-    for (const auto& sc : cfg.sources) {
-        // Each source has its own match state (PCRE2 scratch, two-line correlation).
-        auto state = std::make_shared<matching::MatchState>(*matcher_);
-        auto matcher = matcher_;
-        const std::string name = sc.name;
-        sources::LineParser parser = [matcher, state, name](std::string_view lines, core::Time now,
-                                                            std::vector<core::LoginEvent>& out) {
-            matcher->scan(lines, now, *state, [&](const matching::LoginMatch& hit) {
-                out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time});
-            });
-        };
-        auto src = open_source(sc, std::move(parser));
-        if (!src) return core::make_error(fmt::format("{}:{}: source {}: {}", cfg.file, sc.line, sc.name, src.error().message));
-        if (auto st = (*src)->start(loop_); !st) return core::make_error("source " + sc.name + ": " + st.error().message);
-        sources_.push_back(std::move(*src));
+    unstarted_.clear();
+    // A source whose configuration is unchanged keeps running with parsers for the new patterns:
+    // its listeners stay bound (also privileged ports after `user =` dropped root) and it does not
+    // re-read anything. The others are stopped first, so a changed listener can bind its port again.
+    // TLS listeners are always rebuilt so that a reload picks up renewed certificate files.
+    std::vector<std::unique_ptr<sources::Source>> kept(cfg.sources.size());
+    std::vector<bool> used(sources_.size(), false);
+    for (std::size_t i = 0; i < cfg.sources.size(); ++i) {
+        if (!cfg.sources[i].tls_cert.empty()) continue;
+        for (std::size_t j = 0; j < sources_.size(); ++j) {
+            if (used[j] || !source_cfgs_[j].same_as(cfg.sources[i])) continue;
+            used[j] = true;
+            kept[i] = std::move(sources_[j]);
+            kept[i]->set_parser(parser_for(cfg.sources[i]), untrusted_parser(cfg.sources[i]));
+            break;
+        }
     }
+    for (std::size_t j = 0; j < sources_.size(); ++j)
+        if (!used[j]) sources_[j]->stop(loop_);
+    sources_.clear();
+    source_cfgs_.clear();
+    for (std::size_t i = 0; i < cfg.sources.size(); ++i) {
+        const auto& sc = cfg.sources[i];
+        if (!kept[i]) {
+            auto src = open_source(sc, parser_for(sc));
+            if (!src) {
+                for (auto& k : kept)  // kept sources not yet back in sources_ are running: stop them
+                    if (k) k->stop(loop_);
+                return core::make_error(fmt::format("{}:{}: source {}: {}", cfg.file, sc.line, sc.name, src.error().message));
+            }
+            kept[i] = std::move(*src);
+            unstarted_.push_back(kept[i].get());  // owned by sources_ from the next line on
+        }
+        sources_.push_back(std::move(kept[i]));
+        source_cfgs_.push_back(sc);
+    }
+    return core::ok();
+}
+
+core::Status Daemon::start_new_sources() {
+    auto todo = std::exchange(unstarted_, {});
+    for (auto* src : todo)
+        if (auto st = src->start(loop_); !st) return core::make_error("source " + src->name() + ": " + st.error().message);
     return core::ok();
 }
 
@@ -655,7 +732,7 @@ void Daemon::reload() {
         (void)start_from(old, true);
         return;
     }
-    if (auto st = build_matcher_and_sources(*cfg); !st) {
+    if (auto st = build_matcher_and_sources(*cfg); !st || !(st = start_new_sources())) {
         log(Level::error, "reload: {}", st.error().message);
         return;
     }
@@ -712,6 +789,10 @@ int Daemon::run() {
         log(Level::error, "{}", st.error().message);
         return 2;
     }
+    if (auto s = build_matcher_and_sources(*cfg); !s) {  // binds source listeners while still root
+        log(Level::error, "{}", s.error().message);
+        return 2;
+    }
     if (uid != static_cast<uid_t>(-1) && geteuid() != uid) {
         if (initgroups(cfg->user.c_str(), gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
             log(Level::error, "cannot switch to user {}: {}", cfg->user, std::strerror(errno));
@@ -736,7 +817,7 @@ int Daemon::run() {
         return 2;
     }
     run_expiry();  // purge what expired while we were stopped, and arm the timer
-    if (auto s = build_matcher_and_sources(*cfg); !s) {
+    if (auto s = start_new_sources(); !s) {
         log(Level::error, "{}", s.error().message);
         return 2;
     }
@@ -757,8 +838,10 @@ int Daemon::run() {
         store_->list(clock_.now()).size(), store_->describe(), sources_.size(),
         cfg->policy.listen.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(cfg->policy.listen, ", ")));
     sd_notify("READY=1");
+    schedule_stats();
     loop_.run();
     sd_notify("STOPPING=1");
+    log_stats();
     for (auto& s : sources_) s->stop(loop_);
     if (policy_) policy_->close();
     if (socketmap_) socketmap_->close();

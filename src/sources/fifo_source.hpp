@@ -77,6 +77,7 @@ public:
     // closes the pipe. The pipe itself stays. Safe to call when not started.
     void stop(util::EventLoop& loop) override;
     SourceCounters counters() const override { return counters_; }
+    void set_parser(LineParser parser, LineParser) override { parser_ = std::move(parser); }
 
     // Diagnostics (and tests): bytes of complete lines waiting for the parser.
     std::size_t backlog_bytes() const { return backlog_.size() - head_; }

@@ -45,11 +45,6 @@
 
 namespace rp::sources {
 
-// Receives a block of one or more complete lines, each ending in '\n', and appends the login
-// events found to `out`. `now` is the reading time (events are clamped to it by the parser).
-using LineParser =
-    std::function<void(std::string_view complete_lines, core::Time now, std::vector<core::LoginEvent>& out)>;
-
 struct FileTailOptions {
     // A line longer than this (without its '\n') is skipped up to its newline: malformed, dropped.
     std::size_t max_line_bytes = 64 * 1024;
@@ -94,6 +89,7 @@ public:
     // Safe to call when not started.
     void stop(util::EventLoop& loop) override;
     SourceCounters counters() const override;
+    void set_parser(LineParser parser, LineParser) override { parser_ = std::move(parser); }
 
     // Diagnostics (and tests): is `path` open, and how many rotated files are being drained.
     bool following() const { return current_ != nullptr; }

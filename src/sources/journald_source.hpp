@@ -88,6 +88,10 @@ public:
     // Delivers the current position if it moved (best effort), unregisters, closes the journal.
     void stop(util::EventLoop& loop) override;
     SourceCounters counters() const override;
+    void set_parser(LineParser parser, LineParser untrusted) override {
+        parser_ = std::move(parser);
+        opts_.untrusted_parser = std::move(untrusted);
+    }
 
     // Diagnostics (and tests): the cursor of the last stored position, if any.
     const std::optional<std::string>& committed_cursor() const { return committed_cursor_; }

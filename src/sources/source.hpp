@@ -9,14 +9,22 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/login_event.hpp"
 #include "core/result.hpp"
 #include "util/event_loop.hpp"
 
 namespace rp::sources {
+
+// Receives a block of one or more complete lines, each ending in '\n', and appends the login
+// events found to `out`. `now` is the reading time (events are clamped to it by the parser).
+using LineParser =
+    std::function<void(std::string_view complete_lines, core::Time now, std::vector<core::LoginEvent>& out)>;
 
 struct SourceCounters {
     std::uint64_t lines = 0;      // input lines read
@@ -44,6 +52,13 @@ public:
     virtual core::Status start(util::EventLoop& loop) = 0;
     virtual void stop(util::EventLoop& loop) = 0;
     virtual SourceCounters counters() const = 0;
+    // Reload: the daemon keeps a source whose configuration did not change (no re-bind of a
+    // privileged port, no re-read) and only gives it parsers built from the new patterns.
+    // `untrusted` is the journald source's parser for entries from untrusted senders.
+    virtual void set_parser(LineParser parser, LineParser untrusted) {
+        (void)parser;
+        (void)untrusted;
+    }
 };
 
 }  // namespace rp::sources

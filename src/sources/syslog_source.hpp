@@ -86,6 +86,7 @@ public:
     // Delivers pending events (best effort), unregisters, closes connections; listeners stay bound.
     void stop(util::EventLoop& loop) override;
     SourceCounters counters() const override;
+    void set_parser(LineParser parser, LineParser) override { parser_ = std::move(parser); }
 
     // The bound listeners in canonical form with their real ports ("tcp:127.0.0.1:40123",
     // "udp:[::1]:514", "unix:/run/x.sock"), in `listen` order.

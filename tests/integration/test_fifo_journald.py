@@ -8,6 +8,7 @@ restart resumes from the stored cursor.
 
 Skipped until the lead wires the source types (the daemon says "not available in this version").
 """
+import json
 import os
 import shutil
 import stat
@@ -177,3 +178,37 @@ def test_journald_trusted_grants_forged_does_not_and_restart_resumes(make_daemon
     assert d.permit_for("192.0.2.66") is None
     log = (d.stderr_path).read_text()
     assert "untrusted" in log
+
+
+def test_journald_forged_first_line_cannot_seed_a_trusted_second_line(make_daemon, testdir, need_journald):
+    """popa3d logs two lines from one pid: `Session from IP`, then `Authentication passed for U`.
+    A local user who forges the first line with `logger` (same identifier and pid) must not turn
+    the real server's second line into a permit for the forged address; a real pair still grants."""
+    j = _Journal(testdir / "journal-seed")
+
+    def popa3d(unit, comm, uid, pid, message):
+        e = j.entry(unit, comm, uid, "192.0.2.1", "x")
+        e.update({"SYSLOG_IDENTIFIER": "popa3d", "SYSLOG_PID": str(pid), "MESSAGE": message})
+        return e
+
+    j.write("a.journal", [
+        popa3d("session-3.scope", "logger", "1000", 555, "Session from 192.0.2.77"),   # forged
+        popa3d("popa3d.service", "popa3d", "0", 555, "Authentication passed for alice"),
+        popa3d("popa3d.service", "popa3d", "0", 556, "Session from 192.0.2.78"),       # real pair
+        popa3d("popa3d.service", "popa3d", "0", 556, "Authentication passed for bob"),
+    ])
+    d = make_daemon(extra=f'\n[[source]]\ntype = "journald"\npath = "{j.dir}"\n'
+                          f'units = ["popa3d.service"]\n')
+    _start_or_skip(d, "journald", lambda: d.permit_for("192.0.2.78") is not None)
+    d.wait_permitted("192.0.2.78")
+    assert d.permit_for("192.0.2.78")["user"] == "bob"
+    assert d.permit_for("192.0.2.77") is None
+    st = d.cli("status", "--json")
+    src = [s for s in json.loads(st.stdout)["sources"] if s["name"].startswith("journald")][0]
+    # All four entries were read; the forged one is only a session line, not a login, so it is
+    # not counted as an untrusted login: it simply never reaches the trusted state.
+    assert src["lines"] == 4 and src["grants"] == 1, src
+    # The counters also reach the daemon log (hourly and at shutdown).
+    d.stop()
+    assert "stats source=journald:" in d.stderr_path.read_text()
+    assert "lines=4 matches=" in d.stderr_path.read_text()

@@ -67,6 +67,11 @@ TEST(Servers, Cyrus) {
         {"Nov 22 00:31:13 mx1 cyrus/pop3[124]: login: localhost [127.0.0.2] bob plaintext+TLS User logged in", "127.0.0.2", "bob", "cyrus"},
         {"<22>1 2026-11-22T00:34:23.3+00:00 mx1 cyrus 125 - -  login: [192.0.2.11] carol PLAIN User logged in SESSIONID=<x>", "192.0.2.11", "carol", "cyrus"},
         {"Nov 22 00:31:13 mx1 imapd[9]: login: h [::ffff:192.0.2.12] d PLAIN User logged in", "192.0.2.12", "d", "cyrus"},
+        // syslog_prefix "mx-a" (imapd.conf): Cyrus prepends it to the service name
+        {"Nov 22 00:31:13 mx1 mx-a/imap[123]: login: h [192.0.2.13] e PLAIN User logged in", "192.0.2.13", "e", "cyrus"},
+        {"<22>1 2026-11-22T00:34:23.3+00:00 mx1 mx-a/pop3 126 - -  login: [192.0.2.14] f PLAIN User logged in", "192.0.2.14", "f", "cyrus"},
+        // a tag that is not the server's: never, whatever the message says
+        {"Nov 22 00:31:13 mx1 sshd[123]: login: h [192.0.2.15] g PLAIN User logged in", nullptr, nullptr, nullptr},
         {"Nov 22 00:31:13 mx1 cyrus/imap[123]: badlogin: client.example [192.0.2.10] plaintext alice SASL(-13): authentication failure", nullptr, nullptr, nullptr},
         {"Nov 22 02:25:01 mailhost cyrus/imap[23927]: login: [127.0.0.11] rptestuser PLAIN User logged in SESSIONID=<x>", "127.0.0.11", "rptestuser", "cyrus"},
         {"Nov 22 02:25:01 mailhost cyrus/imap[23927]: badlogin: [127.0.0.22] PLAIN (rptestuser2) [SASL(-13): authentication failure: Password verification failed]", nullptr, nullptr, nullptr},
