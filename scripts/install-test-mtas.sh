@@ -48,28 +48,19 @@ declare -A UNPACK=(
 )
 MTAS=(sendmail exim opensmtpd)
 
-installed() {
-  [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | cut -c1-2)" = "ii" ]
-}
-# (awk reads to the end: an early exit would SIGPIPE apt-cache and fail the pipeline)
-candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && !seen {print $2; seen = 1}'; }
+SELF=install-test-mtas.sh
+. "$(dirname "$0")/lib/private-prefix.sh"
 
 if [ $LIST_ONLY = 1 ]; then
   for p in "${APT_PKGS[@]}"; do
     printf '%-24s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '(not installed)')"
   done
   for s in "${MTAS[@]}"; do
-    printf '%-24s %s\n' "$PREFIX/$s" "$(tr '\n' ' ' <"$PREFIX/$s/.relaypermit-versions" 2>/dev/null || echo '(missing)')"
+    printf '%-24s %s\n' "$PREFIX/$s" "$(prefix_versions "$PREFIX/$s")"
   done
   exit 0
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-APT_OPTS=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
-  --no-install-recommends)
-lists_present() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }
-UPDATED=0
-apt_update_once() { if [ $UPDATED = 0 ]; then apt-get update -q; UPDATED=1; fi; }
 lists_present || apt_update_once
 
 # --- 1. packages installed with apt (no services among them) --------------------------------
@@ -77,12 +68,7 @@ MISSING=()
 for p in "${APT_PKGS[@]}"; do installed "$p" || MISSING+=("$p"); done
 if [ ${#MISSING[@]} != 0 ]; then
   echo "install-test-mtas.sh: apt-get install ${MISSING[*]}"
-  if ! apt-get install "${APT_OPTS[@]}" "${MISSING[@]}"; then
-    [ $UPDATED = 1 ] && exit 1
-    echo "install-test-mtas.sh: install failed; refreshing the package lists once" >&2
-    apt_update_once
-    apt-get install "${APT_OPTS[@]}" "${MISSING[@]}"
-  fi
+  apt_install_retry "${MISSING[@]}"
 else
   echo "install-test-mtas.sh: all ${#APT_PKGS[@]} apt packages already installed"
 fi
@@ -94,26 +80,7 @@ chmod 755 "$DL"
 mkdir -p "$PREFIX"
 chmod 755 "$PREFIX"
 for s in "${MTAS[@]}"; do
-  dest=$PREFIX/$s
-  want=""
-  for p in ${UNPACK[$s]}; do want+="$p=$(candidate "$p")"$'\n'; done
-  if [ -f "$dest/.relaypermit-versions" ] && [ "$(cat "$dest/.relaypermit-versions")" = "${want%$'\n'}" ]; then
-    echo "install-test-mtas.sh: $dest up to date ($(echo $want))"
-    continue
-  fi
-  echo "install-test-mtas.sh: unpacking ${UNPACK[$s]} into $dest"
-  mkdir -p "$DL/$s"
-  # apt-get download runs as the _apt user: the directory must be writable by it.
-  chown _apt "$DL/$s" 2>/dev/null || chmod 777 "$DL/$s"
-  (cd "$DL/$s" && apt-get download -q ${UNPACK[$s]}) || {
-    apt_update_once; (cd "$DL/$s" && apt-get download -q ${UNPACK[$s]}); }
-  rm -rf "$dest.new"
-  mkdir -p "$dest.new"
-  for deb in "$DL/$s"/*.deb; do dpkg -x "$deb" "$dest.new"; done
-  printf '%s' "${want%$'\n'}" >"$dest.new/.relaypermit-versions"
-  rm -rf "$dest"
-  mv "$dest.new" "$dest"
-  chmod 755 "$dest"
+  unpack_into "$PREFIX/$s" "$DL/$s" ${UNPACK[$s]}
 done
 
 # --- 3. what the maintainer scripts would have created ---------------------------------------

@@ -51,28 +51,19 @@ declare -A UNPACK=(
   [mailutils]="mailutils-pop3d mailutils-imap4d"
 )
 
-installed() {
-  [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | cut -c1-2)" = "ii" ]
-}
-candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && !v {v=$2} END {print v}'; }  # no early exit: SIGPIPE + pipefail
+SELF=install-test-servers.sh
+. "$(dirname "$0")/lib/private-prefix.sh"
 
 if [ $LIST_ONLY = 1 ]; then
   for p in "${APT_PKGS[@]}"; do
     printf '%-24s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '(not installed)')"
   done
   for s in "${!UNPACK[@]}"; do
-    printf '%-24s %s\n' "$PREFIX/$s" "$(cat "$PREFIX/$s/.relaypermit-versions" 2>/dev/null | tr '\n' ' ' || echo '(missing)')"
+    printf '%-24s %s\n' "$PREFIX/$s" "$(prefix_versions "$PREFIX/$s")"
   done
   exit 0
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-APT_OPTS=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
-  --no-install-recommends)
-
-lists_present() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }
-UPDATED=0
-apt_update_once() { if [ $UPDATED = 0 ]; then apt-get update -q; UPDATED=1; fi; }
 lists_present || apt_update_once
 
 # --- 1. packages installed with apt ------------------------------------------------------------
@@ -93,12 +84,7 @@ if [ ${#MISSING[@]} != 0 ]; then
     chmod 755 "$POLICY"
     OUR_POLICY=1
   fi
-  if ! apt-get install "${APT_OPTS[@]}" "${MISSING[@]}"; then
-    [ $UPDATED = 1 ] && exit 1
-    echo "install-test-servers.sh: install failed; refreshing the package lists once" >&2
-    apt_update_once
-    apt-get install "${APT_OPTS[@]}" "${MISSING[@]}"
-  fi
+  apt_install_retry "${MISSING[@]}"
   cleanup_policy
   # Stop system services this install started anyway (tests run private instances).
   stop_pidfile() {  # stop_pidfile NAME PIDFILE
@@ -125,27 +111,9 @@ fi
 DL=$(mktemp -d /tmp/rp-test-servers.XXXXXX)
 trap 'rm -rf "$DL"; [ "${OUR_POLICY:-0}" = 1 ] && rm -f /usr/sbin/policy-rc.d; true' EXIT
 chmod 755 "$DL"
+mkdir -p "$PREFIX"
 for s in courier cyrus popa3d solid-pop3d mailutils; do
-  dest=$PREFIX/$s
-  want=""
-  for p in ${UNPACK[$s]}; do want+="$p=$(candidate "$p")"$'\n'; done
-  if [ -f "$dest/.relaypermit-versions" ] && [ "$(cat "$dest/.relaypermit-versions")" = "${want%$'\n'}" ]; then
-    echo "install-test-servers.sh: $dest up to date ($(echo $want))"
-    continue
-  fi
-  echo "install-test-servers.sh: unpacking ${UNPACK[$s]} into $dest"
-  mkdir -p "$DL/$s"
-  # apt-get download runs as the _apt user: the directory must be writable by it.
-  chown _apt "$DL/$s" 2>/dev/null || chmod 777 "$DL/$s"
-  (cd "$DL/$s" && apt-get download -q ${UNPACK[$s]}) || {
-    apt_update_once; (cd "$DL/$s" && apt-get download -q ${UNPACK[$s]}); }
-  rm -rf "$dest.new"
-  mkdir -p "$dest.new"
-  for deb in "$DL/$s"/*.deb; do dpkg -x "$deb" "$dest.new"; done
-  printf '%s' "${want%$'\n'}" >"$dest.new/.relaypermit-versions"
-  rm -rf "$dest"
-  mv "$dest.new" "$dest"
-  chmod 755 "$PREFIX" "$dest"
+  unpack_into "$PREFIX/$s" "$DL/$s" ${UNPACK[$s]}
 done
 
 # --- 3. system accounts the unpacked servers expect (what their postinst would create) --------

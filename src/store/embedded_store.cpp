@@ -78,21 +78,11 @@ core::Result<std::vector<GrantOutcome>> EmbeddedStore::grant(std::span<const cor
                                                              core::Time now) {
     if (read_only_) return make_error("permit store opened read-only");
     // Merge into memory first, remembering what each network held so a failed commit can be undone.
-    std::vector<std::pair<core::Cidr, std::optional<core::Permit>>> undo;
+    PermitTable::Undo undo;
     std::vector<GrantOutcome> out;
-    out.reserve(permits.size());
-    for (const auto& p : permits) {
-        auto before = table_.find_exact(p.network);
-        auto [change, stored] = table_.merge(p, now);
-        if (change != PermitTable::Change::unchanged) undo.emplace_back(p.network, before);
-        out.push_back({static_cast<GrantOutcome::Change>(change), stored});
-    }
-    auto rollback_memory = [&] {
-        for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
-            table_.remove_exact(it->first);
-            if (it->second) table_.merge(*it->second, core::Time::min());
-        }
-    };
+    for (auto& [change, stored] : table_.merge_all(permits, now, undo))
+        out.push_back({static_cast<GrantOutcome::Change>(change), std::move(stored)});
+    auto rollback_memory = [&] { table_.rollback(undo); };
     if (undo.empty() && checkpoints.empty()) return out;
     if (auto st = exec("BEGIN IMMEDIATE"); !st) {
         rollback_memory();
@@ -101,8 +91,7 @@ core::Result<std::vector<GrantOutcome>> EmbeddedStore::grant(std::span<const cor
     Stmt up(db_,
             "INSERT INTO permits(network,user,source,granted_us,expires_us) VALUES(?1,?2,?3,?4,?5) "
             "ON CONFLICT(network) DO UPDATE SET user=?2, source=?3, granted_us=?4, expires_us=?5");
-    Stmt cp(db_, "INSERT INTO checkpoints(key,value) VALUES(?1,?2) ON CONFLICT(key) DO UPDATE SET value=?2");
-    bool failed = !up.ok() || !cp.ok();
+    bool failed = !up.ok();
     for (const auto& o : out) {
         if (failed || o.change == GrantOutcome::Change::unchanged) continue;
         up.text(1, o.permit.network.to_string());
@@ -113,13 +102,7 @@ core::Result<std::vector<GrantOutcome>> EmbeddedStore::grant(std::span<const cor
         failed = up.step() != SQLITE_DONE;
         up.reset();
     }
-    for (const auto& c : checkpoints) {
-        if (failed) break;
-        cp.text(1, c.key);
-        cp.text(2, c.value);
-        failed = cp.step() != SQLITE_DONE;
-        cp.reset();
-    }
+    failed = failed || !sqlite_put_checkpoints(db_, checkpoints);
     if (failed || !exec("COMMIT")) {
         std::string msg = sqlite3_errmsg(db_);
         (void)exec("ROLLBACK");

@@ -4,6 +4,25 @@
 
 namespace rp::store {
 
+std::vector<std::pair<PermitTable::Change, core::Permit>> PermitTable::merge_all(std::span<const core::Permit> permits,
+                                                                                core::Time now, Undo& undo) {
+    std::vector<std::pair<Change, core::Permit>> out;
+    out.reserve(permits.size());
+    for (const auto& p : permits) {
+        auto before = find_exact(p.network);
+        out.push_back(merge(p, now));
+        if (out.back().first != Change::unchanged) undo.before.emplace_back(p.network, std::move(before));
+    }
+    return out;
+}
+
+void PermitTable::rollback(const Undo& undo) {
+    for (auto it = undo.before.rbegin(); it != undo.before.rend(); ++it) {
+        erase(it->first);
+        if (it->second) merge(*it->second, core::Time::min());
+    }
+}
+
 std::pair<PermitTable::Change, core::Permit> PermitTable::merge(const core::Permit& p, core::Time now) {
     auto it = by_net_.find(p.network);
     if (it != by_net_.end()) {

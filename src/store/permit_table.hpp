@@ -10,6 +10,7 @@
 
 #include <map>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +27,16 @@ public:
     // when p.expires is later (extended); otherwise nothing changes. A stored permit that has
     // already expired is replaced. Returns what happened and the stored permit after the merge.
     std::pair<Change, core::Permit> merge(const core::Permit& p, core::Time now);
+
+    // What a batch merge replaced, so a store whose durable write failed can put memory back.
+    struct Undo {
+        std::vector<std::pair<core::Cidr, std::optional<core::Permit>>> before;  // in merge order
+        bool empty() const { return before.empty(); }
+    };
+    // merge() for each permit, in order; records in `undo` what each change replaced.
+    std::vector<std::pair<Change, core::Permit>> merge_all(std::span<const core::Permit> permits, core::Time now,
+                                                           Undo& undo);
+    void rollback(const Undo& undo);
 
     // The live permit covering `a`, the most specific one when several do.
     std::optional<core::Permit> find(const core::Address& a, core::Time now) const;

@@ -144,8 +144,7 @@ core::Status SharedStore::write_outbox(std::vector<Op>& ops, std::span<const Che
     if (ops.empty() && checkpoints.empty()) return core::ok();
     if (auto st = exec("BEGIN IMMEDIATE"); !st) return st;
     Stmt ins(db_, "INSERT INTO outbox(kind,network,user,source,granted_us,expires_us) VALUES(?1,?2,?3,?4,?5,?6)");
-    Stmt cp(db_, "INSERT INTO checkpoints(key,value) VALUES(?1,?2) ON CONFLICT(key) DO UPDATE SET value=?2");
-    bool failed = !ins.ok() || !cp.ok();
+    bool failed = !ins.ok();
     for (auto& op : ops) {
         if (failed) break;
         ins.i64(1, op.kind == Change::Kind::upsert ? 0 : 1);
@@ -158,13 +157,7 @@ core::Status SharedStore::write_outbox(std::vector<Op>& ops, std::span<const Che
         op.id = sqlite3_last_insert_rowid(db_);
         ins.reset();
     }
-    for (const auto& c : checkpoints) {
-        if (failed) break;
-        cp.text(1, c.key);
-        cp.text(2, c.value);
-        failed = cp.step() != SQLITE_DONE;
-        cp.reset();
-    }
+    failed = failed || !sqlite_put_checkpoints(db_, checkpoints);
     if (failed || !exec("COMMIT")) {
         std::string msg = sqlite3_errmsg(db_);
         (void)exec("ROLLBACK");
@@ -200,23 +193,16 @@ void SharedStore::delete_acked(const std::vector<std::int64_t>& ids) {
 core::Result<std::vector<GrantOutcome>> SharedStore::grant(std::span<const core::Permit> permits,
                                                            std::span<const Checkpoint> checkpoints, core::Time now) {
     if (read_only_) return make_error("permit store opened read-only");
-    std::vector<std::pair<core::Cidr, std::optional<core::Permit>>> undo;
+    PermitTable::Undo undo;
     std::vector<GrantOutcome> out;
     std::vector<Op> ops;
-    for (const auto& p : permits) {
-        auto before = table_.find_exact(p.network);
-        auto [change, stored] = table_.merge(p, now);
-        if (change != PermitTable::Change::unchanged) {
-            undo.emplace_back(p.network, before);
-            if (stored.expires > now) ops.push_back({0, Change::Kind::upsert, stored});
-        }
-        out.push_back({static_cast<GrantOutcome::Change>(change), stored});
+    for (auto& [change, stored] : table_.merge_all(permits, now, undo)) {
+        if (change != PermitTable::Change::unchanged && stored.expires > now)
+            ops.push_back({0, Change::Kind::upsert, stored});
+        out.push_back({static_cast<GrantOutcome::Change>(change), std::move(stored)});
     }
     if (auto st = write_outbox(ops, checkpoints); !st) {
-        for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
-            table_.remove_exact(it->first);
-            if (it->second) table_.merge(*it->second, core::Time::min());
-        }
+        table_.rollback(undo);
         return st.error();
     }
     enqueue(ops);

@@ -6,8 +6,10 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 
+#include "core/login_event.hpp"
 #include "core/result.hpp"
 
 namespace rp::store {
@@ -44,6 +46,21 @@ inline core::Status sqlite_exec(sqlite3* db, const char* sql, const std::string&
         return core::make_error(context + ": " + msg);
     }
     return core::ok();
+}
+
+// Upserts source checkpoints into `checkpoints(key, value)` inside the caller's transaction
+// (both stores keep them next to what the same batch granted). False: a statement failed.
+inline bool sqlite_put_checkpoints(sqlite3* db, std::span<const core::Checkpoint> checkpoints) {
+    if (checkpoints.empty()) return true;
+    Stmt cp(db, "INSERT INTO checkpoints(key,value) VALUES(?1,?2) ON CONFLICT(key) DO UPDATE SET value=?2");
+    if (!cp.ok()) return false;
+    for (const auto& c : checkpoints) {
+        cp.text(1, c.key);
+        cp.text(2, c.value);
+        if (cp.step() != SQLITE_DONE) return false;
+        cp.reset();
+    }
+    return true;
 }
 
 }  // namespace rp::store

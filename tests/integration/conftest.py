@@ -11,12 +11,13 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from rp_harness import Dovecot, Postfix, Relaypermit, free_port, make_dir, tail
+from rp_harness import Dovecot, Postfix, Relaypermit, ask_tcpserver, free_port, make_dir, tail, wait_until
 
 USERS = {"alice": "alice-secret", "bob": "bob-secret", "carol": "carol-secret"}
 
@@ -170,3 +171,24 @@ def _postfix_log_on_failure(request):
     if "postfix" in request.fixturenames and _failed(request):
         pf = request.getfixturevalue("postfix")
         print(f"\n--- postfix log ({pf.log_path}) ---\n{tail(pf.log_path, 30)}")
+
+
+@pytest.fixture
+def tcpserver():
+    """Starts tcpserver on a free loopback port: tcpserver(*options, program_argv) -> port.
+    Stopped at the end of the test."""
+    if shutil.which("tcpserver") is None:
+        pytest.skip("tcpserver missing: apt-get install ucspi-tcp")
+    procs: list = []
+
+    def start(*args) -> int:
+        port = free_port()
+        p = subprocess.Popen(["tcpserver", "-q", "-R", "-H", "-l", "0", *args[:-1], "127.0.0.1", str(port),
+                              *args[-1]], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        procs.append(p)
+        wait_until(lambda: ask_tcpserver("127.0.0.9", port) is not None, 10, what="tcpserver listening")
+        return port
+    yield start
+    for p in procs:
+        p.terminate()
+        p.wait(10)

@@ -462,6 +462,29 @@ class Postfix:
 # relaypermit
 
 
+# tcpserver (ucspi-tcp): a program that prints what RELAYCLIENT it was given ("rc=" when set
+# empty, "rc=unset" otherwise), and a client that connects from a chosen source address.
+PRINT_RELAYCLIENT = ["/bin/sh", "-c", 'echo "rc=${RELAYCLIENT-unset}"']
+
+
+def ask_tcpserver(source: str, port: int) -> Optional[str]:
+    """Connects from `source` to tcpserver on 127.0.0.1:`port`; returns what the program
+    printed (None: nothing listens)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    try:
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        out = b""
+        while chunk := s.recv(256):
+            out += chunk
+        return out.decode()
+    except (ConnectionRefusedError, ConnectionResetError):
+        return None
+    finally:
+        s.close()
+
+
 def toml_str(s: str) -> str:
     return json.dumps(str(s))  # a JSON string is a valid TOML basic string for our paths
 

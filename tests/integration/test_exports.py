@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from rp_harness import free_port, run, wait_until
+from rp_harness import PRINT_RELAYCLIENT, ask_tcpserver, run, wait_until
 
 
 def _postmap_cdb_available() -> bool:
@@ -43,49 +40,7 @@ def postmap_q(key: str, table: str) -> str | None:
     return r.stdout.strip() if r.returncode == 0 else None
 
 
-def ask(source: str, port: int) -> str | None:
-    """Connects from `source` to tcpserver; returns what the child printed (None: no listener)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(10)
-    try:
-        s.bind((source, 0))
-        s.connect(("127.0.0.1", port))
-        out = b""
-        while chunk := s.recv(256):
-            out += chunk
-        return out.decode()
-    except (ConnectionRefusedError, ConnectionResetError):
-        return None
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def tcpserver_factory():
-    procs: list[subprocess.Popen] = []
-
-    def start(cdb: Path) -> int:
-        if shutil.which("tcpserver") is None:
-            pytest.skip("tcpserver (ucspi-tcp) not installed")
-        port = free_port()
-        p = subprocess.Popen(["tcpserver", "-q", "-R", "-H", "-l", "0", "-x", str(cdb), "127.0.0.1", str(port),
-                              "/bin/sh", "-c", 'echo "rc=${RELAYCLIENT-unset}"'],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        procs.append(p)
-        wait_until(lambda: ask("127.0.0.3", port) is not None, 10, what="tcpserver listening")
-        return port
-
-    yield start
-    for p in procs:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(10)
-
-
-def test_exports_follow_permits_and_expiry(make_daemon, testdir, tcpserver_factory):
+def test_exports_follow_permits_and_expiry(make_daemon, testdir, tcpserver):
     if os.geteuid() != 0:
         pytest.skip("integration tests need root")
     if not _postmap_cdb_available():
@@ -120,10 +75,10 @@ def test_exports_follow_permits_and_expiry(make_daemon, testdir, tcpserver_facto
     assert postmap_q("127.0.0.3", table) is None
     assert rc_file.read_bytes() == b"USER=alice\0"
 
-    port = tcpserver_factory(tcp_cdb)
-    wait_until(lambda: ask("127.0.0.2", port) == "rc=\n", 5, what="tcpserver to see the permit")
-    assert ask("127.0.0.3", port) == "rc=unset\n"  # the admin's `127.:allow`: no RELAYCLIENT
-    assert ask("127.0.0.4", port) == ""              # the admin's deny: closed at once
+    port = tcpserver("-x", str(tcp_cdb), PRINT_RELAYCLIENT)
+    wait_until(lambda: ask_tcpserver("127.0.0.2", port) == "rc=\n", 5, what="tcpserver to see the permit")
+    assert ask_tcpserver("127.0.0.3", port) == "rc=unset\n"  # the admin's `127.:allow`: no RELAYCLIENT
+    assert ask_tcpserver("127.0.0.4", port) == ""              # the admin's deny: closed at once
 
     makemap = _makemap()
     if makemap:
@@ -134,7 +89,7 @@ def test_exports_follow_permits_and_expiry(make_daemon, testdir, tcpserver_facto
     # expiry: every export drops the permit again
     wait_until(lambda: postmap_q("127.0.0.2", table) is None, 10, what="postfix-cdb to drop 127.0.0.2")
     wait_until(lambda: not rc_file.exists(), 5, what="relay-ctrl file removal")
-    wait_until(lambda: ask("127.0.0.2", port) == "rc=unset\n", 5, what="tcpserver to drop the permit")
+    wait_until(lambda: ask_tcpserver("127.0.0.2", port) == "rc=unset\n", 5, what="tcpserver to drop the permit")
     if makemap:
         dump = run([makemap, "-C", "/dev/null", "-u", "hash", str(etc / "mail" / "access.db")])
         assert dump.stdout.splitlines() == ["connect:localhost\tRELAY"]

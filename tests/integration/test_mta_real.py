@@ -24,7 +24,6 @@ anyway. See mta_servers.py for how each instance is kept private.
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -34,7 +33,8 @@ import pytest
 
 from conftest import _require_programs, _require_root
 from mta_servers import CdbPostfix, Exim, Opensmtpd, Sendmail, smtp_rcpt
-from rp_harness import free_port, ipv6_loopback_available, run, tail, wait_until
+from rp_harness import (PRINT_RELAYCLIENT, ask_tcpserver, free_port, ipv6_loopback_available, run, tail,
+                        wait_until)
 
 TTL = 4          # seconds: permits expire quickly, so "denied again" is part of every test
 PERMITTED = "127.0.0.2"
@@ -224,43 +224,6 @@ def test_exim_readsocket_ipv6(exim, make_daemon):
 # tcpserver: `check --chain`, and -x on the tcprules-cdb export
 
 
-def ask_tcpserver(source: str, port: int) -> str | None:
-    """Connects from `source`; returns what the program printed (None: nothing listens)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(10)
-    try:
-        s.bind((source, 0))
-        s.connect(("127.0.0.1", port))
-        out = b""
-        while chunk := s.recv(256):
-            out += chunk
-        return out.decode()
-    except (ConnectionRefusedError, ConnectionResetError):
-        return None
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def tcpserver():
-    if shutil.which("tcpserver") is None:
-        pytest.skip("tcpserver missing: apt-get install ucspi-tcp")
-    procs: list[subprocess.Popen] = []
-
-    def start(*args: str) -> int:
-        port = free_port()
-        p = subprocess.Popen(["tcpserver", "-q", "-R", "-H", "-l", "0", *args[:-1], "127.0.0.1", str(port), *args[-1]],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        procs.append(p)
-        wait_until(lambda: ask_tcpserver("127.0.0.9", port) is not None, 10, what="tcpserver listening")
-        return port
-    yield start
-    for p in procs:
-        p.terminate()
-        p.wait(10)
-
-
-PRINT_RELAYCLIENT = ["/bin/sh", "-c", 'echo "rc=${RELAYCLIENT-unset}"']
 
 
 def test_tcpserver_check_chain(tcpserver, make_daemon, rp_binary):
