@@ -1,6 +1,7 @@
 // Fuzz target: log text -> Matcher::scan and parse_syslog_line/resolve_time.
 // Every match must carry an address that round-trips through Address::parse, and the threaded
 // scan (tiny chunks, 3 threads) must give exactly the sequential results in the same order.
+#include <cstring>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -16,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto now = rp::core::from_unix_seconds(1'800'000'000);
     auto key = [](const rp::matching::LoginMatch& m) {
         return m.ip.to_string() + '\t' + std::string(m.user) + '\t' + std::string(m.server) + '\t' +
-               std::to_string(rp::core::to_unix_micros(m.time));
+               std::to_string(rp::core::to_unix_micros(m.time)) + '\t' + std::string(m.line);
     };
     std::vector<std::string> sequential, threaded;
     rp::matching::MatchState state(*matcher);
@@ -25,9 +26,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!again || *again != m.ip || m.time > now) std::abort();
         sequential.push_back(key(m));
     });
+    // The threaded scan overwrites each chunk as soon as it is released: it must not read a
+    // released byte again, so the results (users and lines included) stay the same.
+    std::string copy(text);
+    rp::matching::ScanOptions opts{3, 64, {}};
+    opts.release = [](const char* p, std::size_t n) { std::memset(const_cast<char*>(p), 'X', n); };
     rp::matching::MatchState state2(*matcher);
-    matcher->scan(text, now, state2, [&](const rp::matching::LoginMatch& m) { threaded.push_back(key(m)); },
-                  rp::matching::ScanOptions{3, 64});
+    matcher->scan(copy, now, state2, [&](const rp::matching::LoginMatch& m) { threaded.push_back(key(m)); }, opts);
     if (sequential != threaded) std::abort();
     if (auto l = rp::matching::parse_syslog_line(text)) {
         if (rp::matching::resolve_time(*l, now) > now) std::abort();

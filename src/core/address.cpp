@@ -71,9 +71,13 @@ Address Address::masked(int prefix) const {
 
 std::string Address::to_string() const {
     char buf[64];
-    if (is_v4()) {
-        inet_ntop(AF_INET, bytes_.data(), buf, sizeof buf);
-        return buf;
+    if (is_v4()) {  // by hand: glibc's inet_ntop goes through sprintf, which `scan` felt
+        char* p = buf;
+        for (int i = 0; i < 4; ++i) {
+            if (i > 0) *p++ = '.';
+            p = std::to_chars(p, buf + sizeof buf, bytes_[i]).ptr;
+        }
+        return std::string(buf, p);
     }
     // RFC 5952: lowercase hex, no leading zeros, the longest run (>= 2) of zero groups becomes
     // "::", the first one on a tie. Written by hand: inet_ntop prints some ::/96 addresses with a

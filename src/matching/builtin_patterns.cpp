@@ -2,10 +2,13 @@
 // of the sender, and a message regex. Formats and sources are in docs/servers.md.
 //
 // Literals (the prefilter, see matcher.hpp): each must occur in every line its pattern matches,
-// and together they should be few and rare in mail logs, because the prefilter's speed falls with
-// their number (Hyperscan's Teddy up to ~8, slower beyond) and every line holding one is parsed.
-// So the sets share them: "pop" (part of the tag of popa3d, the pop3d family, cucipop, teapop,
-// qpopper's popper, vpopmail), "ogged in", "uccess". docs/benchmarks.md has the figures.
+// and together they should be few and rare in mail logs, because every line holding one is
+// parsed and Hyperscan's Teddy, which finds them, slows down with their number (8 at most, or
+// it switches to a slower engine) and with how common their LAST THREE BYTES are: Teddy looks
+// for those first, then confirms. So the sets share 8 literals, each cut to end on rare bytes:
+// "started prox" (not "...proxying": "ing" is everywhere), "ucc" (success, Successful),
+// `status="ok"` (Perdition, not "perdition": "ion"), and "pop" for the tags of the pop family,
+// with Dovecot's own "pop3-login: "/"pop3(" excepted. docs/benchmarks.md has the figures.
 //
 // Conventions that keep user-controlled text from granting:
 //  - message regexes are anchored at the start of the message, on text the server writes;
@@ -29,7 +32,13 @@ const std::vector<PatternSpec>& builtin_patterns() {
     // Dovecot 2.0-2.3 "Login:", 2.4 "Logged in:"; elements after user=<> may be reordered or
     // customised (login_log_format_elements), so anything may stand between user and rip.
     static const std::string dovecot_fields = R"(user=<(?<user>.*?)>(?:, .*)?, rip=)" RP_IP "(?:,|$)";
-    static const std::vector<std::string> dovecot_literals = {"Login: ", "ogged in"};
+    static const std::vector<Literal> dovecot_literals = {"Login: ", "ogged in"};
+    // "pop" is there for the program tags of the pop family (popa3d, spop3d, vm-pop3d, cucipop,
+    // qpopper's popper, vpopmail), whose session lines have no rarer text. Dovecot writes "pop"
+    // at the start of the message in most lines of its POP service ("pop3-login: ...",
+    // "pop3(user)<...>: ..."), where none of those tags can be: such an occurrence is no hit.
+    // (A third of a busy Dovecot log otherwise, each line parsed for nothing.)
+    static const Literal pop{"pop", {"pop3-login: ", "pop3("}};
     static const std::vector<PatternSpec> patterns = {
         // --- Dovecot ---------------------------------------------------------------------
         // Through syslog: "host dovecot: imap-login: Login: user=<...>, ..." The syslog tag is
@@ -48,7 +57,7 @@ const std::vector<PatternSpec>& builtin_patterns() {
         {"dovecot", "login-v10", {"Login: "}, "(?i)dovecot|^(?:imap|pop3)-login$",
          R"(^(?:(?:imap|pop3)-login: )?(?:Info: )?Login: (?:user=)?(?<user>[^\s<>]+) \[)" RP_IP R"(\]$)"},
         // Proxy: "imap-login: proxy(alice): started proxying to 192.0.2.5:143: user=<alice>, ..., rip=..."
-        {"dovecot", "proxy", {"started proxying"}, "(?i)dovecot|^(?:imap|pop3)-login$",
+        {"dovecot", "proxy", {"started prox"}, "(?i)dovecot|^(?:imap|pop3)-login$",
          R"(^(?:(?:imap|pop3)-login: )?(?:Info: )?proxy\((?<user0>[^)]*)\): started proxying to \S+: )" +
              dovecot_fields},
 
@@ -74,37 +83,37 @@ const std::vector<PatternSpec>& builtin_patterns() {
         // --- qpopper ------------------------------------------------------------------
         // "popper[12]: (v4.1.0) POP login by user \"alice\" at (client.example) 192.0.2.1"
         // Not the "Stats: ..." line written at logout.
-        {"qpopper", "login", {"pop"}, "popper",
+        {"qpopper", "login", {pop}, "popper",
          R"re(^(?:\[popper\] )?(?:\([^)]*\) )?POP login by user "(?<user>[^"]*)" at \([^)]*\) )re" RP_IP "(?: |$)"},
 
         // --- vpopmail / vchkpw ------------------------------------------------------------
         // "vchkpw-pop3[12]: (PLAIN) login success alice@example.com:192.0.2.1"
         // Not vchkpw-smtp/-submission (SMTP AUTH), "password fail", "user not found".
-        {"vpopmail", "vchkpw", {"uccess"}, "^vchkpw-(?:pop3|imap)d?$",
+        {"vpopmail", "vchkpw", {"ucc"}, "^vchkpw-(?:pop3|imap)d?$",
          R"(^\([A-Za-z0-9-]+\) login success (?<user>[^:\s]+):)" RP_IP "$"},
         // "vpopmail[12]: vchkpw: login [alice@example.com] from 192.0.2.1"
-        {"vpopmail", "vpopmail", {"pop"}, "^vpopmail$",
+        {"vpopmail", "vpopmail", {pop}, "^vpopmail$",
          R"(^vchkpw: login \[(?<user>[^\]]*)\] from )" RP_IP "$"},
 
         // --- solid-pop3d ----------------------------------------------------------------
         // "spop3d[12]: user alice authenticated - 192.0.2.1" / "... - client.example (192.0.2.1)"
         // (Debian's 0.15 also writes "user u authenticated through APOP - IP" and, for mapped
         // users, "mapped user u authenticated - IP"; seen from the real server in the tests.)
-        {"solid-pop3d", "login", {"pop"}, "^(?:spop3d|solid-pop3d)$",
+        {"solid-pop3d", "login", {pop}, "^(?:spop3d|solid-pop3d)$",
          R"(^(?:mapped )?user (?<user>\S+) authenticated(?: through APOP)? - (?|(?<ip>[0-9A-Fa-f:.]+)|\S+ \((?<ip>[0-9A-Fa-f:.]+)\))$)"},
         // Built without --enable-logextend: "connect from IP" ... "user alice authenticated"
-        {"solid-pop3d", "session", {"pop"}, "^(?:spop3d|solid-pop3d)$",
+        {"solid-pop3d", "session", {pop}, "^(?:spop3d|solid-pop3d)$",
          "^connect from " RP_IP "$", false, R::session},
-        {"solid-pop3d", "session-login", {"pop"}, "^(?:spop3d|solid-pop3d)$",
+        {"solid-pop3d", "session-login", {pop}, "^(?:spop3d|solid-pop3d)$",
          R"(^user (?<user>\S+) authenticated$)", false, R::session_login},
 
         // --- popa3d (two lines from one pid; a patched build writes one line) -------------
         // "popa3d[12]: Authentication passed for alice -- [192.0.2.1]"
-        {"popa3d", "login", {"pop"}, "^popa3d$",
+        {"popa3d", "login", {pop}, "^popa3d$",
          R"(^Authentication passed for (?<user>\S+) -- \[)" RP_IP R"(\]$)"},
         // "popa3d[12]: Session from 192.0.2.1" ... "popa3d[12]: Authentication passed for alice"
-        {"popa3d", "session", {"pop"}, "^popa3d$", "^Session from " RP_IP "$", false, R::session},
-        {"popa3d", "session-login", {"pop"}, "^popa3d$",
+        {"popa3d", "session", {pop}, "^popa3d$", "^Session from " RP_IP "$", false, R::session},
+        {"popa3d", "session-login", {pop}, "^popa3d$",
          R"(^Authentication passed for (?<user>\S+)$)", false, R::session_login},
 
         // --- GNU pop3d (old releases only: Mailutils 3.x never logs the address with the
@@ -117,18 +126,18 @@ const std::vector<PatternSpec>& builtin_patterns() {
         // "perdition.imap4[12]: Auth: 192.0.2.1:40000->192.0.2.2:143 client-secure=ssl
         //  authorisation_id=NONE authentication_id=\"alice\" server=\"10.0.0.5:143\" ... status=\"ok\""
         // and the older "Auth: 192.0.2.1->192.0.2.2 user=\"alice\" server=... port=... status=\"ok\""
-        {"perdition", "login", {"perdition"}, "^perdition",
+        {"perdition", "login", {R"(status="ok")"}, "^perdition",
          R"re(^Auth: (?:\[)?(?<ip>[0-9A-Fa-f:.]+?)(?:\])?(?::\d+)?->\S+ .*?(?:authentication_id|user)="(?<user>[^"]*)".* status="ok"$)re"},
 
         // --- teapop -------------------------------------------------------------------------
         // "teapop[12]: Successful login for alice@example.com [192.0.2.1]"
-        {"teapop", "login", {"uccess"}, "^teapop$",
+        {"teapop", "login", {"ucc"}, "^teapop$",
          R"(^Successful login for (?<user>\S+) \[)" RP_IP R"(\]$)"},
 
         // --- cucipop --------------------------------------------------------------------------
         // "cucipop[12]: alice 192.0.2.1 0, 0 (0), 0 (0)": the session summary cucipop writes
         // after a successful login (failures log "... authentication failure").
-        {"cucipop", "login", {"pop"}, "^cucipop$",
+        {"cucipop", "login", {pop}, "^cucipop$",
          R"(^(?<user>\S+) )" RP_IP R"( \d+, \d+ \(\d+\), \d+ \(\d+\)$)"},
 
         // --- vm-pop3d (one-line, and the older two-line form) --------------------------------
@@ -136,14 +145,14 @@ const std::vector<PatternSpec>& builtin_patterns() {
         {"vm-pop3d", "login", {"ogged in"}, "^vm-pop3d$",
          R"(^User '?(?<user>[^' ]+)'? logged in from )" RP_IP "$"},
         // "vm-pop3d[12]: Connect from 192.0.2.1" ... "vm-pop3d[12]: User 'alice' logged in"
-        {"vm-pop3d", "session", {"pop"}, "^vm-pop3d$", "^Connect from " RP_IP "$", false, R::session},
+        {"vm-pop3d", "session", {pop}, "^vm-pop3d$", "^Connect from " RP_IP "$", false, R::session},
         {"vm-pop3d", "session-login", {"ogged in"}, "^vm-pop3d$",
          R"(^User '?(?<user>[^' ]+)'? logged in$)", false, R::session_login},
 
         // --- Apple Mac OS X Server IMAP/POP -----------------------------------------------------
         // "... IMAP User \"alice\" log on successful from 192.0.2.1" (also POP), in the
         // server's own log format ("Nov 22 2026 00:31:13 ..."), so searched in the whole line.
-        {"apple", "login", {"uccess"}, "",
+        {"apple", "login", {"ucc"}, "",
          R"re((?:^|\s)(?:IMAP|POP3?) User "(?<user>[^"]*)" log on successful from )re" RP_IP "$", true},
     };
     return patterns;

@@ -141,6 +141,17 @@ std::string_view group(pcre2_match_data* md, int n, std::string_view text) {
 
 }  // namespace
 
+bool Literal::hit_at(std::string_view buffer, std::size_t pos) const {
+    const auto rest = buffer.substr(pos);
+    return std::none_of(except.begin(), except.end(), [&](const std::string& e) { return rest.starts_with(e); });
+}
+
+bool Literal::occurs_in(std::string_view line) const {
+    for (auto pos = line.find(text); pos != std::string_view::npos; pos = line.find(text, pos + 1))
+        if (hit_at(line, pos)) return true;
+    return false;
+}
+
 core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<std::string>& servers,
                                                             const std::vector<PatternSpec>& user_patterns) {
     std::shared_ptr<Matcher> m(new Matcher());
@@ -215,8 +226,8 @@ core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<st
         std::vector<std::size_t> lens;
         std::vector<unsigned> flags, ids;
         for (std::size_t i = 0; i < m->literals_.size(); ++i) {
-            exprs.push_back(m->literals_[i].data());
-            lens.push_back(m->literals_[i].size());
+            exprs.push_back(m->literals_[i].text.data());
+            lens.push_back(m->literals_[i].text.size());
             flags.push_back(0);
             ids.push_back(static_cast<unsigned>(i));
         }
@@ -243,7 +254,7 @@ std::vector<std::string> Matcher::servers() const {
 std::optional<LoginMatch> Matcher::match_line(std::string_view line, core::Time now, MatchState& state) const {
     std::uint64_t mask = 0;
     for (std::size_t i = 0; i < literals_.size(); ++i)
-        if (line.find(literals_[i]) != std::string_view::npos) mask |= i < 64 ? std::uint64_t{1} << i : ~std::uint64_t{0};
+        if (literals_[i].occurs_in(line)) mask |= i < 64 ? std::uint64_t{1} << i : ~std::uint64_t{0};
     return match_line_with(line, mask, now, state);
 }
 
@@ -360,7 +371,8 @@ void Matcher::prefilter_piece(std::string_view text, std::size_t base, void* scr
     auto on_hit = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* p) -> int {
         auto& c = *static_cast<Ctx*>(p);
         const auto& lits = c.self->literals_;
-        const std::size_t start = static_cast<std::size_t>(to) - lits[id].size();
+        const std::size_t start = static_cast<std::size_t>(to) - lits[id].text.size();
+        if (!lits[id].except.empty() && !lits[id].hit_at(c.text, start)) return 0;
         const std::uint64_t bit = id < 64 ? std::uint64_t{1} << id : ~std::uint64_t{0};
         if (c.line_end != 0 && start < c.line_end) {  // another literal of the current line
             c.mask |= bit;
@@ -397,12 +409,15 @@ void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
     });
 }
 
-// A line the prefilter reported, with its result if a worker could resolve it.
+// A line the prefilter reported, with its result if a worker could resolve it. The line is a
+// copy [begin, end) in its chunk's arena, so the scanned text can be released; the match's
+// views are kept as offsets into it until the caller emits it.
 struct Matcher::Candidate {
     std::size_t begin, end;
     std::uint64_t mask;
     bool resolved;
     std::optional<LoginMatch> match;
+    std::size_t user_begin = 0;  // offset of match->user in the line
 };
 
 void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
@@ -429,6 +444,7 @@ void Matcher::scan_parallel(std::string_view text, core::Time now, MatchState& s
     const std::size_t n = cuts.size() - 1;
     struct Slot {
         std::vector<Candidate> lines;
+        std::string arena;  // the candidates' lines, copied
         bool done = false;
     };
     std::deque<Slot> slots(n);
@@ -440,16 +456,22 @@ void Matcher::scan_parallel(std::string_view text, core::Time now, MatchState& s
     auto work = [&](std::size_t i, hs_scratch_t* scratch, Scratch& md) {
         const std::string_view part = text.substr(cuts[i], cuts[i + 1] - cuts[i]);
         std::vector<Candidate> lines;
+        std::string arena;
         prefilter(part, scratch, [&](std::size_t b, std::size_t e, std::uint64_t mask) {
-            Candidate c{cuts[i] + b, cuts[i] + e, mask, false, std::nullopt};
+            const std::string_view line = part.substr(b, e - b);
             bool needs_state = false;
-            c.match = match_impl(text.substr(c.begin, c.end - c.begin), mask, now, md, nullptr, &needs_state);
-            c.resolved = !needs_state;
-            if (c.resolved && !c.match) return;  // nothing to emit, nothing to keep
+            auto match = match_impl(line, mask, now, md, nullptr, &needs_state);
+            if (!needs_state && !match) return;  // nothing to emit, nothing to keep
+            Candidate c{arena.size(), arena.size() + line.size(), mask, !needs_state, std::move(match)};
+            if (c.match && !c.match->user.empty())
+                c.user_begin = static_cast<std::size_t>(c.match->user.data() - line.data());
+            arena.append(line);
             lines.push_back(std::move(c));
         });
+        if (opts.release) opts.release(part.data(), part.size());
         std::lock_guard lock(mu);
         slots[i].lines = std::move(lines);
+        slots[i].arena = std::move(arena);
         slots[i].done = true;
         cv.notify_all();
     };
@@ -508,6 +530,7 @@ void Matcher::scan_parallel(std::string_view text, core::Time now, MatchState& s
     auto& impl = state.impl();
     for (std::size_t i = 0; i < n; ++i) {
         std::vector<Candidate> lines;
+        std::string arena;
         {
             std::unique_lock lock(mu);
             while (!slots[i].done) {
@@ -521,12 +544,18 @@ void Matcher::scan_parallel(std::string_view text, core::Time now, MatchState& s
                 lock.lock();
             }
             lines = std::move(slots[i].lines);
+            arena = std::move(slots[i].arena);
             consumed = i + 1;
             cv.notify_all();
         }
         for (auto& c : lines) {
-            if (!c.resolved)
-                c.match = match_impl(text.substr(c.begin, c.end - c.begin), c.mask, now, *impl.scratch_md, &state, nullptr);
+            const std::string_view line = std::string_view(arena).substr(c.begin, c.end - c.begin);
+            if (!c.resolved) {
+                c.match = match_impl(line, c.mask, now, *impl.scratch_md, &state, nullptr);
+            } else if (c.match) {  // re-point the views from the scanned text to the copy
+                c.match->user = line.substr(c.user_begin, c.match->user.size());
+                c.match->line = line.substr(0, c.match->line.size());
+            }
             if (c.match) on_match(*c.match);
         }
     }

@@ -49,10 +49,24 @@ enum class PatternRole {
     session_login,  // second line: process `pid` authenticated; the login takes the cached address
 };
 
+// A prefilter literal. An occurrence that begins one of `except` is not a hit: the literal is
+// there for another reason (see the "pop" literal in builtin_patterns.cpp).
+struct Literal {
+    std::string text;
+    std::vector<std::string> except;
+    Literal(const char* t) : text(t) {}  // NOLINT: pattern tables list literals as strings
+    Literal(std::string t, std::vector<std::string> e = {}) : text(std::move(t)), except(std::move(e)) {}
+    bool operator==(const Literal&) const = default;
+    // Whether `line` holds an occurrence of text that is a hit.
+    bool occurs_in(std::string_view line) const;
+    // Whether the occurrence at `pos` of `buffer` is a hit.
+    bool hit_at(std::string_view buffer, std::size_t pos) const;
+};
+
 struct PatternSpec {
-    std::string server;                 // pattern set name
-    std::string name;                   // pattern name, unique within the set
-    std::vector<std::string> literals;  // prefilter; empty = every line is a candidate
+    std::string server;             // pattern set name
+    std::string name;               // pattern name, unique within the set
+    std::vector<Literal> literals;  // prefilter; empty = every line is a candidate
     std::string tag;                    // regex for the program tag; empty = not checked
     std::string regex;                  // regex for the message (or the whole line if whole_line)
     bool whole_line = false;
@@ -80,6 +94,11 @@ class MatchState;
 struct ScanOptions {
     unsigned threads = 1;                            // threads to use, the caller's included
     std::size_t chunk_bytes = std::size_t{8} << 20;  // work unit of a thread (cut at line ends)
+    // Called once per chunk, on the thread that scanned it, when the scan will read none of the
+    // chunk's bytes again (the lines it reports are copied first). A mapped file can drop the
+    // chunk's pages there, so that the unmapping is spread over the threads instead of following
+    // the scan. Not called by the one-thread scan.
+    std::function<void(const char* data, std::size_t size)> release;
 };
 
 class Matcher {
@@ -126,7 +145,7 @@ private:
     void scan_parallel(std::string_view text, core::Time now, MatchState& state,
                        const std::function<void(const LoginMatch&)>& on_match, const ScanOptions& opts) const;
     std::vector<std::unique_ptr<Compiled>> patterns_;
-    std::vector<std::string> literals_;  // union of all literals, for the prefilter
+    std::vector<Literal> literals_;      // union of all literals, for the prefilter
     bool every_line_ = false;            // some pattern has no literal
     std::uint32_t max_groups_ = 1;       // PCRE2 match data size for all patterns
     int tag_count_ = 0;                  // distinct tag regexes (at most 64 are told apart)

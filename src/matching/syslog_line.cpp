@@ -218,10 +218,16 @@ std::optional<core::Time> parse_time(const SyslogLine& l, core::Time now) {
             const int hh = num(ts, 7, 2), mm = num(ts, 10, 2), ss = num(ts, 13, 2);
             if (mon < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60) return std::nullopt;
             const std::time_t now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
-            std::tm now_tm{};
-            localtime_r(&now_s, &now_tm);
+            thread_local std::time_t cached_now = -1;
+            thread_local int cached_year = 0;
+            if (now_s != cached_now) {
+                std::tm now_tm{};
+                localtime_r(&now_s, &now_tm);
+                cached_now = now_s;
+                cached_year = now_tm.tm_year + 1900;
+            }
             // The latest year that does not put the line more than a day ahead of now.
-            for (int year = now_tm.tm_year + 1900; year >= now_tm.tm_year + 1900 - 1; --year) {
+            for (int year = cached_year; year >= cached_year - 1; --year) {
                 auto t = local_to_unix(year, mon, day, hh, mm, ss);
                 if (!t) return std::nullopt;
                 if (*t <= now_s + 86400) return core::from_unix_seconds(*t);

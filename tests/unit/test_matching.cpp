@@ -1,4 +1,6 @@
 // Table-driven tests of the built-in patterns and the syslog framings.
+#include <atomic>
+#include <cstring>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -255,18 +257,52 @@ TEST(Matching, ParallelScanGivesExactlyTheSequentialResult) {
                               buf.size() - 1, buf.size() + 1}) {
         for (unsigned threads : {2u, 3u, 4u}) {
             MatchState st(*all());
-            const matching::ScanOptions opts{threads, chunk};
-            EXPECT_EQ(scan_all(buf, st, &opts), expected) << "chunk " << chunk << ", threads " << threads;
+            // Released chunks are overwritten at once: the scan must not read them again (the
+            // reported lines and users are copies), or the results would differ.
+            std::string copy = buf;
+            std::atomic<std::size_t> released{0};
+            matching::ScanOptions opts{threads, chunk, {}};
+            opts.release = [&](const char* data, std::size_t n) {
+                ASSERT_GE(data, copy.data());
+                ASSERT_LE(data + n, copy.data() + copy.size());
+                std::memset(const_cast<char*>(data), 'X', n);
+                released += n;
+            };
+            EXPECT_EQ(scan_all(copy, st, &opts), expected) << "chunk " << chunk << ", threads " << threads;
+            if (chunk < buf.size()) {
+                EXPECT_EQ(released.load(), buf.size());  // every byte, once
+            }
             // The pid cache afterwards is the same too: sessions left open complete the same way.
             EXPECT_EQ(scan_all(more, st, nullptr), expected_more);
         }
     }
 }
 
+TEST(Matching, LiteralExceptionsAreNoHits) {
+    const matching::Literal pop{"pop", {"pop3-login: ", "pop3("}};
+    EXPECT_FALSE(pop.occurs_in("Nov 22 00:31:13 mx1 dovecot: pop3-login: Disconnected: rip=192.0.2.1"));
+    EXPECT_FALSE(pop.occurs_in("Nov 22 00:31:13 mx1 dovecot: pop3(alice)<7><x>: Disconnected: Logged out"));
+    EXPECT_TRUE(pop.occurs_in("Nov 22 00:31:13 mx1 popa3d[7]: Session from 192.0.2.1"));
+    EXPECT_TRUE(pop.occurs_in("Nov 22 00:31:13 mx1 dovecot: pop3-login: pop"));  // a later, plain one counts
+    EXPECT_TRUE(pop.occurs_in("pop"));
+    EXPECT_FALSE(pop.occurs_in("po"));
+    // A pop-family line whose user imitates Dovecot's text still matches through its tag.
+    MatchState st(*all());
+    const auto m2 = all()->match_line("Nov 22 00:31:13 mx1 popa3d[7]: Authentication passed for pop3(x) -- [192.0.2.7]",
+                                      k_now, st);
+    ASSERT_TRUE(m2.has_value());
+    EXPECT_EQ(m2->ip.to_string(), "192.0.2.7");
+    // Dovecot's own POP lines are never candidates of the pop family, and its logins still match.
+    const auto d = all()->match_line(
+        "Nov 22 00:31:13 mx1 dovecot: pop3-login: Login: user=<a>, method=PLAIN, rip=192.0.2.8, lip=192.0.2.1", k_now, st);
+    ASSERT_TRUE(d.has_value());
+    EXPECT_EQ(d->server, "dovecot");
+}
+
 TEST(Matching, ParallelScanOfEmptyAndTinyBuffers) {
     for (const std::string text : {"", "\n", "\n\n\n", "Login: ", "x\nNov 22 00:31:13 mx1 popa3d[1]: Session from 192.0.2.1"}) {
         MatchState st(*all());
-        const matching::ScanOptions opts{2, 1};
+        const matching::ScanOptions opts{2, 1, {}};
         EXPECT_EQ(scan_all(text, st, &opts), "") << text;
     }
 }
