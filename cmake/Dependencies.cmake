@@ -64,9 +64,11 @@ add_library(rp_gnutls INTERFACE)
 target_link_libraries(rp_gnutls INTERFACE PkgConfig::RP_GNUTLS)
 
 # Shared permit stores (store = redis://, postgresql://, mysql://). hiredis has a static archive
-# and no dependencies; libpq and the MariaDB client pull in OpenSSL, Kerberos and LDAP, so they
-# are linked dynamically (libpq5 and libmariadb3 are small, standard packages).
-# Packages: libhiredis-dev, libpq-dev, libmariadb-dev.
+# and no dependencies; libpq and the MariaDB client pull in OpenSSL, Kerberos and LDAP, so the
+# store code uses only their headers (rp_libpq_headers, rp_mariadb_headers) and opens
+# libpq.so.5 / libmariadb.so.3 when a store needs them (src/store/dynlib.hpp). rp_libpq and
+# rp_mariadb link them, for tests that use the engines' own clients.
+# Packages: libhiredis-dev, libpq-dev, libmariadb-dev (at run time: libpq5, libmariadb3).
 find_library(RP_HIREDIS_STATIC NAMES libhiredis.a hiredis REQUIRED)
 find_path(RP_HIREDIS_INCLUDE hiredis/hiredis.h REQUIRED)
 add_library(rp_hiredis INTERFACE)
@@ -78,3 +80,7 @@ target_link_libraries(rp_libpq INTERFACE PkgConfig::RP_LIBPQ)
 pkg_check_modules(RP_MARIADB REQUIRED IMPORTED_TARGET libmariadb)
 add_library(rp_mariadb INTERFACE)
 target_link_libraries(rp_mariadb INTERFACE PkgConfig::RP_MARIADB)
+add_library(rp_libpq_headers INTERFACE)
+target_include_directories(rp_libpq_headers INTERFACE ${RP_LIBPQ_INCLUDE_DIRS})
+add_library(rp_mariadb_headers INTERFACE)
+target_include_directories(rp_mariadb_headers INTERFACE ${RP_MARIADB_INCLUDE_DIRS})

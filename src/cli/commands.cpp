@@ -24,6 +24,7 @@
 #include "daemon/control_protocol.hpp"
 #include "daemon/daemon.hpp"
 #include "matching/matcher.hpp"
+#include "matching/required_literal.hpp"
 #include "store/shared_backend.hpp"
 
 namespace rp::cli {
@@ -355,6 +356,16 @@ int cmd_config_check(const ParsedArgs& a) {
         }
     }
     std::printf("ok: %s\n", cfg->file.empty() ? "built-in defaults (no config file)" : cfg->file.c_str());
+    // What the prefilter will look for in each [[pattern]]'s lines (docs/servers.md).
+    for (const auto& p : cfg->patterns) {
+        const auto lit = matching::required_literal(p.regex);
+        if (lit.empty())
+            std::printf("note: pattern %s (%s): no literal could be read from its regex, so every line is tried on it\n",
+                        p.name.c_str(), p.role.c_str());
+        else
+            std::printf("note: pattern %s (%s): only lines holding \"%s\" are tried on it\n", p.name.c_str(),
+                        p.role.c_str(), lit.c_str());
+    }
     return k_ok;
 }
 

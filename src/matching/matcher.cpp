@@ -15,6 +15,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "matching/required_literal.hpp"
 #include "matching/syslog_line.hpp"
 
 namespace rp::matching {
@@ -200,6 +201,10 @@ core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<st
             return core::make_error(what + ": the regex has no named group (?<ip>...)");
         if (spec.role != PatternRole::login && spec.whole_line && c->pid_group < 0)
             return core::make_error(what + ": a two-line pattern needs a named group (?<pid>...)");
+        // A user's pattern has no literal of its own: one that every match must contain, read
+        // from its regex, lets it join the prefilter (else every line is tried on it).
+        if (spec.literals.empty())
+            if (auto lit = required_literal(spec.regex); !lit.empty()) spec.literals.emplace_back(std::move(lit));
         if (spec.literals.empty()) m->every_line_ = true;
         for (const auto& l : spec.literals) {
             auto it = std::find(m->literals_.begin(), m->literals_.end(), l);

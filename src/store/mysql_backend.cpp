@@ -40,10 +40,39 @@
 #include <utility>
 #include <vector>
 
+#include "store/dynlib.hpp"
 #include "store/shared_backend.hpp"
 
 namespace rp::store {
 namespace {
+
+// The client library's functions, loaded on first use (store/dynlib.hpp).
+#define RP_MYSQL_FUNCTIONS(X) \
+    X(mysql_close) \
+    X(mysql_errno) \
+    X(mysql_error) \
+    X(mysql_fetch_lengths) \
+    X(mysql_fetch_row) \
+    X(mysql_free_result) \
+    X(mysql_get_ssl_cipher) \
+    X(mysql_init) \
+    X(mysql_next_result) \
+    X(mysql_optionsv) \
+    X(mysql_real_connect) \
+    X(mysql_real_query) \
+    X(mysql_store_result)
+struct MysqlApi {
+    RP_MYSQL_FUNCTIONS(RP_DYNLIB_DECLARE)
+} loaded_api;
+const MysqlApi* const api = &loaded_api;  // filled by load_api(), which the factory calls first
+
+core::Status load_api() {
+    auto fill = [](void* lib, const std::string& soname, MysqlApi& out) -> core::Status {
+        RP_MYSQL_FUNCTIONS(RP_DYNLIB_LOAD)
+        return core::ok();
+    };
+    return load_api_once<MysqlApi>("libmariadb.so.3", "libmariadb3", loaded_api, fill);
+}
 
 using core::make_error;
 
@@ -161,7 +190,7 @@ bool truthy(const std::string& v, bool& out) {
 }
 
 struct ResultFree {
-    void operator()(MYSQL_RES* r) const { mysql_free_result(r); }
+    void operator()(MYSQL_RES* r) const { api->mysql_free_result(r); }
 };
 using ResultPtr = std::unique_ptr<MYSQL_RES, ResultFree>;
 
@@ -181,36 +210,36 @@ public:
 
     core::Status connect() override {
         disconnect();
-        conn_ = mysql_init(nullptr);
+        conn_ = api->mysql_init(nullptr);
         if (!conn_) return fail("cannot allocate a MariaDB connection");
         const unsigned io_timeout = 15;
-        mysql_optionsv(conn_, MYSQL_OPT_CONNECT_TIMEOUT, &opt_.connect_timeout);
-        mysql_optionsv(conn_, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
-        mysql_optionsv(conn_, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
-        mysql_optionsv(conn_, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+        api->mysql_optionsv(conn_, MYSQL_OPT_CONNECT_TIMEOUT, &opt_.connect_timeout);
+        api->mysql_optionsv(conn_, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
+        api->mysql_optionsv(conn_, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
+        api->mysql_optionsv(conn_, MYSQL_SET_CHARSET_NAME, "utf8mb4");
         if (opt_.ssl) {
             const my_bool yes = 1, verify = opt_.verify ? 1 : 0;
-            mysql_optionsv(conn_, MYSQL_OPT_SSL_ENFORCE, &yes);
-            mysql_optionsv(conn_, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
-            if (!opt_.ca.empty()) mysql_optionsv(conn_, MYSQL_OPT_SSL_CA, opt_.ca.c_str());
-            if (!opt_.capath.empty()) mysql_optionsv(conn_, MYSQL_OPT_SSL_CAPATH, opt_.capath.c_str());
-            if (!opt_.cert.empty()) mysql_optionsv(conn_, MYSQL_OPT_SSL_CERT, opt_.cert.c_str());
-            if (!opt_.key.empty()) mysql_optionsv(conn_, MYSQL_OPT_SSL_KEY, opt_.key.c_str());
+            api->mysql_optionsv(conn_, MYSQL_OPT_SSL_ENFORCE, &yes);
+            api->mysql_optionsv(conn_, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, &verify);
+            if (!opt_.ca.empty()) api->mysql_optionsv(conn_, MYSQL_OPT_SSL_CA, opt_.ca.c_str());
+            if (!opt_.capath.empty()) api->mysql_optionsv(conn_, MYSQL_OPT_SSL_CAPATH, opt_.capath.c_str());
+            if (!opt_.cert.empty()) api->mysql_optionsv(conn_, MYSQL_OPT_SSL_CERT, opt_.cert.c_str());
+            if (!opt_.key.empty()) api->mysql_optionsv(conn_, MYSQL_OPT_SSL_KEY, opt_.key.c_str());
         }
         const bool unix_socket = !url_.host.empty() && url_.host.front() == '/';
-        if (!mysql_real_connect(conn_, unix_socket ? "localhost" : url_.host.c_str(),
+        if (!api->mysql_real_connect(conn_, unix_socket ? "localhost" : url_.host.c_str(),
                                 url_.user.empty() ? nullptr : url_.user.c_str(),
                                 url_.password.empty() ? nullptr : url_.password.c_str(),
                                 url_.database.empty() ? nullptr : url_.database.c_str(),
                                 static_cast<unsigned>(url_.port), unix_socket ? url_.host.c_str() : nullptr,
                                 CLIENT_MULTI_STATEMENTS)) {
-            auto err = fail(std::string("cannot connect: ") + mysql_error(conn_));
+            auto err = fail(std::string("cannot connect: ") + api->mysql_error(conn_));
             disconnect();
             return err;
         }
         // Connector/C 3.3 falls back to plain text under MYSQL_OPT_SSL_ENFORCE alone when the
         // server offers no TLS; refuse such a connection here.
-        if (opt_.ssl && mysql_get_ssl_cipher(conn_) == nullptr)
+        if (opt_.ssl && api->mysql_get_ssl_cipher(conn_) == nullptr)
             return disconnect_with(fail("TLS required (ssl=true) but the connection is not encrypted: "
                                         "the server offers no TLS"));
         if (url_.database.empty()) return disconnect_with(fail("the URL names no database (mysql://user@host/DATABASE)"));
@@ -223,16 +252,16 @@ public:
         if (auto st = ensure_schema(); !st) return disconnect_with(st);
         auto last = query("SELECT last_id FROM relaypermit_change_seq WHERE one = 1");
         if (!last) return disconnect_with(last.error());
-        MYSQL_ROW row = mysql_fetch_row(last->get());
+        MYSQL_ROW row = api->mysql_fetch_row(last->get());
         std::int64_t id = 0;
-        if (!row || !parse_i64(row[0], mysql_fetch_lengths(last->get())[0], id))
+        if (!row || !parse_i64(row[0], api->mysql_fetch_lengths(last->get())[0], id))
             return disconnect_with(fail("relaypermit_change_seq has no row 1 (was it emptied by hand?)"));
         last_seen_ = id;
         return core::ok();
     }
 
     void disconnect() override {
-        if (conn_) mysql_close(conn_);
+        if (conn_) api->mysql_close(conn_);
         conn_ = nullptr;
     }
 
@@ -242,8 +271,8 @@ public:
                        "relaypermit_permits WHERE expires > " + datetime(now));
         if (!r) return r.error();
         std::vector<core::Permit> out;
-        while (MYSQL_ROW row = mysql_fetch_row(r->get())) {
-            auto p = row_to_permit(row, mysql_fetch_lengths(r->get()), 0);
+        while (MYSQL_ROW row = api->mysql_fetch_row(r->get())) {
+            auto p = row_to_permit(row, api->mysql_fetch_lengths(r->get()), 0);
             if (!p) return p.error();
             out.push_back(std::move(*p));
         }
@@ -301,8 +330,8 @@ public:
                            std::to_string(kMaxChangesPerQuery));
             if (!r) return r.error();
             unsigned rows = 0;
-            while (MYSQL_ROW row = mysql_fetch_row(r->get())) {
-                const unsigned long* len = mysql_fetch_lengths(r->get());
+            while (MYSQL_ROW row = api->mysql_fetch_row(r->get())) {
+                const unsigned long* len = api->mysql_fetch_lengths(r->get());
                 std::int64_t trimmed = 0, id = 0;
                 if (!parse_i64(row[0], len[0], trimmed)) return fail("unreadable relaypermit_change_seq row");
                 if (trimmed > last_seen_)
@@ -343,21 +372,21 @@ private:
         return st;
     }
     core::Status rollback(const core::Status& st) {
-        if (conn_) mysql_real_query(conn_, "ROLLBACK", 8);
+        if (conn_) api->mysql_real_query(conn_, "ROLLBACK", 8);
         return st;
     }
 
     core::Status command(const std::string& sql) {
-        if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) return fail(mysql_error(conn_));
+        if (api->mysql_real_query(conn_, sql.data(), sql.size()) != 0) return fail(api->mysql_error(conn_));
         // Statements here return no rows; drain anything unexpected so the connection stays usable.
-        if (MYSQL_RES* r = mysql_store_result(conn_)) mysql_free_result(r);
+        if (MYSQL_RES* r = api->mysql_store_result(conn_)) api->mysql_free_result(r);
         return core::ok();
     }
 
     core::Result<ResultPtr> query(const std::string& sql) {
-        if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) return fail(mysql_error(conn_));
-        ResultPtr r(mysql_store_result(conn_));
-        if (!r) return fail(mysql_errno(conn_) ? mysql_error(conn_) : "a query returned no result set");
+        if (api->mysql_real_query(conn_, sql.data(), sql.size()) != 0) return fail(api->mysql_error(conn_));
+        ResultPtr r(api->mysql_store_result(conn_));
+        if (!r) return fail(api->mysql_errno(conn_) ? api->mysql_error(conn_) : "a query returned no result set");
         return r;
     }
 
@@ -366,14 +395,14 @@ private:
     // back so the connection stays usable.
     core::Status batch(const std::string& sql) {
         core::Status result = core::ok();
-        if (mysql_real_query(conn_, sql.data(), sql.size()) != 0) {
-            result = fail(mysql_error(conn_));
+        if (api->mysql_real_query(conn_, sql.data(), sql.size()) != 0) {
+            result = fail(api->mysql_error(conn_));
         } else {
             for (;;) {
-                if (MYSQL_RES* r = mysql_store_result(conn_)) mysql_free_result(r);
-                const int next = mysql_next_result(conn_);
+                if (MYSQL_RES* r = api->mysql_store_result(conn_)) api->mysql_free_result(r);
+                const int next = api->mysql_next_result(conn_);
                 if (next == 0) continue;
-                if (next > 0) result = fail(mysql_error(conn_));
+                if (next > 0) result = fail(api->mysql_error(conn_));
                 break;
             }
         }
@@ -397,12 +426,12 @@ private:
         {
             auto present = query(kSchemaPresent);
             if (!present) return present.error();
-            MYSQL_ROW row = mysql_fetch_row(present->get());
+            MYSQL_ROW row = api->mysql_fetch_row(present->get());
             if (row && row[0] && std::string_view(row[0]) == "1") return core::ok();
         }
         auto lock = query("SELECT GET_LOCK('relaypermit_schema', 30)");
         if (!lock) return lock.error();
-        MYSQL_ROW row = mysql_fetch_row(lock->get());
+        MYSQL_ROW row = api->mysql_fetch_row(lock->get());
         if (!row || !row[0] || std::string_view(row[0]) != "1")
             return fail("timed out waiting for another daemon to create the schema");
         lock->reset();
@@ -427,6 +456,7 @@ private:
 }  // namespace
 
 core::Result<std::unique_ptr<SharedBackend>> make_mysql_backend(const StoreUrl& url) {
+    if (auto st = load_api(); !st) return make_error("store " + url.redacted() + ": " + st.error().message);
     auto bad = [&](const std::string& what) { return make_error("store " + url.redacted() + ": " + what); };
     Options opt;
     for (const auto& [k, v] : url.params) {

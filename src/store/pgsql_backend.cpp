@@ -44,10 +44,44 @@
 #include <utility>
 #include <vector>
 
+#include "store/dynlib.hpp"
 #include "store/shared_backend.hpp"
 
 namespace rp::store {
 namespace {
+
+// The client library's functions, loaded on first use (store/dynlib.hpp).
+#define RP_PQ_FUNCTIONS(X) \
+    X(PQclear) \
+    X(PQconndefaults) \
+    X(PQconnectdbParams) \
+    X(PQconninfoFree) \
+    X(PQconsumeInput) \
+    X(PQerrorMessage) \
+    X(PQexec) \
+    X(PQexecParams) \
+    X(PQfinish) \
+    X(PQfreemem) \
+    X(PQgetvalue) \
+    X(PQnotifies) \
+    X(PQntuples) \
+    X(PQresultErrorMessage) \
+    X(PQresultStatus) \
+    X(PQsetNoticeProcessor) \
+    X(PQsocket) \
+    X(PQstatus)
+struct PqApi {
+    RP_PQ_FUNCTIONS(RP_DYNLIB_DECLARE)
+} loaded_api;
+const PqApi* const api = &loaded_api;  // filled by load_api(), which the factory calls first
+
+core::Status load_api() {
+    auto fill = [](void* lib, const std::string& soname, PqApi& out) -> core::Status {
+        RP_PQ_FUNCTIONS(RP_DYNLIB_LOAD)
+        return core::ok();
+    };
+    return load_api_once<PqApi>("libpq.so.5", "libpq5", loaded_api, fill);
+}
 
 using core::make_error;
 
@@ -184,7 +218,7 @@ std::string first_line(const char* msg) {
 }
 
 struct ResultDeleter {
-    void operator()(PGresult* r) const { PQclear(r); }
+    void operator()(PGresult* r) const { api->PQclear(r); }
 };
 using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
 
@@ -207,14 +241,14 @@ public:
         }
         keys.push_back(nullptr);
         values.push_back(nullptr);
-        conn_ = PQconnectdbParams(keys.data(), values.data(), 0);
+        conn_ = api->PQconnectdbParams(keys.data(), values.data(), 0);
         if (conn_ == nullptr) return fail("cannot allocate a libpq connection");
-        if (PQstatus(conn_) != CONNECTION_OK) {
-            auto err = fail("cannot connect: " + first_line(PQerrorMessage(conn_)));
+        if (api->PQstatus(conn_) != CONNECTION_OK) {
+            auto err = fail("cannot connect: " + first_line(api->PQerrorMessage(conn_)));
             disconnect();
             return err;
         }
-        PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // IF NOT EXISTS notices
+        api->PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // IF NOT EXISTS notices
         for (const char* setup : {"SET statement_timeout = '15s'", "SET lock_timeout = '10s'",
                                   "SET client_min_messages = warning"}) {
             if (auto st = command(setup); !st) return disconnect_with(st);
@@ -227,8 +261,8 @@ public:
 
     void disconnect() override {
         if (conn_) {
-            if (epfd_ >= 0 && PQsocket(conn_) >= 0) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, PQsocket(conn_), nullptr);
-            PQfinish(conn_);
+            if (epfd_ >= 0 && api->PQsocket(conn_) >= 0) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, api->PQsocket(conn_), nullptr);
+            api->PQfinish(conn_);
         }
         conn_ = nullptr;
         pending_.clear();
@@ -265,7 +299,7 @@ public:
 
     core::Result<std::vector<Change>> read_changes() override {
         if (!conn_) return not_connected();
-        if (!PQconsumeInput(conn_)) return fail("connection lost: " + first_line(PQerrorMessage(conn_)));
+        if (!api->PQconsumeInput(conn_)) return fail("connection lost: " + first_line(api->PQerrorMessage(conn_)));
         collect_notifies();
         drain_eventfd();
         std::vector<std::string> payloads;
@@ -324,24 +358,24 @@ private:
         std::vector<const char*> values;
         values.reserve(params.size());
         for (const auto& p : params) values.push_back(p.c_str());
-        ResultPtr r(PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
+        ResultPtr r(api->PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
                                  nullptr, nullptr, 0));
         collect_notifies();
-        const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+        const auto status = r ? api->PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
         if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
-            return fail(r ? first_line(PQresultErrorMessage(r.get())) : first_line(PQerrorMessage(conn_)));
+            return fail(r ? first_line(api->PQresultErrorMessage(r.get())) : first_line(api->PQerrorMessage(conn_)));
         return r;
     }
 
     // Moves notifications libpq has already read into pending_ and signals the eventfd.
     void collect_notifies() {
         bool any = false;
-        while (PGnotify* n = PQnotifies(conn_)) {
+        while (PGnotify* n = api->PQnotifies(conn_)) {
             if (std::strcmp(n->relname, kChannel) == 0) {
                 pending_.emplace_back(n->extra ? n->extra : "");
                 any = true;
             }
-            PQfreemem(n);
+            api->PQfreemem(n);
         }
         if (any && evfd_ >= 0) {
             const std::uint64_t one = 1;
@@ -368,8 +402,8 @@ private:
         }
         epoll_event ev{};
         ev.events = EPOLLIN;
-        ev.data.fd = PQsocket(conn_);
-        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, PQsocket(conn_), &ev) != 0)
+        ev.data.fd = api->PQsocket(conn_);
+        if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, api->PQsocket(conn_), &ev) != 0)
             return fail("cannot watch the connection's socket (epoll)");
         if (!pending_.empty()) {  // notifications read during connect's own statements
             const std::uint64_t one = 1;
@@ -387,11 +421,11 @@ private:
     core::Status ensure_schema() {
         auto present = exec(kSchemaPresent, {});
         if (!present) return present.error();
-        if (PQntuples(present->get()) == 1 && std::strcmp(PQgetvalue(present->get(), 0, 0), "t") == 0)
+        if (api->PQntuples(present->get()) == 1 && std::strcmp(api->PQgetvalue(present->get(), 0, 0), "t") == 0)
             return core::ok();
         if (auto st = command("BEGIN"); !st) return st;
         auto rollback = [&](core::Status st) {
-            ResultPtr(PQexec(conn_, "ROLLBACK"));
+            ResultPtr(api->PQexec(conn_, "ROLLBACK"));
             return st;
         };
         if (auto st = exec((std::string("SELECT pg_advisory_xact_lock(") + kSchemaLockKey + ")").c_str(), {});
@@ -405,14 +439,14 @@ private:
 
     core::Result<std::vector<core::Permit>> rows_to_permits(const PGresult* r) const {
         std::vector<core::Permit> out;
-        const int n = PQntuples(r);
+        const int n = api->PQntuples(r);
         out.reserve(static_cast<std::size_t>(n));
         for (int i = 0; i < n; ++i) {
-            auto net = core::Cidr::parse(PQgetvalue(r, i, 0));
+            auto net = core::Cidr::parse(api->PQgetvalue(r, i, 0));
             std::int64_t g = 0, e = 0;
-            if (!net || !parse_i64(PQgetvalue(r, i, 3), g) || !parse_i64(PQgetvalue(r, i, 4), e))
-                return fail(std::string("unreadable row for network '") + PQgetvalue(r, i, 0) + "'");
-            out.push_back(core::Permit{*net, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+            if (!net || !parse_i64(api->PQgetvalue(r, i, 3), g) || !parse_i64(api->PQgetvalue(r, i, 4), e))
+                return fail(std::string("unreadable row for network '") + api->PQgetvalue(r, i, 0) + "'");
+            out.push_back(core::Permit{*net, api->PQgetvalue(r, i, 1), api->PQgetvalue(r, i, 2),
                                        core::from_unix_micros(g), core::from_unix_micros(e)});
         }
         return out;
@@ -454,11 +488,12 @@ private:
 }  // namespace
 
 core::Result<std::unique_ptr<SharedBackend>> make_pgsql_backend(const StoreUrl& url) {
+    if (auto st = load_api(); !st) return make_error("store " + url.redacted() + ": " + st.error().message);
     // Every libpq keyword is allowed as a ?parameter, except those the URL's parts give.
     std::set<std::string> known;
-    if (PQconninfoOption* defaults = PQconndefaults()) {
+    if (PQconninfoOption* defaults = api->PQconndefaults()) {
         for (auto* o = defaults; o->keyword; ++o) known.insert(o->keyword);
-        PQconninfoFree(defaults);
+        api->PQconninfoFree(defaults);
     }
     std::vector<std::pair<std::string, std::string>> conn;
     conn.emplace_back("host", url.host);

@@ -89,4 +89,7 @@ def test_reload_keeps_a_privileged_syslog_listener_after_dropping_root(make_daem
          "session=<b>")
     wait_until(lambda: d.check("192.0.2.92").returncode == 0, 10, what="user pattern after reload")
     wait_until(lambda: d.check("192.0.2.93").returncode == 0, 10, what="built-in pattern after reload")
+    # The user pattern joined the literal prefilter with the longest plain run of its regex.
+    r = d.cli("config", "check")
+    assert r.returncode == 0 and 'pattern legacy (login): only lines holding "legacypop["' in r.stdout, r.stdout
     assert "Permission denied" not in d.stderr_path.read_text()
