@@ -11,19 +11,13 @@
 #include <string_view>
 
 #include "frontends/netstring_codec.hpp"
+#include "chunked_feed.hpp"
 
 namespace {
 
 using rp::frontends::NetstringParser;
 
-class OddOracle final : public rp::frontends::PermitOracle {
-public:
-    rp::frontends::Verdict check(const rp::core::Address& a) const override {
-        rp::frontends::Verdict v;
-        if ((a.bytes()[0] & 1) != 0) v.kind = rp::frontends::Verdict::Kind::permit;
-        return v;
-    }
-};
+using rp::fuzz::OddOracle;
 
 void check_roundtrip(std::string_view reply) {
     std::string encoded;
@@ -38,32 +32,20 @@ std::string run(std::string_view data, std::size_t chunk, std::size_t max) {
     static const OddOracle oracle;
     NetstringParser p(max);
     std::string transcript;
-    while (!data.empty()) {
-        std::string_view in = data.substr(0, chunk);
-        data.remove_prefix(in.size());
-        while (!in.empty()) {
-            const auto s = p.feed(in);
-            if (s.consumed > in.size()) std::abort();
-            in.remove_prefix(s.consumed);
-            if (s.kind == NetstringParser::Step::Kind::payload) {
-                if (p.payload().size() > max) std::abort();
-                bool permitted = false;
-                const auto reply = rp::frontends::socketmap_answer(p.payload(), oracle, permitted);
-                if (reply == "OK" || permitted != reply.starts_with("OK ")) std::abort();
-                check_roundtrip(reply);
-                transcript += p.payload();
-                transcript += '|';
-                rp::frontends::append_netstring(reply, transcript);
-            } else if (s.kind == NetstringParser::Step::Kind::error) {
-                if (p.error() == rp::frontends::NetstringError::none) std::abort();
-                if (p.feed("1:a,").kind != NetstringParser::Step::Kind::error) std::abort();
-                transcript += "error:";
-                transcript += rp::frontends::describe(p.error());
-                return transcript;
-            } else {
-                if (!in.empty()) std::abort();
-            }
-        }
+    const bool fed = rp::fuzz::feed_in_chunks(data, chunk, p, "1:a,", [&] {
+        if (p.payload().size() > max) std::abort();
+        bool permitted = false;
+        const auto reply = rp::frontends::socketmap_answer(p.payload(), oracle, permitted);
+        if (reply == "OK" || permitted != reply.starts_with("OK ")) std::abort();
+        check_roundtrip(reply);
+        transcript += p.payload();
+        transcript += '|';
+        rp::frontends::append_netstring(reply, transcript);
+    });
+    if (!fed) {
+        if (p.error() == rp::frontends::NetstringError::none) std::abort();
+        transcript += "error:";
+        transcript += rp::frontends::describe(p.error());
     }
     return transcript;
 }
@@ -72,9 +54,8 @@ std::string run(std::string_view data, std::size_t chunk, std::size_t max) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size == 0) return 0;
-    const std::size_t chunk = static_cast<std::size_t>(data[0] % 64) + 1;
-    const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-    const std::size_t max = (data[0] & 0x80) != 0 ? 10000 : 64;  // small limit so it is reached
-    if (run(input, chunk, max) != run(input, input.size() + 1, max)) std::abort();
+    const auto in = rp::fuzz::split_control_byte(data, size);
+    const std::size_t max = in.default_limits ? 10000 : 64;  // a small limit so that it is reached
+    if (run(in.bytes, in.chunk, max) != run(in.bytes, in.bytes.size() + 1, max)) std::abort();
     return 0;
 }

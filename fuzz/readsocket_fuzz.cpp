@@ -11,19 +11,13 @@
 #include <string_view>
 
 #include "frontends/line_codec.hpp"
+#include "chunked_feed.hpp"
 
 namespace {
 
 using rp::frontends::RequestLineReader;
 
-class OddOracle final : public rp::frontends::PermitOracle {
-public:
-    rp::frontends::Verdict check(const rp::core::Address& a) const override {
-        rp::frontends::Verdict v;
-        if ((a.bytes()[0] & 1) != 0) v.kind = rp::frontends::Verdict::Kind::permit;
-        return v;
-    }
-};
+using rp::fuzz::OddOracle;
 
 void answer(std::string_view line, std::string& transcript) {
     static const OddOracle oracle;
@@ -42,24 +36,11 @@ void answer(std::string_view line, std::string& transcript) {
 std::string run(std::string_view data, std::size_t chunk, std::size_t max) {
     RequestLineReader r(max);
     std::string transcript;
-    while (!data.empty()) {
-        std::string_view in = data.substr(0, chunk);
-        data.remove_prefix(in.size());
-        while (!in.empty()) {
-            const auto s = r.feed(in);
-            if (s.consumed > in.size()) std::abort();
-            in.remove_prefix(s.consumed);
-            if (s.kind == RequestLineReader::Step::Kind::line) {
-                if (r.line().size() > max || r.line().find('\n') != std::string_view::npos) std::abort();
-                answer(r.line(), transcript);
-            } else if (s.kind == RequestLineReader::Step::Kind::error) {
-                if (r.feed("1\n").kind != RequestLineReader::Step::Kind::error) std::abort();
-                return transcript + "error";
-            } else if (!in.empty()) {
-                std::abort();
-            }
-        }
-    }
+    const bool fed = rp::fuzz::feed_in_chunks(data, chunk, r, "1\n", [&] {
+        if (r.line().size() > max || r.line().find('\n') != std::string_view::npos) std::abort();
+        answer(r.line(), transcript);
+    });
+    if (!fed) return transcript + "error";
     if (r.finish()) {
         transcript += "eof:";
         answer(r.line(), transcript);
@@ -71,9 +52,8 @@ std::string run(std::string_view data, std::size_t chunk, std::size_t max) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size == 0) return 0;
-    const std::size_t chunk = static_cast<std::size_t>(data[0] % 64) + 1;
-    const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-    const std::size_t max = (data[0] & 0x80) != 0 ? 4096 : 48;
-    if (run(input, chunk, max) != run(input, input.size() + 1, max)) std::abort();
+    const auto in = rp::fuzz::split_control_byte(data, size);
+    const std::size_t max = in.default_limits ? 4096 : 48;
+    if (run(in.bytes, in.chunk, max) != run(in.bytes, in.bytes.size() + 1, max)) std::abort();
     return 0;
 }
