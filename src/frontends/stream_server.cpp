@@ -25,11 +25,7 @@ std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
 
-struct StreamServer::Listener {
-    util::UniqueFd fd;
-    util::Endpoint endpoint;  // as bound (the real port when 0 was asked)
-    dev_t dev = 0;            // of the unix socket file we created, to remove only ours
-    ino_t ino = 0;
+struct StreamServer::Listener : util::BoundListener {
     bool registered = false;
     util::EventLoop::TimerId resume_timer = 0;  // set while accepting is paused (EMFILE)
 };
@@ -58,9 +54,8 @@ StreamServer::~StreamServer() { close(); }
 
 core::Status StreamServer::listen(const std::vector<std::string>& endpoints) {
     std::vector<std::unique_ptr<Listener>> fresh;
-    auto discard_fresh = [&fresh] {
-        for (auto& l : fresh)
-            if (l->endpoint.kind == util::Endpoint::Kind::unix_stream) ::unlink(l->endpoint.path.c_str());
+    auto discard_fresh = [&fresh] {  // an error after some listeners were bound: remove their files
+        for (auto& l : fresh) l->remove_socket_file();
     };
     for (const auto& text : endpoints) {
         auto ep = util::parse_endpoint(text);
@@ -77,28 +72,13 @@ core::Status StreamServer::listen(const std::vector<std::string>& endpoints) {
             discard_fresh();
             return core::make_error(service_ + ": '" + text + "': only unix:/path endpoints are supported");
         }
-        auto fd = util::listen_endpoint(*ep);  // unix sockets are chmod 0666 by default
-        if (!fd) {
+        auto bound = util::bind_listener(*ep);  // unix sockets are chmod 0666 by default
+        if (!bound) {
             discard_fresh();
-            return core::make_error(service_ + ": " + fd.error().message);
+            return core::make_error(service_ + ": " + bound.error().message);
         }
         auto l = std::make_unique<Listener>();
-        l->endpoint = *ep;
-        if (ep->kind == util::Endpoint::Kind::unix_stream) {
-            struct stat st {};
-            if (::stat(ep->path.c_str(), &st) == 0) {
-                l->dev = st.st_dev;
-                l->ino = st.st_ino;
-            }
-        } else {
-            sockaddr_storage ss{};
-            socklen_t len = sizeof ss;
-            if (::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-                if (ss.ss_family == AF_INET) l->endpoint.port = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-                else if (ss.ss_family == AF_INET6) l->endpoint.port = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-            }
-        }
-        l->fd = std::move(*fd);
+        static_cast<util::BoundListener&>(*l) = std::move(*bound);
         fresh.push_back(std::move(l));
     }
     for (auto& l : fresh) {
@@ -116,12 +96,7 @@ void StreamServer::close() {
     for (auto& l : listeners_) {
         if (l->registered) loop_.remove(l->fd.get());
         if (l->resume_timer != 0) loop_.cancel(l->resume_timer);
-        if (l->endpoint.kind == util::Endpoint::Kind::unix_stream) {
-            // Remove the socket file only if it is still the one we bound (not a successor's).
-            struct stat st {};
-            if (::stat(l->endpoint.path.c_str(), &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
-                ::unlink(l->endpoint.path.c_str());
-        }
+        l->remove_socket_file();
     }
     listeners_.clear();
     for (auto& c : connections_) loop_.remove(c->fd.get());

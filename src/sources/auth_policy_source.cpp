@@ -25,11 +25,7 @@ bool is_loopback(const core::Address& a) {
 
 }  // namespace
 
-struct AuthPolicySource::Listener {
-    util::Endpoint endpoint;
-    util::UniqueFd fd;
-    dev_t dev = 0;
-    ino_t ino = 0;
+struct AuthPolicySource::Listener : util::BoundListener {
     bool registered = false;
     util::EventLoop::TimerId resume_timer = 0;
 };
@@ -57,30 +53,26 @@ AuthPolicySource::~AuthPolicySource() {
 core::Status AuthPolicySource::start(util::EventLoop& loop) {
     loop_ = &loop;
     std::vector<std::unique_ptr<Listener>> fresh;
+    auto discard_fresh = [&fresh] {  // an error after some listeners were bound: remove their files
+        for (auto& l : fresh) l->remove_socket_file();
+    };
     for (const auto& text : opts_.listen) {
         auto ep = util::parse_endpoint(text);
-        if (!ep) return core::make_error(name_ + ": " + ep.error().message);
-        if (ep->kind == util::Endpoint::Kind::udp)
-            return core::make_error(name_ + ": '" + text + "': the auth policy protocol is HTTP over TCP or unix sockets, not UDP");
-        auto fd = util::listen_endpoint(*ep);  // unix sockets 0666: the directory guards access
-        if (!fd) return core::make_error(name_ + ": " + fd.error().message);
-        auto l = std::make_unique<Listener>();
-        l->endpoint = *ep;
-        if (ep->kind == util::Endpoint::Kind::unix_stream) {
-            struct stat st {};
-            if (::stat(ep->path.c_str(), &st) == 0) {
-                l->dev = st.st_dev;
-                l->ino = st.st_ino;
-            }
-        } else {
-            sockaddr_storage ss{};
-            socklen_t len = sizeof ss;
-            if (::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
-                if (ss.ss_family == AF_INET) l->endpoint.port = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-                else if (ss.ss_family == AF_INET6) l->endpoint.port = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-            }
+        if (!ep) {
+            discard_fresh();
+            return core::make_error(name_ + ": " + ep.error().message);
         }
-        l->fd = std::move(*fd);
+        if (ep->kind == util::Endpoint::Kind::udp) {
+            discard_fresh();
+            return core::make_error(name_ + ": '" + text + "': the auth policy protocol is HTTP over TCP or unix sockets, not UDP");
+        }
+        auto bound = util::bind_listener(*ep);  // unix sockets 0666: the directory guards access
+        if (!bound) {
+            discard_fresh();
+            return core::make_error(name_ + ": " + bound.error().message);
+        }
+        auto l = std::make_unique<Listener>();
+        static_cast<util::BoundListener&>(*l) = std::move(*bound);
         fresh.push_back(std::move(l));
     }
     for (auto& l : fresh) {
@@ -99,11 +91,7 @@ void AuthPolicySource::stop(util::EventLoop& loop) {
     for (auto& l : listeners_) {
         if (l->registered) loop.remove(l->fd.get());
         if (l->resume_timer != 0) loop.cancel(l->resume_timer);
-        if (l->endpoint.kind == util::Endpoint::Kind::unix_stream) {
-            struct stat st {};
-            if (::stat(l->endpoint.path.c_str(), &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
-                ::unlink(l->endpoint.path.c_str());
-        }
+        l->remove_socket_file();
     }
     listeners_.clear();
     for (auto& c : connections_) loop.remove(c->fd.get());

@@ -159,4 +159,33 @@ std::string peer_name(int fd) {
     return buf;
 }
 
+core::Result<BoundListener> bind_listener(const Endpoint& ep, const ListenOptions& opts) {
+    auto fd = listen_endpoint(ep, opts);
+    if (!fd) return fd.error();
+    BoundListener l;
+    l.endpoint = ep;
+    if (ep.kind == Endpoint::Kind::unix_stream) {
+        struct stat st {};
+        if (::stat(ep.path.c_str(), &st) == 0) {
+            l.dev = st.st_dev;
+            l.ino = st.st_ino;
+        }
+    } else {
+        sockaddr_storage ss{};
+        socklen_t len = sizeof ss;
+        if (::getsockname(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+            if (ss.ss_family == AF_INET) l.endpoint.port = ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+            else if (ss.ss_family == AF_INET6) l.endpoint.port = ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+        }
+    }
+    l.fd = std::move(*fd);
+    return l;
+}
+
+void BoundListener::remove_socket_file() const {
+    if (endpoint.kind != Endpoint::Kind::unix_stream) return;
+    struct stat st {};
+    if (::stat(endpoint.path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) ::unlink(endpoint.path.c_str());
+}
+
 }  // namespace rp::util

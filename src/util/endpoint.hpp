@@ -37,6 +37,20 @@ struct ListenOptions {
 // A stale unix socket file (nobody accepting) is replaced; a live one is an error.
 core::Result<UniqueFd> listen_endpoint(const Endpoint& ep, const ListenOptions& opts = {});
 
+// A listening socket as bound: its endpoint with the port the kernel chose (when 0 was asked)
+// and, for a unix socket, the identity of the file it created, so that closing removes that
+// file only if it is still ours (a successor may have bound the path since).
+struct BoundListener {
+    UniqueFd fd;
+    Endpoint endpoint;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    void remove_socket_file() const;  // unix: unlink the path if it is still the file we created
+};
+
+// listen_endpoint, recording what BoundListener holds.
+core::Result<BoundListener> bind_listener(const Endpoint& ep, const ListenOptions& opts = {});
+
 // Blocking connect with a timeout; the returned fd is blocking.
 core::Result<UniqueFd> connect_endpoint(const Endpoint& ep, int timeout_ms);
 
