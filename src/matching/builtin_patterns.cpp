@@ -150,10 +150,12 @@ const std::vector<PatternSpec>& builtin_patterns() {
          R"(^User '?(?<user>[^' ]+)'? logged in$)", false, R::session_login},
 
         // --- Apple Mac OS X Server IMAP/POP -----------------------------------------------------
-        // "... IMAP User \"alice\" log on successful from 192.0.2.1" (also POP), in the
-        // server's own log format ("Nov 22 2026 00:31:13 ..."), so searched in the whole line.
-        {"apple", "login", {"ucc"}, "",
-         R"re((?:^|\s)(?:IMAP|POP3?) User "(?<user>[^"]*)" log on successful from )re" RP_IP "$", true},
+        // Its own log: "Nov 22 2026 00:31:13 IMAP User \"alice\" log on successful from 192.0.2.1"
+        // (also POP; a time with the year, no host, no tag). Through syslog the tag must look
+        // like Apple's mail service: another program's line that ends so (a user name in an sshd
+        // line, a Subject in a Postfix warning) is not a login.
+        {"apple", "login", {"ucc"}, "(?i)^$|apple|mailservice",
+         R"re(^(?:IMAP|POP3?) User "(?<user>[^"]*)" log on successful from )re" RP_IP "$"},
     };
     return patterns;
 }

@@ -28,6 +28,17 @@ bool is_rfc3164_time(std::string_view s) {
            s[9] == ':' && is_digit(s[10]) && is_digit(s[11]) && s[12] == ':' && is_digit(s[13]) && is_digit(s[14]);
 }
 
+// "Nov 22 2026 00:31:13" / "Nov  2 2026 00:31:13": 20 characters (Apple's mail server).
+bool is_rfc3164_year_time(std::string_view s) {
+    if (s.size() < 20 || !is_digit(s[7]) || !is_digit(s[8]) || !is_digit(s[9]) || !is_digit(s[10]) || s[11] != ' ')
+        return false;
+    // The same shape as RFC 3164 once "yyyy " is taken out.
+    char t[15];
+    for (std::size_t i = 0; i < 7; ++i) t[i] = s[i];
+    for (std::size_t i = 7; i < 15; ++i) t[i] = s[i + 5];
+    return is_rfc3164_time(std::string_view(t, 15));
+}
+
 // "2026-11-22T00:34:23..." up to the next space.
 bool is_rfc3339_time(std::string_view s) {
     return s.size() >= 19 && is_digit(s[0]) && is_digit(s[1]) && is_digit(s[2]) && is_digit(s[3]) && s[4] == '-' &&
@@ -137,6 +148,14 @@ std::optional<SyslogLine> parse_syslog_line(std::string_view line) {
         out.timestamp = s.substr(0, 15);
         s.remove_prefix(15);
         skip_spaces(s);
+    } else if (is_rfc3164_year_time(s)) {
+        // Apple's server log: no host; a tag is optional, the message may follow the time.
+        out.time_format = TimeFormat::rfc3164_year;
+        out.timestamp = s.substr(0, 20);
+        s.remove_prefix(20);
+        skip_spaces(s);
+        if (!take_tag(s, out)) out.message = s;
+        return out;
     } else if (is_rfc3339_time(s)) {
         out.time_format = TimeFormat::rfc3339;
         out.timestamp = next_token(s);
@@ -212,6 +231,15 @@ std::optional<core::Time> parse_time(const SyslogLine& l, core::Time now) {
     const auto ts = l.timestamp;
     switch (l.time_format) {
         case TimeFormat::none: return std::nullopt;
+        case TimeFormat::rfc3164_year: {
+            const int mon = month_index(ts.substr(0, 3));
+            const int day = ts[4] == ' ' ? num(ts, 5, 1) : num(ts, 4, 2);
+            const int year = num(ts, 7, 4), hh = num(ts, 12, 2), mm = num(ts, 15, 2), ss = num(ts, 18, 2);
+            if (mon < 0 || day < 1 || day > 31 || year < 1970 || hh > 23 || mm > 59 || ss > 60) return std::nullopt;
+            auto t = local_to_unix(year, mon, day, hh, mm, ss);
+            if (!t) return std::nullopt;
+            return core::from_unix_seconds(*t);
+        }
         case TimeFormat::rfc3164: {
             const int mon = month_index(ts.substr(0, 3));
             const int day = ts[4] == ' ' ? num(ts, 5, 1) : num(ts, 4, 2);

@@ -166,6 +166,18 @@ TEST(SyslogLine, Framings) {
     ASSERT_TRUE(c);
     EXPECT_EQ(c->tag, "dovecot");
     EXPECT_EQ(c->time_format, matching::TimeFormat::tai64n);
+    // Apple's server log: a time with the year, no host, a tag or none
+    auto d = parse_syslog_line("Nov  2 2026 00:31:13 IMAP User \"a\" log on successful from 192.0.2.1");
+    ASSERT_TRUE(d);
+    EXPECT_EQ(d->time_format, matching::TimeFormat::rfc3164_year);
+    EXPECT_EQ(d->timestamp, "Nov  2 2026 00:31:13");
+    EXPECT_EQ(d->host, "");
+    EXPECT_EQ(d->tag, "");
+    EXPECT_EQ(d->message, "IMAP User \"a\" log on successful from 192.0.2.1");
+    auto e = parse_syslog_line("Nov 22 2026 00:31:13 AppleMailServer: POP3 User");
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->tag, "AppleMailServer");
+    EXPECT_EQ(e->message, "POP3 User");
     EXPECT_FALSE(parse_syslog_line("random words without a tag"));
 }
 
@@ -182,6 +194,12 @@ TEST(SyslogLine, TimesAreResolvedAndClamped) {
     // a December line read in late November belongs to last year
     auto dec = parse_syslog_line("Dec 31 23:59:59 mx1 dovecot: x");
     EXPECT_LT(resolve_time(*dec, k_now), k_now - std::chrono::hours(24 * 300));
+    // a time with its year (Apple): no inference
+    auto apple = parse_syslog_line("Nov 22 2025 00:34:23 IMAP User x");
+    EXPECT_EQ(resolve_time(*apple, k_now), core::from_unix_seconds(1795480463 - 2 * 86400 - 365 * 86400));
+    auto apple_bad = parse_syslog_line("Nov 22 2025 25:34:23 IMAP User x");
+    ASSERT_TRUE(apple_bad);
+    EXPECT_EQ(resolve_time(*apple_bad, k_now), k_now);
     // the future is clamped to now
     auto future = parse_syslog_line("2027-01-01T00:00:00Z mx1 dovecot: x");
     EXPECT_EQ(resolve_time(*future, k_now), k_now);

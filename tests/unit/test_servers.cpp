@@ -3,7 +3,10 @@
 // an address must give exactly that login, a row without one must give nothing.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "matching/matcher.hpp"
 
@@ -132,6 +135,12 @@ TEST(Servers, OneLinePop3Servers) {
         {"Nov 22 00:31:13 mx1 cucipop[12]: dave 192.0.2.74 0, 0 (0), 0 (0)", "192.0.2.74", "dave", "cucipop"},
         {"Nov 22 00:31:13 mx1 vm-pop3d[12]: User 'erin' logged in from 192.0.2.75", "192.0.2.75", "erin", "vm-pop3d"},
         {"Nov 22 2026 00:31:13 AppleMailServer: IMAP User \"frank\" log on successful from 192.0.2.76", "192.0.2.76", "frank", "apple"},
+        {"Nov 22 2026 00:31:13 POP3 User \"fred\" log on successful from 2001:db8::76", "2001:db8::76", "fred", "apple"},
+        {"Nov 22 00:31:13 mx1 MailService[5]: IMAP User \"fay\" log on successful from 192.0.2.75", "192.0.2.75", "fay", "apple"},
+        // another program's line that ends like Apple's: a user name, a Subject header
+        {"Nov 22 00:31:13 mx1 sshd[1]: Invalid user IMAP User \"x\" log on successful from 192.0.2.1", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 sshd[1]: IMAP User \"x\" log on successful from 192.0.2.1", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 postfix/cleanup[2]: warning: header Subject: IMAP User \"x\" log on successful from 192.0.2.2", nullptr, nullptr, nullptr},
         {"Nov 22 00:31:13 mx1 dovecot: imap-login: proxy(gina): started proxying to 192.0.2.200:143: user=<gina>, method=PLAIN, rip=192.0.2.77, lip=192.0.2.1, session=<x>", "192.0.2.77", "gina", "dovecot"},
         {"Nov 22 00:31:13 mx1 dovecot: Nov 22 00:31:13 Info: imap-login: Login: user=<hal>, method=PLAIN, rip=::ffff:192.0.2.78, lip=192.0.2.1", "192.0.2.78", "hal", "dovecot"},
         {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: ian [192.0.2.79]", "192.0.2.79", "ian", "dovecot"},
@@ -192,4 +201,99 @@ TEST(Servers, SelectionByName) {
     for (const char* s : {"dovecot", "courier", "cyrus", "uw", "qpopper", "vpopmail", "solid-pop3d", "popa3d",
                           "gnu-pop3d", "perdition", "teapop", "cucipop", "vm-pop3d", "apple"})
         EXPECT_NE(std::find(names.begin(), names.end(), s), names.end()) << s;
+}
+
+// Lines that mention an address next to a user or a login but are not a successful login:
+// PAM's own lines, connection and process limits, connects, closes, failures of every set.
+TEST(Servers, PamLimitsConnectsAndClosesNeverGrant) {
+    check_rows({
+        // PAM, through any server's tag
+        {"Nov 22 00:31:13 mx1 dovecot: auth: pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=alice rhost=192.0.2.1  user=alice", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: auth-worker(77): pam(alice,192.0.2.1,<x>): pam_authenticate() failed: Authentication failure (Password mismatch?)", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 pop3d: pam_unix(pop3:session): session opened for user alice(uid=1000) by (uid=0)", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 cyrus/imap[12]: pam_unix(imap:auth): authentication failure; logname= uid=0 euid=0 tty= ruser= rhost=192.0.2.1 user=alice", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 ipop3d[12]: pam_unix(pop:session): session opened for user alice by (uid=0)", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 popa3d[12]: pam_unix(popa3d:auth): authentication failure; logname= uid=0 euid=0 tty= ruser= rhost=192.0.2.1  user=alice", nullptr, nullptr, nullptr},
+        // limits
+        {"Nov 22 00:31:13 mx1 dovecot: master: Warning: service(imap-login): process_limit (100) reached, client connections are being dropped", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Disconnected: Too many invalid commands (no auth attempts in 0 secs): user=<>, rip=192.0.2.1, lip=192.0.2.2, session=<x>", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 imapd: Maximum connection limit reached for ::ffff:192.0.2.1", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 popa3d[12]: 192.0.2.1: per source limit reached", nullptr, nullptr, nullptr},
+        // connects and closes (they repeat the address)
+        {"Nov 22 00:31:13 mx1 pop3d: Connection, ip=[::ffff:192.0.2.1]", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 imapd-ssl: Connection, ip=[::ffff:192.0.2.1]", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 cyrus/imap[12]: accepted connection", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 cyrus/pop3[12]: login: client.example [192.0.2.1] alice plaintext User logged out", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 imapd[12]: imap service init from 192.0.2.1", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 perdition[12]: Connect: 192.0.2.1->192.0.2.2", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 perdition[12]: Close: 192.0.2.1->192.0.2.2 user=\"alice\" received=10 sent=20", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 popper[12]: (v4.1.0) Unable to get canonical name of client 192.0.2.1", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 vm-pop3d[12]: Connect from 192.0.2.1", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 spop3d[12]: connect from 192.0.2.1", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 popa3d[12]: Session from 192.0.2.1", nullptr, nullptr, nullptr},
+        // failures of the sets not covered above
+        {"Nov 22 00:31:13 mx1 spop3d[12]: authentication failed: no such user: alice - 192.0.2.1", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 cucipop[12]: alice 192.0.2.1 authentication failure", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 vm-pop3d[12]: Failed password for alice from 192.0.2.1", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 gnu-pop3d[12]: User 'alice': authentication failed from 192.0.2.1", nullptr, nullptr, nullptr},
+        {"Nov 22 2026 00:31:13 AppleMailServer: IMAP User \"frank\" log on failed from 192.0.2.76", nullptr, nullptr, nullptr},
+        // hostnames without an address
+        {"Nov 22 00:31:13 mx1 spop3d[12]: user alice authenticated - client.example", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 vm-pop3d[12]: User 'erin' logged in from client.example", nullptr, nullptr, nullptr},
+        {"Nov 22 00:31:13 mx1 teapop[12]: Successful login for dave@example.com [client.example]", nullptr, nullptr, nullptr},
+    });
+}
+
+// A server that writes both forms (a session line, then the one-line login that repeats the
+// address) is one login, not two; the bare second line of the same pid adds nothing either.
+TEST(Servers, OneLineLoginAfterASessionLineIsOneEvent) {
+    struct Case {
+        const char* session;
+        const char* login;   // the one-line form, repeating the session's address
+        const char* repeat;  // the two-line form's second line, same pid
+        const char* ip;
+    };
+    for (const auto& c : {
+             Case{"Nov 22 00:31:13 mx1 vm-pop3d[20]: Connect from 192.0.2.97",
+                  "Nov 22 00:31:14 mx1 vm-pop3d[20]: User 'erin' logged in from 192.0.2.97",
+                  "Nov 22 00:31:14 mx1 vm-pop3d[20]: User 'erin' logged in", "192.0.2.97"},
+             Case{"Nov 22 00:31:13 mx1 spop3d[21]: connect from 192.0.2.98",
+                  "Nov 22 00:31:14 mx1 spop3d[21]: user fay authenticated - 192.0.2.98",
+                  "Nov 22 00:31:14 mx1 spop3d[21]: user fay authenticated", "192.0.2.98"},
+             Case{"Nov 22 00:31:13 mx1 popa3d[22]: Session from 192.0.2.99",
+                  "Nov 22 00:31:14 mx1 popa3d[22]: Authentication passed for gil -- [192.0.2.99]",
+                  "Nov 22 00:31:14 mx1 popa3d[22]: Authentication passed for gil", "192.0.2.99"},
+         }) {
+        MatchState st(*all());
+        const std::string buf = std::string(c.session) + "\n" + c.login + "\n" + c.repeat + "\n";
+        std::vector<std::string> got;
+        all()->scan(buf, k_now, st, [&](const matching::LoginMatch& m) { got.push_back(m.ip.to_string()); });
+        EXPECT_EQ(got, std::vector<std::string>{c.ip}) << c.login;
+    }
+}
+
+// Huge lines built to make a regex backtrack, or to hide a field deep inside: each is decided
+// (and the real login after them still found) without a grant from the bait.
+TEST(Servers, HugeAdversarialLines) {
+    std::string buf;
+    auto repeat = [](const std::string& s, int n) {
+        std::string out;
+        for (int i = 0; i < n; ++i) out += s;
+        return out;
+    };
+    const std::string p = "Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<";
+    buf += p + repeat(">, rip=z", 100000) + "\n";                               // no address at all
+    buf += p + repeat(">, x", 250000) + ", rip=xx\n";                           // many '>' and a bad rip
+    buf += p + repeat(">, rip=1, ", 100000) + "lip=1\n";                        // rips that are not addresses
+    buf += "Nov 22 00:31:13 mx1 pop3d: LOGIN, user=" + repeat(", ip=[1", 200000) + "]\n";
+    buf += "Nov 22 00:31:13 mx1 perdition[1]: Auth: 192.0.2.1->192.0.2.2 " + repeat("user=\"a\" ", 100000) + "status=\"no\"\n";
+    buf += "Nov 22 00:31:13 mx1 dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<" +
+           repeat("imap-login: Login: user=<a>, method=PLAIN, rip=6.6.6.6, lip=1.1.1.1>, ", 20000) +
+           ">, method=PLAIN, rip=192.0.2.1, lip=192.0.2.2\n";
+    buf += p + std::string(1 << 20, 'a') + ">, method=PLAIN, rip=192.0.2.9, lip=192.0.2.2\n";  // a 1 MB user name
+    buf += p + "ok>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.2, mpid=1, session=<x>\n";
+    MatchState st(*all());
+    std::vector<std::string> got;
+    all()->scan(buf, k_now, st, [&](const matching::LoginMatch& m) { got.push_back(m.ip.to_string()); });
+    EXPECT_EQ(got, (std::vector<std::string>{"192.0.2.9", "192.0.2.10"}));
 }
