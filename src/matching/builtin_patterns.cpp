@@ -6,7 +6,7 @@
 // parsed and Hyperscan's Teddy, which finds them, slows down with their number (8 at most, or
 // it switches to a slower engine) and with how common their LAST THREE BYTES are: Teddy looks
 // for those first, then confirms. So the sets share 8 literals, each cut to end on rare bytes:
-// "started prox" (not "...proxying": "ing" is everywhere), "ucc" (success, Successful),
+// "tarted prox" (not "...proxying": "ing" is everywhere; "started" and 2.3.19's "Started"), "ucc" (success, Successful),
 // `status="ok"` (Perdition, not "perdition": "ion"), and "pop" for the tags of the pop family,
 // with Dovecot's own "pop3-login: "/"pop3(" excepted. docs/benchmarks.md has the figures.
 //
@@ -56,9 +56,12 @@ const std::vector<PatternSpec>& builtin_patterns() {
         // Dovecot 1.0 early form: "imap-login: Login: alice [192.0.2.1]"
         {"dovecot", "login-v10", {"Login: "}, "(?i)dovecot|^(?:imap|pop3)-login$",
          R"(^(?:(?:imap|pop3)-login: )?(?:Info: )?Login: (?:user=)?(?<user>[^\s<>]+) \[)" RP_IP R"(\]$)"},
-        // Proxy: "imap-login: proxy(alice): started proxying to 192.0.2.5:143: user=<alice>, ..., rip=..."
-        {"dovecot", "proxy", {"started prox"}, "(?i)dovecot|^(?:imap|pop3)-login$",
-         R"(^(?:(?:imap|pop3)-login: )?(?:Info: )?proxy\((?<user0>[^)]*)\): started proxying to \S+: )" +
+        // Proxy, 2.0-2.2: "imap-login: proxy(alice): started proxying to 192.0.2.5:143: user=<alice>, ..., rip=..."
+        // 2.3.19 (Debian 12, seen from the real server in the tests) and later:
+        // "imap-login: proxy(alice,192.0.2.5:143): Started proxying to <192.0.2.5> (0.027 secs): user=<alice>, ..."
+        // (2.4 may add " (<host>)", " from SRC", " as user U", " (master M)" before the ": user=<").
+        {"dovecot", "proxy", {"tarted prox"}, "(?i)dovecot|^(?:imap|pop3)-login$",
+         R"(^(?:(?:imap|pop3)-login: )?(?:Info: )?proxy\((?<user0>[^)]*)\): [Ss]tarted proxying to \S+(?: .*?)?: )" +
              dovecot_fields},
 
         // --- Courier pop3d/imapd (and -ssl, courierpop3login, customised tags) ------------

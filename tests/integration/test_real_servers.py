@@ -173,27 +173,31 @@ def exercise(ctx: Ctx, server: str, logins, markers: dict[str, int], expected_se
 # Dovecot 2.3 (package from scripts/install-deps.sh --test)
 
 
-def test_dovecot(ctx):
+def _start_dovecot(ctx, d: Path, passdb_lines: list[str], instance_name: str | None = None):
+    """A private Dovecot 2.3 logging through syslog (/dev/log): passdb_lines are its
+    passwd-file's lines (the userdb holds every PASSWORDS user, homes owned by nobody).
+    instance_name is also its syslog tag ("dovecot" without one). Returns (pop3, imap) ports."""
     _need_root_and("dovecot", "doveadm")
-    d = ctx.dir / "dovecot"
     make_dir(d)
     base = make_dir(d / "run")
     make_dir(d / "state")
     nobody = pwd.getpwnam("nobody")
     homes = make_dir(d / "home", owner="nobody")
-    passwd = d / "passwd"
-    with passwd.open("w") as f:
+    users, passdb = d / "users", d / "passdb"
+    with users.open("w") as f:
         for user, password in PASSWORDS.items():
             home = make_dir(homes / user, 0o700, owner="nobody")
             f.write(f"{user}:{{PLAIN}}{password}:{nobody.pw_uid}:{nobody.pw_gid}::{home}\n")
-    os.chmod(passwd, 0o644)
+    passdb.write_text("".join(ln + "\n" for ln in passdb_lines))
+    os.chmod(users, 0o644)
+    os.chmod(passdb, 0o644)
     pop3, imap = free_port(), free_port()
     conf = d / "dovecot.conf"
     conf.write_text(f"""\
 # private instance of tests/integration/test_real_servers.py: logs through syslog (/dev/log).
-# No instance_name: Dovecot would use it as the syslog tag instead of "dovecot".
 base_dir = {base}
 state_dir = {d / "state"}
+{f"instance_name = {instance_name}" if instance_name else "# no instance_name: the syslog tag is dovecot"}
 log_path = syslog
 syslog_facility = mail
 protocols = pop3 imap
@@ -206,11 +210,11 @@ first_valid_uid = 1
 mail_location = maildir:~/Maildir
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {passwd}
+  args = scheme=PLAIN username_format=%u {passdb}
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {passwd}
+  args = username_format=%u {users}
 }}
 service imap-login {{
   inet_listener imap {{
@@ -240,7 +244,7 @@ service stats {{
 }}
 """)
     out = d / "dovecot.out"
-    p = ctx.procs.popen(ctx.ns(["dovecot", "-c", conf]), out)
+    p = ctx.procs.popen(ctx.ns(["dovecot", "-c", conf], name=d.name), out)
     assert p.wait(30) == 0, f"dovecot -c {conf}: {tail(out)}"
 
     def stop():
@@ -251,6 +255,12 @@ service stats {{
     ctx.procs.stoppers.append(stop)
     wait_until(lambda: port_accepts("127.0.0.1", pop3) and port_accepts("127.0.0.1", imap), 15,
                "dovecot's listeners")
+    return pop3, imap
+
+
+def test_dovecot(ctx):
+    pop3, imap = _start_dovecot(ctx, ctx.dir / "dovecot",
+                                [f"{u}:{{PLAIN}}{pw}" for u, pw in PASSWORDS.items()])
     logins = [
         ("pop3", pop3, U1, PASSWORDS[U1], "127.0.0.11", True),
         ("imap", imap, U2, PASSWORDS[U2], "127.0.0.12", True),
@@ -261,6 +271,34 @@ service stats {{
     ]
     exercise(ctx, "dovecot", logins,
              {"-login: Login: user=<": 4, "auth failed": 2}, "dovecot")
+
+
+def test_dovecot_proxy(ctx):
+    """A Dovecot proxy (tag dovecot) in front of a backend Dovecot (instance_name rpbackend, so
+    its tag is not Dovecot's and its own Login lines, with the proxy's address, grant nothing).
+    The proxy's 2.3.19 line is "proxy(u,H:P): Started proxying to <H> (N secs): user=<u>, ...,
+    rip=CLIENT"; a login the proxy accepts and the backend refuses ("proxy dest auth failed")
+    must not grant."""
+    bpop3, bimap = _start_dovecot(ctx, ctx.dir / "backend",
+                                  [f"{u}:{{PLAIN}}{pw}" for u, pw in PASSWORDS.items()],
+                                  instance_name="rpbackend")
+    # U1 is proxied to the backend's IMAP, U2 to its POP3 (one port per user: the passdb
+    # cannot tell the protocol apart); "rpbounce" passes the proxy and fails at the backend.
+    pop3, imap = _start_dovecot(ctx, ctx.dir / "proxy", [
+        f"{U1}:{{PLAIN}}{PASSWORDS[U1]}::::::proxy=y host=127.0.0.1 port={bimap} pass={PASSWORDS[U1]}",
+        f"{U2}:{{PLAIN}}{PASSWORDS[U2]}::::::proxy=y host=127.0.0.1 port={bpop3} pass={PASSWORDS[U2]}",
+        f"rpbounce:{{PLAIN}}Rp-bounce::::::proxy=y host=127.0.0.1 port={bimap} pass=not-the-password",
+    ])
+    logins = [
+        ("imap", imap, U1, PASSWORDS[U1], "127.0.0.14", True),
+        ("pop3", pop3, U2, PASSWORDS[U2], "127.0.0.15", True),
+        ("imap", imap, U1, "wrong", "127.0.0.24", False),
+        ("imap", imap, "rpbounce", "Rp-bounce", "127.0.0.25", False),
+    ]
+    exercise(ctx, "dovecot-proxy", logins,
+             {"Started proxying to": 2, "auth failed": 2, "imap-login: Login: user=<": 1,
+              "pop3-login: Login: user=<": 1},
+             "dovecot")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -142,6 +142,13 @@ TEST(Servers, OneLinePop3Servers) {
         {"Nov 22 00:31:13 mx1 sshd[1]: IMAP User \"x\" log on successful from 192.0.2.1", nullptr, nullptr, nullptr},
         {"Nov 22 00:31:13 mx1 postfix/cleanup[2]: warning: header Subject: IMAP User \"x\" log on successful from 192.0.2.2", nullptr, nullptr, nullptr},
         {"Nov 22 00:31:13 mx1 dovecot: imap-login: proxy(gina): started proxying to 192.0.2.200:143: user=<gina>, method=PLAIN, rip=192.0.2.77, lip=192.0.2.1, session=<x>", "192.0.2.77", "gina", "dovecot"},
+        // 2.3.19 (written by Debian 12's Dovecot in the real-server test) and 2.4's optional parts
+        {"Dec  2 22:51:50 mx1 dovecot: imap-login: proxy(gina,127.0.0.1:24143): Started proxying to <127.0.0.1> (0.027 secs): user=<gina>, method=PLAIN, rip=192.0.2.78, lip=127.0.0.1, session=<iH8Rfa5hhrx/AAAF>", "192.0.2.78", "gina", "dovecot"},
+        {"Dec  2 22:51:50 imap-login: Info: proxy(gina,[2001:db8::5]:143): Started proxying to <2001:db8::5> (<backend.example>) from 2001:db8::1 as user g2 (master m) (0.01 secs): user=<gina>, method=PLAIN, rip=2001:db8::79, lip=2001:db8::2", "2001:db8::79", "gina", "dovecot"},
+        {"Dec  2 22:51:50 mx1 dovecot: imap-login: proxy(gina,127.0.0.1:24143): Disconnected by server (0s idle, in=245, out=856): user=<gina>, method=PLAIN, rip=192.0.2.78, lip=127.0.0.1, session=<x>", nullptr, nullptr, nullptr},
+        {"Dec  2 22:52:14 mx1 dovecot: imap-login: Disconnected: Connection closed (proxy dest auth failed): user=<bob>, method=PLAIN, rip=192.0.2.78, lip=127.0.0.1, session=<x>", nullptr, nullptr, nullptr},
+        {"Dec  2 22:52:17 mx1 dovecot: pop3-login: Error: proxy(alice,127.0.0.1:24143): Remote server sent invalid input: Invalid banner: * OK Dovecot ready.: user=<alice>, method=PLAIN, rip=192.0.2.78, lip=127.0.0.1, session=<x>", nullptr, nullptr, nullptr},
+        {"Dec  2 22:52:17 mx1 dovecot: imap-login: proxy(alice,127.0.0.1:24143): Login failed to 127.0.0.1:24143: Authentication failed: user=<alice>, method=PLAIN, rip=192.0.2.78, lip=127.0.0.1", nullptr, nullptr, nullptr},
         {"Nov 22 00:31:13 mx1 dovecot: Nov 22 00:31:13 Info: imap-login: Login: user=<hal>, method=PLAIN, rip=::ffff:192.0.2.78, lip=192.0.2.1", "192.0.2.78", "hal", "dovecot"},
         {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: ian [192.0.2.79]", "192.0.2.79", "ian", "dovecot"},
         {"@4000000063f1a2b31c2d3e4f dovecot: imap-login: Login: user=<jo>, method=PLAIN, rip=192.0.2.80, lip=192.0.2.1", "192.0.2.80", "jo", "dovecot"},
