@@ -55,12 +55,7 @@ SELF=install-test-servers.sh
 . "$(dirname "$0")/lib/private-prefix.sh"
 
 if [ $LIST_ONLY = 1 ]; then
-  for p in "${APT_PKGS[@]}"; do
-    printf '%-24s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '(not installed)')"
-  done
-  for s in "${!UNPACK[@]}"; do
-    printf '%-24s %s\n' "$PREFIX/$s" "$(prefix_versions "$PREFIX/$s")"
-  done
+  list_versions "${!UNPACK[@]}"
   exit 0
 fi
 

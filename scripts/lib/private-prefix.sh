@@ -30,6 +30,16 @@ prefix_versions() {  # prefix_versions DEST: what unpack_into recorded, on one l
   tr '\n' ' ' <"$1/.relaypermit-versions" 2>/dev/null || echo '(missing)'
 }
 
+list_versions() {  # list_versions NAME...: the caller's APT_PKGS with their versions, then $PREFIX/NAME
+  local p s
+  for p in "${APT_PKGS[@]}"; do
+    printf '%-24s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '(not installed)')"
+  done
+  for s in "$@"; do
+    printf '%-24s %s\n' "$PREFIX/$s" "$(prefix_versions "$PREFIX/$s")"
+  done
+}
+
 unpack_into() {  # unpack_into DEST DOWNLOAD_DIR PKG...: dpkg -x the candidates, unless DEST has them
   local dest=$1 dl=$2 want="" p deb
   shift 2
