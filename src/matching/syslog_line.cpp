@@ -302,7 +302,10 @@ std::optional<core::Time> parse_time(const SyslogLine& l, core::Time now) {
             }
             // TAI64 label = 2^62 + TAI seconds; TAI - UTC = 37 s since 2017 (daemontools
             // ignores leap seconds and uses 10; the future clamp absorbs the difference).
-            const std::int64_t unix_s = static_cast<std::int64_t>(secs - (std::uint64_t{1} << 62)) - 10;
+            // A label before 1970 or after 9999 is no time (and would overflow in microseconds).
+            constexpr std::uint64_t base = std::uint64_t{1} << 62, max_unix = 253402300799;
+            if (secs < base + 10 || secs - base - 10 > max_unix) return std::nullopt;
+            const std::int64_t unix_s = static_cast<std::int64_t>(secs - base) - 10;
             return core::from_unix_micros(unix_s * 1'000'000 + static_cast<std::int64_t>(nanos / 1000));
         }
     }

@@ -200,6 +200,15 @@ TEST(SyslogLine, TimesAreResolvedAndClamped) {
     auto apple_bad = parse_syslog_line("Nov 22 2025 25:34:23 IMAP User x");
     ASSERT_TRUE(apple_bad);
     EXPECT_EQ(resolve_time(*apple_bad, k_now), k_now);
+    // TAI64N: a label far outside 1970..9999 is no time (it would overflow), not a crash
+    auto tai = parse_syslog_line("@4000000069e1b2b300000000 dovecot: x");
+    EXPECT_EQ(resolve_time(*tai, k_now), core::from_unix_seconds(0x69e1b2b3 - 10));
+    for (const char* label : {"@7fffffffffffffff00000000 dovecot: x", "@000000000000000000000000 dovecot: x",
+                              "@4000700000000000ffffffff dovecot: x"}) {
+        auto bad = parse_syslog_line(label);
+        ASSERT_TRUE(bad) << label;
+        EXPECT_EQ(resolve_time(*bad, k_now), k_now) << label;
+    }
     // the future is clamped to now
     auto future = parse_syslog_line("2027-01-01T00:00:00Z mx1 dovecot: x");
     EXPECT_EQ(resolve_time(*future, k_now), k_now);
