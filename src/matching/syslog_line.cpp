@@ -21,22 +21,26 @@ void skip_spaces(std::string_view& s) {
     while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
 }
 
-// "Nov 22 00:31:13" / "Nov  2 00:31:13": 15 characters.
-bool is_rfc3164_time(std::string_view s) {
-    return s.size() >= 15 && is_alpha(s[0]) && is_alpha(s[1]) && is_alpha(s[2]) && s[3] == ' ' &&
-           (s[4] == ' ' || is_digit(s[4])) && is_digit(s[5]) && s[6] == ' ' && is_digit(s[7]) && is_digit(s[8]) &&
-           s[9] == ':' && is_digit(s[10]) && is_digit(s[11]) && s[12] == ':' && is_digit(s[13]) && is_digit(s[14]);
+// "Nov 22 " / "Nov  2 ": the month and day both RFC 3164 forms begin with (7 characters).
+bool is_month_day(std::string_view s) {
+    return s.size() >= 7 && is_alpha(s[0]) && is_alpha(s[1]) && is_alpha(s[2]) && s[3] == ' ' &&
+           (s[4] == ' ' || is_digit(s[4])) && is_digit(s[5]) && s[6] == ' ';
 }
 
-// "Nov 22 2026 00:31:13" / "Nov  2 2026 00:31:13": 20 characters (Apple's mail server).
+// "00:31:13" at pos.
+bool is_clock(std::string_view s, std::size_t pos) {
+    return s.size() >= pos + 8 && is_digit(s[pos]) && is_digit(s[pos + 1]) && s[pos + 2] == ':' &&
+           is_digit(s[pos + 3]) && is_digit(s[pos + 4]) && s[pos + 5] == ':' && is_digit(s[pos + 6]) &&
+           is_digit(s[pos + 7]);
+}
+
+// "Nov 22 00:31:13" / "Nov  2 00:31:13": 15 characters.
+bool is_rfc3164_time(std::string_view s) { return is_month_day(s) && is_clock(s, 7); }
+
+// "Nov 22 2026 00:31:13": 20 characters, the year given (Apple's mail server).
 bool is_rfc3164_year_time(std::string_view s) {
-    if (s.size() < 20 || !is_digit(s[7]) || !is_digit(s[8]) || !is_digit(s[9]) || !is_digit(s[10]) || s[11] != ' ')
-        return false;
-    // The same shape as RFC 3164 once "yyyy " is taken out.
-    char t[15];
-    for (std::size_t i = 0; i < 7; ++i) t[i] = s[i];
-    for (std::size_t i = 7; i < 15; ++i) t[i] = s[i + 5];
-    return is_rfc3164_time(std::string_view(t, 15));
+    return is_month_day(s) && s.size() >= 20 && is_digit(s[7]) && is_digit(s[8]) && is_digit(s[9]) &&
+           is_digit(s[10]) && s[11] == ' ' && is_clock(s, 12);
 }
 
 // "2026-11-22T00:34:23..." up to the next space.
@@ -227,24 +231,32 @@ std::optional<std::int64_t> local_to_unix(int year, int mon, int day, int hour, 
     return cached_base + min * 60 + sec;
 }
 
+// The month, day and clock time of both RFC 3164 forms ("Nov 22 " then the clock at clock_pos).
+struct Civil {
+    int mon, day, hh, mm, ss;
+};
+std::optional<Civil> parse_civil(std::string_view ts, std::size_t clock_pos) {
+    const Civil c{month_index(ts.substr(0, 3)), ts[4] == ' ' ? num(ts, 5, 1) : num(ts, 4, 2),
+                  num(ts, clock_pos, 2), num(ts, clock_pos + 3, 2), num(ts, clock_pos + 6, 2)};
+    if (c.mon < 0 || c.day < 1 || c.day > 31 || c.hh > 23 || c.mm > 59 || c.ss > 60) return std::nullopt;
+    return c;
+}
+
 std::optional<core::Time> parse_time(const SyslogLine& l, core::Time now) {
     const auto ts = l.timestamp;
     switch (l.time_format) {
         case TimeFormat::none: return std::nullopt;
         case TimeFormat::rfc3164_year: {
-            const int mon = month_index(ts.substr(0, 3));
-            const int day = ts[4] == ' ' ? num(ts, 5, 1) : num(ts, 4, 2);
-            const int year = num(ts, 7, 4), hh = num(ts, 12, 2), mm = num(ts, 15, 2), ss = num(ts, 18, 2);
-            if (mon < 0 || day < 1 || day > 31 || year < 1970 || hh > 23 || mm > 59 || ss > 60) return std::nullopt;
-            auto t = local_to_unix(year, mon, day, hh, mm, ss);
+            const auto c = parse_civil(ts, 12);
+            const int year = num(ts, 7, 4);
+            if (!c || year < 1970) return std::nullopt;
+            auto t = local_to_unix(year, c->mon, c->day, c->hh, c->mm, c->ss);
             if (!t) return std::nullopt;
             return core::from_unix_seconds(*t);
         }
         case TimeFormat::rfc3164: {
-            const int mon = month_index(ts.substr(0, 3));
-            const int day = ts[4] == ' ' ? num(ts, 5, 1) : num(ts, 4, 2);
-            const int hh = num(ts, 7, 2), mm = num(ts, 10, 2), ss = num(ts, 13, 2);
-            if (mon < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60) return std::nullopt;
+            const auto c = parse_civil(ts, 7);
+            if (!c) return std::nullopt;
             const std::time_t now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
             thread_local std::time_t cached_now = -1;
             thread_local int cached_year = 0;
@@ -256,7 +268,7 @@ std::optional<core::Time> parse_time(const SyslogLine& l, core::Time now) {
             }
             // The latest year that does not put the line more than a day ahead of now.
             for (int year = cached_year; year >= cached_year - 1; --year) {
-                auto t = local_to_unix(year, mon, day, hh, mm, ss);
+                auto t = local_to_unix(year, c->mon, c->day, c->hh, c->mm, c->ss);
                 if (!t) return std::nullopt;
                 if (*t <= now_s + 86400) return core::from_unix_seconds(*t);
             }

@@ -150,35 +150,35 @@ TEST(Matching, UserPatternsAndSelection) {
 }
 
 TEST(SyslogLine, Framings) {
-    using matching::parse_syslog_line;
-    auto a = parse_syslog_line("Nov  2 00:31:13 mx1 cyrus/imap[123]: login: host [192.0.2.1] u plain User logged in");
-    ASSERT_TRUE(a);
-    EXPECT_EQ(a->host, "mx1");
-    EXPECT_EQ(a->tag, "cyrus/imap");
-    EXPECT_EQ(a->pid, "123");
-    EXPECT_EQ(a->message, "login: host [192.0.2.1] u plain User logged in");
-    auto b = parse_syslog_line("<22>1 2026-11-22T00:34:23.3+00:00 mx1 cyrus 77 - [meta x=\"a]b\"]  hello world");
-    ASSERT_TRUE(b);
-    EXPECT_EQ(b->tag, "cyrus");
-    EXPECT_EQ(b->pid, "77");
-    EXPECT_EQ(b->message, "hello world");
-    auto c = parse_syslog_line("@4000000063f1a2b31c2d3e4f dovecot: imap-login: x");
-    ASSERT_TRUE(c);
-    EXPECT_EQ(c->tag, "dovecot");
-    EXPECT_EQ(c->time_format, matching::TimeFormat::tai64n);
-    // Apple's server log: a time with the year, no host, a tag or none
-    auto d = parse_syslog_line("Nov  2 2026 00:31:13 IMAP User \"a\" log on successful from 192.0.2.1");
-    ASSERT_TRUE(d);
-    EXPECT_EQ(d->time_format, matching::TimeFormat::rfc3164_year);
-    EXPECT_EQ(d->timestamp, "Nov  2 2026 00:31:13");
-    EXPECT_EQ(d->host, "");
-    EXPECT_EQ(d->tag, "");
-    EXPECT_EQ(d->message, "IMAP User \"a\" log on successful from 192.0.2.1");
-    auto e = parse_syslog_line("Nov 22 2026 00:31:13 AppleMailServer: POP3 User");
-    ASSERT_TRUE(e);
-    EXPECT_EQ(e->tag, "AppleMailServer");
-    EXPECT_EQ(e->message, "POP3 User");
-    EXPECT_FALSE(parse_syslog_line("random words without a tag"));
+    using matching::TimeFormat;
+    struct Case {
+        const char* line;
+        TimeFormat format;
+        const char *host, *tag, *pid, *message;
+    };
+    const Case cases[] = {
+        {"Nov  2 00:31:13 mx1 cyrus/imap[123]: login: host [192.0.2.1] u plain User logged in", TimeFormat::rfc3164,
+         "mx1", "cyrus/imap", "123", "login: host [192.0.2.1] u plain User logged in"},
+        {"<22>1 2026-11-22T00:34:23.3+00:00 mx1 cyrus 77 - [meta x=\"a]b\"]  hello world", TimeFormat::rfc3339,
+         "mx1", "cyrus", "77", "hello world"},
+        {"@4000000063f1a2b31c2d3e4f dovecot: imap-login: x", TimeFormat::tai64n, "", "dovecot", "", "imap-login: x"},
+        // Apple's server log: a time with the year, no host, a tag or none
+        {"Nov  2 2026 00:31:13 IMAP User \"a\" log on successful from 192.0.2.1", TimeFormat::rfc3164_year, "", "",
+         "", "IMAP User \"a\" log on successful from 192.0.2.1"},
+        {"Nov 22 2026 00:31:13 AppleMailServer: POP3 User", TimeFormat::rfc3164_year, "", "AppleMailServer", "",
+         "POP3 User"},
+    };
+    for (const auto& c : cases) {
+        auto l = matching::parse_syslog_line(c.line);
+        ASSERT_TRUE(l) << c.line;
+        EXPECT_EQ(l->time_format, c.format) << c.line;
+        EXPECT_EQ(l->host, c.host) << c.line;
+        EXPECT_EQ(l->tag, c.tag) << c.line;
+        EXPECT_EQ(l->pid, c.pid) << c.line;
+        EXPECT_EQ(l->message, c.message) << c.line;
+    }
+    EXPECT_EQ(matching::parse_syslog_line("Nov  2 2026 00:31:13 x")->timestamp, "Nov  2 2026 00:31:13");
+    EXPECT_FALSE(matching::parse_syslog_line("random words without a tag"));
 }
 
 TEST(SyslogLine, TimesAreResolvedAndClamped) {
