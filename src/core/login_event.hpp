@@ -7,6 +7,7 @@
 // Thread-safety: plain value types.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "core/address.hpp"
@@ -14,12 +15,25 @@
 
 namespace rp::core {
 
+// Where a LoginEvent's time came from. A time taken from the line (or from the transport that
+// carried it, such as journald's or an RFC 5424 header's) can be trusted to age a backlog; the
+// reading time cannot: an old line read at a first start would get a fresh permit.
+enum class TimeOrigin : std::uint8_t {
+    line,     // parsed from the line itself or its framing
+    push,     // a direct push (control socket, exec chain, auth policy, drop-in protocol): "now"
+    reading,  // the line had no time the parser understands; the reading time stands in
+};
+
 struct LoginEvent {
     Address ip;
     std::string user;    // as logged; may be empty
     std::string server;  // pattern set name, e.g. "dovecot"; "control" for direct pushes
     std::string source;  // source name, e.g. "file:/var/log/mail.log"
     Time time;           // when the login happened (already clamped to the reading time)
+    TimeOrigin time_origin = TimeOrigin::line;
+    // Read from a backlog (a file read from its start or its checkpoint before the source reached
+    // the end) rather than live. An event with time_origin == reading from a backlog never grants.
+    bool backlog = false;
 };
 
 struct Permit {
