@@ -35,7 +35,7 @@ struct FrontendCounters {
     std::uint64_t permitted = 0;
     std::uint64_t malformed = 0;  // requests rejected as malformed (connection closed)
     std::uint64_t active = 0;     // open connections now
-    std::uint64_t refused = 0;    // connections closed at once because max_clients were open
+    std::uint64_t refused = 0;    // connections closed to make room (max_clients, per-peer cap) or by a filter
 };
 
 }  // namespace rp::frontends

@@ -6,15 +6,15 @@
 // Each connection carries any number of requests (Postfix reuses connections; there is no
 // per-connection request cap). Requests that arrive together (pipelined) are all answered, in
 // order, with one write(2). A malformed request closes its own connection only, without a reply,
-// and logs a rate-limited warning naming the peer. A connection that sent nothing for
+// and logs a rate-limited warning naming the peer. A connection that completed no request for
 // `idle_timeout` is closed (Postfix itself closes after smtpd_policy_service_max_idle = 300 s);
-// one periodic sweep timer checks all connections, so no timer is armed per request. Beyond
-// `max_clients` open connections, new ones are accepted and closed at once (rate-limited log).
-// A client that does not read its replies stops being read once 64 KiB of replies are pending,
-// and is then closed by the idle sweep.
+// bytes that do not complete a request do not renew it. With `max_clients` connections open, a
+// new one closes the longest-idle connection (Postfix reconnects); a non-loopback peer holds at
+// most 1024. A client that does not read its replies stops being read once 64 KiB of replies are
+// pending, and is closed by the idle rule or past 256 KiB (stream_server.hpp, util/acceptor.hpp).
 //
-// Steady state costs per request: no allocation, no map lookup, no syscall besides the one
-// read(2) and one write(2) per batch. Reads go into one 64 KiB buffer shared by all connections;
+// Steady state costs per request: no allocation, one hash probe (idle bookkeeping), no syscall
+// besides one read(2) and one write(2) per batch. Reads go into one 64 KiB buffer shared by all connections;
 // the parser copies the few bytes it keeps.
 //
 // Thread-safety: not thread-safe; use from the EventLoop's thread only. The oracle is called on
@@ -69,6 +69,7 @@ public:
     std::vector<std::string> local_endpoints() const;
 
     FrontendCounters counters() const;
+    util::ConnServerStats stats() const { return server_.stats(); }  // evictions, pauses, pending output
 
 private:
     StreamServer server_;

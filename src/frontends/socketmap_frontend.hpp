@@ -40,6 +40,7 @@ public:
     void close() { server_.close(); }
     std::vector<std::string> local_endpoints() const { return server_.local_endpoints(); }
     FrontendCounters counters() const { return server_.counters(); }
+    util::ConnServerStats stats() const { return server_.stats(); }  // evictions, pauses, pending output
 
 private:
     StreamServer server_;

@@ -1,17 +1,24 @@
 // StreamServer: the socket half shared by the stream frontends (Postfix policy, socketmap, Exim
-// readsocket, OpenSMTPD table-socketmap). It binds stream endpoints, accepts connections on the
-// daemon's EventLoop, gives each connection its own StreamSession (the protocol state) and writes
-// what the session answers. The protocols live in the sessions; this file is only the I/O.
+// readsocket, OpenSMTPD table-socketmap). It binds stream endpoints and serves them with a
+// util::ConnServer (util/conn_server.hpp, over util::Acceptor): each connection gets its own
+// StreamSession (the protocol state), and what the session answers is written back. The
+// protocols live in the sessions; the I/O and every limit live in util.
 //
-// A connection idle for `idle_timeout` is closed by one periodic sweep;
-// beyond `max_clients` open connections new ones are accepted and closed at once (counted as
-// `refused`); a connection whose peer does not read stops being read once 64 KiB of replies are
-// pending. A session that reports malformed input has its connection closed (the replies to
-// earlier requests are flushed first, best effort) with a rate-limited warning naming the peer.
+// Limits (the rules are in util/acceptor.hpp and util/conn_server.hpp):
+//  - idle: a connection that completes no request (gets no reply) for `idle_timeout` is closed;
+//    bytes that do not complete a request do not renew it.
+//  - full: with `max_clients` connections open, a new connection closes the longest-idle one
+//    (counted `refused`); per non-loopback peer (IPv4 address, IPv6 /64) at most
+//    `max_clients_per_peer`, beyond which that peer's own longest-idle connection is closed.
+//  - output: above 64 KiB of unsent replies a connection is no longer read until its peer reads;
+//    above 256 KiB it is closed; a paused peer that never reads is closed by the idle rule.
+//  - descriptors: accepting pauses with a growing back-off while accept4 fails for lack of them.
+// A session that reports malformed input has its connection closed (the replies to earlier
+// requests are flushed first, best effort) with a rate-limited warning naming the peer.
 //
 // Thread-safety: not thread-safe; use from the EventLoop's thread only.
 // Security: peers are untrusted. Memory per connection is bounded by the session's own limits
-// plus 64 KiB of pending output; unix sockets are created mode 0666 (the directory guards access).
+// plus the output caps; unix sockets are created mode 0666 (the directory guards access).
 #pragma once
 
 #include <chrono>
@@ -24,34 +31,20 @@
 
 #include "core/result.hpp"
 #include "frontends/permit_oracle.hpp"
+#include "util/conn_server.hpp"
 #include "util/event_loop.hpp"
-#include "util/log.hpp"
-#include "util/unique_fd.hpp"
 
 namespace rp::frontends {
 
-// The protocol state of one connection.
-class StreamSession {
-public:
-    enum class Next : std::uint8_t {
-        more,       // keep the connection; read more
-        close,      // send what is in `out`, then close (e.g. one-shot protocols)
-        malformed,  // protocol violation: send what is in `out`, close, count and log it
-    };
-    virtual ~StreamSession() = default;
-    // `in` is what one read(2) returned (never empty). Append replies to `out`.
-    virtual Next on_data(std::string_view in, std::string& out) = 0;
-    // The peer shut down its sending side. Whatever is appended to `out` is sent (best effort)
-    // before the connection closes.
-    virtual void on_eof(std::string& out) { (void)out; }
-    // Why the last on_data returned malformed, for the log.
-    virtual std::string_view error_text() const { return "malformed request"; }
-};
+// The protocol state of one connection (defined in util; the name stays for the frontends).
+using StreamSession = util::StreamSession;
 
 struct StreamLimits {
     // REQUIRES: > 0.
     std::chrono::milliseconds idle_timeout = std::chrono::seconds(300);
     std::size_t max_clients = 4096;
+    // Per non-loopback peer; a remote Postfix holds one connection per smtpd process.
+    std::size_t max_clients_per_peer = 1024;
 };
 
 class StreamServer {
@@ -75,34 +68,16 @@ public:
     void close();
     std::vector<std::string> local_endpoints() const;
     FrontendCounters counters() const;
+    // The connection-level detail behind counters(): evictions, pauses, pending output.
+    util::ConnServerStats stats() const { return server_.stats(); }
 
 private:
-    struct Listener;
-    struct Connection;
+    static util::ConnServerLimits conn_limits(const StreamLimits& limits);
 
-    void on_accept(Listener& l);
-    void on_connection_event(Connection& c, std::uint32_t events);
-    bool read_and_answer(Connection& c);  // false when the connection has been closed
-    bool flush(Connection& c);            // false on a write error
-    void update_interest(Connection& c);
-    void close_connection(Connection& c);
-    void schedule_sweep();
-    void sweep();
-
-    util::EventLoop& loop_;
-    std::string service_;
-    StreamLimits limits_;
-    SessionFactory factory_;
+    FrontendCounters counters_;  // requests/permitted, counted by the sessions
     bool unix_only_;
     std::string protocol_;
-    std::vector<std::unique_ptr<Listener>> listeners_;
-    std::vector<std::unique_ptr<Connection>> connections_;  // Connection::index is the slot
-    std::unique_ptr<char[]> read_buffer_;
-    util::EventLoop::TimerId sweep_timer_ = 0;
-    bool sweep_scheduled_ = false;
-    FrontendCounters counters_;
-    util::RateLimitedLog malformed_log_;
-    util::RateLimitedLog overload_log_;
+    util::ConnServer server_;
 };
 
 }  // namespace rp::frontends

@@ -172,26 +172,30 @@ TEST_F(PolicyFrontendTest, IdleConnectionIsClosedAfterTheTimeout) {
     EXPECT_EQ(f.counters().active, 0u);
 }
 
-TEST_F(PolicyFrontendTest, MaxClients) {
+TEST_F(PolicyFrontendTest, MaxClientsClosesTheLongestIdleNotTheNewcomer) {
+    // Regression (issue 12 item 7): a full table refused every new client, so idle connections
+    // locked Postfix out. Now the connection whose last answered request is oldest makes room.
     PolicyLimits limits;
     limits.max_clients = 2;
     PolicyFrontend f(loop_, oracle_, limits);
     ASSERT_TRUE(f.listen({"127.0.0.1:0"}).has_value());
     const std::string ep = tcp_endpoint(f);
-    Client a(ep), b(ep);
-    ASSERT_TRUE(pump_until([&] { return f.counters().active == 2; }));
-    Client over(ep);
-    ASSERT_TRUE(wait_eof(over));  // accepted and closed at once
-    a.send(request_for("192.0.2.1"));
-    b.send(request_for("192.0.2.2"));
-    ASSERT_TRUE(receive(a, std::string(k_ok)));
-    ASSERT_TRUE(receive(b, std::string(k_dunno)));
-    // A slot frees when a client leaves.
-    a.close();
+    Client a(ep);
     ASSERT_TRUE(pump_until([&] { return f.counters().active == 1; }));
-    Client d(ep);
-    d.send(request_for("192.0.2.1"));
-    ASSERT_TRUE(receive(d, std::string(k_ok)));
+    Client b(ep);
+    ASSERT_TRUE(pump_until([&] { return f.counters().active == 2; }));
+    a.send(request_for("192.0.2.1"));  // a is answered: b, connected later, is now the longest idle
+    ASSERT_TRUE(receive(a, std::string(k_ok)));
+    Client c(ep);
+    c.send(request_for("192.0.2.1"));
+    ASSERT_TRUE(receive(c, std::string(k_ok)));  // the newcomer is served
+    ASSERT_TRUE(wait_eof(b));                     // b made room
+    a.received.clear();
+    a.send(request_for("192.0.2.2"));
+    ASSERT_TRUE(receive(a, std::string(k_dunno)));  // a kept its connection
+    EXPECT_EQ(f.counters().active, 2u);
+    EXPECT_EQ(f.counters().refused, 1u);
+    EXPECT_EQ(f.stats().accept.evicted_full, 1u);
     EXPECT_EQ(f.counters().connections, 3u);
 }
 

@@ -255,7 +255,7 @@ TEST_F(SocketmapFrontendTest, UnixSocketIdleTimeoutAndClose) {
     std::filesystem::remove_all(dir);
 }
 
-TEST_F(SocketmapFrontendTest, MaxClientsRefusesExtraConnections) {
+TEST_F(SocketmapFrontendTest, MaxClientsClosesTheLongestIdle) {
     SocketmapLimits limits;
     limits.max_clients = 1;
     SocketmapFrontend f(loop_, oracle_, limits);
@@ -265,7 +265,9 @@ TEST_F(SocketmapFrontendTest, MaxClientsRefusesExtraConnections) {
     a.send(ns("x ::1"));
     ASSERT_TRUE(receive(a, "5:OK OK,"));
     StreamClient b(ep);
-    ASSERT_TRUE(wait_eof(b));
+    b.send(ns("x ::1"));
+    ASSERT_TRUE(receive(b, "5:OK OK,"));  // the newcomer is served
+    ASSERT_TRUE(wait_eof(a));             // the idle one made room
     EXPECT_EQ(f.counters().refused, 1u);
 }
 
