@@ -7,19 +7,24 @@
 // The HTTP parsing and the report rules are in auth_policy_codec.hpp.
 //
 // Listeners: `listen` endpoints (tcp "HOST:PORT"/"tcp:HOST:PORT"/"[v6]:PORT" or "unix:/path";
-// udp is a config error). Unix sockets are mode 0666: their directory must guard access. TCP peers must be inside `allow_from` (empty = loopback only):
-// others are closed at once and counted `untrusted`. With `api_header` set, a request without
-// that exact header gets 401 and grants nothing (counted `untrusted`). A malformed request (bad
-// HTTP, chunked, oversized) gets 400/413 and the connection is closed (`malformed`); a report
-// without `remote` or `protocol`, or with an invalid address, is answered 200 but counted
-// `malformed` and grants nothing.
-// Counters: lines = HTTP requests, matches = granting reports, dropped = grants the sink refused.
+// udp is a config error). Unix sockets are mode 0666: their directory must guard access. TCP
+// peers must be inside `allow_from` (empty = loopback only): others are closed at once and counted
+// `untrusted`. With `api_header` set, a request without that exact header gets 401 and grants
+// nothing (counted `untrusted`). A malformed request (bad HTTP, chunked, oversized) gets 400/413
+// and the connection is closed (`malformed`); a report without `remote` or `protocol`, or with an
+// invalid address, is answered 200 but counted `malformed` and grants nothing.
+// Counters: lines = HTTP requests, matches = granting reports, dropped = grants the sink refused
+// and connections closed for not reading their replies.
+//
+// Connections are served by util::ConnServer (util/conn_server.hpp): with `max_clients` open, a
+// new one closes the longest-idle; a non-loopback peer holds at most `max_clients_per_peer`; a
+// connection that completes no request for `idle_timeout` is closed (a trickle of bytes does
+// not renew it); a peer that does not read is paused at 64 KiB of pending replies and closed past
+// 256 KiB or by the idle rule; accepting backs off while descriptors run out.
 //
 // Thread-safety: loop thread only (like every Source).
 // Security: peers are untrusted network clients. Memory per connection is bounded by the
-// HttpLimits (16 KiB headers, 64 KiB body) plus pending replies (a peer that does not read is
-// closed); at most `max_clients` connections (more are closed at once); idle connections are
-// closed after `idle_timeout`.
+// HttpLimits (16 KiB headers, 64 KiB body) plus the output caps above.
 #pragma once
 
 #include <chrono>
@@ -34,6 +39,7 @@
 #include "sources/auth_policy_codec.hpp"
 #include "sources/file_tail_source.hpp"
 #include "sources/source.hpp"
+#include "util/conn_server.hpp"
 #include "util/event_loop.hpp"
 #include "util/log.hpp"
 #include "util/unique_fd.hpp"
@@ -46,6 +52,7 @@ struct AuthPolicyOptions {
     std::string api_header;              // "Name: value"; empty = none required
     HttpLimits limits;
     std::size_t max_clients = 1024;
+    std::size_t max_clients_per_peer = 64;  // non-loopback peers; Dovecot's auth uses a few
     std::chrono::milliseconds idle_timeout = std::chrono::seconds(300);
 };
 
@@ -62,23 +69,16 @@ public:
     core::Status start(util::EventLoop& loop) override;
     // Closes listeners (removing unix socket files it created) and connections. Idempotent.
     void stop(util::EventLoop& loop) override;
-    SourceCounters counters() const override { return counters_; }
+    SourceCounters counters() const override;
 
     // Bound endpoints in canonical form with real ports ("tcp:127.0.0.1:40123").
     std::vector<std::string> local_endpoints() const;
     std::size_t open_connections() const;
 
 private:
-    struct Listener;
-    struct Connection;
+    class Session;  // one HTTP connection (auth_policy_source.cpp)
 
-    void on_accept(Listener& l);
-    void on_event(Connection& c, std::uint32_t events);
-    bool handle_requests(Connection& c);  // false: connection closed
     void handle_request(const HttpRequest& req, std::string& reply);
-    bool flush(Connection& c);
-    void close_connection(Connection& c);
-    void sweep();
 
     std::string name_;
     AuthPolicyOptions opts_;
@@ -86,10 +86,8 @@ private:
     LoginSink& sink_;
     const core::Clock& clock_;
     util::EventLoop* loop_ = nullptr;
-    std::vector<std::unique_ptr<Listener>> listeners_;
-    std::vector<std::unique_ptr<Connection>> connections_;
-    util::EventLoop::TimerId sweep_timer_ = 0;
-    SourceCounters counters_;
+    std::unique_ptr<util::ConnServer> server_;  // while started
+    SourceCounters counters_;  // without what the running server_ counts (see counters())
     util::RateLimitedLog warn_;
 };
 
