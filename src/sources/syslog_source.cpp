@@ -22,25 +22,11 @@ using util::Level;
 
 std::string errno_text() { return std::strerror(errno); }
 
-std::optional<core::Address> to_address(const sockaddr_storage& ss) {
-    if (ss.ss_family == AF_INET) {
-        const auto* s4 = reinterpret_cast<const sockaddr_in*>(&ss);
-        return core::Address::v4(ntohl(s4->sin_addr.s_addr));
-    }
-    if (ss.ss_family == AF_INET6) {
-        const auto* s6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-        std::array<std::uint8_t, 16> b{};
-        std::memcpy(b.data(), &s6->sin6_addr, 16);
-        return core::Address::v6(b);
-    }
-    return std::nullopt;
-}
-
 std::string local_name(int fd, const std::string& kind) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return kind + ":?";
-    const auto a = to_address(ss);
+    const auto a = util::to_address(ss);
     if (!a) return kind + ":?";
     const int port = ss.ss_family == AF_INET ? ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port)
                                              : ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
@@ -115,15 +101,11 @@ core::Status SyslogSource::load_tls() {
 SyslogSource::SyslogSource(std::string name, std::vector<core::Cidr> allow_from, LineParser parser, LoginSink& sink,
                            const core::Clock& clock, SyslogOptions opts)
     : name_(std::move(name)),
-      allow_from_(std::move(allow_from)),
+      filter_(util::PeerFilter::allow_from(std::move(allow_from))),
       parser_(std::move(parser)),
       sink_(sink),
       clock_(clock),
       opts_(opts) {
-    if (allow_from_.empty()) {
-        allow_from_.push_back(*core::Cidr::parse("127.0.0.0/8"));
-        allow_from_.push_back(*core::Cidr::parse("::1"));
-    }
     buf_.resize(std::max(opts_.read_chunk, opts_.framing.max_frame_bytes + 1));
 }
 
@@ -190,10 +172,20 @@ std::vector<std::string> SyslogSource::local_endpoints() const {
 
 core::Status SyslogSource::start(util::EventLoop& loop) {
     loop_ = &loop;
+    util::AcceptorLimits limits;
+    limits.max_connections = opts_.max_connections;
+    limits.max_per_peer = opts_.max_connections_per_peer;
+    limits.idle_timeout = opts_.idle_timeout;
+    acceptor_ = std::make_unique<util::Acceptor>(
+        loop, "syslog source " + name_, limits, filter_,
+        util::Acceptor::Hooks{[this](std::uint64_t id, util::UniqueFd fd, const util::Peer& peer,
+                                     int tls) { on_open(id, std::move(fd), peer, tls != 0); },
+                              [this](std::uint64_t id, util::Acceptor::CloseReason) { close_conn(id, false); },
+                              {}});
     for (auto& lp : listeners_) {
         Listener* l = lp.get();
         if (l->kind == Kind::tcp)
-            loop.add(l->fd.get(), EPOLLIN, [this, l](std::uint32_t) { on_accept(*l); });
+            acceptor_->watch(l->fd.get(), l->text, l->tls ? 1 : 0);
         else
             loop.add(l->fd.get(), EPOLLIN, [this, l](std::uint32_t) { on_datagrams(*l); });
     }
@@ -203,8 +195,11 @@ core::Status SyslogSource::start(util::EventLoop& loop) {
 
 void SyslogSource::stop(util::EventLoop& loop) {
     if (loop_ == nullptr) return;
-    for (auto& l : listeners_) loop.remove(l->fd.get());
+    for (auto& l : listeners_)
+        if (l->kind != Kind::tcp) loop.remove(l->fd.get());
     while (!conns_.empty()) close_conn(conns_.begin()->first);
+    accept_seen_ = connection_stats();
+    acceptor_.reset();  // stops watching the tcp/tls listeners (they stay bound)
     if (retry_timer_ != 0) {
         loop.cancel(retry_timer_);
         retry_timer_ = 0;
@@ -223,72 +218,55 @@ SourceCounters SyslogSource::counters() const {
     c.lines = framing_.messages;
     c.matches = matches_;
     c.malformed = framing_.malformed;
-    c.untrusted = untrusted_;
+    c.untrusted = untrusted_ + connection_stats().refused_filter;
     c.dropped = framing_.oversize + framing_.truncated + dropped_other_;
     return c;
 }
 
-bool SyslogSource::allowed(const core::Address& a) const {
-    for (const auto& c : allow_from_)
-        if (c.contains(a)) return true;
-    return false;
+util::AcceptorStats SyslogSource::connection_stats() const {
+    if (!acceptor_) return accept_seen_;
+    auto s = acceptor_->stats();  // counts since start(); add what earlier runs counted
+    const auto& o = accept_seen_;
+    s.accepted += o.accepted;
+    s.refused_filter += o.refused_filter;
+    s.refused_check += o.refused_check;
+    s.evicted_full += o.evicted_full;
+    s.evicted_peer_cap += o.evicted_peer_cap;
+    s.closed_idle += o.closed_idle;
+    s.accept_wakeups += o.accept_wakeups;
+    s.fd_pauses += o.fd_pauses;
+    return s;
 }
 
-void SyslogSource::on_accept(Listener& l) {
-    for (int i = 0; i < 64; ++i) {
-        sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        util::UniqueFd fd(accept4(l.fd.get(), reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
-        if (!fd) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                warn_.log(Level::warning, "syslog source {}: accept on {}: {}", name_, l.text, errno_text());
-            return;
+void SyslogSource::on_open(std::uint64_t id, util::UniqueFd fd, const util::Peer& peer, bool tls) {
+    auto c = std::make_unique<Conn>();
+    c->fd = std::move(fd);
+    c->peer = peer.name;
+    c->framer = StreamFramer(opts_.framing);
+    const int cfd = c->fd.get();
+    if (tls) {
+        gnutls_session_t s = nullptr;
+        if (const int r = gnutls_init(&s, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL); r < 0) {
+            warn_.log(Level::warning, "syslog source {}: TLS session: {}", name_, gnutls_strerror(r));
+            acceptor_->release(id);
+            return;  // closes
         }
-        const auto peer = to_address(ss);
-        if (!peer || !allowed(*peer)) {
-            ++untrusted_;
-            warn_.log(Level::warning, "syslog source {}: refused connection from {} on {} (not in allow_from)", name_,
-                      peer ? peer->to_string() : std::string("?"), l.text);
-            continue;
-        }
-        if (conns_.size() >= opts_.max_connections) {
-            ++dropped_other_;
-            warn_.log(Level::warning, "syslog source {}: refused connection from {}: {} connections open", name_,
-                      peer->to_string(), conns_.size());
-            continue;
-        }
-        const std::uint64_t id = next_conn_++;
-        auto c = std::make_unique<Conn>();
-        c->fd = std::move(fd);
-        c->peer = peer->to_string();
-        c->framer = StreamFramer(opts_.framing);
-        const int cfd = c->fd.get();
-        if (l.tls) {
-            gnutls_session_t s = nullptr;
-            if (const int r = gnutls_init(&s, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL); r < 0) {
-                warn_.log(Level::warning, "syslog source {}: TLS session: {}", name_, gnutls_strerror(r));
-                continue;
-            }
-            c->tls.reset(new TlsSession{s});
-            gnutls_set_default_priority(s);
-            gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, tls_->cred);
-            gnutls_certificate_server_set_request(s, tls_->require_client ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_IGNORE);
-            gnutls_transport_set_int(s, cfd);
-            c->handshaking = true;
-            c->handshake_timer = loop_->call_after(
-                opts_.handshake_timeout, [this, id] {
-                    auto cit = conns_.find(id);
-                    if (cit == conns_.end()) return;
-                    cit->second->handshake_timer = 0;
-                    warn_.log(Level::warning, "syslog source {}: TLS handshake with {} timed out", name_,
-                              cit->second->peer);
-                    close_conn(id);
-                });
-        }
-        conns_.emplace(id, std::move(c));
-        loop_->add(cfd, EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t) { on_conn(id); });
+        c->tls.reset(new TlsSession{s});
+        gnutls_set_default_priority(s);
+        gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, tls_->cred);
+        gnutls_certificate_server_set_request(s, tls_->require_client ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_IGNORE);
+        gnutls_transport_set_int(s, cfd);
+        c->handshaking = true;
+        c->handshake_timer = loop_->call_after(opts_.handshake_timeout, [this, id] {
+            auto cit = conns_.find(id);
+            if (cit == conns_.end()) return;
+            cit->second->handshake_timer = 0;
+            warn_.log(Level::warning, "syslog source {}: TLS handshake with {} timed out", name_, cit->second->peer);
+            close_conn(id);
+        });
     }
+    conns_.emplace(id, std::move(c));
+    loop_->add(cfd, EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t) { on_conn(id); });
 }
 
 void SyslogSource::on_conn(std::uint64_t id) {
@@ -296,6 +274,7 @@ void SyslogSource::on_conn(std::uint64_t id) {
     if (it == conns_.end()) return;
     Conn& c = *it->second;
     if (c.handshaking && !tls_handshake(id, c)) return;
+    const auto messages_before = framing_.messages;
     std::size_t budget = opts_.max_bytes_per_wakeup;
     bool closing = false;
     while (budget > 0) {
@@ -343,6 +322,7 @@ void SyslogSource::on_conn(std::uint64_t id) {
         }
         break;
     }
+    if (framing_.messages != messages_before) acceptor_->touch(id);  // a complete message: not idle
     process_lines();
     if (closing) {
         close_conn(id);
@@ -399,9 +379,10 @@ bool SyslogSource::tls_handshake(std::uint64_t id, Conn& c) {
     return true;
 }
 
-void SyslogSource::close_conn(std::uint64_t id) {
+void SyslogSource::close_conn(std::uint64_t id, bool release) {
     auto it = conns_.find(id);
     if (it == conns_.end()) return;
+    if (release && acceptor_) acceptor_->release(id);
     Conn& c = *it->second;
     if (loop_ != nullptr) {
         loop_->remove(c.fd.get());
@@ -425,8 +406,8 @@ void SyslogSource::on_datagrams(Listener& l) {
             break;
         }
         if (network) {
-            const auto peer = to_address(ss);
-            if (!peer || !allowed(*peer)) {
+            const auto peer = util::to_address(ss);
+            if (!peer || !filter_.admits(*peer)) {
                 ++untrusted_;
                 warn_.log(Level::warning, "syslog source {}: ignored datagram from {} on {} (not in allow_from)", name_,
                           peer ? peer->to_string() : std::string("?"), l.text);

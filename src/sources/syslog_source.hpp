@@ -14,10 +14,15 @@
 // A connection still handshaking after handshake_timeout is closed.
 //
 // Never blocks: non-blocking sockets on the EventLoop, per-connection buffers bounded by the frame
-// limit (64 KiB), at most max_connections TCP connections (more are accepted and closed at once,
-// counted dropped), a bounded read budget per wake-up. If deliver() fails, the events are kept
-// (at most max_pending_events; beyond that they are dropped and counted) and offered again after
+// limit (64 KiB), a bounded read budget per wake-up. If deliver() fails, the events are kept (at
+// most max_pending_events; beyond that they are dropped and counted) and offered again after
 // retry_delay, in order.
+// TCP/TLS connections are accepted by util::Acceptor (util/acceptor.hpp): with max_connections
+// open, a new sender closes the longest-idle connection (rsyslog reconnects; before, idle
+// connections locked new senders out); a non-loopback peer holds at most
+// max_connections_per_peer; a connection that delivers no complete message for idle_timeout is
+// closed (bytes that do not complete a message do not renew it); accepting backs off while
+// descriptors run out.
 //
 // Thread-safety: loop thread only (like every Source).
 // Security: all received bytes are untrusted. Oversize frames are dropped and counted; a garbage
@@ -45,6 +50,7 @@
 #include "sources/file_tail_source.hpp"  // LineParser
 #include "sources/source.hpp"
 #include "sources/syslog_framing.hpp"
+#include "util/acceptor.hpp"
 #include "util/event_loop.hpp"
 #include "util/log.hpp"
 #include "util/unique_fd.hpp"
@@ -54,6 +60,10 @@ namespace rp::sources {
 struct SyslogOptions {
     SyslogFramingLimits framing;
     std::size_t max_connections = 256;
+    std::size_t max_connections_per_peer = 16;  // non-loopback peers; rsyslog uses one
+    // A stream connection without a complete message for this long is closed. rsyslog's omfwd
+    // checks its connection before sending and reconnects, so closing a quiet one loses nothing.
+    std::chrono::milliseconds idle_timeout{600'000};
     std::size_t read_chunk = 64 * 1024;
     // Bytes read from one connection (or datagrams from one socket) per wake-up; the rest waits
     // for the next loop iteration so other handlers (the policy service) keep running.
@@ -92,6 +102,8 @@ public:
     // "udp:[::1]:514", "unix:/run/x.sock"), in `listen` order.
     std::vector<std::string> local_endpoints() const;
     std::size_t connections() const { return conns_.size(); }
+    // Stream connection bookkeeping (evictions, idle closes, accept back-off); zeros before start.
+    util::AcceptorStats connection_stats() const;
     std::size_t pending_events() const { return pending_.size(); }
 
 private:
@@ -124,19 +136,18 @@ private:
     SyslogSource(std::string name, std::vector<core::Cidr> allow_from, LineParser parser, LoginSink& sink,
                  const core::Clock& clock, SyslogOptions opts);
     core::Status bind_listener(const std::string& text);
-    bool allowed(const core::Address& a) const;
-    void on_accept(Listener& l);
+    void on_open(std::uint64_t id, util::UniqueFd fd, const util::Peer& peer, bool tls);
     void on_datagrams(Listener& l);
     void on_conn(std::uint64_t id);
     bool tls_handshake(std::uint64_t id, Conn& c);
     core::Status load_tls();
-    void close_conn(std::uint64_t id);
+    void close_conn(std::uint64_t id, bool release = true);
     void process_lines();
     void flush_pending();
     void on_retry();
 
     std::string name_;
-    std::vector<core::Cidr> allow_from_;
+    util::PeerFilter filter_;
     LineParser parser_;
     LoginSink& sink_;
     const core::Clock& clock_;
@@ -144,6 +155,8 @@ private:
 
     util::EventLoop* loop_ = nullptr;
     std::vector<std::unique_ptr<Listener>> listeners_;
+    std::unique_ptr<util::Acceptor> acceptor_;  // the tcp/tls listeners, while started
+    util::AcceptorStats accept_seen_;             // what earlier acceptors counted (restarts)
     std::unique_ptr<TlsContext, TlsContextDeleter> tls_;
     std::map<std::uint64_t, std::unique_ptr<Conn>> conns_;
     std::uint64_t next_conn_ = 1;

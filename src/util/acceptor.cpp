@@ -18,6 +18,19 @@ constexpr auto k_backoff_first = std::chrono::milliseconds(10);
 constexpr auto k_backoff_max = std::chrono::milliseconds(1000);
 constexpr int k_v6_peer_prefix = 64;  // one host usually owns a whole /64
 
+const std::vector<core::Cidr>& loopback_cidrs() {
+    static const std::vector<core::Cidr> cidrs = {*core::Cidr::parse("127.0.0.0/8"), *core::Cidr::parse("::1")};
+    return cidrs;
+}
+
+bool any_contains(const std::vector<core::Cidr>& cidrs, const core::Address& a) {
+    return std::any_of(cidrs.begin(), cidrs.end(), [&](const core::Cidr& c) { return c.contains(a); });
+}
+
+bool out_of_descriptors(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
+
+}  // namespace
+
 std::optional<core::Address> to_address(const sockaddr_storage& ss) {
     if (ss.ss_family == AF_INET) {
         const auto* s4 = reinterpret_cast<const sockaddr_in*>(&ss);
@@ -31,19 +44,6 @@ std::optional<core::Address> to_address(const sockaddr_storage& ss) {
     }
     return std::nullopt;
 }
-
-const std::vector<core::Cidr>& loopback_cidrs() {
-    static const std::vector<core::Cidr> cidrs = {*core::Cidr::parse("127.0.0.0/8"), *core::Cidr::parse("::1")};
-    return cidrs;
-}
-
-bool any_contains(const std::vector<core::Cidr>& cidrs, const core::Address& a) {
-    return std::any_of(cidrs.begin(), cidrs.end(), [&](const core::Cidr& c) { return c.contains(a); });
-}
-
-bool out_of_descriptors(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
-
-}  // namespace
 
 PeerFilter PeerFilter::allow_from(std::vector<core::Cidr> cidrs) {
     PeerFilter f;

@@ -176,6 +176,9 @@ private:
     RateLimitedLog log_;
 };
 
+// The address of an AF_INET/AF_INET6 socket address (v4-mapped IPv6 becomes IPv4); nothing for others.
+std::optional<core::Address> to_address(const sockaddr_storage& ss);
+
 // Binds stream endpoints for a server, all or nothing: on any error nothing is left bound (unix
 // socket files created so far are removed) and the message names `service` and the endpoint.
 // A udp endpoint is refused with "`protocol` runs over TCP or unix stream sockets, not UDP";

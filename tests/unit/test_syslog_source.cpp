@@ -240,23 +240,60 @@ TEST(SyslogSource, DefaultAllowFromIsLoopback) {
     EXPECT_EQ(f.src->counters().untrusted, 0u);
 }
 
-TEST(SyslogSource, ConnectionLimit) {
+TEST(SyslogSource, ConnectionLimitClosesTheLongestIdle) {
     Fixture f;
     SyslogOptions o;
     o.max_connections = 2;
     f.open({"tcp:127.0.0.1:0"}, {}, o);
     const int port = port_of(f.src->local_endpoints().at(0));
     UniqueFd a = connect_from(SOCK_STREAM, port);
+    ASSERT_TRUE(run_until(f.loop, [&] { return f.src->connections() == 1; }));
     UniqueFd b = connect_from(SOCK_STREAM, port);
     ASSERT_TRUE(run_until(f.loop, [&] { return f.src->connections() == 2; }));
-    UniqueFd c = connect_from(SOCK_STREAM, port);
-    ASSERT_TRUE(run_until(f.loop, [&] { return peer_closed(c.get()); }));
-    EXPECT_EQ(f.src->counters().dropped, 1u);
-    a.reset();
-    ASSERT_TRUE(run_until(f.loop, [&] { return f.src->connections() == 1; }));
-    UniqueFd d = connect_from(SOCK_STREAM, port);
-    send_all(d.get(), "<38>x: LOGIN 127.0.0.5 fits\n");
+    send_all(a.get(), "<38>x: LOGIN 127.0.0.5 first\n");  // a delivered a message: b is the longest idle
     ASSERT_TRUE(run_until(f.loop, [&] { return f.sink.events.size() == 1; }));
+    UniqueFd c = connect_from(SOCK_STREAM, port);
+    send_all(c.get(), "<38>x: LOGIN 127.0.0.5 newcomer\n");
+    ASSERT_TRUE(run_until(f.loop, [&] { return f.sink.events.size() == 2 && peer_closed(b.get()); }));
+    EXPECT_EQ(f.sink.events[1].user, "newcomer");
+    EXPECT_FALSE(peer_closed(a.get()));
+    EXPECT_EQ(f.src->connection_stats().evicted_full, 1u);
+    EXPECT_EQ(f.src->counters().dropped, 0u);  // nothing was lost
+}
+
+TEST(SyslogSource, IdleConnectionsDoNotLockOutANewSender) {
+    // Regression (issue 12 item 7): 300 idle connections filled the 256 slots and every new
+    // sender (rsyslog reconnecting) was refused, with no idle limit to ever free them.
+    Fixture f;
+    f.open({"tcp:127.0.0.1:0"});
+    const int port = port_of(f.src->local_endpoints().at(0));
+    std::vector<UniqueFd> idle;
+    for (int i = 0; i < 300; ++i) idle.push_back(connect_from(SOCK_STREAM, port));
+    ASSERT_TRUE(run_until(f.loop, [&] { return f.src->connection_stats().accepted == 300; }));
+    EXPECT_EQ(f.src->connections(), 256u);
+    UniqueFd sender = connect_from(SOCK_STREAM, port);
+    send_all(sender.get(), "<38>x: LOGIN 127.0.0.5 rsyslog\n");
+    ASSERT_TRUE(run_until(f.loop, [&] { return f.sink.events.size() == 1; }));
+    EXPECT_EQ(f.sink.events[0].user, "rsyslog");
+    EXPECT_EQ(f.src->connection_stats().evicted_full, 45u);
+    EXPECT_TRUE(peer_closed(idle.front().get()));  // the longest idle made room
+}
+
+TEST(SyslogSource, ATrickleOfBytesDoesNotKeepAConnection) {
+    // A message must complete within idle_timeout of the previous one: bytes of a message that
+    // never ends do not renew the connection.
+    Fixture f;
+    SyslogOptions o;
+    o.idle_timeout = 200ms;
+    f.open({"tcp:127.0.0.1:0"}, {}, o);
+    UniqueFd t = connect_from(SOCK_STREAM, port_of(f.src->local_endpoints().at(0)));
+    send_all(t.get(), "<38>x: LOGIN 127.0.0.5 whole\n<38>x: never ends ");
+    ASSERT_TRUE(run_until(f.loop, [&] {
+        (void)::send(t.get(), "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);  // one byte per loop turn
+        return peer_closed(t.get());
+    }));
+    EXPECT_EQ(f.sink.events.size(), 1u);
+    EXPECT_EQ(f.src->connection_stats().closed_idle, 1u);
 }
 
 TEST(SyslogSource, GarbageOctetCountClosesTheConnection) {
