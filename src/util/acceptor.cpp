@@ -143,7 +143,8 @@ void Acceptor::set_polling(bool on) {
 
 void Acceptor::admit(UniqueFd fd, Peer peer, int tag) {
     std::optional<core::Address> key;
-    if (limits_.max_per_peer > 0 && peer.address && !PeerFilter::is_loopback(*peer.address))
+    if (limits_.max_per_peer > 0 && peer.address &&
+        (limits_.cap_loopback_peers || !PeerFilter::is_loopback(*peer.address)))
         key = peer.address->is_v4() ? *peer.address : peer.address->masked(k_v6_peer_prefix);
     if (key) {
         auto it = by_peer_.find(*key);

@@ -81,6 +81,9 @@ struct AcceptorLimits {
     std::size_t max_connections = 1024;  // REQUIRES: > 0
     // Per non-loopback network peer (IPv4 address, IPv6 /64); 0 = no per-peer cap.
     std::size_t max_per_peer = 256;
+    // Loopback peers are normally exempt from max_per_peer (every local client looks alike);
+    // true caps them too (tests, or every client arriving through a local proxy).
+    bool cap_loopback_peers = false;
     std::chrono::milliseconds idle_timeout = std::chrono::seconds(300);  // REQUIRES: > 0
 };
 

@@ -288,8 +288,12 @@ TEST(SyslogSource, ATrickleOfBytesDoesNotKeepAConnection) {
     f.open({"tcp:127.0.0.1:0"}, {}, o);
     UniqueFd t = connect_from(SOCK_STREAM, port_of(f.src->local_endpoints().at(0)));
     send_all(t.get(), "<38>x: LOGIN 127.0.0.5 whole\n<38>x: never ends ");
+    auto next_byte = std::chrono::steady_clock::now();
     ASSERT_TRUE(run_until(f.loop, [&] {
-        (void)::send(t.get(), "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);  // one byte per loop turn
+        if (std::chrono::steady_clock::now() >= next_byte) {  // one byte per 20 ms, paced by the clock
+            (void)::send(t.get(), "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            next_byte = std::chrono::steady_clock::now() + 20ms;
+        }
         return peer_closed(t.get());
     }));
     EXPECT_EQ(f.sink.events.size(), 1u);
