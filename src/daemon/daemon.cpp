@@ -126,29 +126,6 @@ void Daemon::shut_down() {
     if (control_fd_) unlink(cfg_.control_socket.c_str());
 }
 
-void Daemon::reload() {
-    auto cfg = config::load_config(opts_.config_path, opts_.explicit_config);
-    if (!cfg) {
-        log(Level::error, "reload failed, keeping the running configuration: {}", cfg.error().message);
-        return;
-    }
-    const auto old = cfg_;
-    if (cfg->store != old.store || cfg->store_password_file != old.store_password_file || cfg->state_dir != old.state_dir)
-        log(Level::warning, "reload: store and state_dir changes take effect at the next restart; still using {}",
-            store_->describe());
-    if (auto st = start_from(*cfg, true); !st) {
-        log(Level::error, "reload failed: {}; keeping the running configuration", st.error().message);
-        (void)start_from(old, true);
-        return;
-    }
-    if (auto st = build_matcher_and_sources(*cfg); !st || !(st = start_new_sources())) {
-        log(Level::error, "reload: {}", st.error().message);
-        return;
-    }
-    if (auto st = open_exporters(*cfg); !st) log(Level::error, "reload: {}", st.error().message);
-    log(Level::notice, "configuration reloaded from {}", cfg->file.empty() ? "built-in defaults" : cfg->file);
-}
-
 int run_daemon(const RunOptions& opts) {
     Daemon d(opts);
     return d.run();

@@ -3,7 +3,8 @@
 // One object, split by role over several files:
 //   daemon.cpp          run() as its start-up steps, reload, signals, shutdown
 //   grant_core.cpp      LoginSink + PermitOracle: the grant policy, expiry timer, export timer, stats
-//   wiring.cpp          config -> objects: matcher, sources, frontends, exporters
+//   wiring.cpp          config -> objects at start-up: matcher, sources, frontends, exporters
+//   reload.cpp          SIGHUP: the new set built beside the running one, swapped all or nothing
 //   control_legacy.cpp  the control socket server and its commands (to be replaced)
 // Thread-safety: single-threaded; everything runs on the loop thread.
 #pragma once
@@ -15,7 +16,9 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
@@ -40,6 +43,19 @@ struct ControlConnection {
     uid_t uid = 0;
 };
 
+// One MTA frontend kind: its table's endpoints, whether two configs agree on it (struct
+// equality), and how to build it. frontend_kinds() lists them in the order `status` shows them.
+struct FrontendKind {
+    std::string_view name;
+    const std::vector<std::string>& (*listen)(const config::Config&);
+    bool (*same)(const config::Config& a, const config::Config& b);
+    std::unique_ptr<frontends::Frontend> (*make)(util::EventLoop&, const frontends::PermitOracle&, const config::Config&);
+};
+std::span<const FrontendKind> frontend_kinds();
+
+// The identity of a source's TLS files (stat: device, inode, size, times); "" without TLS.
+std::string tls_stamp(const config::SourceConfig& sc);
+
 class Daemon final : public sources::LoginSink, public frontends::PermitOracle {
 public:
     explicit Daemon(RunOptions opts) : opts_(std::move(opts)) {}
@@ -59,31 +75,60 @@ private:
     core::Status find_user();
     core::Status make_state_dir();
     core::Status open_control();
-    core::Status bind_frontends() { return start_from(cfg_, false); }
-    core::Status bind_sources() { return build_matcher_and_sources(cfg_); }
+    core::Status bind_frontends();
+    core::Status bind_sources();
     core::Status drop_privileges() { return daemon::drop_privileges(run_as_); }
     core::Status open_store();
-    core::Status open_exports() { return open_exporters(cfg_); }
+    core::Status open_exports();
     core::Status purge_expired();
     core::Status start_sources() { return start_new_sources(); }
     core::Status watch_signals();
     void serve();
     void shut_down();
     void block_signals();
-    void reload();
 
     // wiring.cpp
-    // Applies the settings (log level, mynetworks) and (re)binds frontends whose settings changed.
-    core::Status start_from(const config::Config& cfg, bool reload);
-    // Builds the matcher and opens the configured sources (network listeners are bound here,
-    // so before privileges are dropped); start_new_sources() then starts the new ones, which
-    // needs the store (checkpoints).
-    core::Status build_matcher_and_sources(const config::Config& cfg);
+    using MatcherPtr = std::shared_ptr<const matching::Matcher>;
+    // The settings that need no object: cfg_, log level, mynetworks added to ignore.
+    void apply_settings(const config::Config& cfg);
+    // Starts the sources opened since the last call (needs the store: checkpoints).
     core::Status start_new_sources();
-    core::Result<std::unique_ptr<sources::Source>> open_source(const config::SourceConfig& sc, sources::LineParser parser);
-    sources::LineParser parser_for(const config::SourceConfig& sc) const;
-    sources::LineParser untrusted_parser(const config::SourceConfig& sc) const;
-    core::Status open_exporters(const config::Config& cfg);
+    core::Result<std::unique_ptr<sources::Source>> open_source(const config::SourceConfig& sc, sources::LineParser parser,
+                                                               const MatcherPtr& m);
+    // open_source with parsers from `m`; the error names FILE:LINE and the source.
+    core::Result<std::unique_ptr<sources::Source>> open_source_for(const config::SourceConfig& sc,
+                                                                   const std::string& file, const MatcherPtr& m);
+    sources::LineParser parser_for(const config::SourceConfig& sc, const MatcherPtr& m) const;
+    sources::LineParser untrusted_parser(const config::SourceConfig& sc, const MatcherPtr& m) const;
+    core::Result<std::unique_ptr<frontends::Frontend>> open_frontend(const FrontendKind& kind, const config::Config& cfg);
+    const frontends::Frontend* find_frontend(std::string_view name) const;
+    std::unique_ptr<frontends::Frontend> take_frontend(std::string_view name);
+    void sort_frontends();
+
+    // reload.cpp
+    static constexpr std::size_t k_none = static_cast<std::size_t>(-1);
+    enum class FrontendStep { keep, open, replace, drop };
+    // The new set, built beside the running one.
+    struct ReloadPlan {
+        config::Config cfg;
+        MatcherPtr matcher;
+        std::vector<std::size_t> source_from;                   // per new source: the kept old one, or k_none
+        std::vector<std::unique_ptr<sources::Source>> sources;  // per new source: opened (null: kept/deferred)
+        std::vector<std::size_t> deferred_sources;              // opened only after their old one closed
+        std::vector<std::size_t> closed_sources;                // old ones that share an endpoint or path
+        std::vector<FrontendStep> frontend_state;               // per frontend kind
+        std::vector<std::unique_ptr<frontends::Frontend>> frontends;
+        std::vector<std::unique_ptr<exports::Exporter>> exporters;
+    };
+    void reload();
+    core::Status prepare_reload(ReloadPlan& plan);
+    core::Status plan_sources(ReloadPlan& plan);
+    core::Status probe_source(const config::SourceConfig& sc, const config::SourceConfig& old, ReloadPlan& plan);
+    core::Status plan_frontends(ReloadPlan& plan);
+    core::Status commit_reload(ReloadPlan& plan);
+    core::Status open_deferred(ReloadPlan& plan);
+    void restore_closed(ReloadPlan& plan, std::vector<std::unique_ptr<frontends::Frontend>>& closed_fe);
+    void swap_in(ReloadPlan& plan);
 
     // control_legacy.cpp
     core::Status open_control_socket();
@@ -121,6 +166,7 @@ private:
     std::shared_ptr<const matching::Matcher> matcher_;
     std::vector<std::unique_ptr<sources::Source>> sources_;
     std::vector<config::SourceConfig> source_cfgs_;  // sources_[i] was built from source_cfgs_[i]
+    std::vector<std::string> source_tls_;            // tls_stamp(source_cfgs_[i]) when it was opened
     std::vector<sources::Source*> unstarted_;
     // The MTA frontends that listen, in the order of the frontend kinds (status, stats).
     std::vector<std::unique_ptr<frontends::Frontend>> frontends_;

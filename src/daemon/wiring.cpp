@@ -29,15 +29,6 @@ util::Level parse_level(const std::string& s) {
     return Level::info;
 }
 
-// The MTA frontends, in the order `status` and the stats line list them.
-struct FrontendKind {
-    std::string_view name;
-    const std::vector<std::string>& (*listen)(const config::Config&);
-    // Settings differ (a reload rebinds the frontend).
-    bool (*changed)(const config::Config& now, const config::Config& before);
-    std::unique_ptr<frontends::Frontend> (*make)(util::EventLoop&, const frontends::PermitOracle&, const config::Config&);
-};
-
 template <typename F>
 std::unique_ptr<frontends::Frontend> make_plain(util::EventLoop& loop, const frontends::PermitOracle& oracle,
                                                 const config::Config&) {
@@ -54,23 +45,24 @@ std::unique_ptr<frontends::Frontend> make_policy(util::EventLoop& loop, const fr
     return std::make_unique<frontends::PolicyFrontend>(loop, oracle, limits);
 }
 
-bool policy_changed(const config::Config& a, const config::Config& b) {
-    return a.policy.listen != b.policy.listen || a.policy.max_request_bytes != b.policy.max_request_bytes ||
-           a.policy.max_attributes != b.policy.max_attributes || a.policy.idle_timeout != b.policy.idle_timeout ||
-           a.policy.max_clients != b.policy.max_clients;
+// Equal settings (the struct's operator==): a reload keeps the frontend.
+template <auto Member>
+bool same(const config::Config& a, const config::Config& b) {
+    return a.*Member == b.*Member;
+}
+
+template <auto Member>
+const std::vector<std::string>& listen_of(const config::Config& c) {
+    return (c.*Member).listen;
 }
 
 const FrontendKind k_frontend_kinds[] = {
-    {"policy", [](const config::Config& c) -> const std::vector<std::string>& { return c.policy.listen; },
-     policy_changed, make_policy},
-    {"socketmap", [](const config::Config& c) -> const std::vector<std::string>& { return c.socketmap.listen; },
-     [](const config::Config& a, const config::Config& b) { return a.socketmap.listen != b.socketmap.listen; },
+    {"policy", listen_of<&config::Config::policy>, same<&config::Config::policy>, make_policy},
+    {"socketmap", listen_of<&config::Config::socketmap>, same<&config::Config::socketmap>,
      make_plain<frontends::SocketmapFrontend>},
-    {"readsocket", [](const config::Config& c) -> const std::vector<std::string>& { return c.readsocket.listen; },
-     [](const config::Config& a, const config::Config& b) { return a.readsocket.listen != b.readsocket.listen; },
+    {"readsocket", listen_of<&config::Config::readsocket>, same<&config::Config::readsocket>,
      make_plain<frontends::ReadsocketFrontend>},
-    {"opensmtpd", [](const config::Config& c) -> const std::vector<std::string>& { return c.opensmtpd.listen; },
-     [](const config::Config& a, const config::Config& b) { return a.opensmtpd.listen != b.opensmtpd.listen; },
+    {"opensmtpd", listen_of<&config::Config::opensmtpd>, same<&config::Config::opensmtpd>,
      make_plain<frontends::OpensmtpdFrontend>},
 };
 
@@ -82,50 +74,87 @@ std::size_t kind_index(std::string_view name) {
 
 }  // namespace
 
-core::Status Daemon::start_from(const config::Config& cfg, bool reload) {
+std::span<const FrontendKind> frontend_kinds() { return k_frontend_kinds; }
+
+void Daemon::apply_settings(const config::Config& cfg) {
     util::set_log_level(parse_level(cfg.log_level));
-    std::vector<bool> changed;
-    for (const auto& kind : k_frontend_kinds) changed.push_back(!reload || kind.changed(cfg, cfg_));
     cfg_ = cfg;
     if (cfg_.ignore_mynetworks) {
         auto nets = postfix_mynetworks();
         log(Level::info, "ignore_mynetworks: {} network(s) from Postfix's mynetworks added to ignore", nets.size());
         cfg_.ignore.insert(cfg_.ignore.end(), nets.begin(), nets.end());
     }
-    for (std::size_t i = 0; i < std::size(k_frontend_kinds); ++i) {
-        const auto& kind = k_frontend_kinds[i];
-        if (!changed[i]) continue;
-        // The old one is closed first (removing its unix socket files), so the new one can bind.
-        auto old = std::find_if(frontends_.begin(), frontends_.end(), [&](const auto& f) { return f->name() == kind.name; });
-        if (old != frontends_.end()) {
-            (*old)->close();
-            frontends_.erase(old);
-        }
-        if (kind.listen(cfg).empty()) continue;
-        auto fe = kind.make(loop_, *this, cfg);
-        if (auto st = fe->listen(kind.listen(cfg)); !st)
-            return core::make_error("[" + std::string(kind.name) + "] " + st.error().message);
-        frontends_.push_back(std::move(fe));
-        std::stable_sort(frontends_.begin(), frontends_.end(),
-                         [](const auto& a, const auto& b) { return kind_index(a->name()) < kind_index(b->name()); });
+}
+
+core::Result<std::unique_ptr<frontends::Frontend>> Daemon::open_frontend(const FrontendKind& kind,
+                                                                          const config::Config& cfg) {
+    auto fe = kind.make(loop_, *this, cfg);
+    if (auto st = fe->listen(kind.listen(cfg)); !st)
+        return core::make_error("[" + std::string(kind.name) + "] " + st.error().message);
+    return fe;
+}
+
+const frontends::Frontend* Daemon::find_frontend(std::string_view name) const {
+    for (const auto& f : frontends_)
+        if (f->name() == name) return f.get();
+    return nullptr;
+}
+
+std::unique_ptr<frontends::Frontend> Daemon::take_frontend(std::string_view name) {
+    for (auto it = frontends_.begin(); it != frontends_.end(); ++it) {
+        if ((*it)->name() != name) continue;
+        auto fe = std::move(*it);
+        frontends_.erase(it);
+        return fe;
+    }
+    return nullptr;
+}
+
+void Daemon::sort_frontends() {
+    std::stable_sort(frontends_.begin(), frontends_.end(),
+                     [](const auto& a, const auto& b) { return kind_index(a->name()) < kind_index(b->name()); });
+}
+
+// Start-up: settings, then every configured frontend (before privileges are dropped).
+core::Status Daemon::bind_frontends() {
+    apply_settings(cfg_);
+    for (const auto& kind : k_frontend_kinds) {
+        if (kind.listen(cfg_).empty()) continue;
+        auto fe = open_frontend(kind, cfg_);
+        if (!fe) return fe.error();
+        frontends_.push_back(std::move(*fe));
     }
     return core::ok();
 }
 
 core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config::SourceConfig& sc,
-                                                                   sources::LineParser parser) {
+                                                                   sources::LineParser parser, const MatcherPtr& m) {
     if (sc.type == "file")
         return std::unique_ptr<sources::Source>(
             std::make_unique<sources::FileTailSource>(sc.name, sc.path, std::move(parser), *this, clock_));
-    if (sc.type == "dovecot-auth-policy") return sources::open_auth_policy_source(sc, std::move(parser), *this, clock_);
+    if (sc.type == "dovecot-auth-policy") {
+        auto src = sources::open_auth_policy_source(sc, std::move(parser), *this, clock_);
+        // Bound now, before privileges are dropped (a port below 1024 with `user =`).
+        if (src)
+            if (auto st = static_cast<sources::AuthPolicySource&>(**src).bind(); !st) return st.error();
+        return src;
+    }
     if (sc.type == "syslog") return sources::open_syslog_source(sc, std::move(parser), *this, clock_);
     if (sc.type == "fifo") return sources::open_fifo_source(sc, std::move(parser), *this, clock_);
     if (sc.type == "journald")
-        return sources::open_journald_source(sc, std::move(parser), *this, clock_, untrusted_parser(sc));
+        return sources::open_journald_source(sc, std::move(parser), *this, clock_, untrusted_parser(sc, m));
     return core::make_error("source type \"" + sc.type + "\" is not available in this version");
 }
 
-core::Status Daemon::open_exporters(const config::Config& cfg) {
+core::Result<std::unique_ptr<sources::Source>> Daemon::open_source_for(const config::SourceConfig& sc,
+                                                                       const std::string& file, const MatcherPtr& m) {
+    auto src = open_source(sc, parser_for(sc, m), m);
+    if (!src) return core::make_error(fmt::format("{}:{}: source {}: {}", file, sc.line, sc.name, src.error().message));
+    return src;
+}
+
+core::Status Daemon::open_exports() {
+    const auto& cfg = cfg_;
     std::vector<std::unique_ptr<exports::Exporter>> fresh;
     for (const auto& x : cfg.exports) {
         auto e = exports::open_exporter(x, cfg.relayclient, &loop_);
@@ -137,10 +166,10 @@ core::Status Daemon::open_exporters(const config::Config& cfg) {
     return core::ok();
 }
 
-sources::LineParser Daemon::parser_for(const config::SourceConfig& sc) const {
+sources::LineParser Daemon::parser_for(const config::SourceConfig& sc, const MatcherPtr& m) const {
     // Each source has its own match state (PCRE2 scratch, two-line correlation).
-    auto state = std::make_shared<matching::MatchState>(*matcher_);
-    auto matcher = matcher_;
+    auto state = std::make_shared<matching::MatchState>(*m);
+    auto matcher = m;
     const std::string name = sc.name;
     return [matcher, state, name](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
         matcher->scan(lines, now, *state, [&](const matching::LoginMatch& hit) {
@@ -149,12 +178,12 @@ sources::LineParser Daemon::parser_for(const config::SourceConfig& sc) const {
     };
 }
 
-sources::LineParser Daemon::untrusted_parser(const config::SourceConfig& sc) const {
+sources::LineParser Daemon::untrusted_parser(const config::SourceConfig& sc, const MatcherPtr& m) const {
     if (sc.type != "journald") return {};
     // Entries from untrusted senders are parsed with a state of their own, so a forged first
     // line of a two-line server cannot seed the trusted entries' pid cache.
-    auto probe_state = std::make_shared<matching::MatchState>(*matcher_);
-    auto matcher = matcher_;
+    auto probe_state = std::make_shared<matching::MatchState>(*m);
+    auto matcher = m;
     return [matcher, probe_state](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
         matcher->scan(lines, now, *probe_state, [&](const matching::LoginMatch& hit) {
             out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), {}, hit.time});
@@ -162,45 +191,19 @@ sources::LineParser Daemon::untrusted_parser(const config::SourceConfig& sc) con
     };
 }
 
-core::Status Daemon::build_matcher_and_sources(const config::Config& cfg) {
-    auto m = matching::Matcher::build(enabled_pattern_sets(cfg), user_pattern_specs(cfg));
+// Start-up: the matcher and every source; network listeners are bound here, before privileges
+// are dropped. start_new_sources() starts them once the store is open (checkpoints).
+core::Status Daemon::bind_sources() {
+    auto m = matching::Matcher::build(enabled_pattern_sets(cfg_), user_pattern_specs(cfg_));
     if (!m) return m.error();
     matcher_ = *m;
-    unstarted_.clear();
-    // A source whose configuration is unchanged keeps running with parsers for the new patterns:
-    // its listeners stay bound (also privileged ports after `user =` dropped root) and it does not
-    // re-read anything. The others are stopped first, so a changed listener can bind its port again.
-    // TLS listeners are always rebuilt so that a reload picks up renewed certificate files.
-    std::vector<std::unique_ptr<sources::Source>> kept(cfg.sources.size());
-    std::vector<bool> used(sources_.size(), false);
-    for (std::size_t i = 0; i < cfg.sources.size(); ++i) {
-        if (!cfg.sources[i].tls_cert.empty()) continue;
-        for (std::size_t j = 0; j < sources_.size(); ++j) {
-            if (used[j] || !source_cfgs_[j].same_as(cfg.sources[i])) continue;
-            used[j] = true;
-            kept[i] = std::move(sources_[j]);
-            kept[i]->set_parser(parser_for(cfg.sources[i]), untrusted_parser(cfg.sources[i]));
-            break;
-        }
-    }
-    for (std::size_t j = 0; j < sources_.size(); ++j)
-        if (!used[j]) sources_[j]->stop(loop_);
-    sources_.clear();
-    source_cfgs_.clear();
-    for (std::size_t i = 0; i < cfg.sources.size(); ++i) {
-        const auto& sc = cfg.sources[i];
-        if (!kept[i]) {
-            auto src = open_source(sc, parser_for(sc));
-            if (!src) {
-                for (auto& k : kept)  // kept sources not yet back in sources_ are running: stop them
-                    if (k) k->stop(loop_);
-                return core::make_error(fmt::format("{}:{}: source {}: {}", cfg.file, sc.line, sc.name, src.error().message));
-            }
-            kept[i] = std::move(*src);
-            unstarted_.push_back(kept[i].get());  // owned by sources_ from the next line on
-        }
-        sources_.push_back(std::move(kept[i]));
+    for (const auto& sc : cfg_.sources) {
+        auto src = open_source_for(sc, cfg_.file, matcher_);
+        if (!src) return src.error();
+        unstarted_.push_back(src->get());
+        sources_.push_back(std::move(*src));
         source_cfgs_.push_back(sc);
+        source_tls_.push_back(tls_stamp(sc));
     }
     return core::ok();
 }
