@@ -52,9 +52,20 @@ AuthPolicySource::AuthPolicySource(std::string name, AuthPolicyOptions opts, Log
 
 AuthPolicySource::~AuthPolicySource() {
     if (loop_ != nullptr) stop(*loop_);
+    else
+        for (auto& b : bound_) b.remove_socket_file();  // bound by bind(), never started
+}
+
+core::Status AuthPolicySource::bind() {
+    if (!bound_.empty()) return core::ok();
+    auto bound = util::bind_stream_listeners(name_, opts_.listen, "the auth policy protocol (HTTP)");
+    if (!bound) return bound.error();
+    bound_ = std::move(*bound);
+    return core::ok();
 }
 
 core::Status AuthPolicySource::start(util::EventLoop& loop) {
+    if (auto st = bind(); !st) return st;
     util::ConnServerLimits limits;
     limits.accept.max_connections = opts_.max_clients;
     limits.accept.max_per_peer = opts_.max_clients_per_peer;
@@ -62,7 +73,11 @@ core::Status AuthPolicySource::start(util::EventLoop& loop) {
     auto server = std::make_unique<util::ConnServer>(
         loop, name_, limits, util::PeerFilter::allow_from(opts_.allow_from),
         [this](const util::Peer& peer) { return std::make_unique<Session>(*this, peer.name); });
-    if (auto st = server->listen(opts_.listen, "the auth policy protocol (HTTP)"); !st) return st;
+    for (auto& b : bound_) {
+        util::log(util::Level::info, "{} listening on {}", name_, b.endpoint.to_string());
+        server->adopt(std::move(b));
+    }
+    bound_.clear();
     loop_ = &loop;
     server_ = std::move(server);
     return core::ok();

@@ -65,7 +65,11 @@ public:
     AuthPolicySource& operator=(const AuthPolicySource&) = delete;
 
     const std::string& name() const override { return name_; }
-    // Binds every endpoint (all or nothing; the error names the endpoint) and starts accepting.
+    // Binds every endpoint (all or nothing; the error names the endpoint) without accepting yet;
+    // a no-op when bound. The daemon calls it right after open_auth_policy_source(), so it binds
+    // before it drops privileges (ports below 1024 with `user =`), as for every other source.
+    core::Status bind();
+    // Binds (unless bind() did) and starts accepting.
     core::Status start(util::EventLoop& loop) override;
     // Closes listeners (removing unix socket files it created) and connections. Idempotent.
     void stop(util::EventLoop& loop) override;
@@ -86,6 +90,7 @@ private:
     LoginSink& sink_;
     const core::Clock& clock_;
     util::EventLoop* loop_ = nullptr;
+    std::vector<util::BoundListener> bound_;    // bound by bind(), not yet started
     std::unique_ptr<util::ConnServer> server_;  // while started
     SourceCounters counters_;  // without what the running server_ counts (see counters())
     util::RateLimitedLog warn_;
