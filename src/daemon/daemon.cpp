@@ -22,6 +22,8 @@
 
 #include "core/time.hpp"
 #include "daemon/control_protocol.hpp"
+#include "exports/export_scheduler.hpp"
+#include "exports/export_status_json.hpp"
 #include "exports/exporter.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "frontends/opensmtpd_frontend.hpp"
@@ -227,21 +229,11 @@ private:
     std::map<int, ControlConnection> control_conns_;
     gid_t control_gid_ = static_cast<gid_t>(-1);
     util::EventLoop::TimerId expiry_timer_ = 0;
-    std::vector<std::unique_ptr<exports::Exporter>> exporters_;
-    util::EventLoop::TimerId export_timer_ = 0;
     core::Status open_exporters(const config::Config& cfg);
-    // Rewrites every [[export]] within 100 ms of a change (grants, revokes, expiry), batching
-    // what happens meanwhile; a failed write is retried with the next change or expiry check.
-    void schedule_exports() {
-        if (exporters_.empty() || export_timer_) return;
-        export_timer_ = loop_.call_after(std::chrono::milliseconds(100), [this] {
-            export_timer_ = 0;
-            const auto now = clock_.now();
-            const auto live = store_->list(now);
-            for (auto& e : exporters_)
-                if (auto st = e->write(live, now); !st) log(Level::error, "export {}: {}", e->describe(), st.error().message);
-        });
-    }
+    // [[export]] files: written off the loop after each change, retried until they succeed,
+    // first written before anything is served, emptied of permits at a graceful stop.
+    exports::ExportScheduler exports_{loop_, clock_, [this](core::Time now) { return store_->list(now); }};
+    void schedule_exports() { exports_.changed(); }
     util::UniqueFd signal_fd_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
@@ -567,7 +559,8 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
                 {"permits", store_->list(now).size()},
                 {"grants", grants_}, {"extends", extends_}, {"ignored", ignored_}, {"stale", stale_},
                 {"expired", expired_}, {"revoked", revoked_},
-                {"sources", srcs}, {"frontends", fes}};
+                {"sources", srcs}, {"frontends", fes},
+                {"exports", exports::export_status_json(exports_.status())}};
     }
     return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
 }
@@ -588,12 +581,11 @@ core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config:
 core::Status Daemon::open_exporters(const config::Config& cfg) {
     std::vector<std::unique_ptr<exports::Exporter>> fresh;
     for (const auto& x : cfg.exports) {
-        auto e = exports::open_exporter(x, cfg.relayclient, &loop_);
+        auto e = exports::open_exporter(x, cfg.relayclient, &loop_, exports::StaticCheck::at_write);
         if (!e) return core::make_error(fmt::format("{}:{}: export: {}", cfg.file, x.line, e.error().message));
         fresh.push_back(std::move(*e));
     }
-    exporters_ = std::move(fresh);
-    schedule_exports();
+    exports_.set_exporters(std::move(fresh));
     return core::ok();
 }
 
@@ -817,6 +809,7 @@ int Daemon::run() {
         return 2;
     }
     run_expiry();  // purge what expired while we were stopped, and arm the timer
+    exports_.write_now();  // the files are current before the first answer
     if (auto s = start_new_sources(); !s) {
         log(Level::error, "{}", s.error().message);
         return 2;
@@ -847,6 +840,7 @@ int Daemon::run() {
     if (socketmap_) socketmap_->close();
     if (readsocket_) readsocket_->close();
     if (opensmtpd_) opensmtpd_->close();
+    exports_.stop();  // fail closed: no permit stays in a file nobody keeps current
     if (control_fd_) unlink(cfg_.control_socket.c_str());
     return 0;
 }
