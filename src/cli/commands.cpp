@@ -19,6 +19,7 @@
 
 #include "cli/arg_parser.hpp"
 #include "cli/chain.hpp"
+#include "cli/cmd_exports.hpp"
 #include "config/config.hpp"
 #include "core/address.hpp"
 #include "daemon/control_protocol.hpp"
@@ -395,6 +396,9 @@ const std::vector<Command>& commands() {
          cmd_check},
         {{"status", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}}, "show counters"}, cmd_status},
         {{"config check", "", 0, 0, {k_config_opt}, "validate the configuration"}, cmd_config_check},
+        {{"exports clean", "", 0, 0, {k_config_opt},
+          "rewrite every [[export]] without permits (static parts only; ExecStopPost= after a crash)"},
+         cmd_exports_clean},
     };
     return table;
 }

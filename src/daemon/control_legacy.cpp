@@ -16,6 +16,7 @@
 
 #include "daemon/control_protocol.hpp"
 #include "daemon/daemon_impl.hpp"
+#include "exports/export_status_json.hpp"
 #include "util/endpoint.hpp"
 #include "util/log.hpp"
 
@@ -241,7 +242,8 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
                 {"permits", store_->list(now).size()},
                 {"grants", grants_}, {"extends", extends_}, {"ignored", ignored_}, {"stale", stale_},
                 {"expired", expired_}, {"revoked", revoked_},
-                {"sources", srcs}, {"frontends", fes}};
+                {"sources", srcs}, {"frontends", fes},
+                {"exports", exports::export_status_json(exports_.status())}};
     }
     return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
 }

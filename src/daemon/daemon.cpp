@@ -89,6 +89,7 @@ core::Status Daemon::open_store() {
 // Purges what expired while we were stopped, and arms the timer.
 core::Status Daemon::purge_expired() {
     run_expiry();
+    exports_.write_now();  // the files are current before the first answer
     return core::ok();
 }
 
@@ -123,6 +124,7 @@ void Daemon::shut_down() {
     log_stats();
     for (auto& s : sources_) s->stop(loop_);
     for (auto& fe : frontends_) fe->close();
+    exports_.stop();  // fail closed: no permit stays in a file nobody keeps current
     if (control_fd_) unlink(cfg_.control_socket.c_str());
 }
 

@@ -25,6 +25,7 @@
 #include "core/time.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/privileges.hpp"
+#include "exports/export_scheduler.hpp"
 #include "exports/exporter.hpp"
 #include "frontends/frontend.hpp"
 #include "frontends/permit_oracle.hpp"
@@ -174,8 +175,9 @@ private:
     std::map<int, ControlConnection> control_conns_;
     gid_t control_gid_ = static_cast<gid_t>(-1);
     util::EventLoop::TimerId expiry_timer_ = 0;
-    std::vector<std::unique_ptr<exports::Exporter>> exporters_;
-    util::EventLoop::TimerId export_timer_ = 0;
+    // [[export]] files: written off the loop after each change, retried until they succeed,
+    // first written before anything is served, emptied of permits at a graceful stop.
+    exports::ExportScheduler exports_{loop_, clock_, [this](core::Time now) { return store_->list(now); }};
     util::UniqueFd signal_fd_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down

@@ -116,16 +116,7 @@ void Daemon::run_expiry() {
     reschedule_expiry();
 }
 
-void Daemon::schedule_exports() {
-    if (exporters_.empty() || export_timer_) return;
-    export_timer_ = loop_.call_after(std::chrono::milliseconds(100), [this] {
-        export_timer_ = 0;
-        const auto now = clock_.now();
-        const auto live = store_->list(now);
-        for (auto& e : exporters_)
-            if (auto st = e->write(live, now); !st) log(Level::error, "export {}: {}", e->describe(), st.error().message);
-    });
-}
+void Daemon::schedule_exports() { exports_.changed(); }
 
 void Daemon::schedule_stats() {
     loop_.call_after(std::chrono::hours(1), [this] {

@@ -108,7 +108,7 @@ core::Status Daemon::prepare_reload(ReloadPlan& plan) {
     if (auto st = plan_sources(plan); !st) return st;
     if (auto st = plan_frontends(plan); !st) return st;
     for (const auto& x : plan.cfg.exports) {
-        auto e = exports::open_exporter(x, plan.cfg.relayclient, &loop_);
+        auto e = exports::open_exporter(x, plan.cfg.relayclient, &loop_, exports::StaticCheck::at_write);
         if (!e) return core::make_error(fmt::format("{}:{}: export: {}", plan.cfg.file, x.line, e.error().message));
         plan.exporters.push_back(std::move(*e));
     }
@@ -292,8 +292,7 @@ void Daemon::swap_in(ReloadPlan& plan) {
         if (plan.frontends[k]) frontends_.push_back(std::move(plan.frontends[k]));
     }
     sort_frontends();
-    exporters_ = std::move(plan.exporters);
-    schedule_exports();
+    exports_.set_exporters(std::move(plan.exporters));
 }
 
 }  // namespace rp::daemon

@@ -157,12 +157,11 @@ core::Status Daemon::open_exports() {
     const auto& cfg = cfg_;
     std::vector<std::unique_ptr<exports::Exporter>> fresh;
     for (const auto& x : cfg.exports) {
-        auto e = exports::open_exporter(x, cfg.relayclient, &loop_);
+        auto e = exports::open_exporter(x, cfg.relayclient, &loop_, exports::StaticCheck::at_write);
         if (!e) return core::make_error(fmt::format("{}:{}: export: {}", cfg.file, x.line, e.error().message));
         fresh.push_back(std::move(*e));
     }
-    exporters_ = std::move(fresh);
-    schedule_exports();
+    exports_.set_exporters(std::move(fresh));
     return core::ok();
 }
 

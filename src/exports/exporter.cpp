@@ -173,7 +173,7 @@ public:
           describe_(cfg_.type + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
-    core::Status write(std::span<const core::Permit> live, core::Time now) override {
+    core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
         std::vector<Record> records;
         if (cfg_.type == "postfix-cdb") {
             for (auto& k : live_keys(live, now, postfix_key)) records.emplace_back(std::move(k), "OK");
@@ -208,7 +208,7 @@ public:
         : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
-    core::Status write(std::span<const core::Permit> live, core::Time now) override {
+    core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
         auto text = read_static(cfg_.static_path);
         if (!text) return text.error();
         auto parsed = parse_makemap(*text);
@@ -296,7 +296,7 @@ public:
         : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
-    core::Status write(std::span<const core::Permit> live, core::Time now) override {
+    core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
         struct Want {
             std::string content;
             core::Time granted;
@@ -370,7 +370,7 @@ public:
         : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
-    core::Status write(std::span<const core::Permit> live, core::Time now) override {
+    core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
         std::string text =
             "# relaypermit: permitted relay clients, rewritten at every change; do not edit.\n"
             "# 0.0.0.0 keeps the table usable when no one is permitted (no client has that address).\n"
@@ -387,8 +387,10 @@ private:
     std::string describe_;
 };
 
-// Any exporter plus its `after_write` command, run after each write() that replaced the map and
-// after the first write() (the MTA may hold an older table than the file after our restart).
+// Any exporter plus its `after_write` command, run after each write that replaced the map and
+// after the first write (the MTA may hold an older table than the file after our restart).
+// write_map() (any one thread) touches only the inner exporter; map_written() and busy() (the
+// loop's thread) only the command.
 class AfterWriteExporter final : public Exporter {
 public:
     AfterWriteExporter(std::unique_ptr<Exporter> inner, util::EventLoop& loop, const config::ExportConfig& cfg)
@@ -397,16 +399,17 @@ public:
                    std::chrono::ceil<std::chrono::milliseconds>(cfg.after_write_timeout), inner_->describe()) {}
     const std::string& describe() const override { return inner_->describe(); }
 
-    core::Status write(std::span<const core::Permit> live, core::Time now) override {
-        const auto before = inner_->replacements();
-        auto s = inner_->write(live, now);
+    core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
+        auto s = inner_->write_map(live, now);
         replacements_ = inner_->replacements();
-        if (s && (replacements_ != before || first_)) {
-            first_ = false;
-            command_.request();
-        }
         return s;
     }
+    void map_written(bool replaced) override {
+        if (!replaced && !first_) return;
+        first_ = false;
+        command_.request();
+    }
+    bool busy() const override { return command_.running(); }
 
 private:
     std::unique_ptr<Exporter> inner_;
@@ -418,8 +421,15 @@ private:
 
 Exporter::~Exporter() = default;
 
+core::Status Exporter::write(std::span<const core::Permit> live, core::Time now) {
+    const auto before = replacements_;
+    auto s = write_map(live, now);
+    if (s) map_written(replacements_ != before);
+    return s;
+}
+
 core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig& cfg, const std::string& relayclient,
-                                                      util::EventLoop* loop) {
+                                                      util::EventLoop* loop, StaticCheck check) {
     const std::string where = cfg.line > 0 ? "export (line " + std::to_string(cfg.line) + "): " : "export: ";
     if (cfg.path.empty()) return core::make_error(where + "path is required");
     auto ends_with = [&](std::string_view suffix) {
@@ -449,7 +459,7 @@ core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig
         return core::make_error(where + "unknown export type '" + cfg.type + "'");
     }
     if (auto s = make_dirs(dir); !s) return core::make_error(where + s.error().message);
-    if (!cfg.static_path.empty()) {
+    if (!cfg.static_path.empty() && check == StaticCheck::at_open) {
         auto text = read_static(cfg.static_path);
         if (!text) return core::make_error(where + text.error().message);
     }

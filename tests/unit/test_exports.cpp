@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +22,7 @@
 #include <thread>
 
 #include "exports/after_write.hpp"
+#include "exports/export_scheduler.hpp"
 #include "exports/exporter.hpp"
 #include "exports/map_formats.hpp"
 #include "util/event_loop.hpp"
@@ -635,6 +638,206 @@ TEST(ExportAfterWrite, ConfigKeys) {
     auto unknown = config::parse_config("[[export]]\ntype = \"opensmtpd\"\npath = \"/x\"\n", "t.toml");
     ASSERT_FALSE(unknown);
     EXPECT_NE(unknown.error().message.find("opensmtpd-table"), std::string::npos);
+}
+
+
+// ---- ExportScheduler: off-loop writes, retries, the first write and the stop ----
+
+// Short back-off so the retries happen within a test; the loop waits for conditions only.
+ExportTiming fast_timing() {
+    ExportTiming t;
+    t.batch = 1ms;
+    t.retry_first = 5ms;
+    t.retry_max = 40ms;
+    return t;
+}
+
+struct SchedulerFixture {
+    TempDir d;
+    util::EventLoop loop;
+    core::ManualClock clock{t0};
+    std::vector<core::Permit> live = {permit("192.0.2.1", t0, t0 + 30min), permit("192.0.2.2", t0, t0 + 30min)};
+    ExportScheduler sched{loop, clock, [this](core::Time) { return live; }, fast_timing()};
+
+    std::unique_ptr<Exporter> exporter(const config::ExportConfig& cfg) {
+        auto e = open_exporter(cfg, "", &loop, StaticCheck::at_write);
+        EXPECT_TRUE(e) << e.error().message;
+        return e ? std::move(*e) : nullptr;
+    }
+    void use(std::unique_ptr<Exporter> e) {
+        std::vector<std::unique_ptr<Exporter>> v;
+        v.push_back(std::move(e));
+        sched.set_exporters(std::move(v));
+    }
+    ExportStatus status() { return sched.status().at(0); }
+};
+
+TEST(ExportScheduler, FailedWriteIsRetriedWithoutAnyChangeUntilItSucceeds) {
+    SchedulerFixture f;
+    const std::string path = f.d / "table";
+    fs::create_directories(path + "/in-the-way");  // a directory where the file should be
+    f.use(f.exporter(export_config("opensmtpd-table", path)));
+    f.sched.write_now();
+    EXPECT_TRUE(f.status().failing);
+    EXPECT_EQ(f.status().failures, 1u);
+    EXPECT_NE(f.status().last_error.find(path), std::string::npos) << f.status().last_error;
+    EXPECT_FALSE(f.status().last_success);
+    // No changed(): the retries alone try again, several times.
+    ASSERT_TRUE(run_until(f.loop, [&] { return f.status().failures >= 3; }));
+    fs::remove_all(path);  // the admin fixes it
+    ASSERT_TRUE(run_until(f.loop, [&] { return !f.status().failing; }));
+    EXPECT_EQ(f.status().writes, 1u);
+    EXPECT_EQ(f.status().last_success, t0);
+    EXPECT_NE(slurp(path).find("\n192.0.2.2\n"), std::string::npos);
+    ASSERT_TRUE(run_until(f.loop, [&] { return f.sched.idle(); }));  // no retry left scheduled
+}
+
+TEST(ExportScheduler, MissingStaticFileIsRetriedAndPickedUpOnceItExists) {
+    SchedulerFixture f;
+    const std::string path = f.d / "tcp.smtp.cdb", rules = f.d / "tcp.smtp";
+    EXPECT_FALSE(open_exporter(export_config("tcprules-cdb", path, rules)));  // the strict open refuses
+    f.use(f.exporter(export_config("tcprules-cdb", path, rules)));
+    f.sched.write_now();
+    EXPECT_TRUE(f.status().failing);
+    EXPECT_NE(f.status().last_error.find("does not exist"), std::string::npos) << f.status().last_error;
+    EXPECT_FALSE(fs::exists(path));
+    ASSERT_TRUE(run_until(f.loop, [&] { return f.status().failures >= 2; }));
+    spit(rules, "127.0.0.4:deny\n");
+    ASSERT_TRUE(run_until(f.loop, [&] { return !f.status().failing; }));
+    auto recs = read_cdb(slurp(path));
+    ASSERT_TRUE(recs);
+    ASSERT_EQ(recs->size(), 3u);
+    EXPECT_EQ((*recs)[0].first, "127.0.0.4");
+    EXPECT_EQ((*recs)[1].first, "192.0.2.1");
+}
+
+TEST(ExportScheduler, StopWritesTheStaticPartOnlyAndNothingAfter) {
+    SchedulerFixture f;
+    const std::string rules = f.d / "tcp.smtp";
+    spit(rules, "127.:allow\n");
+    f.use(f.exporter(export_config("tcprules-cdb", f.d / "tcp.smtp.cdb", rules)));
+    f.sched.write_now();
+    ASSERT_EQ(read_cdb(slurp(f.d / "tcp.smtp.cdb"))->size(), 3u);
+    // What the static part alone gives, written by a second exporter.
+    auto reference = open_exporter(export_config("tcprules-cdb", f.d / "static-only.cdb", rules));
+    ASSERT_TRUE(reference);
+    ASSERT_TRUE((*reference)->write({}, t0));
+
+    f.sched.changed();  // pending at the stop: must not be written after it
+    f.sched.stop();
+    EXPECT_EQ(slurp(f.d / "tcp.smtp.cdb"), slurp(f.d / "static-only.cdb"));
+    EXPECT_EQ(f.status().writes, 2u);
+    f.sched.changed();
+    f.sched.write_now();
+    for (int i = 0; i < 10; ++i) f.loop.run_once(2ms);
+    EXPECT_EQ(f.status().writes, 2u);
+    EXPECT_EQ(slurp(f.d / "tcp.smtp.cdb"), slurp(f.d / "static-only.cdb"));
+}
+
+TEST(ExportScheduler, StopRemovesRelayCtrlFilesAndRunsAfterWrite) {
+    SchedulerFixture f;
+    const std::string runs = f.d / "runs";
+    auto cfg = export_config("opensmtpd-table", f.d / "table");
+    cfg.after_write = {"/bin/sh", "-c", "grep -c . \"$1\" >> \"$2\"", "sh", f.d / "table", runs};
+    std::vector<std::unique_ptr<Exporter>> v;
+    v.push_back(f.exporter(cfg));
+    v.push_back(f.exporter(export_config("relay-ctrl-dir", f.d / "rc")));
+    f.sched.set_exporters(std::move(v));
+    f.sched.write_now();
+    EXPECT_TRUE(fs::exists(f.d / "rc/192.0.2.1"));
+    ASSERT_TRUE(run_until(f.loop, [&] { return count_lines(runs) == 1; }));
+    f.sched.stop();  // waits for the after_write of the emptied table
+    EXPECT_FALSE(fs::exists(f.d / "rc/192.0.2.1"));
+    EXPECT_EQ(slurp(f.d / "table").find("192.0.2"), std::string::npos);
+    EXPECT_EQ(slurp(runs), "5\n3\n");  // 2 comments + 0.0.0.0 + 2 permits, then without them
+}
+
+// An exporter whose writes wait for the test: shows where and how often writes happen.
+class GatedExporter final : public Exporter {
+public:
+    const std::string& describe() const override { return name_; }
+    core::Status write_map(std::span<const core::Permit> live, core::Time) override {
+        std::unique_lock lk(mu_);
+        ++started_;
+        sizes_.push_back(live.size());
+        write_thread_ = std::this_thread::get_id();
+        cv_.notify_all();
+        cv_.wait(lk, [&] { return opened_ >= started_; });
+        ++replacements_;
+        return core::ok();
+    }
+    void map_written(bool replaced) override {
+        std::lock_guard lk(mu_);
+        if (replaced) written_thread_ = std::this_thread::get_id();
+        ++written_;
+    }
+    void open_gate() {
+        std::lock_guard lk(mu_);
+        ++opened_;
+        cv_.notify_all();
+    }
+    int started() {
+        std::lock_guard lk(mu_);
+        return started_;
+    }
+    int written() {
+        std::lock_guard lk(mu_);
+        return written_;
+    }
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int started_ = 0, opened_ = 0, written_ = 0;
+    std::vector<std::size_t> sizes_;
+    std::thread::id write_thread_, written_thread_;
+    std::string name_ = "gated:test";
+};
+
+// Installs a GatedExporter and lets its first write start (and wait) on the worker.
+GatedExporter& first_write_blocked(SchedulerFixture& f) {
+    auto owned = std::make_unique<GatedExporter>();
+    GatedExporter& g = *owned;
+    f.use(std::move(owned));
+    f.sched.changed();
+    EXPECT_TRUE(run_until(f.loop, [&] { return g.started() == 1; }));
+    return g;
+}
+
+TEST(ExportScheduler, WritesOffTheLoopOneAtATimeAndCoalescesChanges) {
+    SchedulerFixture f;
+    GatedExporter& g = first_write_blocked(f);
+    ASSERT_EQ(g.started(), 1);
+    // The write is blocked on the worker while the loop goes on; changes meanwhile wait.
+    f.live.push_back(permit("192.0.2.3", t0, t0 + 30min));
+    for (int i = 0; i < 3; ++i) {
+        f.sched.changed();
+        for (int k = 0; k < 5; ++k) f.loop.run_once(2ms);
+    }
+    EXPECT_EQ(g.started(), 1);
+    EXPECT_FALSE(f.sched.idle());
+    g.open_gate();
+    ASSERT_TRUE(run_until(f.loop, [&] { return g.started() == 2; }));  // one more for the three changes
+    g.open_gate();
+    ASSERT_TRUE(run_until(f.loop, [&] { return f.sched.idle(); }));
+    for (int k = 0; k < 10; ++k) f.loop.run_once(2ms);
+    EXPECT_EQ(g.started(), 2);
+    EXPECT_EQ(g.written(), 2);
+    EXPECT_EQ(g.sizes_, (std::vector<std::size_t>{2, 3}));
+    EXPECT_NE(g.write_thread_, std::this_thread::get_id());
+    EXPECT_EQ(g.written_thread_, std::this_thread::get_id());  // map_written (after_write) on the loop
+    EXPECT_EQ(f.status().writes, 2u);
+}
+
+TEST(ExportScheduler, ReloadWhileAWriteIsInFlight) {
+    SchedulerFixture f;
+    GatedExporter& g = first_write_blocked(f);
+    ASSERT_EQ(g.started(), 1);
+    f.use(f.exporter(export_config("opensmtpd-table", f.d / "table")));  // the old one is still writing
+    for (int k = 0; k < 5; ++k) f.loop.run_once(2ms);
+    EXPECT_FALSE(fs::exists(f.d / "table"));  // at most one write in flight
+    g.open_gate();
+    ASSERT_TRUE(run_until(f.loop, [&] { return fs::exists(f.d / "table") && f.sched.idle(); }));
+    EXPECT_EQ(f.status().name, "opensmtpd-table:" + (f.d / "table"));
+    EXPECT_EQ(f.status().writes, 1u);
 }
 
 }  // namespace

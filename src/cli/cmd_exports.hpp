@@ -1,0 +1,17 @@
+// `relaypermit exports clean`: rewrites every [[export]] without dynamic permits, without a daemon.
+//
+// The unit runs it as ExecStopPost=, so after a crash (kill -9, OOM, abort) no map file keeps
+// permits that nobody expires any more: the MTA would let their clients relay until the next
+// start. A graceful stop does the same inside the daemon; this covers the rest. It refuses while
+// a daemon answers on the control socket (the daemon keeps the files current itself).
+// Exit: 0 every export rewritten, 2 a bad config, a running daemon, or a failed write (logged).
+// Thread-safety: a CLI entry point.
+#pragma once
+
+#include "cli/arg_parser.hpp"
+
+namespace rp::cli {
+
+int cmd_exports_clean(const ParsedArgs& a);
+
+}  // namespace rp::cli
