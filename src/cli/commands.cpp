@@ -26,6 +26,7 @@
 #include "matching/matcher.hpp"
 #include "matching/required_literal.hpp"
 #include "store/shared_backend.hpp"
+#include "util/log.hpp"
 
 namespace rp::cli {
 namespace {
@@ -40,7 +41,7 @@ struct Command {
     std::function<int(const ParsedArgs&)> run;
 };
 
-void err(const std::string& msg) { std::fprintf(stderr, "relaypermit: %s\n", msg.c_str()); }
+void err(const std::string& msg) { std::fprintf(stderr, "relaypermit: %s\n", util::escape_text(msg).c_str()); }
 
 core::Result<config::Config> load(const ParsedArgs& a) {
     const bool explicit_path = a.has("--config");
@@ -212,7 +213,8 @@ int cmd_check(const ParsedArgs& a) {
     if (r->value("kind", "") == "allow")
         std::printf("permitted: static allow %s\n", r->value("network", "").c_str());
     else
-        std::printf("permitted: permit for %s until %s\n", r->value("user", "").empty() ? "-" : r->value("user", "").c_str(),
+        std::printf("permitted: permit for %s until %s\n",  // a user name may hold terminal escapes
+                    r->value("user", "").empty() ? "-" : util::escape_value(r->value("user", "")).c_str(),
                     r->value("expires", "").c_str());
     return k_ok;
 }
@@ -230,8 +232,9 @@ int cmd_list(const ParsedArgs& a) {
     }
     std::printf("%-40s %-20s %-21s %-21s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "SOURCE");
     for (const auto& p : permits) {
-        const auto user = p.value("user", "");
-        std::printf("%-40s %-20s %-21s %-21s %s\n", p.value("ip", "").c_str(), user.empty() ? "-" : user.c_str(),
+        const auto raw = p.value("user", "");
+        const auto user = raw.empty() ? std::string("-") : util::escape_value(raw);  // one row, no terminal escapes
+        std::printf("%-40s %-20s %-21s %-21s %s\n", p.value("ip", "").c_str(), user.c_str(),
                     p.value("granted", "").c_str(), p.value("expires", "").c_str(), p.value("source", "").c_str());
     }
     return k_ok;
