@@ -37,6 +37,7 @@
 #include "sources/syslog_source.hpp"
 #include "store/permit_store.hpp"
 #include "util/endpoint.hpp"
+#include "util/fs_safe.hpp"
 #include "util/event_loop.hpp"
 #include "util/log.hpp"
 
@@ -71,19 +72,11 @@ void sd_notify(const char* state) {
            static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
 }
 
+// state_dir and the control socket's directory: opened without following a symlink, refused when
+// writable by others, owner and group set through the descriptor (util/fs_safe.hpp).
 core::Status make_dirs(const std::string& dir, mode_t mode, uid_t uid, gid_t gid) {
-    std::error_code ec;
-    if (!std::filesystem::exists(dir, ec)) {
-        std::filesystem::create_directories(dir, ec);
-        if (ec) return core::make_error("cannot create directory " + dir + ": " + ec.message());
-        chmod(dir.c_str(), mode);
-        if (uid != static_cast<uid_t>(-1) && chown(dir.c_str(), uid, gid) != 0)
-            return core::make_error("cannot chown " + dir + ": " + std::strerror(errno));
-    } else if (uid != static_cast<uid_t>(-1)) {
-        struct stat st {};
-        if (stat(dir.c_str(), &st) == 0 && st.st_uid != uid && chown(dir.c_str(), uid, gid) != 0)
-            return core::make_error("cannot chown " + dir + ": " + std::strerror(errno));
-    }
+    auto fd = util::ensure_private_dir(dir, {mode, uid, gid});
+    if (!fd) return fd.error();
     return core::ok();
 }
 
@@ -395,22 +388,18 @@ core::Status Daemon::open_control_socket() {
         control_gid_ = g->gr_gid;
     }
     // The directory must be searchable by the control group: 0755 unless we create it for a group.
-    if (auto st = make_dirs(dir, control_gid_ == static_cast<gid_t>(-1) ? 0755 : 0750, static_cast<uid_t>(-1), 0); !st)
+    if (auto st = make_dirs(dir, control_gid_ == static_cast<gid_t>(-1) ? 0755 : 0750, static_cast<uid_t>(-1), control_gid_); !st)
         return st;
-    if (control_gid_ != static_cast<gid_t>(-1)) {
-        struct stat st {};
-        if (stat(dir.c_str(), &st) == 0 && st.st_gid != control_gid_ && (st.st_mode & S_IXOTH) == 0)
-            (void)chown(dir.c_str(), static_cast<uid_t>(-1), control_gid_);
-    }
     util::Endpoint ep;
     ep.kind = util::Endpoint::Kind::unix_stream;
     ep.path = cfg_.control_socket;
     auto fd = util::listen_endpoint(ep, {128, 0660});
     if (!fd) return core::make_error("control socket: " + fd.error().message);
-    if (control_gid_ != static_cast<gid_t>(-1) && chown(cfg_.control_socket.c_str(), static_cast<uid_t>(-1), control_gid_) != 0)
-        log(Level::warning, "cannot give {} to group {} ({}); only root and the daemon's user can use it "
-            "(run the daemon with that group as a supplementary group)", cfg_.control_socket, cfg_.control_group,
-            std::strerror(errno));
+    if (control_gid_ != static_cast<gid_t>(-1))
+        if (auto own = util::chown_socket(cfg_.control_socket, util::k_no_uid, control_gid_); !own)
+            log(Level::warning, "cannot give {} to group {} ({}); only root and the daemon's user can use it "
+                "(run the daemon with that group as a supplementary group)", cfg_.control_socket, cfg_.control_group,
+                own.error().message);
     control_fd_ = std::move(*fd);
     loop_.add(control_fd_.get(), EPOLLIN, [this](std::uint32_t) { on_control_accept(); });
     return core::ok();
@@ -782,7 +771,7 @@ int Daemon::run() {
         log(Level::error, "{}", st.error().message);
         return 2;
     }
-    if (uid != static_cast<uid_t>(-1)) (void)chown(cfg->control_socket.c_str(), uid, static_cast<gid_t>(-1));
+    if (uid != static_cast<uid_t>(-1)) (void)util::chown_socket(cfg->control_socket, uid, util::k_no_gid);
     // The store must exist before frontends answer; open it after binding (below) would leave a
     // window, so listeners are bound, then privileges dropped, then the store opened, and only
     // then is the loop run: nothing is served before the store is ready.
@@ -848,7 +837,7 @@ int Daemon::run() {
     if (socketmap_) socketmap_->close();
     if (readsocket_) readsocket_->close();
     if (opensmtpd_) opensmtpd_->close();
-    if (control_fd_) unlink(cfg_.control_socket.c_str());
+    if (control_fd_) util::remove_socket_file(cfg_.control_socket, 0, 0);
     return 0;
 }
 
