@@ -27,6 +27,7 @@
 #include "matching/required_literal.hpp"
 #include "store/shared_backend.hpp"
 #include "util/log.hpp"
+#include "util/redact.hpp"
 
 namespace rp::cli {
 namespace {
@@ -335,6 +336,24 @@ int cmd_status(const ParsedArgs& a) {
     return k_ok;
 }
 
+// Files holding a secret that others can read (docs/security.md, "Secrets"): the store password,
+// API headers, TLS keys, and the config file itself when a password or header is written in it.
+std::vector<std::string> secret_file_warnings(const config::Config& cfg) {
+    std::vector<std::string> out;
+    auto check = [&](const std::string& path, std::string_view what) {
+        if (auto w = path.empty() ? std::nullopt : util::secret_file_warning(path, what)) out.push_back(*w);
+    };
+    bool inline_secret = util::mask_url(cfg.store) != cfg.store;
+    check(cfg.store_password_file, "store_password_file");
+    for (const auto& s : cfg.sources) {
+        check(s.api_header_file, "api_header_file");
+        check(s.tls_key, "tls_key");
+        inline_secret = inline_secret || (!s.api_header.empty() && s.api_header_file.empty());
+    }
+    if (inline_secret) check(cfg.file, "the config file (it holds a password or api_header)");
+    return out;
+}
+
 int cmd_config_check(const ParsedArgs& a) {
     auto cfg = load(a);
     if (!cfg) {
@@ -359,6 +378,7 @@ int cmd_config_check(const ParsedArgs& a) {
         }
     }
     std::printf("ok: %s\n", cfg->file.empty() ? "built-in defaults (no config file)" : cfg->file.c_str());
+    for (const auto& w : secret_file_warnings(*cfg)) std::printf("warning: %s\n", w.c_str());
     // What the prefilter will look for in each [[pattern]]'s lines (docs/servers.md).
     for (const auto& p : cfg->patterns) {
         const auto lit = matching::required_literal(p.regex);
