@@ -15,13 +15,15 @@
 #include "core/time.hpp"
 #include "daemon/control_protocol.hpp"
 #include "store/permit_store.hpp"
+#include "util/log.hpp"
 
 namespace rp::cli {
 namespace {
 
-// stderr only: stdin and stdout belong to the client's connection.
+// stderr only: stdin and stdout belong to the client's connection. One line in the caller's log,
+// whatever the environment's values hold (util::escape_text).
 void warn(const char* mode, const std::string& msg) {
-    std::fprintf(stderr, "relaypermit: %s --chain: %s\n", mode, msg.c_str());
+    std::fprintf(stderr, "relaypermit: %s --chain: %s\n", mode, util::escape_text(msg).c_str());
     std::fflush(stderr);
 }
 

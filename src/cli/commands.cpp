@@ -27,6 +27,8 @@
 #include "matching/matcher.hpp"
 #include "matching/required_literal.hpp"
 #include "store/shared_backend.hpp"
+#include "util/log.hpp"
+#include "util/redact.hpp"
 
 namespace rp::cli {
 namespace {
@@ -41,7 +43,7 @@ struct Command {
     std::function<int(const ParsedArgs&)> run;
 };
 
-void err(const std::string& msg) { std::fprintf(stderr, "relaypermit: %s\n", msg.c_str()); }
+void err(const std::string& msg) { std::fprintf(stderr, "relaypermit: %s\n", util::escape_text(msg).c_str()); }
 
 core::Result<config::Config> load(const ParsedArgs& a) {
     const bool explicit_path = a.has("--config");
@@ -213,7 +215,8 @@ int cmd_check(const ParsedArgs& a) {
     if (r->value("kind", "") == "allow")
         std::printf("permitted: static allow %s\n", r->value("network", "").c_str());
     else
-        std::printf("permitted: permit for %s until %s\n", r->value("user", "").empty() ? "-" : r->value("user", "").c_str(),
+        std::printf("permitted: permit for %s until %s\n",  // a user name may hold terminal escapes
+                    r->value("user", "").empty() ? "-" : util::escape_value(r->value("user", "")).c_str(),
                     r->value("expires", "").c_str());
     return k_ok;
 }
@@ -231,8 +234,9 @@ int cmd_list(const ParsedArgs& a) {
     }
     std::printf("%-40s %-20s %-21s %-21s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "SOURCE");
     for (const auto& p : permits) {
-        const auto user = p.value("user", "");
-        std::printf("%-40s %-20s %-21s %-21s %s\n", p.value("ip", "").c_str(), user.empty() ? "-" : user.c_str(),
+        const auto raw = p.value("user", "");
+        const auto user = raw.empty() ? std::string("-") : util::escape_value(raw);  // one row, no terminal escapes
+        std::printf("%-40s %-20s %-21s %-21s %s\n", p.value("ip", "").c_str(), user.c_str(),
                     p.value("granted", "").c_str(), p.value("expires", "").c_str(), p.value("source", "").c_str());
     }
     return k_ok;
@@ -333,6 +337,24 @@ int cmd_status(const ParsedArgs& a) {
     return k_ok;
 }
 
+// Files holding a secret that others can read (docs/security.md, "Secrets"): the store password,
+// API headers, TLS keys, and the config file itself when a password or header is written in it.
+std::vector<std::string> secret_file_warnings(const config::Config& cfg) {
+    std::vector<std::string> out;
+    auto check = [&](const std::string& path, std::string_view what) {
+        if (auto w = path.empty() ? std::nullopt : util::secret_file_warning(path, what)) out.push_back(*w);
+    };
+    bool inline_secret = util::mask_url(cfg.store) != cfg.store;
+    check(cfg.store_password_file, "store_password_file");
+    for (const auto& s : cfg.sources) {
+        check(s.api_header_file, "api_header_file");
+        check(s.tls_key, "tls_key");
+        inline_secret = inline_secret || (!s.api_header.empty() && s.api_header_file.empty());
+    }
+    if (inline_secret) check(cfg.file, "the config file (it holds a password or api_header)");
+    return out;
+}
+
 int cmd_config_check(const ParsedArgs& a) {
     auto cfg = load(a);
     if (!cfg) {
@@ -357,6 +379,7 @@ int cmd_config_check(const ParsedArgs& a) {
         }
     }
     std::printf("ok: %s\n", cfg->file.empty() ? "built-in defaults (no config file)" : cfg->file.c_str());
+    for (const auto& w : secret_file_warnings(*cfg)) std::printf("warning: %s\n", w.c_str());
     // What the prefilter will look for in each [[pattern]]'s lines (docs/servers.md).
     for (const auto& p : cfg->patterns) {
         const auto lit = matching::required_literal(p.regex);

@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include "util/endpoint.hpp"
+#include "util/redact.hpp"
 
 #include <toml++/toml.h>
 
@@ -22,24 +23,29 @@ using core::make_error;
 core::Result<util::Endpoint> util_parse_endpoint(std::string_view text) { return util::parse_endpoint(text); }
 
 // Builds "FILE:LINE: key = value: problem".
-// "scheme://user:secret@host" -> "scheme://user:***@host": a store URL's password never reaches
-// an error message or a log.
-std::string mask_url_password(const std::string& url) {
-    const auto scheme = url.find("://");
-    if (scheme == std::string::npos) return url;
-    const auto start = scheme + 3;
-    const auto at = url.rfind('@', url.find('/', start));
-    if (at == std::string::npos || at < start) return url;
-    const auto colon = url.find(':', start);
-    if (colon == std::string::npos || colon > at) return url;
-    return url.substr(0, colon + 1) + "***" + url.substr(at);
+// A value as shown in an error message: a store URL's userinfo and an API header never reach an
+// error message or a log (util/redact.hpp).
+std::string shown_value(std::string_view key, const std::string& value) {
+    if (key == "store") return util::mask_url(value);
+    if (key.ends_with("api_header")) return "***";
+    return value;
+}
+
+// Reads the first line of the file holding a secret (api_header_file).
+core::Result<std::string> read_secret_line(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) return make_error("cannot read " + path + ": " + std::strerror(errno));
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
+    return line;
 }
 
 struct Ctx {
     std::string file;
     std::string where(const toml::node& n, std::string_view key) const {
         std::ostringstream v;
-        if (auto s = n.as_string()) v << '"' << (key == "store" ? mask_url_password(s->get()) : s->get()) << '"';
+        if (auto s = n.as_string()) v << '"' << shown_value(key, s->get()) << '"';
         else if (n.is_table()) v << "{...}";
         else if (n.is_array()) v << "[...]";
         else if (auto i = n.as_integer()) v << i->get();
@@ -293,7 +299,7 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
         {"fifo", {"path", "mode", "group"}},
         {"syslog", {"listen", "allow_from", "tls_cert", "tls_key", "tls_ca"}},
         {"journald", {"path", "units", "comms", "exes", "uids"}},
-        {"dovecot-auth-policy", {"listen", "allow_from", "api_header"}},
+        {"dovecot-auth-policy", {"listen", "allow_from", "api_header", "api_header_file"}},
     };
     for (const auto& e : *arr) {
         auto t = e.as_table();
@@ -315,7 +321,7 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
             if (name != "name" && !kt->second.count(name))
                 return c.err(v, key, "unknown key for a " + s.type + " source");
             if (name == "name" || name == "path" || name == "group" || name == "tls_cert" || name == "tls_key" ||
-                name == "tls_ca" || name == "api_header") {
+                name == "tls_ca" || name == "api_header" || name == "api_header_file") {
                 auto str = get_string(c, v, key);
                 if (!str) return str.error();
                 if (name == "name") s.name = *str;
@@ -324,7 +330,14 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
                 else if (name == "tls_cert") s.tls_cert = *str;
                 else if (name == "tls_key") s.tls_key = *str;
                 else if (name == "tls_ca") s.tls_ca = *str;
-                else {
+                else if (name == "api_header_file") {
+                    if (str->empty() || str->front() != '/') return c.err(v, key, "must be an absolute path");
+                    auto h = read_secret_line(*str);
+                    if (!h) return c.err(v, key, h.error().message);
+                    if (h->find(':') == std::string::npos) return c.err(v, key, "the file must hold \"Name: value\"");
+                    s.api_header_file = *str;
+                    s.api_header = *h;
+                } else {
                     if (str->find(':') == std::string::npos) return c.err(v, key, "use \"Name: value\"");
                     s.api_header = *str;
                 }
@@ -356,6 +369,8 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
             return c.err(e, "source.path", "a " + s.type + " source needs an absolute path");
         if (s.type == "journald" && !s.path.empty() && s.path.front() != '/')
             return c.err(e, "source.path", "a journal path must be absolute");
+        if (t->contains("api_header") && t->contains("api_header_file"))
+            return c.err(e, "source.api_header_file", "set api_header or api_header_file, not both");
         if ((s.type == "syslog" || s.type == "dovecot-auth-policy") && s.listen.empty())
             return c.err(e, "source.listen", "a " + s.type + " source needs `listen`");
         const bool tls = std::any_of(s.listen.begin(), s.listen.end(), [](const auto& l) { return l.starts_with("tls:"); });

@@ -43,8 +43,11 @@ struct SourceConfig {
     std::vector<std::string> comms;                        // _COMM
     std::vector<std::string> exes;                         // _EXE
     std::vector<std::int64_t> uids = {0};                  // _UID
-    // dovecot-auth-policy: required "Name: value" header (auth_policy_server_api_header)
+    // dovecot-auth-policy: required "Name: value" header (auth_policy_server_api_header), given
+    // in the config or read from api_header_file (its first line; the file is read when the
+    // config is loaded, so a reload sees a new header)
     std::string api_header;
+    std::string api_header_file;
 
     // Same source (every key but `line`): a reload keeps such a source running.
     bool same_as(const SourceConfig& o) const {

@@ -18,6 +18,7 @@
 #include "daemon/daemon_impl.hpp"
 #include "exports/export_status_json.hpp"
 #include "util/endpoint.hpp"
+#include "util/fs_safe.hpp"
 #include "util/log.hpp"
 
 namespace rp::daemon {
@@ -72,22 +73,18 @@ core::Status Daemon::open_control_socket() {
         control_gid_ = g->gr_gid;
     }
     // The directory must be searchable by the control group: 0755 unless we create it for a group.
-    if (auto st = make_dirs(dir, control_gid_ == static_cast<gid_t>(-1) ? 0755 : 0750, static_cast<uid_t>(-1), 0); !st)
+    if (auto st = make_dirs(dir, control_gid_ == static_cast<gid_t>(-1) ? 0755 : 0750, static_cast<uid_t>(-1), control_gid_); !st)
         return st;
-    if (control_gid_ != static_cast<gid_t>(-1)) {
-        struct stat st {};
-        if (stat(dir.c_str(), &st) == 0 && st.st_gid != control_gid_ && (st.st_mode & S_IXOTH) == 0)
-            (void)chown(dir.c_str(), static_cast<uid_t>(-1), control_gid_);
-    }
     util::Endpoint ep;
     ep.kind = util::Endpoint::Kind::unix_stream;
     ep.path = cfg_.control_socket;
     auto fd = util::listen_endpoint(ep, {128, 0660});
     if (!fd) return core::make_error("control socket: " + fd.error().message);
-    if (control_gid_ != static_cast<gid_t>(-1) && chown(cfg_.control_socket.c_str(), static_cast<uid_t>(-1), control_gid_) != 0)
-        log(Level::warning, "cannot give {} to group {} ({}); only root and the daemon's user can use it "
-            "(run the daemon with that group as a supplementary group)", cfg_.control_socket, cfg_.control_group,
-            std::strerror(errno));
+    if (control_gid_ != static_cast<gid_t>(-1))
+        if (auto own = util::chown_socket(cfg_.control_socket, util::k_no_uid, control_gid_); !own)
+            log(Level::warning, "cannot give {} to group {} ({}); only root and the daemon's user can use it "
+                "(run the daemon with that group as a supplementary group)", cfg_.control_socket, cfg_.control_group,
+                own.error().message);
     control_fd_ = std::move(*fd);
     loop_.add(control_fd_.get(), EPOLLIN, [this](std::uint32_t) { on_control_accept(); });
     return core::ok();
@@ -214,7 +211,7 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
         if (!gone) return {{"ok", false}, {"error", gone.error().message}};
         for (const auto& p : *gone) {
             ++revoked_;
-            log(Level::info, "revoke ip={} user={} by=uid:{}", p.network.to_string(), p.user.empty() ? "-" : p.user, conn.uid);
+            log(Level::info, "revoke ip={} user={} by=uid:{}", p.network.to_string(), util::esc(p.user.empty() ? "-" : p.user), conn.uid);
         }
         reschedule_expiry();
         return {{"ok", true}, {"removed", gone->size()}};

@@ -7,6 +7,7 @@
 
 #include "daemon/daemon_impl.hpp"
 #include "daemon/sd_notify.hpp"
+#include "util/fs_safe.hpp"
 #include "util/log.hpp"
 
 namespace rp::daemon {
@@ -69,7 +70,7 @@ core::Status Daemon::make_state_dir() { return make_dirs(cfg_.state_dir, 0750, r
 
 core::Status Daemon::open_control() {
     if (auto st = open_control_socket(); !st) return st;
-    if (run_as_.configured()) (void)chown(cfg_.control_socket.c_str(), run_as_.uid, static_cast<gid_t>(-1));
+    if (run_as_.configured()) (void)util::chown_socket(cfg_.control_socket, run_as_.uid, util::k_no_gid);
     return core::ok();
 }
 
@@ -125,7 +126,7 @@ void Daemon::shut_down() {
     for (auto& s : sources_) s->stop(loop_);
     for (auto& fe : frontends_) fe->close();
     exports_.stop();  // fail closed: no permit stays in a file nobody keeps current
-    if (control_fd_) unlink(cfg_.control_socket.c_str());
+    if (control_fd_) util::remove_socket_file(cfg_.control_socket, 0, 0);
 }
 
 int run_daemon(const RunOptions& opts) {

@@ -13,8 +13,9 @@ using util::log;
 
 // The audit line's fields: "ip=... user=... [server=...] source=... expires=...".
 std::string permit_text(const core::Permit& p, std::string_view server) {
-    return fmt::format("ip={} user={}{}{} source={} expires={}", p.network.to_string(), p.user.empty() ? "-" : p.user,
-                       server.empty() ? "" : " server=", server, p.source, core::format_time(p.expires));
+    return fmt::format("ip={} user={}{} source={} expires={}", p.network.to_string(), util::esc(p.user.empty() ? "-" : p.user),
+                       server.empty() ? "" : " server=" + util::escape_value(server), util::esc(p.source),
+                       core::format_time(p.expires));
 }
 
 }  // namespace
@@ -66,8 +67,8 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
     for (const auto& e : events) {
         if (std::any_of(cfg_.ignore.begin(), cfg_.ignore.end(), [&](const auto& c) { return c.contains(e.ip); })) {
             ++ignored_;
-            log(Level::debug, "ignored ip={} user={} server={} source={} (ignore list)", e.ip.to_string(), e.user,
-                e.server, e.source);
+            log(Level::debug, "ignored ip={} user={} server={} source={} (ignore list)", e.ip.to_string(), util::esc(e.user),
+                util::esc(e.server), util::esc(e.source));
             continue;
         }
         const auto expires = e.time + cfg_.ttl;
@@ -110,7 +111,7 @@ void Daemon::run_expiry() {
     } else {
         for (const auto& p : *gone) {
             ++expired_;
-            log(Level::info, "expire ip={} user={}", p.network.to_string(), p.user.empty() ? "-" : p.user);
+            log(Level::info, "expire ip={} user={}", p.network.to_string(), util::esc(p.user.empty() ? "-" : p.user));
         }
     }
     reschedule_expiry();

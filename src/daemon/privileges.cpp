@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "util/fs_safe.hpp"
 #include "util/log.hpp"
 
 namespace rp::daemon {
@@ -25,19 +26,11 @@ core::Result<RunAs> find_run_as(const std::string& user, const std::string& file
     return who;
 }
 
+// state_dir and the control socket's directory: opened without following a symlink, refused when
+// writable by others, owner and group set through the descriptor (util/fs_safe.hpp).
 core::Status make_dirs(const std::string& dir, mode_t mode, uid_t uid, gid_t gid) {
-    std::error_code ec;
-    if (!std::filesystem::exists(dir, ec)) {
-        std::filesystem::create_directories(dir, ec);
-        if (ec) return core::make_error("cannot create directory " + dir + ": " + ec.message());
-        chmod(dir.c_str(), mode);
-        if (uid != static_cast<uid_t>(-1) && chown(dir.c_str(), uid, gid) != 0)
-            return core::make_error("cannot chown " + dir + ": " + std::strerror(errno));
-    } else if (uid != static_cast<uid_t>(-1)) {
-        struct stat st {};
-        if (stat(dir.c_str(), &st) == 0 && st.st_uid != uid && chown(dir.c_str(), uid, gid) != 0)
-            return core::make_error("cannot chown " + dir + ": " + std::strerror(errno));
-    }
+    auto fd = util::ensure_private_dir(dir, {mode, uid, gid});
+    if (!fd) return fd.error();
     return core::ok();
 }
 

@@ -118,7 +118,7 @@ void AuthPolicySource::handle_request(const HttpRequest& req, std::string& reply
                 auto st = sink_.deliver(std::span<const core::LoginEvent>(&ev, 1), core::Checkpoint{});
                 if (!st) {
                     ++counters_.dropped;
-                    warn_.log(util::Level::warning, "{}: could not store the login of {} from {}: {}", name_, d.user,
+                    warn_.log(util::Level::warning, "{}: could not store the login of {} from {}: {}", name_, util::esc(d.user),
                               d.address->to_string(), st.error().message);
                 }
                 break;

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "util/endpoint.hpp"
+#include "util/fs_safe.hpp"
 
 namespace rp::sources {
 namespace {
@@ -34,26 +35,12 @@ std::string local_name(int fd, const std::string& kind) {
     return kind + ":" + host + ":" + std::to_string(port);
 }
 
-// A unix datagram socket at `path`; a stale socket file (nobody bound) is replaced.
+// A unix datagram socket at `path`; a stale socket file (nobody bound) is replaced. Bound with
+// its final mode through its directory's descriptor (util/fs_safe.hpp): no chmod by path.
 core::Result<util::UniqueFd> bind_unix_dgram(const std::string& path, mode_t mode) {
-    sockaddr_un sun{};
-    if (path.size() >= sizeof sun.sun_path) return make_error("unix socket path too long: " + path);
-    sun.sun_family = AF_UNIX;
-    std::memcpy(sun.sun_path, path.c_str(), path.size() + 1);
-    const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
-    struct stat st {};
-    if (lstat(path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) return make_error(path + " exists and is not a socket");
-        util::UniqueFd probe(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-        if (probe && connect(probe.get(), reinterpret_cast<const sockaddr*>(&sun), len) == 0)
-            return make_error(path + " is in use by another process");
-        unlink(path.c_str());
-    }
     util::UniqueFd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) return make_error("socket: " + errno_text());
-    if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&sun), len) != 0)
-        return make_error("bind " + path + ": " + errno_text());
-    if (chmod(path.c_str(), mode) != 0) return make_error("chmod " + path + ": " + errno_text());
+    if (auto bound = util::bind_unix(fd.get(), path, mode, SOCK_DGRAM); !bound) return bound.error();
     return fd;
 }
 
@@ -161,7 +148,7 @@ core::Status SyslogSource::bind_listener(const std::string& text) {
 SyslogSource::~SyslogSource() {
     if (loop_ != nullptr) stop(*loop_);
     for (const auto& l : listeners_)
-        if (l->kind == Kind::unix_dgram) unlink(l->unix_path.c_str());
+        if (l->kind == Kind::unix_dgram) util::remove_socket_file(l->unix_path, 0, 0);  // a socket, never a symlink
 }
 
 std::vector<std::string> SyslogSource::local_endpoints() const {

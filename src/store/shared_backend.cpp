@@ -1,5 +1,8 @@
 #include "store/shared_backend.hpp"
 
+#include "util/redact.hpp"
+
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <optional>
@@ -46,7 +49,7 @@ std::string StoreUrl::redacted() const {
     if (!database.empty()) out += "/" + database;
     char sep = '?';
     for (const auto& [k, v] : params) {
-        out += sep + k + "=" + (k == "password" ? std::string("***") : v);
+        out += sep + k + "=" + (util::is_secret_name(k) ? std::string("***") : v);
         sep = '&';
     }
     return out;
@@ -59,11 +62,28 @@ core::Result<StoreUrl> parse_store_url(std::string_view url) {
     if (colon == std::string_view::npos || colon == 0)
         return make_error("store URL must look like scheme://host[:port][/database]");
     u.scheme = std::string(url.substr(0, colon));
+    // RFC 3986 scheme characters only: otherwise the "scheme" is text in which "://" happens to
+    // occur (in a password, say), and it would be printed.
+    if (std::isalpha(static_cast<unsigned char>(u.scheme[0])) == 0 ||
+        !std::all_of(u.scheme.begin(), u.scheme.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '.' || c == '-';
+        }))
+        return make_error("store URL must look like scheme://host[:port][/database]");
     for (auto& c : u.scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (u.scheme == "postgres") u.scheme = "postgresql";
     if (u.scheme == "mariadb") u.scheme = "mysql";
     std::string_view rest = url.substr(colon + 3);
 
+    // userinfo ends at the LAST '@': a password may hold '/', '?', '#', ':' or '@' unescaped, so
+    // neither the first '@' nor the path or query may end it (an '@' in the database name or a
+    // parameter is written %40).
+    std::string_view info;
+    bool has_info = false;
+    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
+        info = rest.substr(0, at);
+        rest = rest.substr(at + 1);
+        has_info = true;
+    }
     std::string_view query;
     if (auto q = rest.find('?'); q != std::string_view::npos) {
         query = rest.substr(q + 1);
@@ -74,10 +94,7 @@ core::Result<StoreUrl> parse_store_url(std::string_view url) {
         path = rest.substr(s + 1);
         rest = rest.substr(0, s);
     }
-    // userinfo: the last '@' separates it (a password may contain an escaped '@' only).
-    if (auto at = rest.rfind('@'); at != std::string_view::npos) {
-        std::string_view info = rest.substr(0, at);
-        rest = rest.substr(at + 1);
+    if (has_info) {
         std::string_view user = info, pass;
         bool has_pass = false;
         if (auto c = info.find(':'); c != std::string_view::npos) {

@@ -58,8 +58,9 @@ struct StoreUrl {
 };
 
 // Parses scheme://[user[:password]@]host[:port][/database][?k=v&...]; percent-escapes in user,
-// password and database are decoded; IPv6 hosts in brackets. Errors name the problem, never the
-// password.
+// password and database are decoded; IPv6 hosts in brackets. The userinfo ends at the LAST '@'
+// (a password may hold '/', '?', '#', ':' or '@' unescaped; an '@' in the database name or a
+// parameter is written %40). Errors name the problem, never the password.
 core::Result<StoreUrl> parse_store_url(std::string_view url);
 
 struct Change {

@@ -1,5 +1,7 @@
 #include "util/endpoint.hpp"
 
+#include "util/fs_safe.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -101,32 +103,37 @@ core::Result<Endpoint> parse_endpoint(std::string_view text) {
     return ep;
 }
 
-core::Result<UniqueFd> listen_endpoint(const Endpoint& ep, const ListenOptions& opts) {
+namespace {
+
+// listen_endpoint's work; `file` receives the unix socket's identity.
+core::Result<UniqueFd> listen_impl(const Endpoint& ep, const ListenOptions& opts, UnixSocketFile* file) {
     auto sa = to_sockaddr(ep);
     if (!sa) return sa.error();
-    const int type = (ep.kind == Endpoint::Kind::udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
-    UniqueFd fd(socket(sa->ss.ss_family, type, 0));
+    const int sock_type = ep.kind == Endpoint::Kind::udp ? SOCK_DGRAM : SOCK_STREAM;
+    UniqueFd fd(socket(sa->ss.ss_family, sock_type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) return make_error("socket: " + errno_text());
     if (ep.kind == Endpoint::Kind::unix_stream) {
-        struct stat st {};
-        if (lstat(ep.path.c_str(), &st) == 0) {
-            if (!S_ISSOCK(st.st_mode)) return make_error(ep.path + " exists and is not a socket");
-            UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-            if (connect(probe.get(), reinterpret_cast<const sockaddr*>(&sa->ss), sa->len) == 0)
-                return make_error(ep.path + " is in use by another process");
-            unlink(ep.path.c_str());
-        }
+        // Created with its final mode through the directory's descriptor (fs_safe.hpp): no chmod
+        // by path afterwards that a symlink swapped in could redirect.
+        auto bound = bind_unix(fd.get(), ep.path, opts.unix_mode, SOCK_STREAM);
+        if (!bound) return bound.error();
+        if (file != nullptr) *file = std::move(*bound);
     } else {
         int one = 1;
         setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
         if (sa->ss.ss_family == AF_INET6) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa->ss), sa->len) != 0)
+            return make_error("bind " + ep.to_string() + ": " + errno_text());
     }
-    if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa->ss), sa->len) != 0)
-        return make_error("bind " + ep.to_string() + ": " + errno_text());
-    if (ep.kind == Endpoint::Kind::unix_stream) chmod(ep.path.c_str(), opts.unix_mode);
     if (ep.kind != Endpoint::Kind::udp && listen(fd.get(), opts.backlog) != 0)
         return make_error("listen " + ep.to_string() + ": " + errno_text());
     return fd;
+}
+
+}  // namespace
+
+core::Result<UniqueFd> listen_endpoint(const Endpoint& ep, const ListenOptions& opts) {
+    return listen_impl(ep, opts, nullptr);
 }
 
 core::Result<UniqueFd> connect_endpoint(const Endpoint& ep, int timeout_ms) {
@@ -160,16 +167,14 @@ std::string peer_name(int fd) {
 }
 
 core::Result<BoundListener> bind_listener(const Endpoint& ep, const ListenOptions& opts) {
-    auto fd = listen_endpoint(ep, opts);
+    UnixSocketFile file;
+    auto fd = listen_impl(ep, opts, &file);
     if (!fd) return fd.error();
     BoundListener l;
     l.endpoint = ep;
     if (ep.kind == Endpoint::Kind::unix_stream) {
-        struct stat st {};
-        if (::stat(ep.path.c_str(), &st) == 0) {
-            l.dev = st.st_dev;
-            l.ino = st.st_ino;
-        }
+        l.dev = file.dev;
+        l.ino = file.ino;
     } else {
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
@@ -183,9 +188,8 @@ core::Result<BoundListener> bind_listener(const Endpoint& ep, const ListenOption
 }
 
 void BoundListener::remove_socket_file() const {
-    if (endpoint.kind != Endpoint::Kind::unix_stream) return;
-    struct stat st {};
-    if (::stat(endpoint.path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) ::unlink(endpoint.path.c_str());
+    if (endpoint.kind != Endpoint::Kind::unix_stream || ino == 0) return;
+    util::remove_socket_file(endpoint.path, dev, ino);
 }
 
 }  // namespace rp::util

@@ -34,7 +34,9 @@ struct ListenOptions {
 };
 
 // Binds and listens (stream) or binds (datagram); the fd is non-blocking and close-on-exec.
-// A stale unix socket file (nobody accepting) is replaced; a live one is an error.
+// A stale unix socket file (nobody accepting) is replaced; a live one is an error. A unix socket
+// is bound with util::bind_unix (fs_safe.hpp): its directory must not be a symlink nor writable by
+// group or others (unless sticky), and the file is created with unix_mode, no chmod afterwards.
 core::Result<UniqueFd> listen_endpoint(const Endpoint& ep, const ListenOptions& opts = {});
 
 // A listening socket as bound: its endpoint with the port the kernel chose (when 0 was asked)

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -22,14 +23,105 @@ const char* level_name(Level l) {
     }
     return "?";
 }
+
+void append_hex(std::string& out, unsigned char c) {
+    static constexpr char k_hex[] = "0123456789abcdef";
+    out += "\\x";
+    out += k_hex[c >> 4];
+    out += k_hex[c & 0xf];
+}
+
+// Length of the well-formed UTF-8 sequence at s[i] (2..4), or 0 when it is not one (overlong
+// forms, surrogates and values above U+10FFFF included, per RFC 3629).
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+    const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+    const auto cont = [&](std::size_t k) { return i + k < s.size() && (b(k) & 0xC0) == 0x80; };
+    const unsigned char c = b(0);
+    if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (!cont(1) || !cont(2)) return 0;
+        if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+        if (c == 0xED && b(1) >= 0xA0) return 0;  // surrogate
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (!cont(1) || !cont(2) || !cont(3)) return 0;
+        if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+        if (c == 0xF4 && b(1) >= 0x90) return 0;  // above U+10FFFF
+        return 4;
+    }
+    return 0;
+}
+
+// A valid sequence that terminals or log viewers may still treat as a line break or a control:
+// C1 controls (U+0080..U+009F, NEL among them) and U+2028/U+2029.
+bool risky_sequence(std::string_view seq) {
+    const auto u = [&](std::size_t k) { return static_cast<unsigned char>(seq[k]); };
+    if (seq.size() == 2) return u(0) == 0xC2 && u(1) < 0xA0;
+    return seq.size() == 3 && u(0) == 0xE2 && u(1) == 0x80 && (u(2) == 0xA8 || u(2) == 0xA9);
+}
+
+// value: also escape the backslash, and '"' (the caller quotes).
+void escape_into(std::string& out, std::string_view s, bool value, bool quoted) {
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            const std::size_t n = utf8_sequence(s, i);
+            if (n == 0 || risky_sequence(s.substr(i, n))) {
+                const std::size_t bad = n == 0 ? 1 : n;
+                for (std::size_t k = 0; k < bad; ++k) append_hex(out, static_cast<unsigned char>(s[i + k]));
+                i += bad;
+            } else {
+                out.append(s.substr(i, n));
+                i += n;
+            }
+            continue;
+        }
+        switch (c) {
+            case '\\':
+                if (value) out += "\\\\";
+                else out += '\\';
+                break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            case '"':
+                if (quoted) out += "\\\"";
+                else out += '"';
+                break;
+            default:
+                if (c < 0x20 || c == 0x7f) append_hex(out, c);
+                else out += static_cast<char>(c);
+        }
+        ++i;
+    }
+}
+
 }  // namespace
+
+std::string escape_text(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    escape_into(out, s, false, false);
+    return out;
+}
+
+std::string escape_value(std::string_view s) {
+    const bool quote = s.empty() || s.find_first_of(" \"=") != std::string_view::npos;
+    std::string out;
+    out.reserve(s.size() + 2);
+    if (quote) out += '"';
+    escape_into(out, s, true, quote);
+    if (quote) out += '"';
+    return out;
+}
 
 void set_log_level(Level minimum) { g_min = minimum; }
 bool log_enabled(Level level) { return static_cast<int>(level) <= static_cast<int>(g_min); }
 
 void log_line(Level level, std::string_view message) {
     std::string line;
-    line.reserve(message.size() + 32);
+    line.reserve(std::min(message.size(), k_max_message) + 48);
     if (journal()) {
         line += '<';
         line += std::to_string(static_cast<int>(level));
@@ -39,7 +131,11 @@ void log_line(Level level, std::string_view message) {
         line += level_name(level);
         line += ": ";
     }
-    line += message;
+    std::size_t keep = std::min(message.size(), k_max_message);
+    if (keep < message.size())
+        while (keep > 0 && (static_cast<unsigned char>(message[keep]) & 0xC0) == 0x80) --keep;  // whole characters
+    escape_into(line, message.substr(0, keep), false, false);
+    if (keep < message.size()) line += "...[" + std::to_string(message.size() - keep) + " bytes cut]";
     line += '\n';
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
 }
