@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
-cmake -S . -B build
-cmake --build build -j"$(nproc)"
+# Only the daemon: the unit tests, fuzz replays and benchmarks are scripts/test.sh's business
+# (building them too took minutes before the first answer on a fresh machine).
+cmake -S . -B build -DRELAYPERMIT_TESTS=OFF -DRELAYPERMIT_BENCH=OFF
+cmake --build build -j"$(nproc)" --target relaypermit
 
 for bin in build/relaypermit build/src/cli/relaypermit; do
   if [ -x "$bin" ]; then exec "$bin" run "$@"; fi
