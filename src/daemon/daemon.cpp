@@ -21,7 +21,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/time.hpp"
+#include "daemon/control_codec.hpp"
 #include "daemon/control_protocol.hpp"
+#include "daemon/control_server.hpp"
+#include "daemon/login_spool.hpp"
+#include "daemon/permit_policy.hpp"
 #include "exports/exporter.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "frontends/opensmtpd_frontend.hpp"
@@ -152,12 +156,9 @@ nlohmann::json permit_json(const core::Permit& p) {
             {"granted", core::format_time(p.granted)}, {"expires", core::format_time(p.expires)}};
 }
 
-struct ControlConnection {
-    util::UniqueFd fd;
-    std::string in, out;
-    bool authorized = false;
-    uid_t uid = 0;
-};
+PolicySettings policy_settings(const config::Config& cfg) {
+    return {cfg.ignore, cfg.ttl, cfg.max_ttl, cfg.ipv6_prefix};
+}
 
 class Daemon final : public sources::LoginSink, public frontends::PermitOracle {
 public:
@@ -186,9 +187,23 @@ private:
     sources::LineParser parser_for(const config::SourceConfig& sc) const;
     sources::LineParser untrusted_parser(const config::SourceConfig& sc) const;
     core::Status open_control_socket();
-    void on_control_accept();
-    void on_control_readable(int fd);
-    nlohmann::json handle_control(const nlohmann::json& req, const ControlConnection& conn);
+    // The control socket's command table: one handler per ControlCmd (control_codec.hpp).
+    std::string answer_control(std::string_view line, const ControlPeer& peer);
+    nlohmann::json control_check(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_list(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_allow(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_revoke(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_status(const ControlRequest& req, const ControlPeer& peer);
+    // Counts a refusal of the grant policy and logs it at debug level.
+    void count_refusal(const core::LoginEvent& e, const PolicyDecision& d);
+    // Grants what was spooled while the daemon was stopped (login_spool.hpp), then removes it.
+    void drain_spool();
+    void schedule_spool_drain() {
+        loop_.call_after(std::chrono::minutes(1), [this] {
+            drain_spool();
+            schedule_spool_drain();
+        });
+    }
     void reschedule_expiry();
     void run_expiry();
     // One line per source and frontend with its counters: hourly and at shutdown.
@@ -207,9 +222,6 @@ private:
                                                          std::span<const core::Checkpoint> cps,
                                                          const std::vector<std::string>& servers = {},
                                                          long by_uid = -1);
-    core::Cidr network_for(const core::Address& a) const {
-        return a.is_v4() ? core::Cidr::host(a) : core::Cidr(a, cfg_.ipv6_prefix);
-    }
 
     RunOptions opts_;
     config::Config cfg_;
@@ -223,8 +235,9 @@ private:
     std::unique_ptr<frontends::SocketmapFrontend> socketmap_;
     std::unique_ptr<frontends::ReadsocketFrontend> readsocket_;
     std::unique_ptr<frontends::OpensmtpdFrontend> opensmtpd_;
-    util::UniqueFd control_fd_;
-    std::map<int, ControlConnection> control_conns_;
+    std::unique_ptr<ControlServer> control_;
+    PermitPolicy grant_policy_;  // every grant path asks it (permit_policy.hpp)
+    RefusalCounters refused_;
     gid_t control_gid_ = static_cast<gid_t>(-1);
     util::EventLoop::TimerId expiry_timer_ = 0;
     std::vector<std::unique_ptr<exports::Exporter>> exporters_;
@@ -245,7 +258,7 @@ private:
     util::UniqueFd signal_fd_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
-    std::uint64_t grants_ = 0, extends_ = 0, ignored_ = 0, stale_ = 0, expired_ = 0, revoked_ = 0;
+    std::uint64_t grants_ = 0, extends_ = 0, expired_ = 0, revoked_ = 0;
     std::map<std::string, std::uint64_t> grants_by_source_;  // created or extended, per source name
 };
 
@@ -294,18 +307,12 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
     std::vector<core::Permit> permits;
     std::vector<std::string> servers;
     for (const auto& e : events) {
-        if (std::any_of(cfg_.ignore.begin(), cfg_.ignore.end(), [&](const auto& c) { return c.contains(e.ip); })) {
-            ++ignored_;
-            log(Level::debug, "ignored ip={} user={} server={} source={} (ignore list)", e.ip.to_string(), e.user,
-                e.server, e.source);
+        auto d = grant_policy_.decide(e, std::nullopt, now);
+        if (!d.granted()) {
+            count_refusal(e, d);
             continue;
         }
-        const auto expires = e.time + cfg_.ttl;
-        if (expires <= now) {
-            ++stale_;  // a login read late whose permit would already have expired
-            continue;
-        }
-        permits.push_back({network_for(e.ip), e.user, e.source, e.time, expires});
+        permits.push_back(std::move(*d.permit));
         servers.push_back(e.server);
     }
     const std::span<const core::Checkpoint> cps(&checkpoint, checkpoint.key.empty() ? 0 : 1);
@@ -315,6 +322,44 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
         return res.error();
     }
     return core::ok();
+}
+
+void Daemon::count_refusal(const core::LoginEvent& e, const PolicyDecision& d) {
+    refused_.count(d.refusal);
+    if (d.refusal == Refusal::ignored)
+        log(Level::debug, "ignored ip={} user={} server={} source={} (ignore list)", e.ip.to_string(), e.user, e.server,
+            e.source);
+    else
+        log(Level::debug, "refused ip={} user={} source={}: {}", e.ip.to_string(), e.user, e.source, d.reason);
+}
+
+void Daemon::drain_spool() {
+    const auto dir = spool_dir_for(cfg_.state_dir);
+    auto entries = read_spool(dir, 10000);
+    if (!entries) {
+        log(Level::error, "spool: {}", entries.error().message);
+        return;
+    }
+    if (entries->empty()) return;
+    const auto now = clock_.now();
+    std::vector<core::Permit> permits;
+    for (const auto& e : *entries) {
+        if (!e.login) {
+            log(Level::warning, "spool: {}/{}: {}; removed", dir, e.name, e.login.error().message);
+            continue;
+        }
+        const core::LoginEvent ev{e.login->ip, e.login->user, "", "spool", e.login->time, core::TimeOrigin::push, false};
+        auto d = grant_policy_.decide(ev, e.login->ttl, now);
+        if (d.granted()) permits.push_back(std::move(*d.permit));
+        else count_refusal(ev, d);
+    }
+    if (auto res = grant(std::move(permits), {}); !res) {
+        log(Level::error, "spool: cannot record {} spooled login(s), keeping them: {}", entries->size(), res.error().message);
+        return;
+    }
+    for (const auto& e : *entries)
+        if (auto st = remove_spooled(dir, e.name); !st) log(Level::error, "spool: {}", st.error().message);
+    log(Level::notice, "spool: {} login(s) pushed while the daemon was stopped taken from {}", entries->size(), dir);
 }
 
 void Daemon::reschedule_expiry() {
@@ -410,166 +455,103 @@ core::Status Daemon::open_control_socket() {
         log(Level::warning, "cannot give {} to group {} ({}); only root and the daemon's user can use it "
             "(run the daemon with that group as a supplementary group)", cfg_.control_socket, cfg_.control_group,
             std::strerror(errno));
-    control_fd_ = std::move(*fd);
-    loop_.add(control_fd_.get(), EPOLLIN, [this](std::uint32_t) { on_control_accept(); });
+    control_ = std::make_unique<ControlServer>(
+        loop_, std::move(*fd), [this](const ControlPeer& p) { return authorized(p.uid, p.gid); },
+        [this](std::string_view line, const ControlPeer& p) { return answer_control(line, p); });
     return core::ok();
 }
 
-void Daemon::on_control_accept() {
-    while (true) {
-        int c = accept4(control_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c < 0) return;
-        ControlConnection conn;
-        conn.fd.reset(c);
-        ucred cred{};
-        socklen_t len = sizeof cred;
-        if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-            conn.uid = cred.uid;
-            conn.authorized = authorized(cred.uid, cred.gid);
-        }
-        if (!conn.authorized) {
-            log(Level::warning, "control: refused uid {} (not root, not in control_group)", cred.uid);
-            const std::string msg = R"({"ok":false,"error":"permission denied"})" "\n";
-            [[maybe_unused]] auto n = ::send(c, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-            continue;  // closes
-        }
-        if (control_conns_.size() >= 64) continue;  // admin tool traffic only; refuse floods
-        control_conns_.emplace(c, std::move(conn));
-        loop_.add(c, EPOLLIN, [this, c](std::uint32_t) { on_control_readable(c); });
-    }
-}
-
-void Daemon::on_control_readable(int fd) {
-    auto it = control_conns_.find(fd);
-    if (it == control_conns_.end()) return;
-    auto& conn = it->second;
-    char buf[8192];
-    bool closed = false;
-    while (true) {
-        const auto n = ::recv(fd, buf, sizeof buf, 0);
-        if (n > 0) {
-            conn.in.append(buf, static_cast<std::size_t>(n));
-            if (conn.in.size() > k_control_max_line) { closed = true; break; }
-            continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EINTR)) closed = true;
-        if (n < 0 && errno == EINTR) continue;
-        break;
-    }
-    std::size_t nl;
-    while ((nl = conn.in.find('\n')) != std::string::npos) {
-        auto req = nlohmann::json::parse(conn.in.substr(0, nl), nullptr, false);
-        conn.in.erase(0, nl + 1);
-        nlohmann::json reply;
-        if (req.is_discarded() || !req.is_object()) reply = {{"ok", false}, {"error", "malformed request"}};
-        else reply = handle_control(req, conn);
-        conn.out += reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    }
-    // Replies are small; a blocking-ish best effort write is enough for an admin tool.
-    while (!conn.out.empty()) {
-        const auto n = ::send(fd, conn.out.data(), conn.out.size(), MSG_NOSIGNAL);
-        if (n <= 0) {
-            if (n < 0 && errno == EAGAIN) {
-                pollfd p{fd, POLLOUT, 0};
-                if (poll(&p, 1, 1000) > 0) continue;
-            }
-            closed = true;
-            break;
-        }
-        conn.out.erase(0, static_cast<std::size_t>(n));
-    }
-    if (closed) {
-        loop_.remove(fd);
-        control_conns_.erase(it);
-    }
-}
-
-nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlConnection& conn) {
-    const std::string cmd = req.value("cmd", "");
-    auto address = [&]() -> core::Result<core::Address> {
-        const std::string text = req.contains("ip") && req["ip"].is_string() ? req["ip"].get<std::string>() : "";
-        auto a = core::Address::parse(text);
-        if (!a) return core::make_error("not an IP address: '" + text + "'");
-        return *a;
+std::string Daemon::answer_control(std::string_view line, const ControlPeer& peer) {
+    using Handler = nlohmann::json (Daemon::*)(const ControlRequest&, const ControlPeer&);
+    static constexpr std::pair<ControlCmd, Handler> k_handlers[] = {
+        {ControlCmd::check, &Daemon::control_check},   {ControlCmd::list, &Daemon::control_list},
+        {ControlCmd::allow, &Daemon::control_allow},   {ControlCmd::revoke, &Daemon::control_revoke},
+        {ControlCmd::status, &Daemon::control_status},
     };
+    auto req = parse_control_request(line);
+    if (!req) return control_error_reply(req.error().message);
+    try {
+        for (const auto& [cmd, handler] : k_handlers)
+            if (cmd == req->cmd) return encode_control_reply((this->*handler)(*req, peer));
+        return control_error_reply("command not served");
+    } catch (const std::exception& e) {  // a broken invariant in a handler must not end the loop
+        log(Level::error, "control: {}", e.what());
+        return control_error_reply("internal error");
+    }
+}
+
+nlohmann::json Daemon::control_check(const ControlRequest& req, const ControlPeer&) {
+    auto v = check(*req.ip);
+    nlohmann::json r = {{"ok", true}, {"permitted", v.permitted()}};
+    if (v.kind == frontends::Verdict::Kind::static_allow) r.update({{"kind", "allow"}, {"network", v.user}});
+    if (v.kind == frontends::Verdict::Kind::permit)
+        r.update({{"kind", "permit"}, {"user", v.user}, {"expires", core::format_time(*v.expires)}});
+    return r;
+}
+
+nlohmann::json Daemon::control_list(const ControlRequest&, const ControlPeer&) {
+    auto arr = nlohmann::json::array();
+    for (const auto& p : store_->list(clock_.now())) arr.push_back(permit_json(p));
+    return {{"ok", true}, {"permits", arr}};
+}
+
+nlohmann::json Daemon::control_allow(const ControlRequest& req, const ControlPeer& peer) {
     const auto now = clock_.now();
-    if (cmd == "check") {
-        auto a = address();
-        if (!a) return {{"ok", false}, {"error", a.error().message}};
-        auto v = check(*a);
-        nlohmann::json r = {{"ok", true}, {"permitted", v.permitted()}};
-        if (v.kind == frontends::Verdict::Kind::static_allow) r.update({{"kind", "allow"}, {"network", v.user}});
-        if (v.kind == frontends::Verdict::Kind::permit)
-            r.update({{"kind", "permit"}, {"user", v.user}, {"expires", core::format_time(*v.expires)}});
-        return r;
+    const core::LoginEvent e{*req.ip, req.user.value_or(""), "control", "control", now, core::TimeOrigin::push, false};
+    auto d = grant_policy_.decide(e, req.ttl, now);
+    if (!d.granted()) {
+        count_refusal(e, d);
+        return {{"ok", false}, {"error", "refused: " + d.reason + "; no permit granted"},
+                {"refused", std::string(refusal_name(d.refusal))}};
     }
-    if (cmd == "list") {
-        auto arr = nlohmann::json::array();
-        for (const auto& p : store_->list(now)) arr.push_back(permit_json(p));
-        return {{"ok", true}, {"permits", arr}};
+    auto res = grant({std::move(*d.permit)}, {}, {}, static_cast<long>(peer.uid));
+    if (!res) return {{"ok", false}, {"error", res.error().message}};
+    return {{"ok", true}, {"permit", permit_json(res->front().permit)},
+            {"changed", res->front().change != store::GrantOutcome::Change::unchanged}};
+}
+
+nlohmann::json Daemon::control_revoke(const ControlRequest& req, const ControlPeer& peer) {
+    auto gone = req.user ? store_->revoke_user(*req.user) : store_->revoke(*req.ip);
+    if (!gone) return {{"ok", false}, {"error", gone.error().message}};
+    for (const auto& p : *gone) {
+        ++revoked_;
+        log(Level::info, "revoke ip={} user={} by=uid:{}", p.network.to_string(), p.user.empty() ? "-" : p.user,
+            static_cast<long>(peer.uid));
     }
-    if (cmd == "allow") {
-        auto a = address();
-        if (!a) return {{"ok", false}, {"error", a.error().message}};
-        core::Duration ttl = cfg_.ttl;
-        if (req.contains("ttl_ms")) {
-            if (!req["ttl_ms"].is_number_integer() || req["ttl_ms"].get<std::int64_t>() <= 0)
-                return {{"ok", false}, {"error", "bad ttl"}};
-            ttl = std::chrono::milliseconds(req["ttl_ms"].get<std::int64_t>());
-        }
-        const std::string user = req.contains("user") && req["user"].is_string() ? req["user"].get<std::string>() : "";
-        std::vector<core::Permit> permits = {{network_for(*a), user, "control", now, now + ttl}};
-        auto res = grant(std::move(permits), {}, {}, conn.uid);
-        if (!res) return {{"ok", false}, {"error", res.error().message}};
-        return {{"ok", true}, {"permit", permit_json(res->front().permit)},
-                {"changed", res->front().change != store::GrantOutcome::Change::unchanged}};
+    reschedule_expiry();
+    return {{"ok", true}, {"removed", gone->size()}};
+}
+
+nlohmann::json Daemon::control_status(const ControlRequest&, const ControlPeer&) {
+    auto srcs = nlohmann::json::array();
+    for (const auto& s : sources_) {
+        auto c = s->counters();
+        srcs.push_back({{"name", s->name()}, {"lines", c.lines}, {"matches", c.matches}, {"malformed", c.malformed},
+                        {"untrusted", c.untrusted}, {"dropped", c.dropped}, {"grants", grants_by_source_[s->name()]}});
     }
-    if (cmd == "revoke") {
-        core::Result<std::vector<core::Permit>> gone = std::vector<core::Permit>{};
-        if (req.contains("user") && req["user"].is_string()) {
-            gone = store_->revoke_user(req["user"].get<std::string>());
-        } else {
-            auto a = address();
-            if (!a) return {{"ok", false}, {"error", a.error().message}};
-            gone = store_->revoke(*a);
-        }
-        if (!gone) return {{"ok", false}, {"error", gone.error().message}};
-        for (const auto& p : *gone) {
-            ++revoked_;
-            log(Level::info, "revoke ip={} user={} by=uid:{}", p.network.to_string(), p.user.empty() ? "-" : p.user, conn.uid);
-        }
-        reschedule_expiry();
-        return {{"ok", true}, {"removed", gone->size()}};
-    }
-    if (cmd == "status") {
-        auto srcs = nlohmann::json::array();
-        for (const auto& s : sources_) {
-            auto c = s->counters();
-            srcs.push_back({{"name", s->name()}, {"lines", c.lines}, {"matches", c.matches}, {"malformed", c.malformed},
-                            {"untrusted", c.untrusted}, {"dropped", c.dropped},
-                            {"grants", grants_by_source_[s->name()]}});
-        }
-        auto fes = nlohmann::json::array();
-        auto add_frontend = [&fes](const char* name, const frontends::FrontendCounters& c) {
-            fes.push_back({{"name", name}, {"connections", c.connections}, {"requests", c.requests},
-                           {"permitted", c.permitted}, {"malformed", c.malformed}, {"active", c.active},
-                           {"refused", c.refused}});
-        };
-        if (policy_) add_frontend("policy", policy_->counters());
-        if (socketmap_) add_frontend("socketmap", socketmap_->counters());
-        if (readsocket_) add_frontend("readsocket", readsocket_->counters());
-        if (opensmtpd_) add_frontend("opensmtpd", opensmtpd_->counters());
-        return {{"ok", true},
-                {"version", RELAYPERMIT_VERSION},
-                {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
-                {"store", store_->describe()},
-                {"store_status", store_status_json()},
-                {"permits", store_->list(now).size()},
-                {"grants", grants_}, {"extends", extends_}, {"ignored", ignored_}, {"stale", stale_},
-                {"expired", expired_}, {"revoked", revoked_},
-                {"sources", srcs}, {"frontends", fes}};
-    }
-    return {{"ok", false}, {"error", "unknown command '" + cmd + "'"}};
+    auto fes = nlohmann::json::array();
+    auto add_frontend = [&fes](const char* name, const frontends::FrontendCounters& c) {
+        fes.push_back({{"name", name}, {"connections", c.connections}, {"requests", c.requests},
+                       {"permitted", c.permitted}, {"malformed", c.malformed}, {"active", c.active},
+                       {"refused", c.refused}});
+    };
+    if (policy_) add_frontend("policy", policy_->counters());
+    if (socketmap_) add_frontend("socketmap", socketmap_->counters());
+    if (readsocket_) add_frontend("readsocket", readsocket_->counters());
+    if (opensmtpd_) add_frontend("opensmtpd", opensmtpd_->counters());
+    auto refused = nlohmann::json::object();
+    for (auto r : {Refusal::ignored, Refusal::stale, Refusal::untimed_backlog, Refusal::ttl_out_of_bounds})
+        refused[std::string(refusal_name(r))] = refused_[r];
+    return {{"ok", true},
+            {"version", RELAYPERMIT_VERSION},
+            {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
+            {"store", store_->describe()},
+            {"store_status", store_status_json()},
+            {"permits", store_->list(clock_.now()).size()},
+            {"grants", grants_}, {"extends", extends_}, {"ignored", refused_[Refusal::ignored]},
+            {"stale", refused_[Refusal::stale]}, {"refused", refused},
+            {"expired", expired_}, {"revoked", revoked_},
+            {"sources", srcs}, {"frontends", fes}};
 }
 
 core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config::SourceConfig& sc,
@@ -688,6 +670,7 @@ core::Status Daemon::start_from(const config::Config& cfg, bool reload) {
         log(Level::info, "ignore_mynetworks: {} network(s) from Postfix's mynetworks added to ignore", nets.size());
         cfg_.ignore.insert(cfg_.ignore.end(), nets.begin(), nets.end());
     }
+    grant_policy_ = PermitPolicy(policy_settings(cfg_));
     if (policy_changed) {
         if (policy_) policy_->close();
         policy_.reset();
@@ -782,6 +765,10 @@ int Daemon::run() {
         return 2;
     }
     if (uid != static_cast<uid_t>(-1)) (void)chown(cfg->control_socket.c_str(), uid, static_cast<gid_t>(-1));
+    // The spool of logins pushed while we are stopped: owned by us, writable by who may use the
+    // control socket (login_spool.hpp). Made while still root, like the other directories.
+    if (auto st = prepare_spool_dir(cfg->state_dir, uid, control_gid_ != static_cast<gid_t>(-1) ? control_gid_ : gid); !st)
+        log(Level::warning, "spool: {}; logins pushed while the daemon is stopped cannot all be kept", st.error().message);
     // The store must exist before frontends answer; open it after binding (below) would leave a
     // window, so listeners are bound, then privileges dropped, then the store opened, and only
     // then is the loop run: nothing is served before the store is ready.
@@ -816,6 +803,8 @@ int Daemon::run() {
         log(Level::error, "{}", e.error().message);
         return 2;
     }
+    drain_spool();  // logins pushed while we were stopped, with their own time
+    schedule_spool_drain();
     run_expiry();  // purge what expired while we were stopped, and arm the timer
     if (auto s = start_new_sources(); !s) {
         log(Level::error, "{}", s.error().message);
@@ -847,7 +836,10 @@ int Daemon::run() {
     if (socketmap_) socketmap_->close();
     if (readsocket_) readsocket_->close();
     if (opensmtpd_) opensmtpd_->close();
-    if (control_fd_) unlink(cfg_.control_socket.c_str());
+    if (control_) {
+        control_.reset();
+        unlink(cfg_.control_socket.c_str());
+    }
     return 0;
 }
 
