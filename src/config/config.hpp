@@ -68,11 +68,13 @@ struct PolicyConfig {
     std::size_t max_attributes = 128;
     core::Duration idle_timeout = std::chrono::seconds(300);
     std::size_t max_clients = 4096;
+    bool operator==(const PolicyConfig&) const = default;  // reload keeps an equal [policy]
 };
 
 // A frontend that only needs endpoints ([socketmap], [readsocket], [opensmtpd]).
 struct ListenerConfig {
     std::vector<std::string> listen;  // empty = off
+    bool operator==(const ListenerConfig&) const = default;
 };
 
 // One [[export]] table: a map file for MTAs that only read files.

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "frontends/frontend.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "frontends/stream_server.hpp"
 #include "util/event_loop.hpp"
@@ -33,14 +34,15 @@ struct OpensmtpdLimits {
     std::size_t max_clients = 1024;
 };
 
-class OpensmtpdFrontend {
+class OpensmtpdFrontend final : public Frontend {
 public:
     OpensmtpdFrontend(util::EventLoop& loop, const PermitOracle& oracle, OpensmtpdLimits limits = {});
     // Only "unix:/path" endpoints; anything else is an error.
-    core::Status listen(const std::vector<std::string>& endpoints) { return server_.listen(endpoints); }
-    void close() { server_.close(); }
-    std::vector<std::string> local_endpoints() const { return server_.local_endpoints(); }
-    FrontendCounters counters() const { return server_.counters(); }
+    core::Status listen(const std::vector<std::string>& endpoints) override { return server_.listen(endpoints); }
+    void close() override { server_.close(); }
+    std::vector<std::string> local_endpoints() const override { return server_.local_endpoints(); }
+    FrontendCounters counters() const override { return server_.counters(); }
+    std::string_view name() const override { return "opensmtpd"; }
 
 private:
     StreamServer server_;

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "frontends/frontend.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "frontends/policy_codec.hpp"
 #include "frontends/stream_server.hpp"
@@ -45,11 +46,11 @@ struct PolicyLimits {
     std::size_t max_clients = 4096;
 };
 
-class PolicyFrontend {
+class PolicyFrontend final : public Frontend {
 public:
     // Does not listen yet. `loop` and `oracle` must outlive the frontend.
     PolicyFrontend(util::EventLoop& loop, const PermitOracle& oracle, PolicyLimits limits = {});
-    ~PolicyFrontend();  // close()
+    ~PolicyFrontend() override;  // close()
     PolicyFrontend(const PolicyFrontend&) = delete;
     PolicyFrontend& operator=(const PolicyFrontend&) = delete;
 
@@ -58,17 +59,18 @@ public:
     // All or nothing: on error nothing new is left listening and the error names the endpoint
     // (a udp endpoint is a config error: the protocol is stream only). May be called again after
     // close() (reload). Unix sockets are chmod 0666.
-    core::Status listen(const std::vector<std::string>& endpoints);
+    core::Status listen(const std::vector<std::string>& endpoints) override;
 
     // Stops listening (removing the unix socket files this frontend created) and closes every
     // connection. Counters are kept. Idempotent.
-    void close();
+    void close() override;
 
     // The bound endpoints in canonical form, with the real port when 0 was asked:
     // "tcp:127.0.0.1:43817", "unix:/run/relaypermit/policy".
-    std::vector<std::string> local_endpoints() const;
+    std::vector<std::string> local_endpoints() const override;
 
-    FrontendCounters counters() const;
+    FrontendCounters counters() const override;
+    std::string_view name() const override { return "policy"; }
 
 private:
     StreamServer server_;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "frontends/frontend.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "frontends/stream_server.hpp"
 #include "util/event_loop.hpp"
@@ -30,13 +31,14 @@ struct ReadsocketLimits {
     std::size_t max_clients = 4096;
 };
 
-class ReadsocketFrontend {
+class ReadsocketFrontend final : public Frontend {
 public:
     ReadsocketFrontend(util::EventLoop& loop, const PermitOracle& oracle, ReadsocketLimits limits = {});
-    core::Status listen(const std::vector<std::string>& endpoints) { return server_.listen(endpoints); }
-    void close() { server_.close(); }
-    std::vector<std::string> local_endpoints() const { return server_.local_endpoints(); }
-    FrontendCounters counters() const { return server_.counters(); }
+    core::Status listen(const std::vector<std::string>& endpoints) override { return server_.listen(endpoints); }
+    void close() override { server_.close(); }
+    std::vector<std::string> local_endpoints() const override { return server_.local_endpoints(); }
+    FrontendCounters counters() const override { return server_.counters(); }
+    std::string_view name() const override { return "readsocket"; }
 
 private:
     StreamServer server_;

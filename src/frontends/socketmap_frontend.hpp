@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "frontends/frontend.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "frontends/stream_server.hpp"
 #include "util/event_loop.hpp"
@@ -32,14 +33,15 @@ struct SocketmapLimits {
     std::size_t max_clients = 4096;
 };
 
-class SocketmapFrontend {
+class SocketmapFrontend final : public Frontend {
 public:
     SocketmapFrontend(util::EventLoop& loop, const PermitOracle& oracle, SocketmapLimits limits = {});
     // Endpoints as for PolicyFrontend::listen ("127.0.0.1:10032", "unix:/path"; port 0 = any).
-    core::Status listen(const std::vector<std::string>& endpoints) { return server_.listen(endpoints); }
-    void close() { server_.close(); }
-    std::vector<std::string> local_endpoints() const { return server_.local_endpoints(); }
-    FrontendCounters counters() const { return server_.counters(); }
+    core::Status listen(const std::vector<std::string>& endpoints) override { return server_.listen(endpoints); }
+    void close() override { server_.close(); }
+    std::vector<std::string> local_endpoints() const override { return server_.local_endpoints(); }
+    FrontendCounters counters() const override { return server_.counters(); }
+    std::string_view name() const override { return "socketmap"; }
 
 private:
     StreamServer server_;

@@ -48,10 +48,12 @@ AuthPolicySource::AuthPolicySource(std::string name, AuthPolicyOptions opts, Log
 
 AuthPolicySource::~AuthPolicySource() {
     if (loop_ != nullptr) stop(*loop_);
+    else
+        for (auto& l : listeners_) l->remove_socket_file();  // bound by bind(), never started
 }
 
-core::Status AuthPolicySource::start(util::EventLoop& loop) {
-    loop_ = &loop;
+core::Status AuthPolicySource::bind() {
+    if (!listeners_.empty()) return core::ok();
     std::vector<std::unique_ptr<Listener>> fresh;
     auto discard_fresh = [&fresh] {  // an error after some listeners were bound: remove their files
         for (auto& l : fresh) l->remove_socket_file();
@@ -75,12 +77,18 @@ core::Status AuthPolicySource::start(util::EventLoop& loop) {
         static_cast<util::BoundListener&>(*l) = std::move(*bound);
         fresh.push_back(std::move(l));
     }
-    for (auto& l : fresh) {
+    listeners_ = std::move(fresh);
+    return core::ok();
+}
+
+core::Status AuthPolicySource::start(util::EventLoop& loop) {
+    loop_ = &loop;
+    if (auto st = bind(); !st) return st;
+    for (auto& l : listeners_) {
         Listener* raw = l.get();
         loop.add(raw->fd.get(), EPOLLIN, [this, raw](std::uint32_t) { on_accept(*raw); });
         raw->registered = true;
         util::log(util::Level::info, "{}: Dovecot auth policy server listening on {}", name_, raw->endpoint.to_string());
-        listeners_.push_back(std::move(l));
     }
     const auto period = std::max(std::chrono::milliseconds(10), opts_.idle_timeout / 4);
     sweep_timer_ = loop.call_after(period, [this] { sweep(); });

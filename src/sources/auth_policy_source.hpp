@@ -58,7 +58,11 @@ public:
     AuthPolicySource& operator=(const AuthPolicySource&) = delete;
 
     const std::string& name() const override { return name_; }
-    // Binds every endpoint (all or nothing; the error names the endpoint) and starts accepting.
+    // Binds every endpoint (all or nothing; the error names the endpoint) without accepting yet;
+    // a no-op when bound. The daemon calls it right after open_auth_policy_source(), so it binds
+    // before it drops privileges (ports below 1024 with `user =`), as for every other source.
+    core::Status bind();
+    // Binds (unless bind() did) and starts accepting.
     core::Status start(util::EventLoop& loop) override;
     // Closes listeners (removing unix socket files it created) and connections. Idempotent.
     void stop(util::EventLoop& loop) override;

@@ -1,0 +1,190 @@
+// The Daemon object behind run_daemon(): private to src/daemon (not a public contract).
+//
+// One object, split by role over several files:
+//   daemon.cpp          run() as its start-up steps, reload, signals, shutdown
+//   grant_core.cpp      LoginSink + PermitOracle: the grant policy, expiry timer, export timer, stats
+//   wiring.cpp          config -> objects at start-up: matcher, sources, frontends, exporters
+//   reload.cpp          SIGHUP: the new set built beside the running one, swapped all or nothing
+//   control_commands.cpp  the control socket (ControlServer) and its command table
+// Thread-safety: single-threaded; everything runs on the loop thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "core/time.hpp"
+#include "daemon/control_codec.hpp"
+#include "daemon/control_server.hpp"
+#include "daemon/daemon.hpp"
+#include "daemon/permit_policy.hpp"
+#include "daemon/privileges.hpp"
+#include "exports/exporter.hpp"
+#include "frontends/frontend.hpp"
+#include "frontends/permit_oracle.hpp"
+#include "matching/matcher.hpp"
+#include "sources/source.hpp"
+#include "store/permit_store.hpp"
+#include "util/event_loop.hpp"
+#include "util/unique_fd.hpp"
+
+namespace rp::daemon {
+
+// One MTA frontend kind: its table's endpoints, whether two configs agree on it (struct
+// equality), and how to build it. frontend_kinds() lists them in the order `status` shows them.
+struct FrontendKind {
+    std::string_view name;
+    const std::vector<std::string>& (*listen)(const config::Config&);
+    bool (*same)(const config::Config& a, const config::Config& b);
+    std::unique_ptr<frontends::Frontend> (*make)(util::EventLoop&, const frontends::PermitOracle&, const config::Config&);
+};
+std::span<const FrontendKind> frontend_kinds();
+
+// The identity of a source's TLS files (stat: device, inode, size, times); "" without TLS.
+std::string tls_stamp(const config::SourceConfig& sc);
+
+class Daemon final : public sources::LoginSink, public frontends::PermitOracle {
+public:
+    explicit Daemon(RunOptions opts) : opts_(std::move(opts)) {}
+
+    int run();
+
+    // LoginSink
+    core::Status deliver(std::span<const core::LoginEvent> events, const core::Checkpoint& checkpoint) override;
+    std::optional<std::string> find_checkpoint(const std::string& key) const override {
+        return store_->find_checkpoint(key);
+    }
+    // PermitOracle
+    frontends::Verdict check(const core::Address& client) const override;
+
+private:
+    // Start-up steps, in the order run() calls them (daemon.cpp).
+    core::Status find_user();
+    core::Status make_state_dir();
+    core::Status open_control();
+    core::Status bind_frontends();
+    core::Status bind_sources();
+    core::Status drop_privileges() { return daemon::drop_privileges(run_as_); }
+    core::Status open_store();
+    core::Status open_exports();
+    core::Status take_spool();
+    core::Status purge_expired();
+    core::Status start_sources() { return start_new_sources(); }
+    core::Status watch_signals();
+    void serve();
+    void shut_down();
+    void block_signals();
+
+    // wiring.cpp
+    using MatcherPtr = std::shared_ptr<const matching::Matcher>;
+    // The settings that need no object: cfg_, log level, mynetworks added to ignore.
+    void apply_settings(const config::Config& cfg);
+    // Starts the sources opened since the last call (needs the store: checkpoints).
+    core::Status start_new_sources();
+    core::Result<std::unique_ptr<sources::Source>> open_source(const config::SourceConfig& sc, sources::LineParser parser,
+                                                               const MatcherPtr& m);
+    // open_source with parsers from `m`; the error names FILE:LINE and the source.
+    core::Result<std::unique_ptr<sources::Source>> open_source_for(const config::SourceConfig& sc,
+                                                                   const std::string& file, const MatcherPtr& m);
+    sources::LineParser parser_for(const config::SourceConfig& sc, const MatcherPtr& m) const;
+    sources::LineParser untrusted_parser(const config::SourceConfig& sc, const MatcherPtr& m) const;
+    core::Result<std::unique_ptr<frontends::Frontend>> open_frontend(const FrontendKind& kind, const config::Config& cfg);
+    const frontends::Frontend* find_frontend(std::string_view name) const;
+    std::unique_ptr<frontends::Frontend> take_frontend(std::string_view name);
+    void sort_frontends();
+
+    // reload.cpp
+    static constexpr std::size_t k_none = static_cast<std::size_t>(-1);
+    enum class FrontendStep { keep, open, replace, drop };
+    // The new set, built beside the running one.
+    struct ReloadPlan {
+        config::Config cfg;
+        MatcherPtr matcher;
+        std::vector<std::size_t> source_from;                   // per new source: the kept old one, or k_none
+        std::vector<std::unique_ptr<sources::Source>> sources;  // per new source: opened (null: kept/deferred)
+        std::vector<std::size_t> deferred_sources;              // opened only after their old one closed
+        std::vector<std::size_t> closed_sources;                // old ones that share an endpoint or path
+        std::vector<FrontendStep> frontend_state;               // per frontend kind
+        std::vector<std::unique_ptr<frontends::Frontend>> frontends;
+        std::vector<std::unique_ptr<exports::Exporter>> exporters;
+    };
+    void reload();
+    core::Status prepare_reload(ReloadPlan& plan);
+    core::Status plan_sources(ReloadPlan& plan);
+    core::Status probe_source(const config::SourceConfig& sc, const config::SourceConfig& old, ReloadPlan& plan);
+    core::Status plan_frontends(ReloadPlan& plan);
+    core::Status commit_reload(ReloadPlan& plan);
+    core::Status open_deferred(ReloadPlan& plan);
+    void restore_closed(ReloadPlan& plan, std::vector<std::unique_ptr<frontends::Frontend>>& closed_fe);
+    void swap_in(ReloadPlan& plan);
+
+    // control_commands.cpp
+    core::Status open_control_socket();
+    // The command table: one handler per ControlCmd (control_codec.hpp); replies never throw.
+    std::string answer_control(std::string_view line, const ControlPeer& peer);
+    nlohmann::json control_check(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_list(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_allow(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_revoke(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_status(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json store_status_json() const;
+    bool authorized(uid_t uid, gid_t gid) const;
+
+    // grant_core.cpp
+    // Counts a refusal of the grant policy and logs it at debug level.
+    void count_refusal(const core::LoginEvent& e, const PolicyDecision& d);
+    // Grants what was spooled while the daemon was stopped (login_spool.hpp), then removes it.
+    void drain_spool();
+    void schedule_spool_drain();
+    void reschedule_expiry();
+    void run_expiry();
+    // Rewrites every [[export]] within 100 ms of a change (grants, revokes, expiry), batching
+    // what happens meanwhile; a failed write is retried with the next change or expiry check.
+    void schedule_exports();
+    // One line per source and frontend with its counters: hourly and at shutdown.
+    void log_stats();
+    void schedule_stats();
+    // `servers[i]` names the pattern set behind permits[i] (for the audit line); may be empty.
+    // `by_uid`: the control-socket peer behind a direct grant (for the audit line), or -1.
+    core::Result<std::vector<store::GrantOutcome>> grant(std::vector<core::Permit> permits,
+                                                         std::span<const core::Checkpoint> cps,
+                                                         const std::vector<std::string>& servers = {},
+                                                         long by_uid = -1);
+
+    RunOptions opts_;
+    config::Config cfg_;
+    RunAs run_as_;
+    core::SystemClock clock_;
+    util::EventLoop loop_;
+    std::unique_ptr<store::PermitStore> store_;
+    std::shared_ptr<const matching::Matcher> matcher_;
+    std::vector<std::unique_ptr<sources::Source>> sources_;
+    std::vector<config::SourceConfig> source_cfgs_;  // sources_[i] was built from source_cfgs_[i]
+    std::vector<std::string> source_tls_;            // tls_stamp(source_cfgs_[i]) when it was opened
+    std::vector<sources::Source*> unstarted_;
+    // The MTA frontends that listen, in the order of the frontend kinds (status, stats).
+    std::vector<std::unique_ptr<frontends::Frontend>> frontends_;
+    std::unique_ptr<ControlServer> control_;
+    PermitPolicy grant_policy_;  // every grant path asks it (permit_policy.hpp); set by apply_settings
+    RefusalCounters refused_;
+    gid_t control_gid_ = static_cast<gid_t>(-1);
+    util::EventLoop::TimerId expiry_timer_ = 0;
+    std::vector<std::unique_ptr<exports::Exporter>> exporters_;
+    util::EventLoop::TimerId export_timer_ = 0;
+    util::UniqueFd signal_fd_;
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
+    std::uint64_t grants_ = 0, extends_ = 0, expired_ = 0, revoked_ = 0;
+    std::map<std::string, std::uint64_t> grants_by_source_;  // created or extended, per source name
+};
+
+}  // namespace rp::daemon
