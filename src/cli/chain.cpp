@@ -13,6 +13,7 @@
 #include "config/config.hpp"
 #include "core/address.hpp"
 #include "core/time.hpp"
+#include "cli/offline.hpp"
 #include "daemon/control_protocol.hpp"
 #include "store/permit_store.hpp"
 #include "util/log.hpp"
@@ -44,39 +45,55 @@ int exec_program(const char* mode, const std::vector<std::string>& program) {
     return 127;
 }
 
-// Grants a permit through the daemon. Returns an error text, or "" when granted or when there
-// is deliberately nothing to grant (Courier without AUTHENTICATED).
-std::string grant(const std::string& config_path, bool explicit_config) {
+struct GrantResult {
+    std::string problem;  // a warning for stderr ("" = nothing to say)
+    bool failed = false;  // no permit, and not on purpose
+};
+
+// Grants a permit through the daemon, or spools the login when the daemon is not running (or
+// does not answer in time). Nothing to grant on purpose (Courier without AUTHENTICATED, an address
+// in `ignore` such as a webmail's 127.0.0.1) is silent.
+GrantResult grant(const std::string& config_path, bool explicit_config) {
     auto ip = env("TCPREMOTEIP");
     if (!ip || ip->empty()) ip = env("IP");
-    if (!ip || ip->empty()) return "no client address (neither TCPREMOTEIP nor IP is set); no permit granted";
+    if (!ip || ip->empty()) return {"no client address (neither TCPREMOTEIP nor IP is set); no permit granted", true};
     // Courier (authdaemon chains) sets AUTHUSER and AUTHARGV0, and AUTHENTICATED only on success.
     if (env("AUTHUSER") && env("AUTHARGV0")) {
         const auto authenticated = env("AUTHENTICATED");
-        if (!authenticated || authenticated->empty()) return "";
+        if (!authenticated || authenticated->empty()) return {};
     }
     auto addr = core::Address::parse(*ip);
-    if (!addr) return "not an IP address: '" + *ip + "'; no permit granted";
+    if (!addr) return {"not an IP address: '" + *ip + "'; no permit granted", true};
     auto user = env("USER");
     if (!user || user->empty()) user = env("AUTHUSER");
 
     auto cfg = config::load_config(config_path, explicit_config);
-    if (!cfg) return cfg.error().message + "; no permit granted";
+    if (!cfg) return {cfg.error().message + "; no permit granted", true};
     nlohmann::json req = {{"cmd", "allow"}, {"ip", addr->to_string()}, {"user", user.value_or("")}};
-    auto reply = daemon::control_call(cfg->control_socket, req, k_chain_timeout_ms);
-    if (!reply) return reply.error().message + "; no permit granted for " + addr->to_string();
-    if (!reply->value("ok", false))
-        return "daemon refused: " + reply->value("error", std::string("unknown error")) + "; no permit granted for " +
-               addr->to_string();
-    return "";
+    daemon::ControlFailure why{};
+    auto reply = daemon::control_call(cfg->control_socket, req, k_chain_timeout_ms, &why);
+    if (!reply && (why == daemon::ControlFailure::not_running || why == daemon::ControlFailure::no_answer)) {
+        const auto sp = spool_offline(*cfg, *addr, user.value_or(""), std::nullopt, core::SystemClock().now());
+        if (sp.kind == SpoolOutcome::Kind::ignored) return {};
+        if (sp.kind == SpoolOutcome::Kind::spooled) return {reply.error().message + "; login of " + addr->to_string() + " " + sp.message};
+        return {reply.error().message + "; cannot spool the login either (" + sp.message + "); no permit granted for " +
+                    addr->to_string(), true};
+    }
+    if (!reply) return {reply.error().message + "; no permit granted for " + addr->to_string(), true};
+    if (!reply->value("ok", false)) {
+        if (reply->value("refused", std::string()) == "ignored") return {};
+        return {"daemon refused: " + reply->value("error", std::string("unknown error")) + "; no permit granted for " +
+                    addr->to_string(), true};
+    }
+    return {};
 }
 
 }  // namespace
 
 int run_allow_chain(const std::string& config_path, bool explicit_config, const std::vector<std::string>& program) {
-    const std::string problem = grant(config_path, explicit_config);
-    if (!problem.empty()) warn("allow", problem);
-    if (program.empty()) return problem.empty() ? 0 : 2;
+    const auto result = grant(config_path, explicit_config);
+    if (!result.problem.empty()) warn("allow", result.problem);
+    if (program.empty()) return result.failed ? 2 : 0;
     return exec_program("allow", program);
 }
 

@@ -6,7 +6,10 @@
 //   address: TCPREMOTEIP (tcpserver), else IP (Dovecot script-login). With Courier's variables
 //   (AUTHUSER and AUTHARGV0 both set) a permit is granted only when AUTHENTICATED is non-empty.
 //   user: USER, else AUTHUSER (may be empty).
-//   Sends {"cmd":"allow","ip":..,"user":..} over the control socket, then execvp(PROGRAM).
+//   Sends {"cmd":"allow","ip":..,"user":..} over the control socket, then execvp(PROGRAM). The
+//   daemon's policy decides (an address in `ignore`, such as a webmail's 127.0.0.1, gets nothing,
+//   silently). When the daemon is not running or does not answer in time, the login is spooled in
+//   state_dir/spool (cli/offline.hpp) and granted at the daemon's start while still within ttl.
 // check --chain (relay-ctrl-check / relaylock compatible; qmail-smtpd under tcpserver):
 //   If RELAYCLIENT is already set, exec unchanged. Otherwise ask the daemon {"cmd":"check"} for
 //   TCPREMOTEIP; if permitted set RELAYCLIENT to the config's `relayclient` (default "").

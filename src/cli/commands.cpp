@@ -20,6 +20,7 @@
 #include "cli/arg_parser.hpp"
 #include "cli/chain.hpp"
 #include "cli/cmd_exports.hpp"
+#include "cli/offline.hpp"
 #include "config/config.hpp"
 #include "core/address.hpp"
 #include "daemon/control_protocol.hpp"
@@ -50,13 +51,48 @@ core::Result<config::Config> load(const ParsedArgs& a) {
     return config::load_config(a.get("--config", config::k_default_path), explicit_path);
 }
 
-core::Result<nlohmann::json> call(const ParsedArgs& a, const nlohmann::json& req) {
+// `why` (optional) tells a daemon that is not running from other failures, for the fallbacks.
+core::Result<nlohmann::json> call(const ParsedArgs& a, const nlohmann::json& req,
+                                  daemon::ControlFailure* why = nullptr) {
     auto cfg = load(a);
     if (!cfg) return cfg.error();
-    auto reply = daemon::control_call(cfg->control_socket, req, k_control_timeout_ms);
+    auto reply = daemon::control_call(cfg->control_socket, req, k_control_timeout_ms, why);
     if (!reply) return reply.error();
     if (!reply->value("ok", false)) return core::make_error(reply->value("error", std::string("daemon refused the request")));
     return reply;
+}
+
+// `list` and `check` with the daemon stopped: the permit store, read-only (cli/offline.hpp).
+int check_offline_cmd(const ParsedArgs& a, const core::Address& ip) {
+    auto cfg = load(a);
+    auto v = cfg ? check_offline(*cfg, ip, core::SystemClock().now()) : core::Result<OfflineVerdict>(cfg.error());
+    if (!v) {
+        err(v.error().message);
+        return k_error;
+    }
+    err(k_not_running_note);
+    if (!v->permitted) {
+        std::printf("not permitted\n");
+        return k_no;
+    }
+    if (!v->static_allow.empty())
+        std::printf("permitted: static allow %s\n", v->static_allow.c_str());
+    else
+        std::printf("permitted: permit for %s until %s\n", v->permit->user.empty() ? "-" : v->permit->user.c_str(),
+                    v->permit->expires.c_str());
+    return k_ok;
+}
+
+core::Result<nlohmann::json> list_offline_json(const ParsedArgs& a) {
+    auto cfg = load(a);
+    if (!cfg) return cfg.error();
+    auto permits = list_offline(*cfg, core::SystemClock().now());
+    if (!permits) return permits.error();
+    auto arr = nlohmann::json::array();
+    for (const auto& p : *permits)
+        arr.push_back({{"ip", p.ip}, {"user", p.user}, {"source", p.source}, {"granted", p.granted}, {"expires", p.expires}});
+    err(k_not_running_note);
+    return nlohmann::json{{"ok", true}, {"permits", arr}};
 }
 
 int cmd_run(const ParsedArgs& a) {
@@ -203,7 +239,9 @@ int cmd_check(const ParsedArgs& a) {
         err("not an IP address: '" + a.positionals[0] + "'");
         return k_error;
     }
-    auto r = call(a, {{"cmd", "check"}, {"ip", a.positionals[0]}});
+    daemon::ControlFailure why{};
+    auto r = call(a, {{"cmd", "check"}, {"ip", a.positionals[0]}}, &why);
+    if (!r && why == daemon::ControlFailure::not_running) return check_offline_cmd(a, *core::Address::parse(a.positionals[0]));
     if (!r) {
         err(r.error().message);
         return k_error;
@@ -222,7 +260,9 @@ int cmd_check(const ParsedArgs& a) {
 }
 
 int cmd_list(const ParsedArgs& a) {
-    auto r = call(a, {{"cmd", "list"}});
+    daemon::ControlFailure why{};
+    auto r = call(a, {{"cmd", "list"}}, &why);
+    if (!r && why == daemon::ControlFailure::not_running) r = list_offline_json(a);
     if (!r) {
         err(r.error().message);
         return k_error;
@@ -239,6 +279,48 @@ int cmd_list(const ParsedArgs& a) {
         std::printf("%-40s %-20s %-21s %-21s %s\n", p.value("ip", "").c_str(), user.c_str(),
                     p.value("granted", "").c_str(), p.value("expires", "").c_str(), p.value("source", "").c_str());
     }
+    return k_ok;
+}
+
+// Exit 0: granted (or spooled while the daemon is stopped); 1: the policy refused (an address in
+// `ignore`, a ttl beyond max_ttl, ...); 2: any other error.
+int allow_through_daemon(const ParsedArgs& a, const nlohmann::json& req, const core::Address& ip) {
+    auto cfg = load(a);
+    if (!cfg) {
+        err(cfg.error().message);
+        return k_error;
+    }
+    daemon::ControlFailure why{};
+    auto r = daemon::control_call(cfg->control_socket, req, k_control_timeout_ms, &why);
+    if (!r && why == daemon::ControlFailure::not_running) {
+        std::optional<core::Duration> ttl;
+        if (req.contains("ttl_ms")) ttl = std::chrono::milliseconds(req["ttl_ms"].get<std::int64_t>());
+        if (ttl && *ttl > cfg->max_ttl) {
+            err("refused: a ttl must be at most max_ttl (" + core::format_duration(cfg->max_ttl) + "); no permit granted");
+            return k_no;
+        }
+        const auto sp = spool_offline(*cfg, ip, req.value("user", std::string()), ttl, core::SystemClock().now());
+        if (sp.kind == SpoolOutcome::Kind::ignored) {
+            err("refused: " + sp.message + "; no permit granted");
+            return k_no;
+        }
+        if (sp.kind == SpoolOutcome::Kind::failed) {
+            err(r.error().message + "; cannot spool the login either: " + sp.message);
+            return k_error;
+        }
+        std::printf("the daemon is not running; %s %s\n", ip.to_string().c_str(), sp.message.c_str());
+        return k_ok;
+    }
+    if (!r) {
+        err(r.error().message);
+        return k_error;
+    }
+    if (!r->value("ok", false)) {
+        err(r->value("error", std::string("daemon refused the request")));
+        return r->contains("refused") ? k_no : k_error;
+    }
+    const auto& p = (*r)["permit"];
+    std::printf("permitted: %s until %s\n", p.value("ip", "").c_str(), p.value("expires", "").c_str());
     return k_ok;
 }
 
@@ -262,14 +344,7 @@ int cmd_allow(const ParsedArgs& a) {
         }
         req["ttl_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(*d).count();
     }
-    auto r = call(a, req);
-    if (!r) {
-        err(r.error().message);
-        return k_error;
-    }
-    const auto& p = (*r)["permit"];
-    std::printf("permitted: %s until %s\n", p.value("ip", "").c_str(), p.value("expires", "").c_str());
-    return k_ok;
+    return allow_through_daemon(a, req, *core::Address::parse(a.positionals[0]));
 }
 
 int cmd_revoke(const ParsedArgs& a) {
@@ -324,6 +399,10 @@ int cmd_status(const ParsedArgs& a) {
     std::printf("permits: %zu live; grants %llu, extends %llu, ignored %llu, stale %llu, expired %llu, revoked %llu\n",
                 r->value("permits", std::size_t{0}), r->value("grants", 0ULL), r->value("extends", 0ULL),
                 r->value("ignored", 0ULL), r->value("stale", 0ULL), r->value("expired", 0ULL), r->value("revoked", 0ULL));
+    if (const auto& refused = r->value("refused", nlohmann::json::object()); !refused.empty())
+        std::printf("refused: ignored %llu, stale %llu, untimed backlog %llu, ttl out of bounds %llu\n",
+                    refused.value("ignored", 0ULL), refused.value("stale", 0ULL), refused.value("untimed_backlog", 0ULL),
+                    refused.value("ttl_out_of_bounds", 0ULL));
     for (const auto& s : (*r)["sources"])
         std::printf("source %s: lines %llu, matches %llu, grants %llu, malformed %llu, untrusted %llu, dropped %llu\n",
                     s.value("name", "").c_str(), s.value("lines", 0ULL), s.value("matches", 0ULL),

@@ -131,6 +131,13 @@ const std::map<std::string, Setter, std::less<>>& top_keys() {
              cfg.ttl = *d;
              return core::ok();
          }},
+        {"max_ttl", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto d = get_duration(c, n, "max_ttl");
+             if (!d) return d.error();
+             if (d->count() <= 0) return c.err(n, "max_ttl", "must be positive");
+             cfg.max_ttl = *d;
+             return core::ok();
+         }},
         {"control_socket", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
              auto s = get_string(c, n, "control_socket");
              if (!s) return s.error();
@@ -533,6 +540,9 @@ core::Result<Config> parse_config(std::string_view text, const std::string& file
         } else st = c.err(n, k.str(), "unknown key");
         if (!st) return st.error();
     }
+    if (cfg.ttl > cfg.max_ttl)
+        return make_error(file_name + ": ttl = \"" + core::format_duration(cfg.ttl) + "\" is longer than max_ttl = \"" +
+                          core::format_duration(cfg.max_ttl) + "\" (raise max_ttl, or shorten ttl)");
     return cfg;
 }
 

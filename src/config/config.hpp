@@ -97,6 +97,7 @@ struct Config {
     std::string file;   // where it was read from ("" = built-in defaults only)
     std::string state_dir = "/var/lib/relaypermit";
     core::Duration ttl = std::chrono::minutes(30);
+    core::Duration max_ttl = std::chrono::hours(24);  // bound on any permit's lifetime (`allow --ttl`); >= ttl
     std::string control_socket = "/run/relaypermit/control.sock";
     std::string control_group;  // group allowed to use the control socket, besides root
     std::string user;           // run as this user after opening privileged resources

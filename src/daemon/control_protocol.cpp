@@ -12,7 +12,10 @@
 namespace rp::daemon {
 
 core::Result<nlohmann::json> control_call(const std::string& socket_path, const nlohmann::json& request,
-                                          int timeout_ms) {
+                                          int timeout_ms, ControlFailure* failure) {
+    ControlFailure ignored = ControlFailure::none;
+    ControlFailure& why = failure ? *failure : ignored;
+    why = ControlFailure::other;
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     auto remaining = [&] {
@@ -23,13 +26,22 @@ core::Result<nlohmann::json> control_call(const std::string& socket_path, const 
     ep.kind = util::Endpoint::Kind::unix_stream;
     ep.path = socket_path;
     auto fd = util::connect_endpoint(ep, timeout_ms);
-    if (!fd) return core::make_error("cannot reach the daemon at " + socket_path + ": " +
-                                     (errno == EACCES ? std::string("permission denied") : fd.error().message));
+    if (!fd) {
+        const int e = errno;
+        if (e == ENOENT || e == ECONNREFUSED) why = ControlFailure::not_running;
+        if (e == EACCES || e == EPERM) why = ControlFailure::denied;
+        if (e == ETIMEDOUT || e == EAGAIN) why = ControlFailure::no_answer;
+        return core::make_error("cannot reach the daemon at " + socket_path + ": " +
+                                (e == EACCES ? std::string("permission denied") : fd.error().message));
+    }
     const std::string out = request.dump() + "\n";
     std::size_t sent = 0;
     while (sent < out.size()) {
         pollfd p{fd->get(), POLLOUT, 0};
-        if (poll(&p, 1, remaining()) <= 0) return core::make_error("daemon did not accept the request in time");
+        if (poll(&p, 1, remaining()) <= 0) {
+            why = ControlFailure::no_answer;
+            return core::make_error("daemon did not accept the request in time");
+        }
         const auto n = ::send(fd->get(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno != EAGAIN && errno != EINTR) return core::make_error(std::string("send: ") + std::strerror(errno));
         if (n > 0) sent += static_cast<std::size_t>(n);
@@ -38,7 +50,10 @@ core::Result<nlohmann::json> control_call(const std::string& socket_path, const 
     char buf[16384];
     while (in.find('\n') == std::string::npos) {
         pollfd p{fd->get(), POLLIN, 0};
-        if (poll(&p, 1, remaining()) <= 0) return core::make_error("daemon did not answer in time");
+        if (poll(&p, 1, remaining()) <= 0) {
+            why = ControlFailure::no_answer;
+            return core::make_error("daemon did not answer in time");
+        }
         const auto n = ::recv(fd->get(), buf, sizeof buf, MSG_DONTWAIT);
         if (n == 0) return core::make_error("daemon closed the connection (permission denied?)");
         if (n < 0) {
@@ -50,6 +65,7 @@ core::Result<nlohmann::json> control_call(const std::string& socket_path, const 
     }
     auto reply = nlohmann::json::parse(in.substr(0, in.find('\n')), nullptr, false);
     if (reply.is_discarded() || !reply.is_object()) return core::make_error("daemon sent a malformed reply");
+    why = ControlFailure::none;
     return reply;
 }
 

@@ -1,25 +1,38 @@
 // Control protocol: how `relaypermit list/allow/revoke/check/status` talk to the daemon.
 //
 // REQUEST/REPLY FORMAT: over the unix stream socket `control_socket`, one JSON object per line
-// in each direction; a connection may carry several requests. Requests:
+// in each direction, one reply per request, in order; a connection may carry several requests.
+// Requests (the command table is daemon/control_codec.cpp; every field is type-checked there):
 //   {"cmd":"check","ip":"192.0.2.1"}
 //   {"cmd":"list"}
 //   {"cmd":"allow","ip":"192.0.2.1","user":"alice","ttl_ms":1800000}   (user, ttl_ms optional)
-//   {"cmd":"revoke","ip":"192.0.2.1"}  or  {"cmd":"revoke","user":"alice"}
+//   {"cmd":"revoke","ip":"192.0.2.1"}  or  {"cmd":"revoke","user":"alice"}   (exactly one)
 //   {"cmd":"status"}
+// Fields: ip a string holding an address; user a string of at most 256 bytes without control
+// characters; ttl_ms an integer from 1 to 2^40 (fractions, exponents, negatives and strings are
+// errors), then bounded by the config's `max_ttl`. A missing, unknown or mistyped field is an
+// error reply that names it; the connection stays open.
 // Replies always carry "ok" (false with "error" text on failure), e.g.
 //   {"ok":true,"permitted":true,"kind":"permit","user":"alice","expires":"2026-11-22T01:05:00Z"}
 //   {"ok":true,"permits":[{"ip":"192.0.2.1","user":"alice","source":"file:...","granted":"...","expires":"..."}]}
+//   {"ok":true,"permit":{...},"changed":true}
 //   {"ok":true,"removed":1}
-//   {"ok":false,"error":"not an IP address: 'x'"}
+//   {"ok":false,"error":"field 'ttl_ms' must be a whole number of milliseconds"}
+//   {"ok":false,"error":"refused: 127.0.0.1 is in ignore (127.0.0.0/8); no permit granted","refused":"ignored"}
+// "refused" (ignored, stale, untimed_backlog, ttl_out_of_bounds) marks an `allow` the grant policy
+// (daemon/permit_policy.hpp) turned down, as opposed to a malformed request.
+// Limits: a request line is at most k_control_max_line bytes (a longer one gets an error reply,
+// then the connection closes); the daemon stops reading a connection while 64 KiB of its replies
+// are unread, and closes one with no progress for 60 s. It never waits for a client.
 // Access: the daemon checks the peer's credentials (SO_PEERCRED): root, the daemon's own user,
 // or a member of `control_group`.
 // Security: the daemon treats requests as untrusted input from permitted local users.
-// Thread-safety: control_call is a plain blocking function.
+// Thread-safety: control_call is a plain blocking function (for the CLI, never the daemon).
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <string>
 
 #include "core/result.hpp"
@@ -28,9 +41,18 @@ namespace rp::daemon {
 
 inline constexpr std::size_t k_control_max_line = 64 * 1024;
 
+// Why control_call failed, for callers that fall back (the spool, a read-only store).
+enum class ControlFailure : std::uint8_t {
+    none,
+    not_running,  // nothing listens on the socket (missing file, connection refused)
+    denied,       // the socket exists but we may not use it
+    no_answer,    // connected, but no complete reply in time (a hung or busy daemon)
+    other,
+};
+
 // Connects, sends one request, reads one reply line. The whole exchange (connect, send, read)
-// must complete within timeout_ms.
+// must complete within timeout_ms. On failure `*failure` (if given) says why.
 core::Result<nlohmann::json> control_call(const std::string& socket_path, const nlohmann::json& request,
-                                          int timeout_ms);
+                                          int timeout_ms, ControlFailure* failure = nullptr);
 
 }  // namespace rp::daemon

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon_impl.hpp"
+#include "daemon/login_spool.hpp"
 #include "daemon/sd_notify.hpp"
 #include "util/fs_safe.hpp"
 #include "util/log.hpp"
@@ -34,7 +35,7 @@ int Daemon::run() {
     static constexpr Step steps[] = {
         &Daemon::find_user,       &Daemon::make_state_dir, &Daemon::open_control,  &Daemon::bind_frontends,
         &Daemon::bind_sources,    &Daemon::drop_privileges, &Daemon::open_store,   &Daemon::open_exports,
-        &Daemon::purge_expired,   &Daemon::start_sources,  &Daemon::watch_signals,
+        &Daemon::take_spool,      &Daemon::purge_expired,  &Daemon::start_sources, &Daemon::watch_signals,
     };
     for (const Step step : steps) {
         if (auto st = (this->*step)(); !st) {
@@ -71,6 +72,20 @@ core::Status Daemon::make_state_dir() { return make_dirs(cfg_.state_dir, 0750, r
 core::Status Daemon::open_control() {
     if (auto st = open_control_socket(); !st) return st;
     if (run_as_.configured()) (void)util::chown_socket(cfg_.control_socket, run_as_.uid, util::k_no_gid);
+    // The spool of logins pushed while we are stopped: ours, writable by who may use the control
+    // socket (login_spool.hpp). Made while still root; without it pushes are only lost, so a
+    // failure is a warning.
+    const gid_t spool_gid = control_gid_ != static_cast<gid_t>(-1) ? control_gid_ : run_as_.gid;
+    if (auto st = prepare_spool_dir(cfg_.state_dir, run_as_.uid, spool_gid); !st)
+        log(Level::warning, "spool: {}; logins pushed while the daemon is stopped cannot all be kept", st.error().message);
+    return core::ok();
+}
+
+// Grants the logins pushed while we were stopped, with their own time; then every minute (a push
+// that raced our start).
+core::Status Daemon::take_spool() {
+    drain_spool();
+    schedule_spool_drain();
     return core::ok();
 }
 
@@ -126,7 +141,10 @@ void Daemon::shut_down() {
     for (auto& s : sources_) s->stop(loop_);
     for (auto& fe : frontends_) fe->close();
     exports_.stop();  // fail closed: no permit stays in a file nobody keeps current
-    if (control_fd_) util::remove_socket_file(cfg_.control_socket, 0, 0);
+    if (control_) {
+        control_.reset();
+        util::remove_socket_file(cfg_.control_socket, 0, 0);
+    }
 }
 
 int run_daemon(const RunOptions& opts) {

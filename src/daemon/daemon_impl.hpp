@@ -5,7 +5,7 @@
 //   grant_core.cpp      LoginSink + PermitOracle: the grant policy, expiry timer, export timer, stats
 //   wiring.cpp          config -> objects at start-up: matcher, sources, frontends, exporters
 //   reload.cpp          SIGHUP: the new set built beside the running one, swapped all or nothing
-//   control_legacy.cpp  the control socket server and its commands (to be replaced)
+//   control_commands.cpp  the control socket (ControlServer) and its command table
 // Thread-safety: single-threaded; everything runs on the loop thread.
 #pragma once
 
@@ -23,7 +23,10 @@
 
 #include "config/config.hpp"
 #include "core/time.hpp"
+#include "daemon/control_codec.hpp"
+#include "daemon/control_server.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/permit_policy.hpp"
 #include "daemon/privileges.hpp"
 #include "exports/export_scheduler.hpp"
 #include "exports/exporter.hpp"
@@ -36,13 +39,6 @@
 #include "util/unique_fd.hpp"
 
 namespace rp::daemon {
-
-struct ControlConnection {
-    util::UniqueFd fd;
-    std::string in, out;
-    bool authorized = false;
-    uid_t uid = 0;
-};
 
 // One MTA frontend kind: its table's endpoints, whether two configs agree on it (struct
 // equality), and how to build it. frontend_kinds() lists them in the order `status` shows them.
@@ -81,6 +77,7 @@ private:
     core::Status drop_privileges() { return daemon::drop_privileges(run_as_); }
     core::Status open_store();
     core::Status open_exports();
+    core::Status take_spool();
     core::Status purge_expired();
     core::Status start_sources() { return start_new_sources(); }
     core::Status watch_signals();
@@ -131,15 +128,24 @@ private:
     void restore_closed(ReloadPlan& plan, std::vector<std::unique_ptr<frontends::Frontend>>& closed_fe);
     void swap_in(ReloadPlan& plan);
 
-    // control_legacy.cpp
+    // control_commands.cpp
     core::Status open_control_socket();
-    void on_control_accept();
-    void on_control_readable(int fd);
-    nlohmann::json handle_control(const nlohmann::json& req, const ControlConnection& conn);
+    // The command table: one handler per ControlCmd (control_codec.hpp); replies never throw.
+    std::string answer_control(std::string_view line, const ControlPeer& peer);
+    nlohmann::json control_check(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_list(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_allow(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_revoke(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_status(const ControlRequest& req, const ControlPeer& peer);
     nlohmann::json store_status_json() const;
     bool authorized(uid_t uid, gid_t gid) const;
 
     // grant_core.cpp
+    // Counts a refusal of the grant policy and logs it at debug level.
+    void count_refusal(const core::LoginEvent& e, const PolicyDecision& d);
+    // Grants what was spooled while the daemon was stopped (login_spool.hpp), then removes it.
+    void drain_spool();
+    void schedule_spool_drain();
     void reschedule_expiry();
     void run_expiry();
     // Rewrites every [[export]] within 100 ms of a change (grants, revokes, expiry), batching
@@ -154,9 +160,6 @@ private:
                                                          std::span<const core::Checkpoint> cps,
                                                          const std::vector<std::string>& servers = {},
                                                          long by_uid = -1);
-    core::Cidr network_for(const core::Address& a) const {
-        return a.is_v4() ? core::Cidr::host(a) : core::Cidr(a, cfg_.ipv6_prefix);
-    }
 
     RunOptions opts_;
     config::Config cfg_;
@@ -171,8 +174,9 @@ private:
     std::vector<sources::Source*> unstarted_;
     // The MTA frontends that listen, in the order of the frontend kinds (status, stats).
     std::vector<std::unique_ptr<frontends::Frontend>> frontends_;
-    util::UniqueFd control_fd_;
-    std::map<int, ControlConnection> control_conns_;
+    std::unique_ptr<ControlServer> control_;
+    PermitPolicy grant_policy_;  // every grant path asks it (permit_policy.hpp); set by apply_settings
+    RefusalCounters refused_;
     gid_t control_gid_ = static_cast<gid_t>(-1);
     util::EventLoop::TimerId expiry_timer_ = 0;
     // [[export]] files: written off the loop after each change, retried until they succeed,
@@ -181,7 +185,7 @@ private:
     util::UniqueFd signal_fd_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
-    std::uint64_t grants_ = 0, extends_ = 0, ignored_ = 0, stale_ = 0, expired_ = 0, revoked_ = 0;
+    std::uint64_t grants_ = 0, extends_ = 0, expired_ = 0, revoked_ = 0;
     std::map<std::string, std::uint64_t> grants_by_source_;  // created or extended, per source name
 };
 

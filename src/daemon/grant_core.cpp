@@ -1,6 +1,9 @@
-// The Daemon as LoginSink and PermitOracle: grant policy (ignore, ttl, ipv6_prefix), the expiry
-// timer, the export timer, and the counters' stats line.
+// The Daemon as LoginSink and PermitOracle: every grant through the PermitPolicy (log lines,
+// the auth-policy source, the spool; control `allow` in control_commands.cpp), the expiry timer,
+// the export timer, and the counters' stats line.
 #include <algorithm>
+
+#include "daemon/login_spool.hpp"
 
 #include "daemon/daemon_impl.hpp"
 #include "util/log.hpp"
@@ -65,18 +68,12 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
     std::vector<core::Permit> permits;
     std::vector<std::string> servers;
     for (const auto& e : events) {
-        if (std::any_of(cfg_.ignore.begin(), cfg_.ignore.end(), [&](const auto& c) { return c.contains(e.ip); })) {
-            ++ignored_;
-            log(Level::debug, "ignored ip={} user={} server={} source={} (ignore list)", e.ip.to_string(), util::esc(e.user),
-                util::esc(e.server), util::esc(e.source));
+        auto d = grant_policy_.decide(e, std::nullopt, now);
+        if (!d.granted()) {
+            count_refusal(e, d);
             continue;
         }
-        const auto expires = e.time + cfg_.ttl;
-        if (expires <= now) {
-            ++stale_;  // a login read late whose permit would already have expired
-            continue;
-        }
-        permits.push_back({network_for(e.ip), e.user, e.source, e.time, expires});
+        permits.push_back(std::move(*d.permit));
         servers.push_back(e.server);
     }
     const std::span<const core::Checkpoint> cps(&checkpoint, checkpoint.key.empty() ? 0 : 1);
@@ -86,6 +83,52 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
         return res.error();
     }
     return core::ok();
+}
+
+void Daemon::count_refusal(const core::LoginEvent& e, const PolicyDecision& d) {
+    refused_.count(d.refusal);
+    if (d.refusal == Refusal::ignored)
+        log(Level::debug, "ignored ip={} user={} server={} source={} (ignore list)", e.ip.to_string(), util::esc(e.user),
+            util::esc(e.server), util::esc(e.source));
+    else
+        log(Level::debug, "refused ip={} user={} source={}: {}", e.ip.to_string(), util::esc(e.user), util::esc(e.source),
+            d.reason);
+}
+
+void Daemon::drain_spool() {
+    const auto dir = spool_dir_for(cfg_.state_dir);
+    auto entries = read_spool(dir, 10000);
+    if (!entries) {
+        log(Level::error, "spool: {}", entries.error().message);
+        return;
+    }
+    if (entries->empty()) return;
+    const auto now = clock_.now();
+    std::vector<core::Permit> permits;
+    for (const auto& e : *entries) {
+        if (!e.login) {
+            log(Level::warning, "spool: {}/{}: {}; removed", dir, e.name, e.login.error().message);
+            continue;
+        }
+        const core::LoginEvent ev{e.login->ip, e.login->user, "", "spool", e.login->time, core::TimeOrigin::push, false};
+        auto d = grant_policy_.decide(ev, e.login->ttl, now);
+        if (d.granted()) permits.push_back(std::move(*d.permit));
+        else count_refusal(ev, d);
+    }
+    if (auto res = grant(std::move(permits), {}); !res) {
+        log(Level::error, "spool: cannot record {} spooled login(s), keeping them: {}", entries->size(), res.error().message);
+        return;
+    }
+    for (const auto& e : *entries)
+        if (auto st = remove_spooled(dir, e.name); !st) log(Level::error, "spool: {}", st.error().message);
+    log(Level::notice, "spool: {} login(s) pushed while the daemon was stopped taken from {}", entries->size(), dir);
+}
+
+void Daemon::schedule_spool_drain() {
+    loop_.call_after(std::chrono::minutes(1), [this] {
+        drain_spool();
+        schedule_spool_drain();
+    });
 }
 
 void Daemon::reschedule_expiry() {

@@ -84,6 +84,7 @@ void Daemon::apply_settings(const config::Config& cfg) {
         log(Level::info, "ignore_mynetworks: {} network(s) from Postfix's mynetworks added to ignore", nets.size());
         cfg_.ignore.insert(cfg_.ignore.end(), nets.begin(), nets.end());
     }
+    grant_policy_ = PermitPolicy({cfg_.ignore, cfg_.ttl, cfg_.max_ttl, cfg_.ipv6_prefix});
 }
 
 core::Result<std::unique_ptr<frontends::Frontend>> Daemon::open_frontend(const FrontendKind& kind,

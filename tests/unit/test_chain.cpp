@@ -31,7 +31,8 @@
 
 // The chain functions live in the relaypermit executable's sources (src/cli), which the unit
 // test binary does not link: compile them into this test directly.
-#include "cli/chain.cpp"  // NOLINT(bugprone-suspicious-include)
+#include "cli/chain.cpp"    // NOLINT(bugprone-suspicious-include)
+#include "cli/offline.cpp"  // NOLINT(bugprone-suspicious-include)
 
 namespace rp::cli {
 namespace {

@@ -88,3 +88,18 @@ TEST(Config, TwoLineUserPatternsNeedPid) {
     EXPECT_NE(bad.error().message.find("(?<pid>...)"), std::string::npos);
     EXPECT_FALSE(parse_config("[[pattern]]\nname = \"m\"\nregex = '(?<ip>\\S+)'\nrole = \"maybe\"\n", "x.toml"));
 }
+
+TEST(Config, MaxTtlBoundsTtl) {
+    auto c = parse_config("ttl = \"1h\"\n", "x.toml");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->max_ttl, std::chrono::hours(24));  // the documented default
+    c = parse_config("ttl = \"2d\"\nmax_ttl = \"3d\"\n", "x.toml");
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->max_ttl, std::chrono::hours(72));
+    c = parse_config("ttl = \"25h\"\n", "x.toml");
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().message.find("is longer than max_ttl"), std::string::npos) << c.error().message;
+    c = parse_config("max_ttl = \"0s\"\n", "x.toml");
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().message.find("max_ttl = \"0s\": must be positive"), std::string::npos) << c.error().message;
+}
