@@ -604,7 +604,7 @@ sources::LineParser Daemon::parser_for(const config::SourceConfig& sc) const {
     const std::string name = sc.name;
     return [matcher, state, name](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
         matcher->scan(lines, now, *state, [&](const matching::LoginMatch& hit) {
-            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time});
+            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time, hit.time_origin});
         });
     };
 }
@@ -617,7 +617,7 @@ sources::LineParser Daemon::untrusted_parser(const config::SourceConfig& sc) con
     auto matcher = matcher_;
     return [matcher, probe_state](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
         matcher->scan(lines, now, *probe_state, [&](const matching::LoginMatch& hit) {
-            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), {}, hit.time});
+            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), {}, hit.time, hit.time_origin});
         });
     };
 }

@@ -7,7 +7,9 @@
 //   - tag: a PCRE2 regex the program tag must match (evidence that the line comes from the
 //     server, empty = any tag),
 //   - regex: a PCRE2 regex matched against the message, with named groups `ip` (required),
-//     `user` and `pid` (optional).
+//     `user`, `pid` and `time` (optional). A `time` group that took part in the match gives the
+//     login's time (any form of log_time.hpp; one of no known form: the time is unknown);
+//     otherwise the time is the line's framing time (syslog_line.hpp), else unknown.
 // User patterns from the config (`[[pattern]]`) have no tag and no literal: their regex is
 // searched in the whole line, like pop-before-smtp's $pat.
 // Two-line servers (popa3d: "Session from IP", then "Authentication passed for USER" from the
@@ -38,7 +40,9 @@
 
 #include "core/address.hpp"
 #include "core/result.hpp"
+#include "core/login_event.hpp"
 #include "core/time.hpp"
+#include "matching/log_time.hpp"
 
 namespace rp::matching {
 
@@ -83,12 +87,13 @@ struct LoginMatch {
     std::string_view server;   // pattern set name (owned by the Matcher)
     std::string_view pattern;  // pattern name (owned by the Matcher)
     std::string_view line;
-    core::Time time;           // resolved and clamped, see resolve_time()
+    core::Time time;                 // resolved and clamped, see resolve_line_time()
+    core::TimeOrigin time_origin;    // line: from the line or its framing; reading: unknown
+    LineTime time_detail;            // the form and why (scan --explain); .time/.origin as above
 };
 
 inline constexpr std::size_t k_max_sessions = 4096;
 inline constexpr auto k_session_timeout = std::chrono::minutes(10);
-
 class MatchState;
 
 struct ScanOptions {
