@@ -245,7 +245,7 @@ private:
     util::UniqueFd signal_fd_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
-    std::uint64_t grants_ = 0, extends_ = 0, ignored_ = 0, stale_ = 0, expired_ = 0, revoked_ = 0;
+    std::uint64_t grants_ = 0, extends_ = 0, ignored_ = 0, stale_ = 0, expired_ = 0, revoked_ = 0, untimed_ = 0;
     std::map<std::string, std::uint64_t> grants_by_source_;  // created or extended, per source name
 };
 
@@ -300,6 +300,9 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
                 e.server, e.source);
             continue;
         }
+        // TEMPORARY (room timefix, until the control room's grant policy has the rule): a login
+        // whose time is unknown grants only when read live (issue 12 item 1).
+        if (e.time_origin == core::TimeOrigin::reading && e.backlog) { ++untimed_; continue; }
         const auto expires = e.time + cfg_.ttl;
         if (expires <= now) {
             ++stale_;  // a login read late whose permit would already have expired
@@ -565,7 +568,7 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
                 {"store", store_->describe()},
                 {"store_status", store_status_json()},
                 {"permits", store_->list(now).size()},
-                {"grants", grants_}, {"extends", extends_}, {"ignored", ignored_}, {"stale", stale_},
+                {"grants", grants_}, {"extends", extends_}, {"ignored", ignored_}, {"stale", stale_}, {"untimed", untimed_},
                 {"expired", expired_}, {"revoked", revoked_},
                 {"sources", srcs}, {"frontends", fes}};
     }
