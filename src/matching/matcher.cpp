@@ -68,6 +68,7 @@ struct MatchState::Impl {
     std::unordered_map<std::string, Session> sessions;
     std::list<std::string> order;
     std::string key;  // scratch
+    std::uint64_t long_lines = 0;
 
     const std::string& make_key(std::string_view server, std::string_view host, std::string_view pid) {
         key.assign(server);
@@ -107,6 +108,7 @@ MatchState::MatchState(const Matcher& m) : impl_(std::make_unique<Impl>()) {
 }
 
 MatchState::~MatchState() = default;
+std::uint64_t MatchState::long_lines() const { return impl_->long_lines; }
 Matcher::~Matcher() = default;
 
 namespace {
@@ -319,6 +321,11 @@ std::optional<LoginMatch> Matcher::match_impl(std::string_view line, std::uint64
             text = parsed->message;
         }
         if (!run(p->regex, p->regex_jit, text, md)) continue;
+        if ((parsed ? parsed->message.size() : line.size()) >= k_max_login_message_bytes) {
+            if (!state) *needs_state = true;  // counted by the caller, with the state
+            else ++state->impl().long_lines;
+            return std::nullopt;
+        }
         const LineTime lt = login_time(md, p->time_group, text, parsed, now);
         const auto time = lt.time;
         auto login = [&](const core::Address& ip) {

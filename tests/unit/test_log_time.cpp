@@ -1,5 +1,6 @@
 // Every time form a supported server or syslog daemon writes, through the whole matcher: the
-// exact instant each login gets, and where it came from (issue 12 item 1).
+// exact instant each login gets, and where it came from (issue 12 item 1). And lines that may
+// have been cut by a syslog size limit never grant (issue 12 item 14).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -235,4 +236,102 @@ TEST(LogTime, LeadingAndWholeTimeRecognition) {
     EXPECT_EQ(classify_time(" 22/Nov/2026:00:31:13 +0000 ").format, TimeFormat::clf);
     EXPECT_EQ(classify_time("2026-11-22T00:31:13Z trailing").format, TimeFormat::none);
     EXPECT_EQ(classify_time("").format, TimeFormat::none);
+}
+
+namespace {
+
+// A line as a syslog writer with a size limit writes it: cut after `limit` bytes.
+std::string cut(const std::string& line, std::size_t limit) { return line.substr(0, std::min(line.size(), limit)); }
+
+// A failure line whose client-chosen user name ends in the text a success line ends with,
+// padded so that a cut at `limit` bytes falls right after it.
+std::string forged_cut(const std::string& before_user, const std::string& forged_tail, const std::string& real_tail,
+                       std::size_t limit) {
+    const std::size_t pad = limit - before_user.size() - forged_tail.size();
+    return cut(before_user + std::string(pad, 'u') + forged_tail + real_tail, limit);
+}
+
+}  // namespace
+
+// Issue 12 item 14: a failure line cut by a syslog size limit right after a user name that
+// ends like a success line never grants.
+TEST(LongLines, CutFailureLinesNeverGrant) {
+    Zone tz("UTC");
+    const std::string perdition =
+        "Nov 22 00:31:13 mx1 perdition.imap4[12]: Auth: 198.51.100.7:40000->192.0.2.2:143 client-secure=ssl "
+        "authorisation_id=NONE authentication_id=\"";
+    const std::string apple = "Nov 22 2026 00:31:13 IMAP User \"";
+    for (std::size_t limit : {std::size_t{1024}, std::size_t{2048}, std::size_t{8192}}) {
+        const auto p = forged_cut(perdition, "\" server=\"h\" protocol=IMAP4S server-secure=ssl status=\"ok\"",
+                                  "\" server=\"10.0.0.5:143\" protocol=IMAP4S server-secure=ssl status=\"failed\"",
+                                  limit);
+        ASSERT_EQ(p.size(), limit);
+        ASSERT_TRUE(p.ends_with("status=\"ok\""));
+        const auto a = forged_cut(apple, "\" log on successful from 198.51.100.7", "\" log on failed from 203.0.113.5",
+                                  limit);
+        ASSERT_TRUE(a.ends_with("successful from 198.51.100.7"));
+        MatchState st(*matcher());
+        EXPECT_FALSE(matcher()->match_line(p, k_now, st)) << limit;
+        EXPECT_FALSE(matcher()->match_line(a, k_now, st)) << limit;
+        EXPECT_EQ(st.long_lines(), 2u);  // counted
+    }
+    // The same servers' real success lines still grant.
+    EXPECT_TRUE(match("Nov 22 00:31:13 mx1 perdition.imap4[12]: Auth: 198.51.100.7:40000->192.0.2.2:143 "
+                      "client-secure=ssl authorisation_id=NONE authentication_id=\"alice\" server=\"10.0.0.5:143\" "
+                      "protocol=IMAP4S server-secure=ssl status=\"ok\""));
+    EXPECT_TRUE(match("Nov 22 2026 00:31:13 IMAP User \"alice\" log on successful from 198.51.100.7"));
+}
+
+// Every built-in pattern: a success line whose message is one byte short of the limit grants;
+// at the limit it does not (it may have been cut). {P} is padding inside a client-chosen field.
+TEST(LongLines, EveryBuiltinPatternRefusesMessagesAtTheLimit) {
+    Zone tz("UTC");
+    struct Row {
+        const char* prefix;  // framing and tag: not counted
+        const char* message;
+    };
+    const Row rows[] = {
+        {"Nov 22 00:31:13 mx1 dovecot: ", "imap-login: Login: user=<{P}>, method=PLAIN, rip=192.0.2.1, lip=192.0.2.2"},
+        {"Nov 22 00:31:13 imap-login: ", "Info: Logged in: user=<{P}>, method=PLAIN, rip=192.0.2.1, lip=192.0.2.2"},
+        {"Nov 22 00:31:13 mx1 dovecot: ", "Info: imap-login: Login: user=<{P}>, method=PLAIN, rip=192.0.2.1"},
+        {"Nov 22 00:31:13 mx1 dovecot: ", "imap-login: Login: {P} [192.0.2.1]"},
+        {"Nov 22 00:31:13 mx1 dovecot: ",
+         "imap-login: proxy({P}): started proxying to 192.0.2.5:143: user=<{P}>, method=PLAIN, rip=192.0.2.1"},
+        {"Nov 22 00:31:13 mx1 pop3d: ", "LOGIN, user={P}, ip=[::ffff:192.0.2.1], port=[41234]"},
+        {"Nov 22 00:31:13 mx1 cyrus/imap[12]: ", "login: host [192.0.2.1] {P} PLAIN User logged in"},
+        {"Nov 22 00:31:13 mx1 ipop3d[12]: ", "Login user={P} host=client.example [192.0.2.1] nmsgs=0/0"},
+        {"Nov 22 00:31:13 mx1 popper[12]: ", "(v4.1.0) POP login by user \"{P}\" at (client.example) 192.0.2.1"},
+        {"Nov 22 00:31:13 mx1 vchkpw-pop3[12]: ", "(PLAIN) login success {P}@example.com:192.0.2.1"},
+        {"Nov 22 00:31:13 mx1 vpopmail[12]: ", "vchkpw: login [{P}@example.com] from 192.0.2.1"},
+        {"Nov 22 00:31:13 mx1 spop3d[12]: ", "user {P} authenticated - 192.0.2.1"},
+        {"Nov 22 00:31:13 mx1 popa3d[12]: ", "Authentication passed for {P} -- [192.0.2.1]"},
+        {"Nov 22 00:31:13 mx1 gnu-pop3d[12]: ", "User '{P}' logged in with mailbox /var/mail/a from 192.0.2.1"},
+        {"Nov 22 00:31:13 mx1 perdition.imap4[12]: ",
+         "Auth: 192.0.2.1:40000->192.0.2.2:143 client-secure=ssl authorisation_id=NONE authentication_id=\"{P}\" "
+         "server=\"10.0.0.5:143\" protocol=IMAP4S server-secure=ssl status=\"ok\""},
+        {"Nov 22 00:31:13 mx1 teapop[12]: ", "Successful login for {P} [192.0.2.1]"},
+        {"Nov 22 00:31:13 mx1 cucipop[12]: ", "{P} 192.0.2.1 0, 0 (0), 0 (0)"},
+        {"Nov 22 00:31:13 mx1 vm-pop3d[12]: ", "User '{P}' logged in from 192.0.2.1"},
+        {"Nov 22 2026 00:31:13 ", "IMAP User \"{P}\" log on successful from 192.0.2.1"},
+    };
+    auto fill = [](std::string msg, std::size_t size) {
+        std::size_t holes = 0;
+        for (auto pos = msg.find("{P}"); pos != std::string::npos; pos = msg.find("{P}", pos + 1)) ++holes;
+        const std::size_t fixed = msg.size() - 3 * holes;
+        const std::size_t each = (size - fixed) / holes, extra = (size - fixed) % holes;
+        bool first = true;
+        for (auto pos = msg.find("{P}"); pos != std::string::npos; pos = msg.find("{P}")) {
+            msg.replace(pos, 3, std::string(each + (first ? extra : 0), 'a'));
+            first = false;
+        }
+        return msg;
+    };
+    const std::size_t k = matching::k_max_login_message_bytes;
+    for (const auto& r : rows) {
+        const auto below = std::string(r.prefix) + fill(r.message, k - 1);
+        const auto at = std::string(r.prefix) + fill(r.message, k);
+        ASSERT_EQ(matching::parse_syslog_line(at)->message.size(), k) << r.message;
+        EXPECT_TRUE(match(below)) << r.message;
+        EXPECT_FALSE(match(at)) << r.message;
+    }
 }
