@@ -136,6 +136,8 @@ int cmd_scan(const ParsedArgs& a) {
             out += m.pattern;
             out += '\t';
             out += core::format_time(m.time);
+            out += '\t';
+            out += matching::describe(m.time_detail);  // where the time came from
         }
         out += '\n';
         if (out.size() > 1 << 16) flush();
@@ -478,7 +480,7 @@ const std::vector<Command>& commands() {
         {{"scan", "[FILE...]", 0, -1,
           {k_config_opt,
            {"--pattern", "NAME", "only this pattern set (built-in server or [[pattern]] name); repeatable", true},
-           {"--explain", "", "add the matching SERVER/PATTERN and the line's time as extra columns"},
+           {"--explain", "", "add the matching SERVER/PATTERN, the login's time and where it came from as extra columns"},
            {"--threads", "N", "threads for large files (default: CPUs, at most 4); output is the same"}},
           "print IP<TAB>USER<TAB>SERVER for each successful login in FILEs (or stdin)"},
          cmd_scan},

@@ -173,7 +173,7 @@ sources::LineParser Daemon::parser_for(const config::SourceConfig& sc, const Mat
     const std::string name = sc.name;
     return [matcher, state, name](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
         matcher->scan(lines, now, *state, [&](const matching::LoginMatch& hit) {
-            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time});
+            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time, hit.time_origin});
         });
     };
 }
@@ -186,7 +186,7 @@ sources::LineParser Daemon::untrusted_parser(const config::SourceConfig& sc, con
     auto matcher = m;
     return [matcher, probe_state](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
         matcher->scan(lines, now, *probe_state, [&](const matching::LoginMatch& hit) {
-            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), {}, hit.time});
+            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), {}, hit.time, hit.time_origin});
         });
     };
 }

@@ -27,7 +27,7 @@ struct Matcher::Compiled {
     bool tag_jit = false, regex_jit = false;  // JIT-compiled: matched with pcre2_jit_match
     int tag_id = -1;  // patterns with the same tag regex share its result within a line (< 64)
     bool stateful = false;  // a pattern of a two-line server: its result depends on the MatchState
-    int ip_group = -1, user_group = -1, pid_group = -1;
+    int ip_group = -1, user_group = -1, pid_group = -1, time_group = -1;
     std::uint64_t literal_mask = 0;  // bits of Matcher::literals_ this pattern needs (one of)
     ~Compiled() {
         pcre2_code_free(tag);
@@ -68,6 +68,7 @@ struct MatchState::Impl {
     std::unordered_map<std::string, Session> sessions;
     std::list<std::string> order;
     std::string key;  // scratch
+    std::uint64_t long_lines = 0;
 
     const std::string& make_key(std::string_view server, std::string_view host, std::string_view pid) {
         key.assign(server);
@@ -107,6 +108,7 @@ MatchState::MatchState(const Matcher& m) : impl_(std::make_unique<Impl>()) {
 }
 
 MatchState::~MatchState() = default;
+std::uint64_t MatchState::long_lines() const { return impl_->long_lines; }
 Matcher::~Matcher() = default;
 
 namespace {
@@ -133,11 +135,28 @@ bool run(pcre2_code* code, bool jitted, std::string_view text, pcre2_match_data*
                    : pcre2_match(code, s, text.size(), 0, 0, md, nullptr)) >= 0;
 }
 
-std::string_view group(pcre2_match_data* md, int n, std::string_view text) {
-    if (n < 0) return {};
+std::optional<std::string_view> group_if_set(pcre2_match_data* md, int n, std::string_view text) {
+    if (n < 0) return std::nullopt;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-    if (ov[2 * n] == PCRE2_UNSET) return {};
+    if (ov[2 * n] == PCRE2_UNSET) return std::nullopt;
     return text.substr(ov[2 * n], ov[2 * n + 1] - ov[2 * n]);
+}
+
+std::string_view group(pcre2_match_data* md, int n, std::string_view text) {
+    return group_if_set(md, n, text).value_or(std::string_view());
+}
+
+// A login's time: from a `time` group that took part in the match (of no known form: unknown),
+// else from the line's framing, else unknown.
+LineTime login_time(pcre2_match_data* md, int time_group, std::string_view text,
+                    const std::optional<SyslogLine>& parsed, core::Time now) {
+    if (auto captured = group_if_set(md, time_group, text)) {
+        LineTime lt = resolve_line_time(classify_time(*captured), now);
+        lt.captured = true;
+        if (lt.format == TimeFormat::none) lt.note = TimeNote::bad_time;
+        return lt;
+    }
+    return parsed ? resolve_line_time(*parsed, now) : resolve_line_time(TimeToken{}, now);
 }
 
 }  // namespace
@@ -197,6 +216,7 @@ core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<st
         c->ip_group = group_number("ip");
         c->user_group = group_number("user");
         c->pid_group = group_number("pid");
+        c->time_group = group_number("time");
         if (c->ip_group < 0 && spec.role != PatternRole::session_login)
             return core::make_error(what + ": the regex has no named group (?<ip>...)");
         if (spec.role != PatternRole::login && spec.whole_line && c->pid_group < 0)
@@ -301,7 +321,16 @@ std::optional<LoginMatch> Matcher::match_impl(std::string_view line, std::uint64
             text = parsed->message;
         }
         if (!run(p->regex, p->regex_jit, text, md)) continue;
-        const auto time = parsed ? resolve_time(*parsed, now) : now;
+        if ((parsed ? parsed->message.size() : line.size()) >= k_max_login_message_bytes) {
+            if (!state) *needs_state = true;  // counted by the caller, with the state
+            else ++state->impl().long_lines;
+            return std::nullopt;
+        }
+        const LineTime lt = login_time(md, p->time_group, text, parsed, now);
+        const auto time = lt.time;
+        auto login = [&](const core::Address& ip) {
+            return LoginMatch{ip, group(md, p->user_group, text), p->spec.server, p->spec.name, line, time, lt.origin, lt};
+        };
         std::string_view pid = group(md, p->pid_group, text);
         if (pid.empty() && parsed) pid = parsed->pid;
         const std::string_view host = parsed ? parsed->host : std::string_view();
@@ -313,14 +342,14 @@ std::optional<LoginMatch> Matcher::match_impl(std::string_view line, std::uint64
             // A one-line server: no session of its own to complete.
             auto ip = core::Address::parse(group(md, p->ip_group, text));
             if (!ip) continue;
-            return LoginMatch{*ip, group(md, p->user_group, text), p->spec.server, p->spec.name, line, time};
+            return login(*ip);
         }
         auto& impl = state->impl();
         if (p->spec.role == PatternRole::session_login) {
             if (pid.empty()) continue;
             auto s = impl.take(impl.make_key(p->spec.server, host, pid));
             if (!s || time - s->time > k_session_timeout) continue;
-            return LoginMatch{s->ip, group(md, p->user_group, text), p->spec.server, p->spec.name, line, time};
+            return login(s->ip);
         }
         auto ip = core::Address::parse(group(md, p->ip_group, text));
         if (!ip) continue;
@@ -331,7 +360,7 @@ std::optional<LoginMatch> Matcher::match_impl(std::string_view line, std::uint64
         // A one-line login completes any pending session of the same process (popa3d's patched
         // one-line form follows its "Session from" line): one login, one event.
         if (!pid.empty() && !impl.sessions.empty()) impl.take(impl.make_key(p->spec.server, host, pid));
-        return LoginMatch{*ip, group(md, p->user_group, text), p->spec.server, p->spec.name, line, time};
+        return login(*ip);
     }
     return std::nullopt;
 }

@@ -7,7 +7,9 @@
 //   - tag: a PCRE2 regex the program tag must match (evidence that the line comes from the
 //     server, empty = any tag),
 //   - regex: a PCRE2 regex matched against the message, with named groups `ip` (required),
-//     `user` and `pid` (optional).
+//     `user`, `pid` and `time` (optional). A `time` group that took part in the match gives the
+//     login's time (any form of log_time.hpp; one of no known form: the time is unknown);
+//     otherwise the time is the line's framing time (syslog_line.hpp), else unknown.
 // User patterns from the config (`[[pattern]]`) have no tag and no literal: their regex is
 // searched in the whole line, like pop-before-smtp's $pat.
 // Two-line servers (popa3d: "Session from IP", then "Authentication passed for USER" from the
@@ -16,6 +18,9 @@
 // oldest dropped first) and an entry older than k_session_timeout (by line time) is ignored.
 // The `ip` group must parse as a complete address (Address::parse), so partial or malformed
 // addresses never match. One line yields at most one login: the first pattern that matches.
+// A line whose message is k_max_login_message_bytes or longer never yields anything: it may have
+// been cut by a syslog size limit right after text a client chose (a failure line cut after a
+// user name ending in `status="ok"`); MatchState counts those that a pattern matched.
 // Security: every line is untrusted. Built-in patterns anchor at the start of the message and
 // take the last occurrence of a field, so a user name that imitates a field grants nothing.
 // Large buffers can be scanned on several threads (ScanOptions::threads): the buffer is cut at
@@ -38,7 +43,9 @@
 
 #include "core/address.hpp"
 #include "core/result.hpp"
+#include "core/login_event.hpp"
 #include "core/time.hpp"
+#include "matching/log_time.hpp"
 
 namespace rp::matching {
 
@@ -83,12 +90,20 @@ struct LoginMatch {
     std::string_view server;   // pattern set name (owned by the Matcher)
     std::string_view pattern;  // pattern name (owned by the Matcher)
     std::string_view line;
-    core::Time time;           // resolved and clamped, see resolve_time()
+    core::Time time;                 // resolved and clamped, see resolve_line_time()
+    core::TimeOrigin time_origin;    // line: from the line or its framing; reading: unknown
+    LineTime time_detail;            // the form and why (scan --explain); .time/.origin as above
 };
 
 inline constexpr std::size_t k_max_sessions = 4096;
 inline constexpr auto k_session_timeout = std::chrono::minutes(10);
-
+// Syslog writers cut long messages (1 KiB: RFC 3164, sysklogd, musl's syslog(); 2 KiB; 8 KiB:
+// rsyslog, FreeBSD; 48 KiB: journald's LineMax; 64 KiB: syslog-ng), and the line they write
+// ends where they cut, possibly right after text a client chose. The line written is re-framed
+// (its header differs from the one the limit counted), so its length tells the limit only
+// roughly: any message this long may have been cut (even at 1 KiB with a 64-byte tag and a
+// forwarding host name), while real login messages stay below ~350 bytes.
+inline constexpr std::size_t k_max_login_message_bytes = 800;
 class MatchState;
 
 struct ScanOptions {
@@ -163,6 +178,8 @@ public:
     MatchState& operator=(const MatchState&) = delete;
     struct Impl;
     Impl& impl() { return *impl_; }
+    // Lines a pattern matched that were refused for their length (k_max_login_message_bytes).
+    std::uint64_t long_lines() const;
 
 private:
     std::unique_ptr<Impl> impl_;

@@ -9,6 +9,11 @@
 //   daemontools/multilog            "@4000000063f1a2b31c2d3e4f dovecot: ..." (TAI64N label)
 //   a time with the year            "Nov 22 2026 00:31:13 IMAP User ..." (Apple's mail server
 //                                   log; the tag, if any, is optional: no host)
+//   any other time form of log_time.hpp at the start: "2026-11-22 00:31:13 imap-login: ..."
+//                                   (Dovecot's log_timestamp), "1763771473.123456 host tag: ..."
+//   no time before the tag, one after it: "dovecot: Nov 22 00:31:13 Info: imap-login: ..."
+//                                   (Dovecot 1.x's own log): the time is the message's leading
+//                                   one; the message keeps it.
 // A line that fits none of them yields nothing. Pure function, no allocation.
 // Security: the whole line is untrusted; views never reach outside it.
 // Thread-safety: pure functions.
@@ -18,10 +23,9 @@
 #include <string_view>
 
 #include "core/time.hpp"
+#include "matching/log_time.hpp"
 
 namespace rp::matching {
-
-enum class TimeFormat { none, rfc3164, rfc3164_year, rfc3339, tai64n };
 
 struct SyslogLine {
     TimeFormat time_format = TimeFormat::none;
@@ -34,10 +38,10 @@ struct SyslogLine {
 
 std::optional<SyslogLine> parse_syslog_line(std::string_view line);
 
-// The time a line was written. RFC 3164 times are local time in the process's time zone with
-// the year inferred (the latest year that does not put the line more than a day in the future;
-// "Nov 22 2026 00:31:13" gives it);
-// any time later than `now` is clamped to `now`; a line without a usable time is `now`.
-core::Time resolve_time(const SyslogLine& line, core::Time now);
+// The time a line was written and where it came from (log_time.hpp): zoneless times are local
+// time in the process's time zone, RFC 3164's year inferred; a time up to k_max_ahead later than
+// `now` is clamped to `now`; a line without a usable time gets `now` with origin `reading`.
+LineTime resolve_line_time(const SyslogLine& line, core::Time now);
+inline core::Time resolve_time(const SyslogLine& line, core::Time now) { return resolve_line_time(line, now).time; }
 
 }  // namespace rp::matching

@@ -145,6 +145,7 @@ struct FileTailSource::Tail {
     std::string committed_head;
     Steady::time_point last_data{};  // draining: when data was last read
     bool closing = false;            // draining and idle: closed once the next delivery succeeds
+    std::uint64_t backlog_end = 0;   // the file's size at start(): lines before it are a backlog
 
     std::uint64_t consumed() const { return read_pos - pending.size(); }
 };
@@ -209,6 +210,13 @@ core::Status FileTailSource::start(util::EventLoop& loop) {
                       name_, path_);
     }
     if (!current_) util::log(Level::info, "file source {}: waiting for {} to appear", name_, path_);
+    // What the files hold now was there before we looked: a backlog (its events say so).
+    auto mark_backlog = [](Tail* t) {
+        struct stat size {};
+        if (t && ::fstat(t->fd.get(), &size) == 0) t->backlog_end = static_cast<std::uint64_t>(size.st_size);
+    };
+    mark_backlog(current_.get());
+    for (auto& t : draining_) mark_backlog(t.get());
 
     loop.add(inotify_.get(), EPOLLIN, [this](std::uint32_t) { on_inotify(); });
     structure_changed_ = true;  // store the position as resolved now, once
@@ -573,6 +581,7 @@ bool FileTailSource::read_tail(Tail& t, std::size_t& budget) {
                 std::min<std::size_t>(got, opts_.fingerprint_bytes - static_cast<std::size_t>(t.read_pos));
             t.head.append(buf_.data(), take);
         }
+        reading_backlog_ = t.read_pos < t.backlog_end;  // a chunk reaching past it counts as backlog
         process_chunk(t, buf_.data(), got);
         t.read_pos += got;
         budget -= got;
@@ -655,8 +664,10 @@ void FileTailSource::process_chunk(Tail& t, const char* data, std::size_t n) {
 void FileTailSource::parse_block(const char* data, std::size_t n) {
     const std::size_t before = events_.size();
     parser_(std::string_view(data, n), clock_.now(), events_);
-    for (std::size_t i = before; i < events_.size(); ++i)
+    for (std::size_t i = before; i < events_.size(); ++i) {
         if (events_[i].source.empty()) events_[i].source = name_;
+        events_[i].backlog = reading_backlog_;
+    }
     pending_counters_.matches += events_.size() - before;
 }
 

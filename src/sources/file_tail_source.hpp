@@ -21,6 +21,11 @@
 // of the file's first `fp_len` bytes. The top-level dev/ino/offset are absent while `path` does
 // not exist.
 //
+// Events from data that was in a file when start() looked (the whole file at a first start, after
+// an unreadable checkpoint or a rotation while stopped; what was appended while stopped) carry
+// `backlog = true`; data appended afterwards is live. A read chunk that reaches past that point
+// counts as backlog entirely (the safe side).
+//
 // Thread-safety: loop thread only (like every Source).
 // Security: the log content is untrusted. Lines longer than max_line_bytes are skipped up to their
 // newline and counted (never parsed in pieces, never resumed mid-line); NUL bytes are passed on to
@@ -150,6 +155,7 @@ private:
 
     bool structure_changed_ = false;  // the set of files changed since the last delivery
     bool failing_ = false;            // waiting for retry_ after a failed deliver()
+    bool reading_backlog_ = false;    // the chunk being parsed began before its file's backlog_end
     util::EventLoop::Steady::time_point last_delivery_{};
     util::EventLoop::TimerId continue_timer_ = 0;
     util::EventLoop::TimerId flush_timer_ = 0;

@@ -271,6 +271,7 @@ void JournaldSource::handle_entry(std::size_t& line_bytes) {
     when = std::min(when, now);
     for (auto& e : scratch_) {
         e.time = when;
+        e.time_origin = core::TimeOrigin::line;  // the journal's timestamp of the entry
         if (e.source.empty()) e.source = name_;
         events_.push_back(std::move(e));
     }

@@ -49,8 +49,8 @@ def test_scan_real_dovecot_log(rp_binary, dovecot, testdir):
     assert r.returncode == 0, r.stderr
     rows = [line.split("\t") for line in r.stdout.splitlines()]
     assert [row[:3] for row in rows] == [line.split("\t") for line in expected.splitlines()]
-    assert all(len(row) == 5 and row[3].startswith("dovecot/") and row[4].endswith("Z")
-               for row in rows), r.stdout
+    assert all(len(row) == 6 and row[3].startswith("dovecot/") and row[4].endswith("Z")
+               and row[5].startswith("line: ") for row in rows), r.stdout
 
 
 def test_fresh_binary_alone_elsewhere(rp_binary, testdir):

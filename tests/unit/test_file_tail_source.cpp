@@ -613,4 +613,44 @@ TEST_F(FileTailTest, CorruptCheckpointReadsFromStart) {
     EXPECT_EQ(sink_.users(), names(1, 2));
 }
 
+// Issue 12 item 1: events from what a file held when the source started (a first start, a
+// rotation while stopped, an unreadable checkpoint, lines appended while stopped) are a backlog;
+// lines appended after the source reached the end are live.
+TEST_F(FileTailTest, BacklogFlagMarksWhatWasThereAtStart) {
+    auto backlog_of = [&] {
+        std::map<std::string, bool> out;
+        for (const auto& e : sink_.events) out[e.user] = e.backlog;
+        return out;
+    };
+    append(log_, logins(1, 2));  // first start: the whole file
+    start();
+    ASSERT_TRUE(wait_events(2));
+    ASSERT_TRUE(wait_settled());
+    append(log_, logins(3, 3));  // live
+    ASSERT_TRUE(wait_events(3));
+    stop();
+    append(log_, logins(4, 4));  // appended while stopped
+    ASSERT_EQ(::rename(log_.c_str(), (log_ + ".1").c_str()), 0);
+    append(log_ + ".1", logins(5, 5));  // rotated while stopped, with a late line
+    append(log_, logins(6, 6));         // the new file
+    start();
+    ASSERT_TRUE(wait_events(6));
+    ASSERT_TRUE(wait_settled());
+    append(log_, logins(7, 7));  // live again
+    ASSERT_TRUE(wait_events(7));
+    stop();
+    sink_.checkpoint = "{\"dev\":\"x\"";  // unreadable: read from the start again
+    start();
+    ASSERT_TRUE(wait_events(9));
+    ASSERT_TRUE(wait_settled());
+    const std::map<std::string, bool> first{{"u1", true}, {"u2", true}, {"u3", false}, {"u4", true},
+                                            {"u5", true}, {"u6", true}, {"u7", true}};
+    auto got = backlog_of();
+    for (const auto& [user, backlog] : first) EXPECT_EQ(got[user], backlog) << user;
+    // The last start re-read u6 and u7 from the new file: a backlog (u7 included).
+    EXPECT_TRUE(sink_.events.back().backlog);
+    EXPECT_EQ(sink_.events.back().user, "u7");
+    EXPECT_FALSE(sink_.events[6].backlog) << sink_.events[6].user;  // u7 appended live
+}
+
 }  // namespace

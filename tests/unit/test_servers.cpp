@@ -297,10 +297,12 @@ TEST(Servers, HugeAdversarialLines) {
     buf += "Nov 22 00:31:13 mx1 dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<" +
            repeat("imap-login: Login: user=<a>, method=PLAIN, rip=6.6.6.6, lip=1.1.1.1>, ", 20000) +
            ">, method=PLAIN, rip=192.0.2.1, lip=192.0.2.2\n";
-    buf += p + std::string(1 << 20, 'a') + ">, method=PLAIN, rip=192.0.2.9, lip=192.0.2.2\n";  // a 1 MB user name
+    // a 1 MB user name: matched in bounded time, and refused (a line that long may have been cut)
+    buf += p + std::string(1 << 20, 'a') + ">, method=PLAIN, rip=192.0.2.9, lip=192.0.2.2\n";
     buf += p + "ok>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.2, mpid=1, session=<x>\n";
     MatchState st(*all());
     std::vector<std::string> got;
     all()->scan(buf, k_now, st, [&](const matching::LoginMatch& m) { got.push_back(m.ip.to_string()); });
-    EXPECT_EQ(got, (std::vector<std::string>{"192.0.2.9", "192.0.2.10"}));
+    EXPECT_EQ(got, (std::vector<std::string>{"192.0.2.10"}));
+    EXPECT_GE(st.long_lines(), 1u);  // every huge line a regex matched, valid address or not
 }
