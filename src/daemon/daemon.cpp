@@ -349,8 +349,8 @@ void Daemon::run_expiry() {
 void Daemon::log_stats() {
     for (const auto& s : sources_) {
         const auto c = s->counters();
-        log(Level::info, "stats source={} lines={} matches={} grants={} untrusted={} malformed={} dropped={}", s->name(),
-            c.lines, c.matches, grants_by_source_[s->name()], c.untrusted, c.malformed, c.dropped);
+        log(Level::info, "stats source={} lines={} matches={} grants={} untrusted={} malformed={} dropped={} filtered={}",
+            s->name(), c.lines, c.matches, grants_by_source_[s->name()], c.untrusted, c.malformed, c.dropped, c.filtered);
     }
     auto fe = [](const char* name, const frontends::FrontendCounters& c) {
         log(Level::info, "stats frontend={} connections={} requests={} permitted={} malformed={} refused={}", name,
@@ -546,7 +546,7 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
         for (const auto& s : sources_) {
             auto c = s->counters();
             srcs.push_back({{"name", s->name()}, {"lines", c.lines}, {"matches", c.matches}, {"malformed", c.malformed},
-                            {"untrusted", c.untrusted}, {"dropped", c.dropped},
+                            {"untrusted", c.untrusted}, {"dropped", c.dropped}, {"filtered", c.filtered},
                             {"grants", grants_by_source_[s->name()]}});
         }
         auto fes = nlohmann::json::array();
@@ -602,11 +602,16 @@ sources::LineParser Daemon::parser_for(const config::SourceConfig& sc) const {
     auto state = std::make_shared<matching::MatchState>(*matcher_);
     auto matcher = matcher_;
     const std::string name = sc.name;
-    return [matcher, state, name](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
+    auto parse = [matcher, state, name](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
         matcher->scan(lines, now, *state, [&](const matching::LoginMatch& hit) {
             out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time});
         });
     };
+    // Sources that queue lines (fifo, datagrams) queue only the prefilter's candidates.
+    auto filter = [matcher, state](std::string_view lines, const std::function<void(std::size_t, std::size_t)>& keep) {
+        matcher->for_each_candidate(lines, *state, keep);
+    };
+    return sources::LineParser(std::move(parse), std::move(filter));
 }
 
 sources::LineParser Daemon::untrusted_parser(const config::SourceConfig& sc) const {
