@@ -406,10 +406,11 @@ int cmd_status(const ParsedArgs& a) {
                     refused.value("ignored", 0ULL), refused.value("stale", 0ULL), refused.value("untimed_backlog", 0ULL),
                     refused.value("ttl_out_of_bounds", 0ULL));
     for (const auto& s : (*r)["sources"])
-        std::printf("source %s: lines %llu, matches %llu, grants %llu, malformed %llu, untrusted %llu, dropped %llu\n",
+        std::printf("source %s: lines %llu, matches %llu, grants %llu, malformed %llu, untrusted %llu, dropped %llu, "
+                    "filtered %llu\n",
                     s.value("name", "").c_str(), s.value("lines", 0ULL), s.value("matches", 0ULL),
                     s.value("grants", 0ULL), s.value("malformed", 0ULL), s.value("untrusted", 0ULL),
-                    s.value("dropped", 0ULL));
+                    s.value("dropped", 0ULL), s.value("filtered", 0ULL));
     for (const auto& f : (*r)["frontends"])
         std::printf("frontend %s: connections %llu (%llu open, %llu refused), requests %llu, permitted %llu, malformed %llu\n",
                     f.value("name", "").c_str(), f.value("connections", 0ULL), f.value("active", 0ULL),

@@ -159,7 +159,7 @@ nlohmann::json Daemon::control_status(const ControlRequest&, const ControlPeer&)
     for (const auto& s : sources_) {
         auto c = s->counters();
         srcs.push_back({{"name", s->name()}, {"lines", c.lines}, {"matches", c.matches}, {"malformed", c.malformed},
-                        {"untrusted", c.untrusted}, {"dropped", c.dropped}, {"grants", grants_by_source_[s->name()]}});
+                        {"untrusted", c.untrusted}, {"dropped", c.dropped}, {"filtered", c.filtered}, {"grants", grants_by_source_[s->name()]}});
     }
     auto fes = nlohmann::json::array();
     for (const auto& fe : frontends_) {

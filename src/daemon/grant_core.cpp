@@ -172,8 +172,8 @@ void Daemon::schedule_stats() {
 void Daemon::log_stats() {
     for (const auto& s : sources_) {
         const auto c = s->counters();
-        log(Level::info, "stats source={} lines={} matches={} grants={} untrusted={} malformed={} dropped={}", s->name(),
-            c.lines, c.matches, grants_by_source_[s->name()], c.untrusted, c.malformed, c.dropped);
+        log(Level::info, "stats source={} lines={} matches={} grants={} untrusted={} malformed={} dropped={} filtered={}",
+            s->name(), c.lines, c.matches, grants_by_source_[s->name()], c.untrusted, c.malformed, c.dropped, c.filtered);
     }
     for (const auto& fe : frontends_) {
         const auto c = fe->counters();

@@ -171,11 +171,16 @@ sources::LineParser Daemon::parser_for(const config::SourceConfig& sc, const Mat
     auto state = std::make_shared<matching::MatchState>(*m);
     auto matcher = m;
     const std::string name = sc.name;
-    return [matcher, state, name](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
+    auto parse = [matcher, state, name](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
         matcher->scan(lines, now, *state, [&](const matching::LoginMatch& hit) {
             out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time, hit.time_origin});
         });
     };
+    // Sources that queue lines (fifo, datagrams) queue only the prefilter's candidates.
+    auto filter = [matcher, state](std::string_view lines, const std::function<void(std::size_t, std::size_t)>& keep) {
+        matcher->for_each_candidate(lines, *state, keep);
+    };
+    return sources::LineParser(std::move(parse), std::move(filter));
 }
 
 sources::LineParser Daemon::untrusted_parser(const config::SourceConfig& sc, const MatcherPtr& m) const {

@@ -443,6 +443,19 @@ void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
     });
 }
 
+void Matcher::for_each_candidate(std::string_view text, MatchState& state,
+                                 const std::function<void(std::size_t, std::size_t)>& on_line) const {
+    if (every_line_) {
+        for (std::size_t pos = 0; pos < text.size();) {
+            const auto end = std::min(text.find('\n', pos), text.size());
+            on_line(pos, end);
+            pos = end + 1;
+        }
+        return;
+    }
+    prefilter(text, state.impl().scratch, [&](std::size_t b, std::size_t e, std::uint64_t) { on_line(b, e); });
+}
+
 // A line the prefilter reported, with its result if a worker could resolve it. The line is a
 // copy [begin, end) in its chunk's arena, so the scanned text can be released; the match's
 // views are kept as offsets into it until the caller emits it.

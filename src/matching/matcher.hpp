@@ -133,6 +133,14 @@ public:
     void scan(std::string_view text, core::Time now, MatchState& state,
               const std::function<void(const LoginMatch&)>& on_match, const ScanOptions& opts) const;
     std::optional<LoginMatch> match_line(std::string_view line, core::Time now, MatchState& state) const;
+    // The literal prefilter alone, for a source that queues lines before it parses them: calls
+    // on_line(begin, end) with the offsets of each line of `text` ('\n' excluded) that scan()
+    // would examine, in order; every line when some pattern has no literal, none when no pattern
+    // is enabled. scan() over only these lines finds exactly the logins (and the two-line
+    // sessions) that scan() over `text` finds, so the other lines are noise that may be dropped.
+    // One Hyperscan pass: memory speed. Uses `state` for scratch space only.
+    void for_each_candidate(std::string_view text, MatchState& state,
+                            const std::function<void(std::size_t begin, std::size_t end)>& on_line) const;
     // As match_line, with the set of literals known to occur in the line (bit i = literals_[i]),
     // as the prefilter found them; patterns none of whose literals occur are skipped.
     std::optional<LoginMatch> match_line_with(std::string_view line, std::uint64_t literal_mask, core::Time now,

@@ -25,6 +25,12 @@
 // an unreadable checkpoint or a rotation while stopped; what was appended while stopped) carry
 // `backlog = true`; data appended afterwards is live. A read chunk that reaches past that point
 // counts as backlog entirely (the safe side).
+// The files, their change notification and the steady clock come through a TailEnv
+// (file_tail_env.hpp; FileTailOptions::env): real files and inotify in production, an in-memory
+// filesystem in tests, so the rotation and restore cases run without real files or waits. The
+// code is in three files: file_tail_source.cpp (the wake-up and lines), file_tail_files.cpp
+// (finding, opening and restoring files: restore = parse -> locate -> resume; one factory,
+// make_tail, builds every Tail) and file_tail_delivery.cpp (the checkpoint and deliver()).
 //
 // Thread-safety: loop thread only (like every Source).
 // Security: the log content is untrusted. Lines longer than max_line_bytes are skipped up to their
@@ -44,6 +50,8 @@
 #include "core/login_event.hpp"
 #include "core/result.hpp"
 #include "core/time.hpp"
+#include "sources/file_tail_checkpoint.hpp"
+#include "sources/file_tail_env.hpp"
 #include "sources/source.hpp"
 #include "util/event_loop.hpp"
 #include "util/log.hpp"
@@ -69,6 +77,9 @@ struct FileTailOptions {
     // A safety re-check even without inotify events (0 = off). Not a polling delay: appends are
     // seen at once through inotify.
     std::chrono::milliseconds safety_poll{10'000};
+    // The filesystem, change notification and steady clock; null: TailEnv::posix() (real files,
+    // inotify). Tests pass an in-memory one. REQUIRES: outlives the source.
+    TailEnv* env = nullptr;
 };
 
 class FileTailSource final : public Source {
@@ -101,34 +112,27 @@ public:
     std::size_t draining_files() const { return draining_.size(); }
 
 private:
-    struct Tail;
+    struct Tail;  // file_tail_internal.hpp
+    // A file found on disk: at `path`, a rotated sibling, or logrotate's copy.
+    struct Located {
+        std::unique_ptr<TailFile> file;
+        FileInfo info;
+        std::string label;  // its path, for messages
+        bool at_path = false;
+        bool same = false;  // the stored position's content (size and fingerprint) is still there
+    };
 
+    // file_tail_source.cpp: the wake-up, reading, lines
     void on_inotify();
     void service();
     bool read_tail(Tail& t, std::size_t& budget);
     void process_chunk(Tail& t, const char* data, std::size_t n);
+    const char* finish_carried_line(Tail& t, const char* p, std::size_t n);
+    void over_long(const Tail& t, std::uint64_t bytes);
     void parse_block(const char* data, std::size_t n);
-    void check_truncation(Tail& t);
-    struct Copy {
-        util::UniqueFd fd;
-        std::string label;
-    };
-    template <typename HeadOk>
-    std::optional<Copy> find_copy(std::uint64_t dev, std::uint64_t ino, std::uint64_t min_size,
-                                  std::uint64_t head_len, HeadOk head_ok) const;
     void check_rotation(std::size_t& budget, bool& more);
     void close_idle_drains();
     void begin_draining(std::unique_ptr<Tail> t);
-    void finish_pass(bool more);
-    std::string make_checkpoint() const;
-    void commit_all();
-    void revert_all();
-    bool dirty() const;
-    std::unique_ptr<Tail> open_tail(const std::string& file, std::uint64_t offset, int& err);
-    void watch_tail(Tail& t);
-    void unwatch_tail(Tail& t);
-    void restore(const std::string& checkpoint);
-    void open_current_from_start(bool log_it);
     void arm(util::EventLoop::TimerId& id, std::chrono::milliseconds delay, void (FileTailSource::*fn)());
     void on_continue();
     void on_flush();
@@ -136,6 +140,31 @@ private:
     void on_grace();
     void on_safety_poll();
     void cancel_timers();
+
+    // file_tail_files.cpp: opening, finding and watching files; restore = parse -> locate -> resume
+    std::unique_ptr<Tail> make_tail(Located where, std::uint64_t offset, bool skip);
+    std::unique_ptr<Tail> open_tail(const std::string& file, int& err);
+    void open_current_from_start(bool log_it);
+    void watch_tail(Tail& t);
+    void unwatch_tail(Tail& t);
+    std::optional<Located> scan_dir(const std::function<bool(const std::string& name, const FileInfo& info)>& pre,
+                                    const std::function<bool(TailFile& file)>& verify);
+    std::optional<Located> find_copy(const FileInfo& of, std::uint64_t min_size, std::uint64_t head_len,
+                                     const std::function<bool(const std::string& head)>& head_ok);
+    void check_truncation(Tail& t);
+    void restore(const std::string& checkpoint);
+    std::optional<Located> locate(const TailPosition& stored, bool was_current);
+    void resume(const TailPosition& stored, Located where);
+
+    // file_tail_delivery.cpp: the checkpoint and deliver()
+    std::string make_checkpoint() const;
+    void commit_all();
+    void revert_all();
+    bool dirty() const;
+    void finish_pass(bool more);
+    void deliver_failed(const core::Error& error);
+    void delivered(util::EventLoop::Steady::time_point now);
+    void arm_grace_timer(util::EventLoop::Steady::time_point now);
 
     std::string name_;
     std::string path_;
@@ -145,9 +174,9 @@ private:
     const core::Clock& clock_;
     FileTailOptions opts_;
 
+    TailEnv& env_;
     util::EventLoop* loop_ = nullptr;
-    util::UniqueFd inotify_;
-    int dir_wd_ = -1;
+    std::unique_ptr<TailWatcher> watcher_;
     std::unique_ptr<Tail> current_;
     std::vector<std::unique_ptr<Tail>> draining_;  // oldest first
     std::vector<char> buf_;

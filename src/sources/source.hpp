@@ -8,11 +8,13 @@
 // Thread-safety: sources run on the loop thread only.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "core/login_event.hpp"
@@ -21,17 +23,49 @@
 
 namespace rp::sources {
 
+// The lines of a block that a LineParser might find a login in: calls keep(begin, end) with the
+// offsets of each such line of `lines` ('\n' excluded), in order. Built from the matcher's literal
+// prefilter (Matcher::for_each_candidate): parsing only the kept lines finds the same logins.
+using CandidateFilter =
+    std::function<void(std::string_view lines, const std::function<void(std::size_t begin, std::size_t end)>& keep)>;
+
 // Receives a block of one or more complete lines, each ending in '\n', and appends the login
 // events found to `out`. `now` is the reading time (events are clamped to it by the parser).
-using LineParser =
-    std::function<void(std::string_view complete_lines, core::Time now, std::vector<core::LoginEvent>& out)>;
+// It may carry a CandidateFilter, so that a source which queues lines before parsing them (FIFO,
+// datagram receivers) queues only the lines that can matter and never loses a login to noise.
+class LineParser {
+public:
+    using Parse = std::function<void(std::string_view complete_lines, core::Time now, std::vector<core::LoginEvent>& out)>;
+
+    LineParser() = default;
+    LineParser(std::nullptr_t) {}  // NOLINT: "no parser", as with std::function
+    template <class F>
+        requires(!std::is_same_v<std::decay_t<F>, LineParser> && !std::is_same_v<std::decay_t<F>, std::nullptr_t> &&
+                 std::is_invocable_v<F&, std::string_view, core::Time, std::vector<core::LoginEvent>&>)
+    LineParser(F&& parse) : parse_(std::forward<F>(parse)) {}  // NOLINT: a callable is a parser without a filter
+    LineParser(Parse parse, CandidateFilter filter) : parse_(std::move(parse)), filter_(std::move(filter)) {}
+
+    void operator()(std::string_view complete_lines, core::Time now, std::vector<core::LoginEvent>& out) const {
+        parse_(complete_lines, now, out);
+    }
+    explicit operator bool() const { return static_cast<bool>(parse_); }
+    bool has_filter() const { return static_cast<bool>(filter_); }
+    // Calls keep(begin, end) for each line of `lines` (complete lines; a last one without '\n'
+    // counts) that may hold a login: the filter's choice, or every line without a filter.
+    void for_each_candidate(std::string_view lines, const std::function<void(std::size_t, std::size_t)>& keep) const;
+
+private:
+    Parse parse_;
+    CandidateFilter filter_;
+};
 
 struct SourceCounters {
     std::uint64_t lines = 0;      // input lines read
     std::uint64_t matches = 0;    // lines recognised as successful logins
     std::uint64_t malformed = 0;  // lines too long, binary, or otherwise unusable
     std::uint64_t untrusted = 0;  // entries refused because their sender is not the server's
-    std::uint64_t dropped = 0;    // input discarded (e.g. over-long line tails)
+    std::uint64_t dropped = 0;    // input discarded that could hold a login (over-long lines, a full backlog)
+    std::uint64_t filtered = 0;   // lines left out before queuing: the prefilter shows they hold no login
 };
 
 class LoginSink {

@@ -137,10 +137,7 @@ core::Status SyslogSource::bind_listener(const std::string& text) {
         l->fd = std::move(*fd);
         l->text = local_name(l->fd.get(), l->kind == Kind::udp ? "udp" : l->tls ? "tls" : "tcp");
     }
-    if (l->kind != Kind::tcp) {
-        const int size = opts_.datagram_rcvbuf;
-        (void)setsockopt(l->fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-    }
+    if (l->kind != Kind::tcp) tune_datagram_socket(*l);
     listeners_.push_back(std::move(l));
     return core::ok();
 }
@@ -206,7 +203,8 @@ SourceCounters SyslogSource::counters() const {
     c.matches = matches_;
     c.malformed = framing_.malformed;
     c.untrusted = untrusted_ + connection_stats().refused_filter;
-    c.dropped = framing_.oversize + framing_.truncated + dropped_other_;
+    c.dropped = framing_.oversize + framing_.truncated + dropped_other_ + kernel_dropped_;
+    c.filtered = filtered_;
     return c;
 }
 
@@ -379,19 +377,48 @@ void SyslogSource::close_conn(std::uint64_t id, bool release) {
     conns_.erase(it);
 }
 
+// ---- datagram receivers (udp:, unix:) ------------------------------------------------------
+// Nothing is queued before the prefilter: each wake-up reads a bounded number of datagrams,
+// keeps the candidate lines, parses them at once and queues only events (pending_, bounded).
+// The only queue a noise flood can fill is the kernel's: a large receive buffer (forced when we
+// may, before privileges are dropped), and the kernel's own drop count (SO_RXQ_OVFL) is read
+// with every datagram (the kernel reports it with the next datagram it queues), so that a loss
+// there is counted and logged, never silent.
+
+void SyslogSource::tune_datagram_socket(Listener& l) {
+    const int size = opts_.datagram_rcvbuf;
+    if (setsockopt(l.fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+        (void)setsockopt(l.fd.get(), SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    const int on = 1;
+    if (l.kind == Kind::udp) (void)setsockopt(l.fd.get(), SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
+    int got = 0;
+    socklen_t len = sizeof got;
+    if (getsockopt(l.fd.get(), SOL_SOCKET, SO_RCVBUF, &got, &len) == 0 && got < size)
+        util::log(Level::info, "syslog source {}: receive buffer of {} is {} bytes (asked for {}; net.core.rmem_max limits it)",
+                  name_, l.text, got, size);
+}
+
 void SyslogSource::on_datagrams(Listener& l) {
     const bool network = l.kind == Kind::udp;
     for (std::size_t i = 0; i < opts_.max_datagrams_per_wakeup; ++i) {
         sockaddr_storage ss{};
-        socklen_t len = sizeof ss;
-        const ssize_t r = recvfrom(l.fd.get(), buf_.data(), buf_.size(), MSG_TRUNC,
-                                   network ? reinterpret_cast<sockaddr*>(&ss) : nullptr, network ? &len : nullptr);
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint32_t))];
+        iovec iov{buf_.data(), buf_.size()};
+        msghdr msg{};
+        msg.msg_name = network ? &ss : nullptr;
+        msg.msg_namelen = network ? sizeof ss : 0;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t r = recvmsg(l.fd.get(), &msg, MSG_TRUNC);
         if (r < 0) {
             if (errno == EINTR) continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
                 warn_.log(Level::warning, "syslog source {}: receive on {}: {}", name_, l.text, errno_text());
             break;
         }
+        note_kernel_drops(l, msg);
         if (network) {
             const auto peer = util::to_address(ss);
             if (!peer || !filter_.admits(*peer)) {
@@ -411,13 +438,42 @@ void SyslogSource::on_datagrams(Listener& l) {
     process_lines();
 }
 
+// SO_RXQ_OVFL: the count of datagrams the kernel dropped on this socket since it was created.
+void SyslogSource::note_kernel_drops(Listener& l, msghdr& msg) {
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SO_RXQ_OVFL) continue;
+        std::uint32_t total = 0;
+        std::memcpy(&total, CMSG_DATA(c), sizeof total);
+        if (total == l.kernel_drops) continue;
+        const std::uint32_t fresh = total - l.kernel_drops;  // wraps like the kernel's counter
+        l.kernel_drops = total;
+        kernel_dropped_ += fresh;
+        warn_.log(Level::warning,
+                  "syslog source {}: the kernel dropped {} datagram(s) on {} (receive buffer full; {} in all): "
+                  "raise net.core.rmem_max or send over tcp:",
+                  name_, fresh, l.text, kernel_dropped_);
+    }
+}
+
+// Lines -> candidates (the prefilter) -> events, queued for delivery. Events meet a full queue
+// only while the store refuses them; those are the drops that may cost a login, logged as such.
 void SyslogSource::process_lines() {
     if (lines_.empty()) return;
-    const core::Time now = clock_.now();
-    events_.clear();
-    parser_(lines_, now, events_);
+    std::size_t lines = 0, kept = 0;
+    for (char c : lines_) lines += c == '\n' ? 1 : 0;
+    candidates_.clear();
+    parser_.for_each_candidate(lines_, [&](std::size_t b, std::size_t e) {
+        ++kept;
+        candidates_.append(lines_, b, e - b);
+        candidates_.push_back('\n');
+    });
+    filtered_ += lines - std::min(lines, kept);
     lines_.clear();
     if (lines_.capacity() > 4 * opts_.max_bytes_per_wakeup) lines_.shrink_to_fit();
+    if (candidates_.empty()) return;
+    const core::Time now = clock_.now();
+    events_.clear();
+    parser_(candidates_, now, events_);
     if (events_.empty()) return;
     for (auto& e : events_)
         if (e.source.empty()) e.source = name_;

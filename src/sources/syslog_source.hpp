@@ -23,6 +23,9 @@
 // max_connections_per_peer; a connection that delivers no complete message for idle_timeout is
 // closed (bytes that do not complete a message do not renew it); accepting backs off while
 // descriptors run out.
+// Received lines pass the parser's candidate filter (the literal prefilter) before parsing:
+// noise is counted `filtered` and never queued anywhere; a datagram the kernel dropped for a full
+// receive buffer is counted `dropped` (SO_RXQ_OVFL, udp).
 //
 // Thread-safety: loop thread only (like every Source).
 // Security: all received bytes are untrusted. Oversize frames are dropped and counted; a garbage
@@ -32,6 +35,7 @@
 // before dropping privileges to use a port below 1024 or a root-only key file.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -122,6 +126,7 @@ private:
         std::string text;  // canonical endpoint, for messages
         std::string unix_path;
         util::UniqueFd fd;
+        std::uint32_t kernel_drops = 0;  // the socket's SO_RXQ_OVFL count seen so far
     };
     struct Conn {
         util::UniqueFd fd;
@@ -137,7 +142,9 @@ private:
                  const core::Clock& clock, SyslogOptions opts);
     core::Status bind_listener(const std::string& text);
     void on_open(std::uint64_t id, util::UniqueFd fd, const util::Peer& peer, bool tls);
+    void tune_datagram_socket(Listener& l);
     void on_datagrams(Listener& l);
+    void note_kernel_drops(Listener& l, msghdr& msg);
     void on_conn(std::uint64_t id);
     bool tls_handshake(std::uint64_t id, Conn& c);
     core::Status load_tls();
@@ -162,6 +169,7 @@ private:
     std::uint64_t next_conn_ = 1;
     std::vector<char> buf_;
     std::string lines_;
+    std::string candidates_;  // the lines of lines_ the prefilter keeps
     std::vector<core::LoginEvent> events_;
     std::vector<core::LoginEvent> pending_;  // not yet delivered (deliver() failed)
     util::EventLoop::TimerId retry_timer_ = 0;
@@ -170,6 +178,8 @@ private:
     std::uint64_t matches_ = 0;
     std::uint64_t untrusted_ = 0;
     std::uint64_t dropped_other_ = 0;  // refused connections (limit), pending overflow, truncated
+    std::uint64_t kernel_dropped_ = 0;  // datagrams the kernel dropped (SO_RXQ_OVFL), of any kind
+    std::uint64_t filtered_ = 0;        // lines the prefilter showed to hold no login
     util::RateLimitedLog warn_;
 };
 

@@ -1,8 +1,10 @@
 """FIFO and journald sources through `relaypermit run` (issue 4).
 
 FIFO: the daemon creates the pipe with the configured mode, a writer finds a reader at once, a
-Dovecot login written into it grants; a flood of 1M lines (2% logins, each from its own /64) grants
-every login exactly once. journald: real journal files written by systemd-journal-remote from
+Dovecot login written into it grants; a flood of 1M lines (2% logins, each from its own /64) at
+full speed is read completely, its noise filtered before queuing and every login granted once
+(asserted on counters); a writer throttled to the stated rate loses nothing; a pipe passed by the
+service manager (LISTEN_FDS) keeps a reader while the daemon is down. journald: real journal files written by systemd-journal-remote from
 export format; a login from dovecot.service grants, a forged `logger` entry does not, and a
 restart resumes from the stored cursor.
 
@@ -92,47 +94,129 @@ def test_fifo_refuses_regular_file(make_daemon, testdir):
     assert "not a FIFO" in text
 
 
-def test_fifo_flood_every_login_once(make_daemon, testdir):
-    pipe = testdir / "mail.fifo"
-    # log_level info, the default: at debug the daemon writes a line per input line, and a
-    # full-speed writer then outpaces it and the source drops lines (by design: it never stalls
-    # the writer).
-    d = make_daemon(extra=f'\n[[source]]\ntype = "fifo"\npath = "{pipe}"\n', log_level="info")
-    _start_or_skip(d, "fifo", pipe.exists)
-    total, every = 1_000_000, 50
-    ips = set()
-    fd = os.open(pipe, os.O_WRONLY)  # a blocking writer, like syslogd
-    try:
-        chunk, longest = [], 0.0
-        noise = "2026-11-22T00:00:00+00:00 mx postfix/smtpd[123]: connect from unknown[203.0.113.7]\n"
-        for i in range(total):
-            if i % every == 0:
-                ip = f"2001:db8:{i // 65536:x}:{i % 65536:x}::1"
-                ips.add(ip)
-                chunk.append(_syslog_login(ip, f"u{i}"))
-            else:
-                chunk.append(noise)
-            if len(chunk) == 40:
-                t0 = time.monotonic()
-                os.write(fd, "".join(chunk).encode())
-                longest = max(longest, time.monotonic() - t0)
-                chunk = []
-        if chunk:
-            os.write(fd, "".join(chunk).encode())
-    finally:
-        os.close(fd)
-    assert longest < 2.0, f"the writer was blocked for {longest:.3f} s"
+def _source_status(d, name_prefix="fifo:") -> dict:
+    st = d.cli("status", "--json")
+    assert st.returncode == 0, st.stderr
+    return next(s for s in json.loads(st.stdout)["sources"] if s["name"].startswith(name_prefix))
 
+
+def _flood_line(i: int, every: int, ips: set) -> str:
+    if i % every == 0:
+        ip = f"2001:db8:{i // 65536:x}:{i % 65536:x}::1"  # each login from its own /64
+        ips.add(ip)
+        return _syslog_login(ip, f"u{i}")
+    return f"2026-11-22T00:00:00+00:00 mx postfix/smtpd[123]: connect from unknown[203.0.113.7] n={i}\n"
+
+
+def _wait_all_permits(d, ips: set):
     def all_granted():
         perms = d.list_json()
         return len(perms) == len(ips) and perms
     try:
-        perms = wait_until(all_granted, 60, what=f"{len(ips)} permits")
+        perms = wait_until(all_granted, 120, what=f"{len(ips)} permits")
     except TimeoutError:
         st = d.cli("status")
         pytest.fail(f"{len(d.list_json())} of {len(ips)} permits; status: {st.stdout}{st.stderr}")
     got = sorted(p["ip"].split("/")[0] for p in perms)
     assert len(got) == len(set(got)) == len(ips)
+
+
+def test_fifo_flood_writer_never_waits_noise_filtered_every_login_once(make_daemon, testdir):
+    """Issue 12 item 16 at full speed: 1M lines, 2% logins, as fast as a blocking writer can go.
+    Asserted on counters, not on time: every line read, every noise line filtered before queuing,
+    nothing dropped, every login granted once (the backlog holds candidates only)."""
+    pipe = testdir / "mail.fifo"
+    # log_level info, the default: at debug the daemon writes a line per input line.
+    d = make_daemon(extra=f'\n[[source]]\ntype = "fifo"\npath = "{pipe}"\n', log_level="info")
+    _start_or_skip(d, "fifo", pipe.exists)
+    total, every = 1_000_000, 50
+    ips = set()
+    fd = os.open(pipe, os.O_WRONLY)  # a blocking writer, like syslogd
+    longest = 0.0
+    try:
+        chunk = []
+        for i in range(total):
+            chunk.append(_flood_line(i, every, ips))
+            if len(chunk) == 40 or i == total - 1:
+                t0 = time.monotonic()
+                os.write(fd, "".join(chunk).encode())
+                longest = max(longest, time.monotonic() - t0)
+                chunk = []
+    finally:
+        os.close(fd)
+    wait_until(lambda: _source_status(d)["lines"] == total, 120, what=f"{total} lines read")
+    _wait_all_permits(d, ips)
+    src = _source_status(d)
+    assert src["filtered"] == total - len(ips), src
+    assert src["dropped"] == 0, src
+    assert src["matches"] == len(ips), src
+    print(f"longest write() {longest * 1000:.1f} ms")  # information only: host speed is not asserted
+
+
+def test_fifo_writer_throttled_to_stated_rate_loses_nothing(make_daemon, testdir):
+    """The rate docs/journald.md states: 20,000 lines/s (2% logins) loses nothing."""
+    pipe = testdir / "mail.fifo"
+    d = make_daemon(extra=f'\n[[source]]\ntype = "fifo"\npath = "{pipe}"\n', log_level="info")
+    _start_or_skip(d, "fifo", pipe.exists)
+    total, every, rate, per_write = 60_000, 50, 20_000, 40
+    ips = set()
+    fd = os.open(pipe, os.O_WRONLY)
+    try:
+        t0 = time.monotonic()
+        for i in range(0, total, per_write):
+            data = "".join(_flood_line(j, every, ips) for j in range(i, min(total, i + per_write)))
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # pacing the writer, not waiting for the daemon
+            os.write(fd, data.encode())
+    finally:
+        os.close(fd)
+    wait_until(lambda: _source_status(d)["lines"] == total, 120, what=f"{total} lines read")
+    _wait_all_permits(d, ips)
+    assert _source_status(d)["dropped"] == 0
+
+
+def test_fifo_from_service_manager_keeps_a_reader_while_stopped(make_daemon, testdir):
+    """Issue 12 item 15, FIFO part: a pipe held by the service manager (here this test, as a socket
+    unit with ListenFIFO= would) and passed as LISTEN_FDS: a writer never blocks while the daemon
+    is down, and the daemon reads what waited there at start."""
+    pipe = testdir / "held.fifo"
+    os.mkfifo(pipe, 0o600)
+    held = os.open(pipe, os.O_RDWR | os.O_NONBLOCK)  # the socket unit's descriptor
+    try:
+        d = make_daemon(extra=f'\n[[source]]\ntype = "fifo"\nname = "mailfifo"\npath = "{pipe}"\n')
+        # Daemon down: a non-blocking writer finds a reader, the line waits in the pipe.
+        w = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(w, _syslog_login("192.0.2.20", "early").encode())
+        _start_activated(d, held, "mailfifo")
+        d.wait_permitted("192.0.2.20")
+        os.write(w, _syslog_login("192.0.2.21", "live").encode())
+        d.wait_permitted("192.0.2.21")
+        d.stop()
+        os.write(w, _syslog_login("192.0.2.22", "while-stopped").encode())  # does not block
+        os.close(w)
+        _start_activated(d, held, "mailfifo")
+        d.wait_permitted("192.0.2.22")
+        assert "from the descriptor the service manager passed" in d.stderr_path.read_text()
+        d.stop()
+    finally:
+        os.close(held)
+
+
+def _start_activated(d, fd: int, name: str) -> None:
+    """Starts the daemon as systemd would with one passed descriptor at 3 named `name`."""
+    err = open(d.stderr_path, "a")
+    # bash puts the descriptor at 3 (as systemd does) and execs the daemon under its own pid.
+    cmd = f'exec 3<&{fd} {fd}<&-; LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES={name} exec "$0" run --config "$1"'
+    d.proc = subprocess.Popen(["/bin/bash", "-c", cmd, str(d.binary), str(d.config)], stdin=subprocess.DEVNULL,
+                              stdout=err, stderr=err, pass_fds=(fd,))
+    err.close()
+
+    def ready():
+        if d.proc.poll() is not None:
+            raise RuntimeError(f"relaypermit exited with {d.proc.returncode}:\n{d.stderr_path.read_text()[-2000:]}")
+        return d.cli("status").returncode == 0
+    wait_until(ready, 30, what="relaypermit to start with the passed FIFO")
 
 
 def _export(entries) -> str:

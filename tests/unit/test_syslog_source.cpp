@@ -198,6 +198,83 @@ TEST(SyslogSource, UdpAndUnixDatagrams) {
     std::filesystem::remove_all(dir);
 }
 
+// The parser with the candidate filter the daemon gives it (the matcher's prefilter): only lines
+// holding "LOGIN " can be logins.
+rp::sources::LineParser filtered_parser() {
+    return rp::sources::LineParser(parse_logins, [](std::string_view lines,
+                                                    const std::function<void(std::size_t, std::size_t)>& keep) {
+        for (std::size_t pos = 0; pos < lines.size();) {
+            const auto end = std::min(lines.find('\n', pos), lines.size());
+            if (lines.substr(pos, end - pos).find("LOGIN ") != std::string_view::npos) keep(pos, end);
+            pos = end + 1;
+        }
+    });
+}
+
+// Issue 12 item 16 on the unix datagram receiver (a /dev/log): a full-speed non-blocking sender
+// that turns the loop only when the socket is full. Every login in the flood of noise arrives
+// once, the noise is counted as filtered, nothing is dropped; nothing here is timed.
+TEST(SyslogSource, UnixDatagramFloodOfNoiseEveryLoginOnce) {
+    FakeSink sink;
+    rp::core::ManualClock clock{t0};
+    rp::util::EventLoop loop;
+    const auto dir = std::filesystem::temp_directory_path() / ("rp_syslog_flood_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "log.sock").string();
+    auto s = SyslogSource::open("syslog:test", {"unix:" + path}, {}, filtered_parser(), sink, clock);
+    ASSERT_TRUE(s) << s.error().message;
+    ASSERT_TRUE((*s)->start(loop));
+    UniqueFd x(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_un sun{};
+    sun.sun_family = AF_UNIX;
+    std::strcpy(sun.sun_path, path.c_str());
+    ASSERT_EQ(connect(x.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun), 0) << std::strerror(errno);
+    constexpr std::size_t total = 100'000, every = 50;
+    for (std::size_t i = 0; i < total; ++i) {
+        const std::string msg = i % every == 0 ? "<38>Nov 22 00:31:13 dovecot: LOGIN 127.0.0.3 u" + std::to_string(i)
+                                               : "<22>Nov 22 00:31:13 postfix/smtpd[1]: connect from x n=" + std::to_string(i);
+        for (int turns = 0; ::send(x.get(), msg.data(), msg.size(), 0) < 0; ++turns) {
+            ASSERT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK) << std::strerror(errno);
+            ASSERT_LT(turns, 3) << "the receiver left its queue full";
+            loop.run_once(0ms);
+        }
+    }
+    ASSERT_TRUE(run_until(loop, [&] { return (*s)->counters().lines == total; }, 60s));
+    ASSERT_EQ(sink.events.size(), total / every);
+    std::set<std::string> users;
+    for (const auto& e : sink.events) users.insert(e.user);
+    EXPECT_EQ(users.size(), total / every);
+    EXPECT_EQ((*s)->counters().filtered, total - total / every);
+    EXPECT_EQ((*s)->counters().dropped, 0u);
+    (*s)->stop(loop);
+    s->reset();
+    std::filesystem::remove_all(dir);
+}
+
+// Datagrams the kernel drops because the receive buffer is full are counted (SO_RXQ_OVFL, which
+// arrives with the next datagram queued): every datagram sent is either read or counted dropped. Loopback UDP queues synchronously, so the
+// buffer is full when the sender is done, whatever the host's speed.
+TEST(SyslogSource, UdpKernelDropsAreCounted) {
+    Fixture f;
+    SyslogOptions o;
+    o.datagram_rcvbuf = 4096;  // the kernel's minimum or close to it
+    f.open({"udp:127.0.0.1:0"}, {}, o);
+    UniqueFd u = connect_from(SOCK_DGRAM, port_of(f.src->local_endpoints().at(0)));
+    constexpr std::size_t total = 2000;
+    for (std::size_t i = 0; i < total; ++i) send_all(u.get(), "<38>x: LOGIN 127.0.0.2 u" + std::to_string(i));
+    // The kernel reports its drop count with the next datagram it queues: read what is queued,
+    // then send one more.
+    ASSERT_TRUE(run_until(f.loop, [&] { return f.src->counters().lines > 0; }));
+    for (int i = 0; i < 3; ++i) f.loop.run_once(0ms);
+    send_all(u.get(), "<38>x: LOGIN 127.0.0.2 last");
+    ASSERT_TRUE(run_until(f.loop, [&] {
+        const auto c = f.src->counters();
+        return c.lines + c.dropped == total + 1;
+    }));
+    EXPECT_GT(f.src->counters().dropped, 0u);
+    EXPECT_EQ(f.sink.events.size(), f.src->counters().lines);
+}
+
 TEST(SyslogSource, OversizeDatagramIsDroppedAndCounted) {
     Fixture f;
     SyslogOptions o;
