@@ -144,6 +144,10 @@ nlohmann::json store_status_json(const store::StoreStatus& s, std::uint64_t outa
         j.update({{"queued", s.queued}, {"pushed", s.pushed}, {"remote_changes", s.remote_changes},
                   {"connects", s.connects}, {"outages", s.outages}, {"outage_answers", outage_answers},
                   {"last_error", s.last_error}});
+    else  // the embedded store's writer thread
+        j.update({{"queued", s.queued}, {"written", s.written}, {"write_failures", s.write_failures},
+                  {"queue_full", s.queue_full}, {"last_error", s.last_error}});
+    j["refused"] = s.refused;  // max_permits
     return j;
 }
 
@@ -278,6 +282,7 @@ core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::P
     for (std::size_t i = 0; i < res->size(); ++i) {
         const auto& o = (*res)[i];
         if (o.change == store::GrantOutcome::Change::unchanged) continue;
+        if (o.change == store::GrantOutcome::Change::refused) continue;  // max_permits: the store logs and counts
         const bool created = o.change == store::GrantOutcome::Change::created;
         (created ? grants_ : extends_)++;
         ++grants_by_source_[o.permit.source];
@@ -362,7 +367,7 @@ void Daemon::log_stats() {
     if (opensmtpd_) fe("opensmtpd", opensmtpd_->counters());
     const auto ss = store_->status();
     log(Level::info, "stats store={} permits={} grants={} extends={} expired={} revoked={}{}", store_->describe(),
-        store_->list(clock_.now()).size(), grants_, extends_, expired_, revoked_,
+        store_->size(), grants_, extends_, expired_, revoked_,
         ss.shared ? fmt::format(" available={} queued={} outages={} outage_answers={}", ss.available, ss.queued,
                                 ss.outages, outage_answers_)
                   : std::string());
@@ -521,6 +526,8 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
         std::vector<core::Permit> permits = {{network_for(*a), user, "control", now, now + ttl}};
         auto res = grant(std::move(permits), {}, {}, conn.uid);
         if (!res) return {{"ok", false}, {"error", res.error().message}};
+        if (res->front().change == store::GrantOutcome::Change::refused)
+            return {{"ok", false}, {"error", "max_permits reached: no new permits until some expire"}};
         return {{"ok", true}, {"permit", permit_json(res->front().permit)},
                 {"changed", res->front().change != store::GrantOutcome::Change::unchanged}};
     }
@@ -564,7 +571,7 @@ nlohmann::json Daemon::handle_control(const nlohmann::json& req, const ControlCo
                 {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
                 {"store", store_->describe()},
                 {"store_status", store_status_json()},
-                {"permits", store_->list(now).size()},
+                {"permits", store_->size()},
                 {"grants", grants_}, {"extends", extends_}, {"ignored", ignored_}, {"stale", stale_},
                 {"expired", expired_}, {"revoked", revoked_},
                 {"sources", srcs}, {"frontends", fes}};
@@ -724,8 +731,9 @@ void Daemon::reload() {
         return;
     }
     const auto old = cfg_;
-    if (cfg->store != old.store || cfg->store_password_file != old.store_password_file || cfg->state_dir != old.state_dir)
-        log(Level::warning, "reload: store and state_dir changes take effect at the next restart; still using {}",
+    if (cfg->store != old.store || cfg->store_password_file != old.store_password_file || cfg->state_dir != old.state_dir ||
+        cfg->max_permits != old.max_permits)
+        log(Level::warning, "reload: store, state_dir and max_permits changes take effect at the next restart; still using {}",
             store_->describe());
     if (auto st = start_from(*cfg, true); !st) {
         log(Level::error, "reload failed: {}; keeping the running configuration", st.error().message);
@@ -800,7 +808,8 @@ int Daemon::run() {
         }
         log(Level::info, "running as user {}", cfg->user);
     }
-    auto st = store::open_store({cfg->state_dir, cfg->store, cfg->store_password_file, false});
+    auto st = store::open_store({cfg->state_dir, cfg->store, cfg->store_password_file, false,
+                                 static_cast<std::size_t>(cfg->max_permits)});
     if (!st) {
         log(Level::error, "{}", st.error().message);
         return 2;
@@ -835,7 +844,7 @@ int Daemon::run() {
         }
     });
     log(Level::notice, "relaypermit {} started: {} live permits in {}, {} source(s), policy on {}", RELAYPERMIT_VERSION,
-        store_->list(clock_.now()).size(), store_->describe(), sources_.size(),
+        store_->size(), store_->describe(), sources_.size(),
         cfg->policy.listen.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(cfg->policy.listen, ", ")));
     sd_notify("READY=1");
     schedule_stats();
