@@ -29,7 +29,7 @@ core::Permit PermitTable::permit_at(std::uint32_t i) const {
                                                           std::uint32_t{e.key.bytes[1]} << 16 |
                                                           std::uint32_t{e.key.bytes[2]} << 8 | e.key.bytes[3])
                                      : core::Address::v6(e.key.bytes);
-    return {core::Cidr(a, e.key.prefix), strings_.get(e.user), strings_.get(e.source),
+    return {core::Cidr(a, e.key.prefix), std::string(strings_.get(e.user)), std::string(strings_.get(e.source)),
             core::from_unix_micros(e.granted_us), core::from_unix_micros(e.expires_us)};
 }
 

@@ -274,7 +274,9 @@ TEST(PermitTable, CompactLayoutAgreesWithASimpleModel) {
             break;
         }
         default: {  // a login
-            const core::Permit p{net, "user" + std::to_string(r % 97), (r & 1) ? "mail" : "auth", now,
+            // some names past CompactString's 22 inline bytes
+            const std::string user = std::string(r % 5 == 0 ? 30 : 0, 'x') + "user" + std::to_string(r % 97);
+            const core::Permit p{net, user, (r & 1) ? "mail" : "auth", now,
                                  now + seconds(60 + static_cast<int>((r >> 20) % 600))};
             const auto [change, stored] = t.merge(p, now);
             auto it = model.find(net);
