@@ -73,6 +73,11 @@ void PermitTable::erase_at(std::uint32_t i) {
         heap_[entries_[i].heap_pos] = i;
     }
     entries_.pop_back();
+    // After a mass expiry give the memory back; the copy is of the few records left (< 1/8).
+    if (entries_.capacity() > 4096 && entries_.size() < entries_.capacity() / 8) {
+        entries_.shrink_to_fit();
+        heap_.shrink_to_fit();
+    }
 }
 
 void PermitTable::erase(const core::Cidr& net) {

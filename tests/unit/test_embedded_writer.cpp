@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <map>
 
+#include "config/config.hpp"
 #include "store/embedded_store.hpp"
 #include "store/permit_table.hpp"
 
@@ -185,6 +186,20 @@ TEST(MaxPermits, RefusesNewNetworksButExtendsExistingOnes) {
     EXPECT_EQ(t.size(), 2u);
     t.remove_covering(addr("192.0.2.1"));
     EXPECT_EQ(t.merge(permit("192.0.2.3", "c"), k_now).first, C::created) << "room again";
+}
+
+TEST(MaxPermits, ConfigKeyHasADefaultAndBounds) {
+    auto c = config::parse_config("\n", "x.toml");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->max_permits, 1'000'000);
+    c = config::parse_config("max_permits = 5000\n", "x.toml");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->max_permits, 5000);
+    for (const char* bad : {"max_permits = 0", "max_permits = -1", "max_permits = \"many\""}) {
+        auto e = config::parse_config(bad, "x.toml");
+        ASSERT_FALSE(e) << bad;
+        EXPECT_NE(e.error().message.find("max_permits"), std::string::npos) << e.error().message;
+    }
 }
 
 TEST(MaxPermits, StoreReportsRefusedGrantsAndCountsThem) {
