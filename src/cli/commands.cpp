@@ -398,6 +398,11 @@ int cmd_status(const ParsedArgs& a) {
                     ss.value("pushed", 0ULL), ss.value("remote_changes", 0ULL), ss.value("connects", 0ULL),
                     ss.value("outages", 0ULL), ss.value("outage_answers", 0ULL),
                     ss.value("last_error", "").empty() ? "" : "; last error: ", ss.value("last_error", "").c_str());
+    else if (ss.contains("written"))  // the embedded store's writer thread
+        std::printf("store: written %llu, queued %llu, write failures %llu, queue full %llu, refused (max_permits) %llu%s%s\n",
+                    ss.value("written", 0ULL), ss.value("queued", 0ULL), ss.value("write_failures", 0ULL),
+                    ss.value("queue_full", 0ULL), ss.value("refused", 0ULL),
+                    ss.value("last_error", "").empty() ? "" : "; last error: ", ss.value("last_error", "").c_str());
     std::printf("permits: %zu live; grants %llu, extends %llu, ignored %llu, stale %llu, expired %llu, revoked %llu\n",
                 r->value("permits", std::size_t{0}), r->value("grants", 0ULL), r->value("extends", 0ULL),
                 r->value("ignored", 0ULL), r->value("stale", 0ULL), r->value("expired", 0ULL), r->value("revoked", 0ULL));

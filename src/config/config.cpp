@@ -185,6 +185,12 @@ const std::map<std::string, Setter, std::less<>>& top_keys() {
              cfg.store_outage = *s;
              return core::ok();
          }},
+        {"max_permits", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto v = get_int(c, n, "max_permits", 1, 1'000'000'000);
+             if (!v) return v.error();
+             cfg.max_permits = *v;
+             return core::ok();
+         }},
         {"log_level", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
              auto s = get_string(c, n, "log_level");
              if (!s) return s.error();

@@ -104,6 +104,8 @@ struct Config {
     std::string store;          // store URL; empty = embedded
     std::string store_password_file;  // shared store password, read from this file
     std::string store_outage = "dunno";  // lookups while a shared store is unreachable: dunno | cache
+    // Permits held at most; past it new networks are refused (fail closed), extensions still work.
+    std::int64_t max_permits = 1'000'000;
     std::vector<core::Cidr> allow;
     std::vector<core::Cidr> ignore = default_ignore();
     int ipv6_prefix = 128;

@@ -35,6 +35,10 @@ nlohmann::json store_status_json(const store::StoreStatus& s, std::uint64_t outa
         j.update({{"queued", s.queued}, {"pushed", s.pushed}, {"remote_changes", s.remote_changes},
                   {"connects", s.connects}, {"outages", s.outages}, {"outage_answers", outage_answers},
                   {"last_error", s.last_error}});
+    else  // the embedded store's writer thread
+        j.update({{"queued", s.queued}, {"written", s.written}, {"write_failures", s.write_failures},
+                  {"queue_full", s.queue_full}, {"last_error", s.last_error}});
+    j["refused"] = s.refused;  // max_permits
     return j;
 }
 
@@ -138,6 +142,8 @@ nlohmann::json Daemon::control_allow(const ControlRequest& req, const ControlPee
     }
     auto res = grant({std::move(*d.permit)}, {}, {}, static_cast<long>(peer.uid));
     if (!res) return {{"ok", false}, {"error", res.error().message}};
+    if (res->front().change == store::GrantOutcome::Change::refused)
+        return {{"ok", false}, {"error", "max_permits reached: no new permits until some expire"}};
     return {{"ok", true}, {"permit", permit_json(res->front().permit)},
             {"changed", res->front().change != store::GrantOutcome::Change::unchanged}};
 }
@@ -176,7 +182,7 @@ nlohmann::json Daemon::control_status(const ControlRequest&, const ControlPeer&)
             {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
             {"store", store_->describe()},
             {"store_status", store_status_json()},
-            {"permits", store_->list(clock_.now()).size()},
+            {"permits", store_->size()},
             {"grants", grants_}, {"extends", extends_}, {"ignored", refused_[Refusal::ignored]},
             {"stale", refused_[Refusal::stale]}, {"untimed", refused_[Refusal::untimed_backlog]},
             {"refused", refused},

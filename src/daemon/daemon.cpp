@@ -90,7 +90,8 @@ core::Status Daemon::take_spool() {
 }
 
 core::Status Daemon::open_store() {
-    auto st = store::open_store({cfg_.state_dir, cfg_.store, cfg_.store_password_file, false});
+    auto st = store::open_store({cfg_.state_dir, cfg_.store, cfg_.store_password_file, false,
+                                 static_cast<std::size_t>(cfg_.max_permits)});
     if (!st) return st.error();
     store_ = std::move(*st);
     if (const int fd = store_->event_fd(); fd >= 0) {
@@ -128,7 +129,7 @@ core::Status Daemon::watch_signals() {
 
 void Daemon::serve() {
     log(Level::notice, "relaypermit {} started: {} live permits in {}, {} source(s), policy on {}", RELAYPERMIT_VERSION,
-        store_->list(clock_.now()).size(), store_->describe(), sources_.size(),
+        store_->size(), store_->describe(), sources_.size(),
         cfg_.policy.listen.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(cfg_.policy.listen, ", ")));
     sd_notify("READY=1");
     schedule_stats();

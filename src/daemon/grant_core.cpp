@@ -52,6 +52,7 @@ core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::P
     for (std::size_t i = 0; i < res->size(); ++i) {
         const auto& o = (*res)[i];
         if (o.change == store::GrantOutcome::Change::unchanged) continue;
+        if (o.change == store::GrantOutcome::Change::refused) continue;  // max_permits: the store logs and counts
         const bool created = o.change == store::GrantOutcome::Change::created;
         (created ? grants_ : extends_)++;
         ++grants_by_source_[o.permit.source];
@@ -182,7 +183,7 @@ void Daemon::log_stats() {
     }
     const auto ss = store_->status();
     log(Level::info, "stats store={} permits={} grants={} extends={} expired={} revoked={}{}", store_->describe(),
-        store_->list(clock_.now()).size(), grants_, extends_, expired_, revoked_,
+        store_->size(), grants_, extends_, expired_, revoked_,
         ss.shared ? fmt::format(" available={} queued={} outages={} outage_answers={}", ss.available, ss.queued,
                                 ss.outages, outage_answers_)
                   : std::string());

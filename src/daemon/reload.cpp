@@ -83,8 +83,9 @@ void Daemon::reload() {
         log(Level::error, "reload failed, keeping the running configuration: {}", cfg.error().message);
         return;
     }
-    if (cfg->store != cfg_.store || cfg->store_password_file != cfg_.store_password_file || cfg->state_dir != cfg_.state_dir)
-        log(Level::warning, "reload: store and state_dir changes take effect at the next restart; still using {}",
+    if (cfg->store != cfg_.store || cfg->store_password_file != cfg_.store_password_file || cfg->state_dir != cfg_.state_dir ||
+        cfg->max_permits != cfg_.max_permits)
+        log(Level::warning, "reload: store, state_dir and max_permits changes take effect at the next restart; still using {}",
             store_->describe());
     ReloadPlan plan;
     plan.cfg = std::move(*cfg);

@@ -2,9 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "store/sqlite_stmt.hpp"
+#include "util/log.hpp"
 
 namespace rp::store {
 namespace {
@@ -27,9 +30,18 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('schema_version', '1');
 )sql";
 
+using std::chrono::milliseconds;
+using Steady = std::chrono::steady_clock;
+
+constexpr milliseconds k_backoff_min{100}, k_backoff_max{5000};
+constexpr int k_writer_busy_timeout_ms = 200;    // the writer's own wait before a back-off
+constexpr std::size_t k_max_ops_per_txn = 50'000;  // whole batches; keeps each commit short
+constexpr std::chrono::seconds k_purge_every{10};  // expired rows are deleted in bulk, this often
+
 }  // namespace
 
-core::Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::open(const std::string& path, bool read_only) {
+core::Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::open(const std::string& path, bool read_only,
+                                                                   EmbeddedOptions opts) {
     sqlite3* db = nullptr;
     const int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     if (sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
@@ -37,20 +49,27 @@ core::Result<std::unique_ptr<EmbeddedStore>> EmbeddedStore::open(const std::stri
         sqlite3_close(db);
         return make_error("cannot open permit store " + path + ": " + msg);
     }
-    sqlite3_busy_timeout(db, 2000);
-    std::unique_ptr<EmbeddedStore> s(new EmbeddedStore(db, path, read_only));
+    sqlite3_busy_timeout(db, 2000);  // at open only; the writer uses its own back-off
+    std::unique_ptr<EmbeddedStore> s(new EmbeddedStore(db, path, read_only, std::move(opts)));
     if (!read_only) {
         if (auto st = s->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !st) return st.error();
         if (auto st = s->exec(k_schema); !st) return st.error();
     }
     if (auto st = s->load(); !st) return st.error();
+    s->table_.set_limit(s->opts_.max_permits);  // after load: stored permits are never dropped
+    if (read_only) return s;
+    sqlite3_busy_timeout(db, k_writer_busy_timeout_ms);
+    if (auto st = s->writer_.start([p = s.get()] { p->writer_main(); }); !st) return st.error();
     return s;
 }
 
-EmbeddedStore::EmbeddedStore(sqlite3* db, std::string path, bool read_only)
-    : db_(db), path_(std::move(path)), read_only_(read_only) {}
+EmbeddedStore::EmbeddedStore(sqlite3* db, std::string path, bool read_only, EmbeddedOptions opts)
+    : db_(db), path_(std::move(path)), read_only_(read_only), opts_(std::move(opts)) {}
 
-EmbeddedStore::~EmbeddedStore() { sqlite3_close(db_); }
+EmbeddedStore::~EmbeddedStore() {
+    writer_.stop();  // writes what is queued first (writer_main)
+    sqlite3_close(db_);
+}
 
 core::Status EmbeddedStore::exec(const char* sql) {
     return sqlite_exec(db_, sql, "permit store " + path_);
@@ -73,43 +92,45 @@ core::Status EmbeddedStore::load() {
     return core::ok();
 }
 
+// ---- loop thread ----
+
+void EmbeddedStore::enqueue(Batch b) {
+    if (b.ops.empty() && b.checkpoints.empty()) return;
+    {
+        std::lock_guard lk(writer_.mutex());
+        queued_ops_ += b.ops.size();
+        queue_.push_back(std::move(b));
+    }
+    writer_.wake();
+}
+
 core::Result<std::vector<GrantOutcome>> EmbeddedStore::grant(std::span<const core::Permit> permits,
                                                              std::span<const Checkpoint> checkpoints,
                                                              core::Time now) {
     if (read_only_) return make_error("permit store opened read-only");
-    // Merge into memory first, remembering what each network held so a failed commit can be undone.
-    PermitTable::Undo undo;
+    if (!permits.empty()) {
+        std::lock_guard lk(writer_.mutex());
+        if (queued_ops_ > 0 && queued_ops_ + permits.size() > opts_.max_queued) {
+            // Refuse the whole batch (memory unchanged): a file source offers it again later.
+            ++queue_full_;
+            static util::RateLimitedLog full_log;
+            full_log.log(util::Level::error, "permit store {}: {} changes wait for the disk ({}); refusing new ones "
+                         "until they are written", path_, queued_ops_, last_error_.empty() ? "writing" : last_error_);
+            return make_error("permit store " + path_ + ": write queue full (" + std::to_string(queued_ops_) +
+                              " changes wait for the disk" + (last_error_.empty() ? "" : ": " + last_error_) + ")");
+        }
+    }
+    PermitTable::Undo undo;  // not needed: memory is never rolled back, the write is retried
     std::vector<GrantOutcome> out;
-    for (auto& [change, stored] : table_.merge_all(permits, now, undo))
+    Batch batch;
+    for (auto& [change, stored] : table_.merge_all(permits, now, undo)) {
+        if (change == PermitTable::Change::created || change == PermitTable::Change::extended)
+            batch.ops.push_back({false, stored});
         out.push_back({static_cast<GrantOutcome::Change>(change), std::move(stored)});
-    auto rollback_memory = [&] { table_.rollback(undo); };
-    if (undo.empty() && checkpoints.empty()) return out;
-    if (auto st = exec("BEGIN IMMEDIATE"); !st) {
-        rollback_memory();
-        return st.error();
     }
-    Stmt up(db_,
-            "INSERT INTO permits(network,user,source,granted_us,expires_us) VALUES(?1,?2,?3,?4,?5) "
-            "ON CONFLICT(network) DO UPDATE SET user=?2, source=?3, granted_us=?4, expires_us=?5");
-    bool failed = !up.ok();
-    for (const auto& o : out) {
-        if (failed || o.change == GrantOutcome::Change::unchanged) continue;
-        up.text(1, o.permit.network.to_string());
-        up.text(2, o.permit.user);
-        up.text(3, o.permit.source);
-        up.i64(4, core::to_unix_micros(o.permit.granted));
-        up.i64(5, core::to_unix_micros(o.permit.expires));
-        failed = up.step() != SQLITE_DONE;
-        up.reset();
-    }
-    failed = failed || !sqlite_put_checkpoints(db_, checkpoints);
-    if (failed || !exec("COMMIT")) {
-        std::string msg = sqlite3_errmsg(db_);
-        (void)exec("ROLLBACK");
-        rollback_memory();
-        return make_error("permit store " + path_ + ": write failed: " + msg);
-    }
+    batch.checkpoints.assign(checkpoints.begin(), checkpoints.end());
     for (const auto& c : checkpoints) checkpoints_[c.key] = c.value;
+    enqueue(std::move(batch));
     return out;
 }
 
@@ -117,49 +138,34 @@ std::optional<core::Permit> EmbeddedStore::find(const core::Address& a, core::Ti
     return table_.find(a, now);
 }
 
-core::Status EmbeddedStore::delete_permits(const std::vector<core::Permit>& gone) {
-    if (gone.empty()) return core::ok();
-    if (read_only_) return make_error("permit store opened read-only");
-    if (auto st = exec("BEGIN IMMEDIATE"); !st) return st;
-    Stmt del(db_, "DELETE FROM permits WHERE network = ?1");
-    bool failed = !del.ok();
-    for (const auto& p : gone) {
-        if (failed) break;
-        del.text(1, p.network.to_string());
-        failed = del.step() != SQLITE_DONE;
-        del.reset();
-    }
-    if (failed || !exec("COMMIT")) {
-        std::string msg = sqlite3_errmsg(db_);
-        (void)exec("ROLLBACK");
-        return make_error("permit store " + path_ + ": delete failed: " + msg);
-    }
-    return core::ok();
+void EmbeddedStore::queue_removals(const std::vector<core::Permit>& gone) {
+    Batch b;
+    for (const auto& p : gone) b.ops.push_back({true, p});
+    enqueue(std::move(b));
 }
 
 core::Result<std::vector<core::Permit>> EmbeddedStore::revoke(const core::Address& a) {
+    if (read_only_) return make_error("permit store opened read-only");
     auto gone = table_.remove_covering(a);
-    if (auto st = delete_permits(gone); !st) {
-        for (const auto& p : gone) table_.merge(p, core::Time::min());
-        return st.error();
-    }
+    queue_removals(gone);
     return gone;
 }
 
 core::Result<std::vector<core::Permit>> EmbeddedStore::revoke_user(const std::string& user) {
+    if (read_only_) return make_error("permit store opened read-only");
     auto gone = table_.remove_user(user);
-    if (auto st = delete_permits(gone); !st) {
-        for (const auto& p : gone) table_.merge(p, core::Time::min());
-        return st.error();
-    }
+    queue_removals(gone);
     return gone;
 }
 
 core::Result<std::vector<core::Permit>> EmbeddedStore::expire(core::Time now) {
-    auto gone = table_.remove_expired(now);
-    // If the delete fails the rows stay on disk; they are expired, so they are never served and a
-    // later purge (or the next start) removes them. Memory stays purged.
-    if (auto st = delete_permits(gone); !st) return st.error();
+    auto gone = table_.remove_expired(now, PermitTable::k_expire_slice);
+    // On disk, expired rows are deleted in bulk by the writer (one DELETE ... WHERE expires_us
+    // <= now every k_purge_every): they are never served meanwhile, and the next start skips them.
+    if (!gone.empty() && !read_only_) {
+        std::lock_guard lk(writer_.mutex());
+        purge_before_ = std::max(purge_before_, now);
+    }
     return gone;
 }
 
@@ -171,6 +177,146 @@ std::optional<std::string> EmbeddedStore::find_checkpoint(const std::string& key
     auto it = checkpoints_.find(key);
     if (it == checkpoints_.end()) return std::nullopt;
     return it->second;
+}
+
+std::size_t EmbeddedStore::process_events(core::Time) {
+    writer_.drain_loop_fd();
+    return 0;
+}
+
+StoreStatus EmbeddedStore::status() const {
+    StoreStatus s;
+    std::lock_guard lk(writer_.mutex());
+    s.queued = queued_ops_;
+    s.written = written_;
+    s.write_failures = write_failures_;
+    s.queue_full = queue_full_;
+    s.last_error = last_error_;
+    s.refused = table_.refused();
+    return s;
+}
+
+// ---- writer thread ----
+
+bool EmbeddedStore::write_ops(const std::vector<Batch>& batches) {
+    Stmt up(db_,
+            "INSERT INTO permits(network,user,source,granted_us,expires_us) VALUES(?1,?2,?3,?4,?5) "
+            "ON CONFLICT(network) DO UPDATE SET user=?2, source=?3, granted_us=?4, expires_us=?5");
+    Stmt del(db_, "DELETE FROM permits WHERE network = ?1");
+    if (!up.ok() || !del.ok()) return false;
+    for (const auto& b : batches) {
+        for (const auto& op : b.ops) {
+            auto& st = op.remove ? del : up;
+            st.text(1, op.permit.network.to_string());
+            if (!op.remove) {
+                up.text(2, op.permit.user);
+                up.text(3, op.permit.source);
+                up.i64(4, core::to_unix_micros(op.permit.granted));
+                up.i64(5, core::to_unix_micros(op.permit.expires));
+            }
+            const bool ok = st.step() == SQLITE_DONE;
+            st.reset();
+            if (!ok) return false;
+        }
+        // The batch's checkpoints after its permits, in the same transaction.
+        if (!sqlite_put_checkpoints(db_, b.checkpoints)) return false;
+    }
+    return true;
+}
+
+EmbeddedStore::Commit EmbeddedStore::commit(const std::vector<Batch>& batches, std::optional<core::Time> purge,
+                                            std::string& error) {
+    if (auto st = exec("BEGIN IMMEDIATE"); !st) {
+        error = st.error().message;
+        return Commit::failed;
+    }
+    bool ok = write_ops(batches);
+    if (ok && purge) {
+        Stmt p(db_, "DELETE FROM permits WHERE expires_us <= ?1");
+        p.i64(1, core::to_unix_micros(*purge));
+        ok = p.ok() && p.step() == SQLITE_DONE;
+    }
+    if (ok && opts_.before_commit && !opts_.before_commit()) {
+        (void)exec("ROLLBACK");
+        return Commit::crashed;
+    }
+    if (!ok || !exec("COMMIT")) {
+        error = "permit store " + path_ + ": write failed: " + sqlite3_errmsg(db_);
+        (void)exec("ROLLBACK");
+        return Commit::failed;
+    }
+    return Commit::ok;
+}
+
+bool EmbeddedStore::take_work(std::vector<Batch>& inflight, std::size_t& inflight_ops, core::Time& want_purge) {
+    std::lock_guard lk(writer_.mutex());
+    // Whole batches only (a checkpoint stays with its permits), up to k_max_ops_per_txn changes.
+    while (!queue_.empty() && (inflight.empty() || inflight_ops + queue_.front().ops.size() <= k_max_ops_per_txn)) {
+        inflight_ops += queue_.front().ops.size();
+        inflight.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+    }
+    want_purge = purge_before_;
+    return writer_.stopping_locked();
+}
+
+void EmbeddedStore::writer_main() {
+    std::vector<Batch> inflight;  // taken from the queue, written together, retried until committed
+    std::size_t inflight_ops = 0;
+    core::Time purged{};
+    auto last_purge = Steady::now() - k_purge_every;
+    milliseconds backoff = k_backoff_min;
+    std::optional<Steady::time_point> give_up;  // closing while writes fail
+    util::RateLimitedLog fail_log;
+    for (;;) {
+        core::Time want_purge;
+        const bool stopping = take_work(inflight, inflight_ops, want_purge);
+        const bool purge_wanted = want_purge > purged;
+        const bool purge_due = purge_wanted && (stopping || Steady::now() - last_purge >= k_purge_every);
+        if (inflight.empty() && !purge_due) {
+            if (stopping) break;
+            const auto wait = purge_wanted ? std::chrono::ceil<milliseconds>(last_purge + k_purge_every - Steady::now())
+                                           : milliseconds(60'000);
+            writer_.wait(std::max(wait, milliseconds(1)));
+            continue;
+        }
+        std::string error;
+        const auto r = commit(inflight, purge_due ? std::optional(want_purge) : std::nullopt, error);
+        if (r == Commit::crashed) break;
+        {
+            std::lock_guard lk(writer_.mutex());
+            if (r == Commit::ok) {
+                queued_ops_ -= inflight_ops;
+                written_ += inflight_ops;
+                last_error_.clear();
+            } else {
+                ++write_failures_;
+                last_error_ = error;
+            }
+        }
+        writer_.notify_loop();
+        if (r == Commit::ok) {
+            inflight.clear();
+            inflight_ops = 0;
+            if (purge_due) {
+                purged = want_purge;
+                last_purge = Steady::now();
+            }
+            backoff = k_backoff_min;
+            continue;
+        }
+        fail_log.log(util::Level::error, "{}; {} change(s) wait, retrying in {} ms (lookups are not affected)", error,
+                     inflight_ops, backoff.count());
+        if (stopping && !give_up) give_up = Steady::now() + opts_.flush_timeout;
+        if (stopping && Steady::now() >= *give_up) {
+            util::log(util::Level::error, "permit store {}: closing with {} change(s) not written: {}", path_,
+                      queued_ops_, error);  // the loop thread waits in stop(): nothing changes it
+            break;
+        }
+        if (stopping) std::this_thread::sleep_for(std::min(backoff, opts_.flush_timeout));  // no loop to keep
+        else (void)writer_.pause(backoff);
+        backoff = std::min(backoff * 2, k_backoff_max);
+    }
 }
 
 }  // namespace rp::store

@@ -7,8 +7,15 @@
 //    a restarted source neither loses nor repeats a login. Expiry only moves later.
 //  - find() answers from memory, never from disk or network, and never returns a permit whose
 //    expiry has passed, whether or not it has been purged.
-//  - expire() purges what has expired and returns it (for the audit log).
-// Errors are values: a failed write leaves memory and disk unchanged.
+//  - expire() purges what has expired and returns it (for the audit log), at most a slice
+//    (PermitTable::k_expire_slice) per call so a mass expiry never stalls the loop: while
+//    more is due, next_expiry() is not after `now` and the daemon calls expire() again on
+//    its next loop iteration.
+//  - With max_permits set, a grant for a network not yet stored is refused (Change::refused,
+//    counted in status().refused) once that many permits are stored; extensions still work.
+// Errors are values: a refused write leaves memory and disk unchanged. The embedded store
+// writes to disk on its own thread (embedded_store.hpp): grant() returns once memory holds
+// the change and the durable write is queued in order behind the earlier ones.
 // Shared stores (Redis, PostgreSQL, MySQL: shared_store.hpp) also change underneath: other
 // daemons grant and revoke. They expose event_fd(), which becomes readable when news from the
 // shared table waits; the daemon then calls process_events() on its loop thread, which applies
@@ -42,10 +49,14 @@ struct StoreStatus {
     std::uint64_t connects = 0;        // successful (re)connections
     std::uint64_t outages = 0;         // times the connection was lost or could not be made
     std::string last_error;            // never contains credentials
+    std::uint64_t written = 0;         // embedded: changes committed to disk
+    std::uint64_t write_failures = 0;  // embedded: failed commits (retried with back-off)
+    std::uint64_t queue_full = 0;      // embedded: batches refused because the write queue was full
+    std::uint64_t refused = 0;         // new permits refused because max_permits were stored
 };
 
 struct GrantOutcome {
-    enum class Change { created, extended, unchanged };
+    enum class Change { created, extended, unchanged, refused };  // as PermitTable::Change
     Change change;
     core::Permit permit;  // as stored after the merge
 };
@@ -63,6 +74,8 @@ public:
     virtual core::Result<std::vector<core::Permit>> revoke_user(const std::string& user) = 0;
     virtual core::Result<std::vector<core::Permit>> expire(core::Time now) = 0;
     virtual std::vector<core::Permit> list(core::Time now) const = 0;
+    // Permits held (live, or expired and not yet purged): O(1), for status and statistics.
+    virtual std::size_t size() const = 0;
     virtual std::optional<core::Time> next_expiry() const = 0;
     virtual std::optional<std::string> find_checkpoint(const std::string& key) const = 0;
     virtual std::string describe() const = 0;  // for logs: "embedded:/var/lib/relaypermit/permits.db"
@@ -82,6 +95,7 @@ struct StoreOptions {
     std::string url;            // empty = embedded
     std::string password_file;  // shared stores: the password, read from this file (overrides the URL's)
     bool read_only = false;     // CLI fallbacks open the store without writing
+    std::size_t max_permits = 0;  // 0: unbounded; see PermitStore's contract
 };
 
 core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts);

@@ -1,31 +1,46 @@
 // PermitTable: the in-memory permit index every store serves lookups from.
 //
-// Lookups never touch disk: the embedded store (and later the shared stores' caches) keep the
-// whole table here and write through to durable storage. A permit's key is a network: a host
+// Lookups never touch disk: the embedded store (and the shared stores' caches) keep the whole
+// table here and write to durable storage behind it. A permit's key is a network: a host
 // route, or an IPv6 prefix when ipv6_prefix < 128. find() tries, for each prefix length present
 // in the table (usually one or two), the client address masked to that length: O(#lengths).
 // A permit is live while now < expires; expired entries are never returned, purged or not.
+//
+// Layout (issue 14: a million permits in well under 150 MB): permits are 48-byte records in
+// one dense vector (address as 16 bytes + prefix length, user and source as ids into a
+// StringPool, times as microseconds); a FlatIndex (4 bytes a slot) finds a record by network;
+// expiry order is a binary min-heap of record numbers (4 bytes each) whose positions the
+// records keep, so extending or removing a permit re-sorts in O(log n) with nothing stale left
+// behind. Removing moves the last record into the hole. size() is O(1).
 // Thread-safety: not thread-safe; the daemon owns it on its loop thread.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <span>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/login_event.hpp"
+#include "store/flat_index.hpp"
+#include "store/string_pool.hpp"
 
 namespace rp::store {
 
 class PermitTable {
 public:
-    enum class Change { created, extended, unchanged };
+    enum class Change { created, extended, unchanged, refused };
+
+    // At most this many permits are removed by one remove_expired() call from a store's
+    // expire(): a mass expiry is spread over loop iterations (policy p99 stays low).
+    static constexpr std::size_t k_expire_slice = 256;
 
     // Merges `p`: a new network is created; an existing one takes p's user, source and times
     // when p.expires is later (extended); otherwise nothing changes. A stored permit that has
-    // already expired is replaced. Returns what happened and the stored permit after the merge.
+    // already expired is replaced. A new network while size() >= limit is refused (counted).
+    // Returns what happened and the stored permit after the merge (for refused: p).
     std::pair<Change, core::Permit> merge(const core::Permit& p, core::Time now);
 
     // What a batch merge replaced, so a store whose durable write failed can put memory back.
@@ -50,19 +65,57 @@ public:
     // Removes and returns permits inside `net` (any liveness).
     std::vector<core::Permit> remove_within(const core::Cidr& net);
     std::vector<core::Permit> remove_user(std::string_view user);
-    // Removes and returns permits with expires <= now.
-    std::vector<core::Permit> remove_expired(core::Time now);
+    // Removes and returns permits with expires <= now, at most `max` of them (earliest first).
+    std::vector<core::Permit> remove_expired(core::Time now, std::size_t max = SIZE_MAX);
 
     std::vector<core::Permit> live(core::Time now) const;  // sorted by network
     std::optional<core::Time> next_expiry() const;
-    std::size_t size() const { return by_net_.size(); }
+    std::size_t size() const { return entries_.size(); }
     void clear();
 
+    // max_permits: 0 means no limit. Permits already stored stay; only new networks are refused.
+    void set_limit(std::size_t limit) { limit_ = limit; }
+    std::size_t limit() const { return limit_; }
+    std::uint64_t refused() const { return refused_; }
+
 private:
+    struct Key {
+        std::array<std::uint8_t, 16> bytes;  // the masked network address, as Address::bytes()
+        std::uint8_t prefix;
+        std::uint8_t v4;
+        bool operator==(const Key&) const = default;
+    };
+    struct Entry {  // 48 bytes (static_assert in permit_table.cpp)
+        Key key;
+        std::uint16_t unused = 0;
+        std::uint32_t user, source;  // StringPool ids
+        std::uint32_t heap_pos;      // where heap_ holds this entry
+        std::int64_t granted_us, expires_us;
+    };
+    static Key key_of(const core::Cidr& net);
+    static std::uint64_t hash(const Key& k);
+    std::uint32_t locate(const Key& k, std::uint64_t h) const;  // entry number or FlatIndex::npos
+    core::Permit permit_at(std::uint32_t i) const;
+    void insert(const core::Permit& p, const Key& k, std::uint64_t h);
+    void assign(std::uint32_t i, const core::Permit& p);  // new user/source/times, re-sorted
+    void erase_at(std::uint32_t i);
     void erase(const core::Cidr& net);
-    std::unordered_map<core::Cidr, core::Permit, core::CidrHash> by_net_;
-    std::multimap<core::Time, core::Cidr> by_expiry_;
+    std::map<int, std::size_t>& lengths(bool v4) { return v4 ? v4_lengths_ : v6_lengths_; }
+    // the expiry heap
+    bool earlier(std::uint32_t a, std::uint32_t b) const { return entries_[a].expires_us < entries_[b].expires_us; }
+    void heap_set(std::size_t pos, std::uint32_t entry);
+    void sift_up(std::size_t pos);
+    void sift_down(std::size_t pos);
+    void heap_fix(std::size_t pos);
+    void heap_remove(std::size_t pos);
+
+    std::vector<Entry> entries_;
+    FlatIndex index_;
+    std::vector<std::uint32_t> heap_;
+    StringPool strings_;
     std::map<int, std::size_t> v4_lengths_, v6_lengths_;  // prefix length -> count, most specific last
+    std::size_t limit_ = 0;
+    std::uint64_t refused_ = 0;
 };
 
 }  // namespace rp::store

@@ -1,8 +1,6 @@
 #include "store/shared_store.hpp"
 
-#include <poll.h>
 #include <sqlite3.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,23 +37,13 @@ INSERT OR IGNORE INTO meta VALUES ('schema_version', '1');
 constexpr milliseconds k_backoff_min{100}, k_backoff_max{10000};
 constexpr std::chrono::seconds k_purge_every{60};
 
-void drain_eventfd(int fd) {
-    std::uint64_t v;
-    while (::read(fd, &v, sizeof v) == static_cast<ssize_t>(sizeof v)) {
-    }
-}
-
-void signal_eventfd(int fd) {
-    const std::uint64_t one = 1;
-    (void)!::write(fd, &one, sizeof one);
-}
-
 core::Time wall_now() { return std::chrono::time_point_cast<core::Duration>(std::chrono::system_clock::now()); }
 
 }  // namespace
 
 core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& local_path,
-                                                             std::unique_ptr<SharedBackend> backend, bool read_only) {
+                                                             std::unique_ptr<SharedBackend> backend, bool read_only,
+                                                             std::size_t max_permits) {
     const std::string desc = backend->describe();
     if (read_only) {
         std::unique_ptr<SharedStore> s(new SharedStore(nullptr, std::move(backend), desc));
@@ -66,6 +54,7 @@ core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& 
         s->backend_->disconnect();
         if (!snap) return make_error("store " + desc + ": " + snap.error().message);
         for (const auto& p : *snap) s->table_.merge(p, core::Time::min());
+        s->table_.set_limit(max_permits);
         s->up_ = true;
         return s;
     }
@@ -81,14 +70,12 @@ core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& 
     if (auto st = s->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !st) return st.error();
     if (auto st = s->exec(k_local_schema); !st) return st.error();
     if (auto st = s->load_local(); !st) return st.error();
-    s->to_worker_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    s->to_loop_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->to_worker_ < 0 || s->to_loop_ < 0) return make_error("eventfd: " + std::string(std::strerror(errno)));
+    s->table_.set_limit(max_permits);
     s->todo_.assign(s->pending_.begin(), s->pending_.end());
     if (!s->pending_.empty())
         util::log(Level::notice, "store {}: {} queued change(s) from before the restart will be replayed", desc,
                   s->pending_.size());
-    s->worker_ = std::thread([p = s.get()] { p->worker_main(); });
+    if (auto st = s->worker_.start([p = s.get()] { p->worker_main(); }); !st) return st.error();
     return s;
 }
 
@@ -96,16 +83,7 @@ SharedStore::SharedStore(sqlite3* db, std::unique_ptr<SharedBackend> backend, st
     : db_(db), describe_(std::move(describe)), backend_(std::move(backend)) {}
 
 SharedStore::~SharedStore() {
-    if (worker_.joinable()) {
-        {
-            std::lock_guard lk(mu_);
-            stop_ = true;
-        }
-        wake_worker();
-        worker_.join();
-    }
-    if (to_worker_ >= 0) ::close(to_worker_);
-    if (to_loop_ >= 0) ::close(to_loop_);
+    worker_.stop();  // before the members its thread uses go away
     sqlite3_close(db_);
 }
 
@@ -171,10 +149,10 @@ void SharedStore::enqueue(const std::vector<Op>& ops) {
     if (ops.empty()) return;
     pending_.insert(pending_.end(), ops.begin(), ops.end());
     {
-        std::lock_guard lk(mu_);
+        std::lock_guard lk(worker_.mutex());
         todo_.insert(todo_.end(), ops.begin(), ops.end());
     }
-    wake_worker();
+    worker_.wake();
 }
 
 void SharedStore::delete_acked(const std::vector<std::int64_t>& ids) {
@@ -197,7 +175,8 @@ core::Result<std::vector<GrantOutcome>> SharedStore::grant(std::span<const core:
     std::vector<GrantOutcome> out;
     std::vector<Op> ops;
     for (auto& [change, stored] : table_.merge_all(permits, now, undo)) {
-        if (change != PermitTable::Change::unchanged && stored.expires > now)
+        const bool changed = change == PermitTable::Change::created || change == PermitTable::Change::extended;
+        if (changed && stored.expires > now)
             ops.push_back({0, Change::Kind::upsert, stored});
         out.push_back({static_cast<GrantOutcome::Change>(change), std::move(stored)});
     }
@@ -248,7 +227,7 @@ core::Result<std::vector<core::Permit>> SharedStore::revoke_user(const std::stri
 core::Result<std::vector<core::Permit>> SharedStore::expire(core::Time now) {
     // The shared table drops (Redis) or purges (SQL, and the MTA query ignores) expired rows
     // itself; the cache just forgets them at their exact time.
-    return table_.remove_expired(now);
+    return table_.remove_expired(now, PermitTable::k_expire_slice);
 }
 
 std::vector<core::Permit> SharedStore::list(core::Time now) const { return table_.live(now); }
@@ -260,11 +239,11 @@ std::optional<std::string> SharedStore::find_checkpoint(const std::string& key) 
 }
 
 std::size_t SharedStore::process_events(core::Time now) {
-    if (to_loop_ < 0) return 0;
-    drain_eventfd(to_loop_);
+    if (!worker_.running()) return 0;
+    worker_.drain_loop_fd();
     std::vector<News> news;
     {
-        std::lock_guard lk(mu_);
+        std::lock_guard lk(worker_.mutex());
         news.swap(news_);
     }
     std::size_t changed = 0;
@@ -303,7 +282,8 @@ std::size_t SharedStore::process_events(core::Time now) {
                 ++remote_changes_;
                 if (c.kind == Change::Kind::upsert) {
                     if (c.permit.expires <= now) continue;
-                    if (table_.merge(c.permit, now).first != PermitTable::Change::unchanged) ++changed;
+                    const auto m = table_.merge(c.permit, now).first;
+                    if (m == PermitTable::Change::created || m == PermitTable::Change::extended) ++changed;
                 } else {
                     auto cached = table_.find_exact(c.permit.network);
                     if (cached && cached->granted <= c.permit.granted) {
@@ -337,6 +317,7 @@ StoreStatus SharedStore::status() const {
     s.connects = connects_;
     s.outages = outages_;
     s.last_error = last_error_;
+    s.refused = table_.refused();
     return s;
 }
 
@@ -344,22 +325,10 @@ StoreStatus SharedStore::status() const {
 
 void SharedStore::post(News n) {
     {
-        std::lock_guard lk(mu_);
+        std::lock_guard lk(worker_.mutex());
         news_.push_back(std::move(n));
     }
-    signal_eventfd(to_loop_);
-}
-
-void SharedStore::wake_worker() {
-    if (to_worker_ >= 0) signal_eventfd(to_worker_);
-}
-
-bool SharedStore::wait_worker(milliseconds timeout, int extra_fd) {
-    pollfd fds[2] = {{to_worker_, POLLIN, 0}, {extra_fd, POLLIN, 0}};
-    (void)::poll(fds, extra_fd >= 0 ? 2 : 1, static_cast<int>(timeout.count()));
-    drain_eventfd(to_worker_);
-    std::lock_guard lk(mu_);
-    return !stop_;
+    worker_.notify_loop();
 }
 
 void SharedStore::worker_main() {
@@ -372,10 +341,7 @@ void SharedStore::worker_main() {
         post({News::Kind::down, {}, {}, {}, why});
     };
     for (;;) {
-        {
-            std::lock_guard lk(mu_);
-            if (stop_) break;
-        }
+        if (worker_.stopping()) break;
         if (!connected) {
             auto st = backend_->connect();
             if (st) {
@@ -391,11 +357,7 @@ void SharedStore::worker_main() {
             if (!connected) {
                 lost(st ? std::string() : st.error().message);
                 // Back off; grants meanwhile only wake us to check for stop.
-                const auto until = std::chrono::steady_clock::now() + backoff;
-                bool stop = false;
-                while (!stop && std::chrono::steady_clock::now() < until)
-                    stop = !wait_worker(std::chrono::ceil<milliseconds>(until - std::chrono::steady_clock::now()), -1);
-                if (stop) break;
+                if (!worker_.pause(backoff)) break;
                 backoff = std::min(backoff * 2, k_backoff_max);
                 continue;
             }
@@ -403,7 +365,7 @@ void SharedStore::worker_main() {
         // Push the queued ops, oldest first; an op is acknowledged only once the shared table has it.
         std::vector<Op> batch;
         {
-            std::lock_guard lk(mu_);
+            std::lock_guard lk(worker_.mutex());
             batch.assign(todo_.begin(), todo_.end());
         }
         std::vector<std::int64_t> done;
@@ -424,7 +386,7 @@ void SharedStore::worker_main() {
         }
         if (!done.empty()) {
             {
-                std::lock_guard lk(mu_);
+                std::lock_guard lk(worker_.mutex());
                 todo_.erase(todo_.begin(), todo_.begin() + static_cast<std::ptrdiff_t>(done.size()));
             }
             post({News::Kind::acked, {}, {}, std::move(done), {}});
@@ -442,12 +404,12 @@ void SharedStore::worker_main() {
         }
         bool busy;
         {
-            std::lock_guard lk(mu_);
+            std::lock_guard lk(worker_.mutex());
             busy = !todo_.empty();
         }
         const int fd = backend_->change_fd();
         const milliseconds wait = busy ? milliseconds(0) : fd >= 0 ? milliseconds(1000) : backend_->poll_interval();
-        if (!wait_worker(wait, fd)) break;
+        if (!worker_.wait(wait, fd)) break;
         auto changes = backend_->read_changes();
         if (!changes) {
             lost(changes.error().message);
@@ -462,7 +424,9 @@ void SharedStore::worker_main() {
 
 core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts) {
     if (opts.url.empty() || opts.url == "embedded" || opts.url.starts_with("embedded:")) {
-        auto s = EmbeddedStore::open(opts.state_dir + "/permits.db", opts.read_only);
+        EmbeddedOptions eo;
+        eo.max_permits = opts.max_permits;
+        auto s = EmbeddedStore::open(opts.state_dir + "/permits.db", opts.read_only, std::move(eo));
         if (!s) return s.error();
         return std::unique_ptr<PermitStore>(std::move(*s));
     }
@@ -478,7 +442,8 @@ core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts) 
     }
     auto backend = make_backend(*url);
     if (!backend) return backend.error();
-    auto s = SharedStore::open(opts.state_dir + "/shared-outbox.db", std::move(*backend), opts.read_only);
+    auto s = SharedStore::open(opts.state_dir + "/shared-outbox.db", std::move(*backend), opts.read_only,
+                               opts.max_permits);
     if (!s) return s.error();
     return std::unique_ptr<PermitStore>(std::move(*s));
 }

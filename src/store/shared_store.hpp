@@ -17,7 +17,7 @@
 // stale removal cannot undo a newer grant. Expiry needs no messages: every cache expires its
 // permits at their exact time (hosts must keep their clocks in sync, e.g. with NTP).
 // Thread-safety: the PermitStore methods run on the loop thread only; the worker thread owns
-// the backend; they share only the op queue and the news list, under mu_.
+// the backend; they share only the op queue and the news list, under worker_.mutex().
 #pragma once
 
 #include <atomic>
@@ -29,6 +29,7 @@
 #include "store/permit_store.hpp"
 #include "store/permit_table.hpp"
 #include "store/shared_backend.hpp"
+#include "store/worker_thread.hpp"
 
 struct sqlite3;
 
@@ -40,7 +41,8 @@ public:
     // outbox and no worker; the backend is connected once, synchronously, and its snapshot is
     // the table (for CLI fallbacks).
     static core::Result<std::unique_ptr<SharedStore>> open(const std::string& local_path,
-                                                           std::unique_ptr<SharedBackend> backend, bool read_only);
+                                                           std::unique_ptr<SharedBackend> backend, bool read_only,
+                                                           std::size_t max_permits = 0);
     ~SharedStore() override;
 
     core::Result<std::vector<GrantOutcome>> grant(std::span<const core::Permit> permits,
@@ -51,11 +53,12 @@ public:
     core::Result<std::vector<core::Permit>> revoke_user(const std::string& user) override;
     core::Result<std::vector<core::Permit>> expire(core::Time now) override;
     std::vector<core::Permit> list(core::Time now) const override;
+    std::size_t size() const override { return table_.size(); }
     std::optional<core::Time> next_expiry() const override { return table_.next_expiry(); }
     std::optional<std::string> find_checkpoint(const std::string& key) const override;
     std::string describe() const override { return describe_; }
 
-    int event_fd() const override { return to_loop_; }
+    int event_fd() const override { return worker_.loop_fd(); }
     std::size_t process_events(core::Time now) override;
     bool available() const override { return up_; }
     StoreStatus status() const override;
@@ -84,8 +87,6 @@ private:
 
     void worker_main();
     void post(News n);
-    void wake_worker();
-    bool wait_worker(std::chrono::milliseconds timeout, int extra_fd);  // false: stop requested
 
     // loop thread
     sqlite3* db_ = nullptr;
@@ -98,16 +99,13 @@ private:
     std::string last_error_;
     std::uint64_t remote_changes_ = 0, connects_ = 0, outages_ = 0, pushed_ = 0;
 
-    // shared with the worker, under mu_
-    std::mutex mu_;
+    // shared with the worker, under worker_.mutex()
     std::deque<Op> todo_;
     std::vector<News> news_;
-    bool stop_ = false;
-    int to_worker_ = -1, to_loop_ = -1;  // eventfds
 
     // worker thread
     std::unique_ptr<SharedBackend> backend_;
-    std::thread worker_;
+    WorkerThread worker_;
 };
 
 }  // namespace rp::store
