@@ -116,8 +116,12 @@ def test_permit_survives_kill9_and_restart_does_not_extend(postfix, dovecot, dae
     before = daemon.permit_for("127.0.0.2")
     daemon.kill9()
 
+    # With the daemon down, `check` answers from the store, read-only, and says so. The grant may
+    # still have been in the writer's queue at the kill (the log line is read again at the start,
+    # since its checkpoint was not stored either), so yes or no are both honest answers here.
     r = daemon.check("127.0.0.2")
-    assert r.returncode == 2, f"check with the daemon down must exit 2: {r.returncode} {r.stdout}{r.stderr}"
+    assert r.returncode in (0, 1), f"check with the daemon down: {r.returncode} {r.stdout}{r.stderr}"
+    assert "not running" in r.stderr, r.stderr
 
     t0 = time.monotonic()
     daemon.start()

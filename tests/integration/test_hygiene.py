@@ -37,8 +37,11 @@ def test_forged_user_names_stay_one_line(make_daemon, monkeypatch):
     rp.start()
     wait_until(lambda: port_accepts("127.0.0.1", port), what="auth policy listener")
 
+    # The control protocol refuses control characters in a user name outright (control_codec);
+    # the refusal itself is one escaped line.
     r = rp.cli("allow", "127.0.0.61", "--user", "x\nrevoke ip=192.0.2.9")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 2 and "control characters" in r.stderr, r.stderr
+    assert "\nrevoke" not in r.stderr, r.stderr
     reply = _post_report(port, {"login": "bob\n<3>relaypermit: forged", "remote": "127.0.0.62",
                                 "success": True, "policy_reject": False, "protocol": "imap"})
     assert " 2" in reply.splitlines()[0], reply
@@ -48,9 +51,7 @@ def test_forged_user_names_stay_one_line(make_daemon, monkeypatch):
     lines = [line for line in _lines(rp) if not line.startswith("--- start")]
     assert all(re.match(r"<[0-7]>", line) for line in lines), lines
     assert not any(re.match(r"(<[0-7]>)?(revoke |relaypermit: forged)", line) for line in lines), lines
-    first = [line for line in lines if line.startswith("<6>grant ip=127.0.0.61 ")]
-    assert len(first) == 1, lines
-    assert 'user="x\\nrevoke ip=192.0.2.9"' in first[0], first[0]
+    assert not any(line.startswith("<6>grant ip=127.0.0.61 ") for line in lines), lines
     second = [line for line in lines if line.startswith("<6>grant ip=127.0.0.62 ")]
     assert len(second) == 1, lines
     assert 'user="bob\\n<3>relaypermit: forged"' in second[0], second[0]
