@@ -51,7 +51,7 @@ private:
     static constexpr unsigned char k_heap = 0xff;
     void set(std::string_view s) {
         if (s.size() <= k_inline) {
-            std::memcpy(raw_, s.data(), s.size());
+            if (!s.empty()) std::memcpy(raw_, s.data(), s.size());  // an empty view may hold nullptr
             raw_[k_tag] = static_cast<unsigned char>(s.size());
             return;
         }
