@@ -19,8 +19,8 @@ for p in "${need[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "build-deb.sh: installing ${missing[*]}"
-  apt-get update -qq
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 WORK=$(mktemp -d -t relaypermit-deb.XXXXXX)
