@@ -311,14 +311,11 @@ core::Status parse_dropin_key(SourceConfig& s, const Ctx& c, const toml::node& v
                               const std::string& name) {
     if (name == "allow_file") {
         auto str = get_string(c, v, key);
-        if (!str) return str.error();
-        if (str->empty() || str->front() != '/') return c.err(v, key, "must be an absolute path");
-        s.allow_file = *str;
-        return core::ok();
+        if (str && (str->empty() || str->front() != '/')) return c.err(v, key, "must be an absolute path");
+        return str ? (s.allow_file = *str, core::ok()) : core::Status(str.error());
     }
     auto l = get_strings(c, v, key);
-    if (!l) return l.error();
-    if (auto st = check_endpoints(c, v, key, *l, true, false); !st) return st;
+    if (auto st = l ? check_endpoints(c, v, key, *l, true, false) : core::Status(l.error()); !st) return st;
     for (const auto& e : *l) {
         if (e.starts_with("unix:")) return c.err(v, key, "a " + s.type + " source listens on tcp or udp, not " + e);
         if (s.type == "relay-ctrl-udp" && !e.starts_with("udp:"))
