@@ -303,6 +303,28 @@ core::Status parse_policy(Config& cfg, const Ctx& c, const toml::table& t) {
     return core::ok();
 }
 
+bool is_dropin_type(std::string_view type) { return type == "drac" || type == "whoson" || type == "relay-ctrl-udp"; }
+
+// `listen` and `allow_file` of the drop-in protocol sources: tcp and udp endpoints (relay-ctrl:
+// udp only), an absolute allow_file path.
+core::Status parse_dropin_key(SourceConfig& s, const Ctx& c, const toml::node& v, const std::string& key,
+                              const std::string& name) {
+    if (name == "allow_file") {
+        auto str = get_string(c, v, key);
+        if (str && (str->empty() || str->front() != '/')) return c.err(v, key, "must be an absolute path");
+        return str ? (s.allow_file = *str, core::ok()) : core::Status(str.error());
+    }
+    auto l = get_strings(c, v, key);
+    if (auto st = l ? check_endpoints(c, v, key, *l, true, false) : core::Status(l.error()); !st) return st;
+    for (const auto& e : *l) {
+        if (e.starts_with("unix:")) return c.err(v, key, "a " + s.type + " source listens on tcp or udp, not " + e);
+        if (s.type == "relay-ctrl-udp" && !e.starts_with("udp:"))
+            return c.err(v, key, "relay-ctrl-udp listens on udp endpoints only, not " + e);
+    }
+    s.listen = *l;
+    return core::ok();
+}
+
 core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
     auto arr = n.as_array();
     if (!arr) return c.err(n, "source", "use [[source]] tables");
@@ -313,6 +335,9 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
         {"syslog", {"listen", "allow_from", "tls_cert", "tls_key", "tls_ca"}},
         {"journald", {"path", "units", "comms", "exes", "uids"}},
         {"dovecot-auth-policy", {"listen", "allow_from", "api_header", "api_header_file"}},
+        {"drac", {"listen", "allow_from", "allow_file"}},
+        {"whoson", {"listen", "allow_from"}},
+        {"relay-ctrl-udp", {"listen", "allow_from"}},
     };
     for (const auto& e : *arr) {
         auto t = e.as_table();
@@ -326,13 +351,17 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
         s.type = *type;
         auto kt = keys_by_type.find(s.type);
         if (kt == keys_by_type.end())
-            return c.err(*type_node, "source.type", "unknown source type (use file, fifo, syslog, journald or dovecot-auth-policy)");
+            return c.err(*type_node, "source.type", "unknown source type (use file, fifo, syslog, journald, dovecot-auth-policy, drac, whoson or relay-ctrl-udp)");
         for (const auto& [k, v] : *t) {
             const std::string key = "source." + std::string(k.str());
             const std::string name(k.str());
             if (name == "type") continue;
             if (name != "name" && !kt->second.count(name))
                 return c.err(v, key, "unknown key for a " + s.type + " source");
+            if (is_dropin_type(s.type) && (name == "listen" || name == "allow_file")) {
+                if (auto st = parse_dropin_key(s, c, v, key, name); !st) return st;
+                continue;
+            }
             if (name == "name" || name == "path" || name == "group" || name == "tls_cert" || name == "tls_key" ||
                 name == "tls_ca" || name == "api_header" || name == "api_header_file") {
                 auto str = get_string(c, v, key);
@@ -384,7 +413,8 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
             return c.err(e, "source.path", "a journal path must be absolute");
         if (t->contains("api_header") && t->contains("api_header_file"))
             return c.err(e, "source.api_header_file", "set api_header or api_header_file, not both");
-        if ((s.type == "syslog" || s.type == "dovecot-auth-policy") && s.listen.empty())
+        if ((s.type == "syslog" || s.type == "dovecot-auth-policy" || s.type == "whoson" || s.type == "relay-ctrl-udp") &&
+            s.listen.empty())
             return c.err(e, "source.listen", "a " + s.type + " source needs `listen`");
         const bool tls = std::any_of(s.listen.begin(), s.listen.end(), [](const auto& l) { return l.starts_with("tls:"); });
         if (tls && (s.tls_cert.empty() || s.tls_key.empty()))

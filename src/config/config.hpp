@@ -23,7 +23,8 @@ inline constexpr const char* k_default_path = "/etc/relaypermit/relaypermit.toml
 
 // One [[source]] table. Which keys apply depends on `type`; config.cpp rejects the others.
 struct SourceConfig {
-    std::string type;   // "file", "fifo", "syslog", "journald", "dovecot-auth-policy"
+    std::string type;   // "file", "fifo", "syslog", "journald", "dovecot-auth-policy", and the
+                        // drop-in protocols "drac", "whoson", "relay-ctrl-udp"
     std::string path;   // file: the log to follow; fifo: the pipe; journald: a journal directory
                         // or file to read instead of the system journal (tests, remote journals)
     std::string name;   // defaults to "TYPE:PATH" or "TYPE:LISTEN"; keys the checkpoint and
@@ -48,6 +49,8 @@ struct SourceConfig {
     // config is loaded, so a reload sees a new header)
     std::string api_header;
     std::string api_header_file;
+    // drac: rpc.dracd's dracd.allow ("netmask netaddr" lines): trusted callers besides allow_from
+    std::string allow_file;
 
     // Same source (every key but `line`): a reload keeps such a source running.
     bool same_as(const SourceConfig& o) const {

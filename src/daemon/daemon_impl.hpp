@@ -33,6 +33,7 @@
 #include "frontends/frontend.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "matching/matcher.hpp"
+#include "sources/permit_access.hpp"
 #include "sources/source.hpp"
 #include "store/permit_store.hpp"
 #include "util/event_loop.hpp"
@@ -53,7 +54,7 @@ std::span<const FrontendKind> frontend_kinds();
 // The identity of a source's TLS files (stat: device, inode, size, times); "" without TLS.
 std::string tls_stamp(const config::SourceConfig& sc);
 
-class Daemon final : public sources::LoginSink, public frontends::PermitOracle {
+class Daemon final : public sources::LoginSink, public frontends::PermitOracle, public sources::PermitAccess {
 public:
     explicit Daemon(RunOptions opts) : opts_(std::move(opts)) {}
 
@@ -66,6 +67,9 @@ public:
     }
     // PermitOracle
     frontends::Verdict check(const core::Address& client) const override;
+    // PermitAccess (the whoson source's LOGOUT and QUERY; grant_core.cpp)
+    core::Result<std::size_t> revoke(const core::Address& a, std::string_view source) override;
+    std::optional<core::Permit> find(const core::Address& a) const override { return store_->find(a, clock_.now()); }
 
 private:
     // Start-up steps, in the order run() calls them (daemon.cpp).

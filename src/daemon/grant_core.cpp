@@ -44,6 +44,18 @@ frontends::Verdict Daemon::check(const core::Address& client) const {
     return v;
 }
 
+core::Result<std::size_t> Daemon::revoke(const core::Address& a, std::string_view source) {
+    auto gone = store_->revoke(a);
+    if (!gone) return gone.error();
+    for (const auto& p : *gone) {
+        ++revoked_;
+        log(Level::info, "revoke ip={} user={} by={}", p.network.to_string(), util::esc(p.user.empty() ? "-" : p.user),
+            util::escape_value(source));
+    }
+    if (!gone->empty()) reschedule_expiry();
+    return gone->size();
+}
+
 core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::Permit> permits,
                                                              std::span<const core::Checkpoint> cps,
                                                              const std::vector<std::string>& servers, long by_uid) {
