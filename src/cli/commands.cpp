@@ -20,7 +20,9 @@
 #include "cli/arg_parser.hpp"
 #include "cli/chain.hpp"
 #include "cli/cmd_exports.hpp"
+#include "cli/cmd_import.hpp"
 #include "cli/offline.hpp"
+#include "config/allow_file.hpp"
 #include "config/config.hpp"
 #include "core/address.hpp"
 #include "daemon/control_protocol.hpp"
@@ -64,7 +66,7 @@ core::Result<nlohmann::json> call(const ParsedArgs& a, const nlohmann::json& req
 
 // `list` and `check` with the daemon stopped: the permit store, read-only (cli/offline.hpp).
 int check_offline_cmd(const ParsedArgs& a, const core::Address& ip) {
-    auto cfg = load(a);
+    auto cfg = config::load_config_and_allow_files(a.get("--config", config::k_default_path), a.has("--config"));
     auto v = cfg ? check_offline(*cfg, ip, core::SystemClock().now()) : core::Result<OfflineVerdict>(cfg.error());
     if (!v) {
         err(v.error().message);
@@ -262,6 +264,7 @@ int cmd_check(const ParsedArgs& a) {
 }
 
 int cmd_list(const ParsedArgs& a) {
+    if (a.has("--static")) return cmd_list_static(a);
     daemon::ControlFailure why{};
     auto r = call(a, {{"cmd", "list"}}, &why);
     if (!r && why == daemon::ControlFailure::not_running) r = list_offline_json(a);
@@ -443,7 +446,7 @@ std::vector<std::string> secret_file_warnings(const config::Config& cfg) {
 }
 
 int cmd_config_check(const ParsedArgs& a) {
-    auto cfg = load(a);
+    auto cfg = config::load_config_and_allow_files(a.get("--config", config::k_default_path), a.has("--config"));
     if (!cfg) {
         err(cfg.error().message);
         return k_error;
@@ -490,7 +493,15 @@ const std::vector<Command>& commands() {
            {"--threads", "N", "threads for large files (default: CPUs, at most 4); output is the same"}},
           "print IP<TAB>USER<TAB>SERVER for each successful login in FILEs (or stdin)"},
          cmd_scan},
-        {{"list", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}}, "list live permits"}, cmd_list},
+        {{"list", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}, {"--static", "", "the static allow list instead"}},
+          "list live permits"},
+         cmd_list},
+        {{"import", "FORMAT [PATH]", 1, 2,
+          {k_config_opt, {"--dry-run", "", "show what would be imported; change nothing"},
+           {"--url", "URL", "sql: postgresql:// or mysql:// database"}, {"--query", "SQL", "sql: rows of address, login time[, user]"},
+           {"--ttl", "D", "lifetime of entries without an expiry (default: ttl)"}},
+          "import live permits of pop-before-smtp, drac, relay-ctrl, sql, sendmail-access (static: allow lines)"},
+         cmd_import},
         {{"allow", "IP", 0, 1,
           {k_config_opt, {"--user", "U", "user name to record"}, {"--ttl", "D", "lifetime (default: ttl)"},
            {"--chain", "", "exec chain: grant for $TCPREMOTEIP or $IP (user $USER/$AUTHUSER), then exec the program after --"}},

@@ -205,6 +205,14 @@ const std::map<std::string, Setter, std::less<>>& top_keys() {
              cfg.allow = *v;
              return core::ok();
          }},
+        {"allow_file", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto v = get_strings(c, n, "allow_file");
+             if (!v) return v.error();
+             for (const auto& f : *v)
+                 if (f.empty() || f.front() != '/') return c.err(n, "allow_file", "every file must be an absolute path");
+             cfg.allow_file = *v;
+             return core::ok();
+         }},
         {"ignore", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
              auto v = get_cidrs(c, n, "ignore");
              if (!v) return v.error();
@@ -450,8 +458,8 @@ core::Status parse_listener(ListenerConfig& out, const Ctx& c, const toml::node&
 core::Status parse_exports(Config& cfg, const Ctx& c, const toml::node& n) {
     auto arr = n.as_array();
     if (!arr) return c.err(n, "export", "use [[export]] tables");
-    static const std::set<std::string> types = {"postfix-cdb", "sendmail-access", "tcprules-cdb", "relay-ctrl-dir",
-                                                "opensmtpd-table"};
+    static const std::set<std::string> types = {"postfix-cdb", "postfix-lmdb", "postfix-hash", "sendmail-access",
+                                                "tcprules-cdb", "relay-ctrl-dir", "opensmtpd-table"};
     for (const auto& e : *arr) {
         auto t = e.as_table();
         if (!t) return c.err(e, "export", "use [[export]] tables");
@@ -483,7 +491,7 @@ core::Status parse_exports(Config& cfg, const Ctx& c, const toml::node& n) {
             if (!str) return str.error();
             if (k == "type") {
                 if (!types.count(*str))
-                    return c.err(v, key, "unknown export type (use postfix-cdb, sendmail-access, tcprules-cdb, relay-ctrl-dir or opensmtpd-table)");
+                    return c.err(v, key, "unknown export type (use postfix-cdb, postfix-lmdb, postfix-hash, sendmail-access, tcprules-cdb, relay-ctrl-dir or opensmtpd-table)");
                 x.type = *str;
             } else if (k == "path") x.path = *str;
             else if (k == "static") x.static_path = *str;

@@ -85,8 +85,8 @@ struct ListenerConfig {
 
 // One [[export]] table: a map file for MTAs that only read files.
 struct ExportConfig {
-    std::string type;         // "postfix-cdb", "sendmail-access", "tcprules-cdb", "relay-ctrl-dir",
-                              // "opensmtpd-table"
+    std::string type;         // "postfix-cdb", "postfix-lmdb", "postfix-hash", "sendmail-access",
+                              // "tcprules-cdb", "relay-ctrl-dir", "opensmtpd-table"
     std::string path;         // the file (or directory for relay-ctrl-dir) to write
     std::string static_path;  // sendmail-access, tcprules-cdb: the admin's static part, merged in
     // Run (argv, no shell) after each write that changed the map, and after the first write
@@ -94,6 +94,14 @@ struct ExportConfig {
     std::vector<std::string> after_write;
     core::Duration after_write_timeout = std::chrono::seconds(10);
     int line = 0;
+};
+
+// A static allow entry read from an `allow_file` (config/allow_file.hpp), for `list --static`.
+struct AllowFileEntry {
+    core::Cidr network;
+    std::string file;
+    int line = 0;
+    bool operator==(const AllowFileEntry&) const = default;
 };
 
 struct Config {
@@ -109,7 +117,11 @@ struct Config {
     std::string store_outage = "dunno";  // lookups while a shared store is unreachable: dunno | cache
     // Permits held at most; past it new networks are refused (fail closed), extensions still work.
     std::int64_t max_permits = 1'000'000;
+    // The static allow list: the `allow` key's networks, then those of every `allow_file` (appended
+    // by load_config_and_allow_files, config/allow_file.hpp; allow_file_entries: where each came from).
     std::vector<core::Cidr> allow;
+    std::vector<std::string> allow_file;  // absolute paths; one CIDR per line, '#' comments
+    std::vector<AllowFileEntry> allow_file_entries;
     std::vector<core::Cidr> ignore = default_ignore();
     int ipv6_prefix = 128;
     std::string log_level = "info";

@@ -9,19 +9,27 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr std::array<ControlCommandSpec, 5> k_commands = {{
+constexpr std::array<ControlCommandSpec, 6> k_commands = {{
     {"check", ControlCmd::check, k_field_ip, 0, false, "may IP relay now, and why"},
-    {"list", ControlCmd::list, 0, 0, false, "the live permits"},
+    {"list", ControlCmd::list, 0, k_field_static, false, "the live permits (or the static allow list)"},
     {"allow", ControlCmd::allow, k_field_ip, k_field_user | k_field_ttl, false, "grant a permit (through the policy)"},
     {"revoke", ControlCmd::revoke, 0, k_field_ip | k_field_user, true, "remove the permits of an IP or a user"},
     {"status", ControlCmd::status, 0, 0, false, "counters"},
+    {"import", ControlCmd::import_permits, k_field_format | k_field_entries, k_field_ttl | k_field_dry_run, false,
+     "grant a batch of permits read from an older system (through the policy)"},
 }};
 
 struct FieldName {
     ControlField bit;
     std::string_view name;
 };
-constexpr std::array<FieldName, 3> k_fields = {{{k_field_ip, "ip"}, {k_field_user, "user"}, {k_field_ttl, "ttl_ms"}}};
+constexpr std::array<FieldName, 7> k_fields = {{{k_field_ip, "ip"},
+                                                {k_field_user, "user"},
+                                                {k_field_ttl, "ttl_ms"},
+                                                {k_field_format, "format"},
+                                                {k_field_entries, "entries"},
+                                                {k_field_dry_run, "dry_run"},
+                                                {k_field_static, "static"}}};
 
 core::Error field_error(std::string_view field, std::string_view what) {
     return core::make_error("field '" + std::string(field) + "' " + std::string(what));
@@ -68,6 +76,59 @@ core::Result<core::Duration> parse_ttl_field(const Json& v) {
 }
 
 namespace {
+
+// One import entry: {"ip":..., "user":..., "login"|"expires": epoch seconds}.
+core::Result<imports::ImportEntry> parse_import_entry(const Json& v, std::size_t i) {
+    const std::string where = "entry " + std::to_string(i) + ": ";
+    if (!v.is_object()) return core::make_error(where + "must be an object");
+    imports::ImportEntry e;
+    bool has_ip = false;
+    for (const auto& [key, value] : v.items()) {
+        if (key == "ip") {
+            auto ip = parse_ip_field(value);
+            if (!ip) return core::make_error(where + ip.error().message);
+            e.ip = *ip;
+            has_ip = true;
+        } else if (key == "user") {
+            auto user = parse_user_field(value);
+            if (!user) return core::make_error(where + user.error().message);
+            e.user = std::move(*user);
+        } else if (key == "login" || key == "expires") {
+            if (e.kind != imports::EntryTime::none) return core::make_error(where + "takes 'login' or 'expires', not both");
+            if (!value.is_number_integer() || value.get<std::int64_t>() < 0 ||
+                value.get<std::int64_t>() > (std::int64_t{1} << 40))
+                return core::make_error(where + "field '" + key + "' must be whole epoch seconds");
+            e.kind = key == "login" ? imports::EntryTime::login : imports::EntryTime::expires;
+            e.time = core::from_unix_seconds(value.get<std::int64_t>());
+        } else {
+            return core::make_error(where + "has no field '" + key.substr(0, 64) + "'");
+        }
+    }
+    if (!has_ip) return core::make_error(where + "needs the field 'ip'");
+    return e;
+}
+
+core::Status parse_import_fields(const Json& req, unsigned present, ControlRequest& out) {
+    const auto& format = *req.find("format");
+    if (!format.is_string() || !imports::known_import_format(format.get_ref<const std::string&>()))
+        return field_error("format", "must name a known import format");
+    out.format = format.get<std::string>();
+    const auto& entries = *req.find("entries");
+    if (!entries.is_array() || entries.empty() || entries.size() > k_control_max_import)
+        return field_error("entries", "must be an array of 1 to " + std::to_string(k_control_max_import) + " entries");
+    out.entries.reserve(entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        auto e = parse_import_entry(entries[i], i);
+        if (!e) return e.error();
+        out.entries.push_back(std::move(*e));
+    }
+    if (present & k_field_dry_run) {
+        const auto& d = *req.find("dry_run");
+        if (!d.is_boolean()) return field_error("dry_run", "must be true or false");
+        out.dry_run = d.get<bool>();
+    }
+    return core::ok();
+}
 
 // The fields present besides "cmd", checked against the command's row.
 core::Result<unsigned> present_fields(const Json& req, const ControlCommandSpec& spec) {
@@ -126,6 +187,13 @@ core::Result<ControlRequest> parse_control_request(std::string_view line) {
         if (!ttl) return ttl.error();
         out.ttl = *ttl;
     }
+    if (*present & k_field_static) {
+        const auto& v = *req.find("static");
+        if (!v.is_boolean()) return field_error("static", "must be true or false");
+        out.static_list = v.get<bool>();
+    }
+    if (spec->cmd == ControlCmd::import_permits)
+        if (auto st = parse_import_fields(req, *present, out); !st) return st.error();
     return out;
 }
 

@@ -102,7 +102,7 @@ std::string Daemon::answer_control(std::string_view line, const ControlPeer& pee
     static constexpr std::pair<ControlCmd, Handler> k_handlers[] = {
         {ControlCmd::check, &Daemon::control_check},   {ControlCmd::list, &Daemon::control_list},
         {ControlCmd::allow, &Daemon::control_allow},   {ControlCmd::revoke, &Daemon::control_revoke},
-        {ControlCmd::status, &Daemon::control_status},
+        {ControlCmd::status, &Daemon::control_status}, {ControlCmd::import_permits, &Daemon::control_import},
     };
     auto req = parse_control_request(line);
     if (!req) return control_error_reply(req.error().message);
@@ -125,7 +125,8 @@ nlohmann::json Daemon::control_check(const ControlRequest& req, const ControlPee
     return r;
 }
 
-nlohmann::json Daemon::control_list(const ControlRequest&, const ControlPeer&) {
+nlohmann::json Daemon::control_list(const ControlRequest& req, const ControlPeer&) {
+    if (req.static_list) return static_allow_json();
     auto arr = nlohmann::json::array();
     for (const auto& p : store_->list(clock_.now())) arr.push_back(permit_json(p));
     return {{"ok", true}, {"permits", arr}};

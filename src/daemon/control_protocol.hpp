@@ -8,6 +8,10 @@
 //   {"cmd":"allow","ip":"192.0.2.1","user":"alice","ttl_ms":1800000}   (user, ttl_ms optional)
 //   {"cmd":"revoke","ip":"192.0.2.1"}  or  {"cmd":"revoke","user":"alice"}   (exactly one)
 //   {"cmd":"status"}
+//   {"cmd":"list","static":true}       (the static allow list: [{"network":...,"from":"FILE:LINE"}])
+//   {"cmd":"import","format":"drac","entries":[{"ip":"192.0.2.1","expires":1790000000},
+//     {"ip":"192.0.2.2","login":1790000000,"user":"alice"},{"ip":"192.0.2.3"}],"dry_run":true}
+//     (ttl_ms, dry_run optional; at most k_control_max_import entries; daemon/control_import.cpp)
 // Fields: ip a string holding an address; user a string of at most 256 bytes without control
 // characters; ttl_ms an integer from 1 to 2^40 (fractions, exponents, negatives and strings are
 // errors), then bounded by the config's `max_ttl`. A missing, unknown or mistyped field is an
@@ -17,6 +21,8 @@
 //   {"ok":true,"permits":[{"ip":"192.0.2.1","user":"alice","source":"file:...","granted":"...","expires":"..."}]}
 //   {"ok":true,"permit":{...},"changed":true}
 //   {"ok":true,"removed":1}
+//   {"ok":true,"imported":2,"unchanged":0,"expired":1,"refused":1,"refusals":{"ignored":1}}
+//     (a dry run adds "dry_run":true and "results":[{"ip":...,"outcome":"import","detail":...}])
 //   {"ok":false,"error":"field 'ttl_ms' must be a whole number of milliseconds"}
 //   {"ok":false,"error":"refused: 127.0.0.1 is in ignore (127.0.0.0/8); no permit granted","refused":"ignored"}
 // "refused" (ignored, stale, untimed_backlog, ttl_out_of_bounds) marks an `allow` the grant policy

@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "config/allow_file.hpp"
 #include "daemon/daemon_impl.hpp"
 #include "daemon/login_spool.hpp"
 #include "daemon/sd_notify.hpp"
@@ -20,7 +21,7 @@ using util::log;
 }  // namespace
 
 int Daemon::run() {
-    auto cfg = config::load_config(opts_.config_path, opts_.explicit_config);
+    auto cfg = config::load_config_and_allow_files(opts_.config_path, opts_.explicit_config);
     if (!cfg) {
         log(Level::error, "{}", cfg.error().message);
         return 2;

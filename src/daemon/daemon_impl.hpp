@@ -141,6 +141,8 @@ private:
     nlohmann::json control_allow(const ControlRequest& req, const ControlPeer& peer);
     nlohmann::json control_revoke(const ControlRequest& req, const ControlPeer& peer);
     nlohmann::json control_status(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json control_import(const ControlRequest& req, const ControlPeer& peer);  // control_import.cpp
+    nlohmann::json static_allow_json() const;                                          // control_import.cpp
     nlohmann::json store_status_json() const;
     bool authorized(uid_t uid, gid_t gid) const;
 

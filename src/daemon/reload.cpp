@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "config/allow_file.hpp"
 #include "daemon/daemon_impl.hpp"
 #include "util/log.hpp"
 
@@ -78,7 +79,7 @@ std::string tls_stamp(const config::SourceConfig& sc) {
 }
 
 void Daemon::reload() {
-    auto cfg = config::load_config(opts_.config_path, opts_.explicit_config);
+    auto cfg = config::load_config_and_allow_files(opts_.config_path, opts_.explicit_config);
     if (!cfg) {
         log(Level::error, "reload failed, keeping the running configuration: {}", cfg.error().message);
         return;

@@ -31,6 +31,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,6 +93,13 @@ public:
     virtual core::Status purge(core::Time now) = 0;
 
     virtual std::string describe() const = 0;  // e.g. "redis://127.0.0.1:6379/0", no password
+
+    // SQL engines, for `relaypermit import sql`: on a connection of its own (same URL parameters,
+    // nothing created, the session read-only), runs `query` and returns its rows as text (NULL:
+    // nullopt); at most k_max_read_rows rows. Others: an error.
+    using Row = std::vector<std::optional<std::string>>;
+    static constexpr std::size_t k_max_read_rows = 10'000'000;
+    virtual core::Result<std::vector<Row>> read_rows(const std::string& query);
 };
 
 // Factories: validate the URL's parameters and return an unconnected backend.
