@@ -424,6 +424,7 @@ int cmd_status(const ParsedArgs& a) {
                     f.value("name", "").c_str(), f.value("connections", 0ULL), f.value("active", 0ULL),
                     f.value("refused", 0ULL), f.value("requests", 0ULL), f.value("permitted", 0ULL),
                     f.value("malformed", 0ULL));
+    print_export_status(r->value("exports", nlohmann::json::array()));
     return k_ok;
 }
 

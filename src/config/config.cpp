@@ -455,6 +455,26 @@ core::Status parse_listener(ListenerConfig& out, const Ctx& c, const toml::node&
     return core::ok();
 }
 
+core::Status parse_metrics(MetricsConfig& out, const Ctx& c, const toml::node& n) {
+    auto t = n.as_table();
+    if (!t) return c.err(n, "metrics", "expected a [metrics] table");
+    for (const auto& [k, v] : *t) {
+        const std::string key = "metrics." + std::string(k.str());
+        if (k == "allow_from") {
+            auto l = get_cidrs(c, v, key);
+            if (!l) return l.error();
+            out.allow_from = *l;
+            continue;
+        }
+        if (k != "listen") return c.err(v, key, "unknown key");
+        auto l = get_strings(c, v, key);
+        if (!l) return l.error();
+        if (auto st = check_endpoints(c, v, key, *l, false, false); !st) return st;
+        out.listen = *l;
+    }
+    return core::ok();
+}
+
 core::Status parse_exports(Config& cfg, const Ctx& c, const toml::node& n) {
     auto arr = n.as_array();
     if (!arr) return c.err(n, "export", "use [[export]] tables");
@@ -578,6 +598,7 @@ core::Result<Config> parse_config(std::string_view text, const std::string& file
         else if (k == "socketmap") st = parse_listener(cfg.socketmap, c, n, "socketmap", false);
         else if (k == "readsocket") st = parse_listener(cfg.readsocket, c, n, "readsocket", false);
         else if (k == "opensmtpd") st = parse_listener(cfg.opensmtpd, c, n, "opensmtpd", true);
+        else if (k == "metrics") st = parse_metrics(cfg.metrics, c, n);
         else if (k == "policy") {
             if (!n.is_table()) st = c.err(n, "policy", "expected a [policy] table");
             else st = parse_policy(cfg, c, *n.as_table());

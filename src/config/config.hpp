@@ -83,6 +83,13 @@ struct ListenerConfig {
     bool operator==(const ListenerConfig&) const = default;
 };
 
+// [metrics]: the HTTP listener for Prometheus (/metrics) and health checks (/health).
+struct MetricsConfig {
+    std::vector<std::string> listen;      // empty = off
+    std::vector<core::Cidr> allow_from;   // peers allowed; empty = loopback only
+    bool operator==(const MetricsConfig&) const = default;
+};
+
 // One [[export]] table: a map file for MTAs that only read files.
 struct ExportConfig {
     std::string type;         // "postfix-cdb", "postfix-lmdb", "postfix-hash", "sendmail-access",
@@ -131,6 +138,7 @@ struct Config {
     PolicyConfig policy;
     ListenerConfig socketmap, readsocket, opensmtpd;
     std::vector<ExportConfig> exports;
+    MetricsConfig metrics;
     std::string relayclient;          // value `check --chain` gives RELAYCLIENT (qmail)
     bool ignore_mynetworks = false;   // add Postfix's mynetworks (postconf -h) to `ignore`
 

@@ -18,7 +18,7 @@
 #include "daemon/control_codec.hpp"
 #include "daemon/control_protocol.hpp"
 #include "daemon/daemon_impl.hpp"
-#include "exports/export_status_json.hpp"
+#include "daemon/daemon_stats.hpp"
 #include "util/endpoint.hpp"
 #include "util/fs_safe.hpp"
 #include "util/log.hpp"
@@ -29,29 +29,12 @@ namespace {
 using util::Level;
 using util::log;
 
-nlohmann::json store_status_json(const store::StoreStatus& s, std::uint64_t outage_answers) {
-    nlohmann::json j = {{"shared", s.shared}, {"available", s.available}};
-    if (s.shared)
-        j.update({{"queued", s.queued}, {"pushed", s.pushed}, {"remote_changes", s.remote_changes},
-                  {"connects", s.connects}, {"outages", s.outages}, {"outage_answers", outage_answers},
-                  {"last_error", s.last_error}});
-    else  // the embedded store's writer thread
-        j.update({{"queued", s.queued}, {"written", s.written}, {"write_failures", s.write_failures},
-                  {"queue_full", s.queue_full}, {"last_error", s.last_error}});
-    j["refused"] = s.refused;  // max_permits
-    return j;
-}
-
 nlohmann::json permit_json(const core::Permit& p) {
     return {{"ip", p.network.to_string()}, {"user", p.user}, {"source", p.source},
             {"granted", core::format_time(p.granted)}, {"expires", core::format_time(p.expires)}};
 }
 
 }  // namespace
-
-nlohmann::json Daemon::store_status_json() const {
-    return daemon::store_status_json(store_->status(), outage_answers_);
-}
 
 bool Daemon::authorized(uid_t uid, gid_t gid) const {
     if (uid == 0 || uid == geteuid()) return true;
@@ -161,35 +144,7 @@ nlohmann::json Daemon::control_revoke(const ControlRequest& req, const ControlPe
     return {{"ok", true}, {"removed", gone->size()}};
 }
 
-nlohmann::json Daemon::control_status(const ControlRequest&, const ControlPeer&) {
-    auto srcs = nlohmann::json::array();
-    for (const auto& s : sources_) {
-        auto c = s->counters();
-        srcs.push_back({{"name", s->name()}, {"lines", c.lines}, {"matches", c.matches}, {"malformed", c.malformed},
-                        {"untrusted", c.untrusted}, {"dropped", c.dropped}, {"filtered", c.filtered}, {"grants", grants_by_source_[s->name()]}});
-    }
-    auto fes = nlohmann::json::array();
-    for (const auto& fe : frontends_) {
-        const auto c = fe->counters();
-        fes.push_back({{"name", fe->name()}, {"connections", c.connections}, {"requests", c.requests},
-                       {"permitted", c.permitted}, {"malformed", c.malformed}, {"active", c.active},
-                       {"refused", c.refused}});
-    }
-    auto refused = nlohmann::json::object();
-    for (auto r : {Refusal::ignored, Refusal::stale, Refusal::untimed_backlog, Refusal::ttl_out_of_bounds})
-        refused[std::string(refusal_name(r))] = refused_[r];
-    return {{"ok", true},
-            {"version", RELAYPERMIT_VERSION},
-            {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
-            {"store", store_->describe()},
-            {"store_status", store_status_json()},
-            {"permits", store_->size()},
-            {"grants", grants_}, {"extends", extends_}, {"ignored", refused_[Refusal::ignored]},
-            {"stale", refused_[Refusal::stale]}, {"untimed", refused_[Refusal::untimed_backlog]},
-            {"refused", refused},
-            {"expired", expired_}, {"revoked", revoked_},
-            {"sources", srcs}, {"frontends", fes},
-            {"exports", exports::export_status_json(exports_.status())}};
-}
+// The reply is rendered from the same DaemonStats as /metrics and /health (daemon_stats.hpp).
+nlohmann::json Daemon::control_status(const ControlRequest&, const ControlPeer&) { return status_json(collect_stats()); }
 
 }  // namespace rp::daemon

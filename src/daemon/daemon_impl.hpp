@@ -6,6 +6,8 @@
 //   wiring.cpp          config -> objects at start-up: matcher, sources, frontends, exporters
 //   reload.cpp          SIGHUP: the new set built beside the running one, swapped all or nothing
 //   control_commands.cpp  the control socket (ControlServer) and its command table
+//   observe.cpp         DaemonStats for status/metrics/health, the [metrics] listener, systemd
+//                       watchdog and STATUS=, closing unclaimed passed sockets
 // Thread-safety: single-threaded; everything runs on the loop thread.
 #pragma once
 
@@ -25,6 +27,9 @@
 #include "core/time.hpp"
 #include "daemon/control_codec.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/daemon_stats.hpp"
+#include "daemon/metrics_server.hpp"
+#include "daemon/sd_notify.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/permit_policy.hpp"
 #include "daemon/privileges.hpp"
@@ -143,8 +148,18 @@ private:
     nlohmann::json control_status(const ControlRequest& req, const ControlPeer& peer);
     nlohmann::json control_import(const ControlRequest& req, const ControlPeer& peer);  // control_import.cpp
     nlohmann::json static_allow_json() const;                                          // control_import.cpp
-    nlohmann::json store_status_json() const;
     bool authorized(uid_t uid, gid_t gid) const;
+
+    // observe.cpp: what the daemon shows the outside (status, [metrics], systemd)
+    // Every counter and state, collected once for `status`, /metrics, /health and STATUS=.
+    DaemonStats collect_stats() const;
+    core::Status open_metrics();
+    MetricsReply metrics_reply(MetricsRoute route) const;
+    // Closes the descriptors systemd passed that no listener or FIFO took (logged).
+    core::Status close_passed_fds();
+    // WATCHDOG=1 from the loop when the unit sets WatchdogSec=; STATUS= now and every 30 s.
+    void start_notifications();
+    void notify_status();  // STATUS= when its text changed (also after a reload)
 
     // grant_core.cpp
     // Counts a refusal of the grant policy and logs it at debug level.
@@ -192,7 +207,12 @@ private:
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
     std::uint64_t grants_ = 0, extends_ = 0, expired_ = 0, revoked_ = 0;
-    std::map<std::string, std::uint64_t> grants_by_source_;  // created or extended, per source name
+    // Permits created or extended, by (source, server) (DaemonStats::grants_by_server).
+    std::map<std::pair<std::string, std::string>, std::uint64_t> grants_by_server_;
+    std::map<std::string, double> lag_by_source_;  // DaemonStats' SourceStats::lag_seconds
+    std::unique_ptr<MetricsServer> metrics_;
+    std::unique_ptr<SdWatchdog> watchdog_;
+    std::string last_status_;  // the STATUS= text last sent
 };
 
 }  // namespace rp::daemon

@@ -67,7 +67,7 @@ core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::P
         if (o.change == store::GrantOutcome::Change::refused) continue;  // max_permits: the store logs and counts
         const bool created = o.change == store::GrantOutcome::Change::created;
         (created ? grants_ : extends_)++;
-        ++grants_by_source_[o.permit.source];
+        ++grants_by_server_[{o.permit.source, i < servers.size() ? servers[i] : std::string()}];
         log(Level::info, "{} {}{}", created ? "grant" : "extend",
             permit_text(o.permit, i < servers.size() ? std::string_view(servers[i]) : std::string_view()),
             by_uid >= 0 ? fmt::format(" by=uid:{}", by_uid) : std::string());
@@ -81,6 +81,8 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
     std::vector<core::Permit> permits;
     std::vector<std::string> servers;
     for (const auto& e : events) {
+        if (e.time_origin == core::TimeOrigin::line)  // how far behind the source reads (status, metrics)
+            lag_by_source_[e.source] = std::chrono::duration<double>(now - e.time).count();
         auto d = grant_policy_.decide(e, std::nullopt, now);
         if (!d.granted()) {
             count_refusal(e, d);
@@ -183,21 +185,22 @@ void Daemon::schedule_stats() {
 }
 
 void Daemon::log_stats() {
-    for (const auto& s : sources_) {
-        const auto c = s->counters();
+    const auto st = collect_stats();
+    for (const auto& s : st.sources) {
+        const auto& c = s.counters;
         log(Level::info, "stats source={} lines={} matches={} grants={} untrusted={} malformed={} dropped={} filtered={}",
-            s->name(), c.lines, c.matches, grants_by_source_[s->name()], c.untrusted, c.malformed, c.dropped, c.filtered);
+            s.name, c.lines, c.matches, s.grants, c.untrusted, c.malformed, c.dropped, c.filtered);
     }
-    for (const auto& fe : frontends_) {
-        const auto c = fe->counters();
-        log(Level::info, "stats frontend={} connections={} requests={} permitted={} malformed={} refused={}", fe->name(),
+    for (const auto& fe : st.frontends) {
+        const auto& c = fe.counters;
+        log(Level::info, "stats frontend={} connections={} requests={} permitted={} malformed={} refused={}", fe.name,
             c.connections, c.requests, c.permitted, c.malformed, c.refused);
     }
-    const auto ss = store_->status();
-    log(Level::info, "stats store={} permits={} grants={} extends={} expired={} revoked={}{}", store_->describe(),
-        store_->size(), grants_, extends_, expired_, revoked_,
+    const auto& ss = st.store;
+    log(Level::info, "stats store={} permits={} grants={} extends={} expired={} revoked={}{}", st.store_name, st.permits,
+        st.grants, st.extends, st.expired, st.revoked,
         ss.shared ? fmt::format(" available={} queued={} outages={} outage_answers={}", ss.available, ss.queued,
-                                ss.outages, outage_answers_)
+                                ss.outages, st.outage_answers)
                   : std::string());
 }
 

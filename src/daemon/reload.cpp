@@ -267,6 +267,10 @@ void Daemon::restore_closed(ReloadPlan& plan, std::vector<std::unique_ptr<fronte
 
 // Everything opened: the new set replaces the running one.
 void Daemon::swap_in(ReloadPlan& plan) {
+    if (!(plan.cfg.metrics == cfg_.metrics)) {  // bound at start only (observe.cpp)
+        log(Level::warning, "reload: [metrics] changed; the change takes effect at the next restart");
+        plan.cfg.metrics = cfg_.metrics;
+    }
     apply_settings(plan.cfg);
     matcher_ = plan.matcher;
     std::vector<std::unique_ptr<sources::Source>> next(plan.cfg.sources.size());
