@@ -38,7 +38,7 @@ struct PermitFilter {
 // issues) go here and nowhere else.
 nlohmann::json permit_json(const core::Permit& p);
 
-inline constexpr std::size_t k_list_piece = 256;  // records examined per piece
+inline constexpr std::size_t k_list_piece = 128;  // records examined per piece
 
 class PermitListStream final : public ControlReplyStream {
 public:

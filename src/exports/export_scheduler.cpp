@@ -47,6 +47,7 @@ struct ExportScheduler::Job {
             results.push_back(e.write_map(permits, now));
             replaced.push_back(e.replacements() != before);
         }
+        std::vector<core::Permit>().swap(permits);  // freed here too, not on the loop in finish()
     }
 };
 

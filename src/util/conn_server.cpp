@@ -14,7 +14,7 @@ constexpr std::size_t k_read_buffer_size = 64 * 1024;
 constexpr std::size_t k_feed_slice = 4 * 1024;
 // produce() calls per connection and loop turn: enough to keep a fast reader's socket buffer
 // full, few enough that other connections wait at most a few pieces' work.
-constexpr int k_produce_rounds = 4;
+constexpr int k_produce_rounds = 2;
 
 }  // namespace
 
