@@ -21,6 +21,7 @@
 #include "cli/chain.hpp"
 #include "cli/cmd_exports.hpp"
 #include "cli/cmd_import.hpp"
+#include "cli/cmd_list.hpp"
 #include "cli/offline.hpp"
 #include "config/allow_file.hpp"
 #include "config/config.hpp"
@@ -83,18 +84,6 @@ int check_offline_cmd(const ParsedArgs& a, const core::Address& ip) {
         std::printf("permitted: permit for %s until %s\n", v->permit->user.empty() ? "-" : v->permit->user.c_str(),
                     v->permit->expires.c_str());
     return k_ok;
-}
-
-core::Result<nlohmann::json> list_offline_json(const ParsedArgs& a) {
-    auto cfg = load(a);
-    if (!cfg) return cfg.error();
-    auto permits = list_offline(*cfg, core::SystemClock().now());
-    if (!permits) return permits.error();
-    auto arr = nlohmann::json::array();
-    for (const auto& p : *permits)
-        arr.push_back({{"ip", p.ip}, {"user", p.user}, {"source", p.source}, {"granted", p.granted}, {"expires", p.expires}});
-    err(k_not_running_note);
-    return nlohmann::json{{"ok", true}, {"permits", arr}};
 }
 
 int cmd_run(const ParsedArgs& a) {
@@ -260,30 +249,6 @@ int cmd_check(const ParsedArgs& a) {
         std::printf("permitted: permit for %s until %s\n",  // a user name may hold terminal escapes
                     r->value("user", "").empty() ? "-" : util::escape_value(r->value("user", "")).c_str(),
                     r->value("expires", "").c_str());
-    return k_ok;
-}
-
-int cmd_list(const ParsedArgs& a) {
-    if (a.has("--static")) return cmd_list_static(a);
-    daemon::ControlFailure why{};
-    auto r = call(a, {{"cmd", "list"}}, &why);
-    if (!r && why == daemon::ControlFailure::not_running) r = list_offline_json(a);
-    if (!r) {
-        err(r.error().message);
-        return k_error;
-    }
-    const auto& permits = (*r)["permits"];
-    if (a.has("--json")) {
-        std::printf("%s\n", permits.dump(2).c_str());
-        return k_ok;
-    }
-    std::printf("%-40s %-20s %-21s %-21s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "SOURCE");
-    for (const auto& p : permits) {
-        const auto raw = p.value("user", "");
-        const auto user = raw.empty() ? std::string("-") : util::escape_value(raw);  // one row, no terminal escapes
-        std::printf("%-40s %-20s %-21s %-21s %s\n", p.value("ip", "").c_str(), user.c_str(),
-                    p.value("granted", "").c_str(), p.value("expires", "").c_str(), p.value("source", "").c_str());
-    }
     return k_ok;
 }
 
@@ -494,8 +459,14 @@ const std::vector<Command>& commands() {
            {"--threads", "N", "threads for large files (default: CPUs, at most 4); output is the same"}},
           "print IP<TAB>USER<TAB>SERVER for each successful login in FILEs (or stdin)"},
          cmd_scan},
-        {{"list", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}, {"--static", "", "the static allow list instead"}},
-          "list live permits"},
+        {{"list", "", 0, 0,
+          {k_config_opt,
+           {"--user", "NAME", "only the permits of this user"},
+           {"--ip", "CIDR", "only the permits overlapping this network or address"},
+           {"--source", "NAME", "only the permits granted by this source"},
+           {"--static", "", "the static allow list instead"},
+           {"--json", "", "print JSON"}},
+          "list live permits (streamed, in table order)"},
          cmd_list},
         {{"import", "FORMAT [PATH]", 1, 2,
           {k_config_opt, {"--dry-run", "", "show what would be imported; change nothing"},

@@ -11,7 +11,8 @@ using Json = nlohmann::json;
 
 constexpr std::array<ControlCommandSpec, 6> k_commands = {{
     {"check", ControlCmd::check, k_field_ip, 0, false, "may IP relay now, and why"},
-    {"list", ControlCmd::list, 0, k_field_static, false, "the live permits (or the static allow list)"},
+    {"list", ControlCmd::list, 0, k_field_static | k_field_user | k_field_network | k_field_source, false,
+     "the live permits (streamed), optionally only those of a user, network or source; or the static allow list"},
     {"allow", ControlCmd::allow, k_field_ip, k_field_user | k_field_ttl, false, "grant a permit (through the policy)"},
     {"revoke", ControlCmd::revoke, 0, k_field_ip | k_field_user, true, "remove the permits of an IP or a user"},
     {"status", ControlCmd::status, 0, 0, false, "counters"},
@@ -23,13 +24,15 @@ struct FieldName {
     ControlField bit;
     std::string_view name;
 };
-constexpr std::array<FieldName, 7> k_fields = {{{k_field_ip, "ip"},
+constexpr std::array<FieldName, 9> k_fields = {{{k_field_ip, "ip"},
                                                 {k_field_user, "user"},
                                                 {k_field_ttl, "ttl_ms"},
                                                 {k_field_format, "format"},
                                                 {k_field_entries, "entries"},
                                                 {k_field_dry_run, "dry_run"},
-                                                {k_field_static, "static"}}};
+                                                {k_field_static, "static"},
+                                                {k_field_network, "network"},
+                                                {k_field_source, "source"}}};
 
 core::Error field_error(std::string_view field, std::string_view what) {
     return core::make_error("field '" + std::string(field) + "' " + std::string(what));
@@ -45,15 +48,28 @@ core::Result<core::Address> parse_ip_field(const Json& v) {
     return *a;
 }
 
-core::Result<std::string> parse_user_field(const Json& v) {
-    if (!v.is_string()) return field_error("user", "must be a string");
+namespace {
+
+// A string field that reaches log lines: bounded, no control characters.
+core::Result<std::string> parse_text_field(const Json& v, std::string_view field, std::size_t max) {
+    if (!v.is_string()) return field_error(field, "must be a string");
     const auto& text = v.get_ref<const std::string&>();
-    if (text.size() > k_control_max_user)
-        return field_error("user", "is longer than " + std::to_string(k_control_max_user) + " bytes");
+    if (text.size() > max) return field_error(field, "is longer than " + std::to_string(max) + " bytes");
     if (std::any_of(text.begin(), text.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; }))
-        return field_error("user", "must not contain control characters");
+        return field_error(field, "must not contain control characters");
     return text;
 }
+
+core::Result<core::Cidr> parse_network_field(const Json& v) {
+    if (!v.is_string()) return field_error("network", "must be a string");
+    auto c = core::Cidr::parse(v.get_ref<const std::string&>());
+    if (!c) return field_error("network", "is not a network: " + c.error().message.substr(0, 128));
+    return *c;
+}
+
+}  // namespace
+
+core::Result<std::string> parse_user_field(const Json& v) { return parse_text_field(v, "user", k_control_max_user); }
 
 core::Result<core::Duration> parse_ttl_field(const Json& v) {
     std::int64_t ms = 0;
@@ -194,6 +210,16 @@ core::Result<ControlRequest> parse_control_request(std::string_view line) {
     }
     if (spec->cmd == ControlCmd::import_permits)
         if (auto st = parse_import_fields(req, *present, out); !st) return st.error();
+    if (*present & k_field_network) {
+        auto net = parse_network_field(*req.find("network"));
+        if (!net) return net.error();
+        out.network = *net;
+    }
+    if (*present & k_field_source) {
+        auto source = parse_text_field(*req.find("source"), "source", k_control_max_source);
+        if (!source) return source.error();
+        out.source = std::move(*source);
+    }
     return out;
 }
 

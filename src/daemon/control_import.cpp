@@ -37,7 +37,11 @@ nlohmann::json counts_json(const ImportCounts& c) {
 
 }  // namespace
 
-nlohmann::json Daemon::control_import(const ControlRequest& req, const ControlPeer& peer) {
+ControlReply Daemon::control_import(const ControlRequest& req, const ControlPeer& peer) {
+    return {encode_control_reply(import_json(req, peer)), nullptr};
+}
+
+nlohmann::json Daemon::import_json(const ControlRequest& req, const ControlPeer& peer) {
     const auto now = clock_.now();
     const std::string source = "import:" + req.format;
     ImportCounts counts;

@@ -5,7 +5,7 @@
 //   grant_core.cpp      LoginSink + PermitOracle: the grant policy, expiry timer, export timer, stats
 //   wiring.cpp          config -> objects at start-up: matcher, sources, frontends, exporters
 //   reload.cpp          SIGHUP: the new set built beside the running one, swapped all or nothing
-//   control_commands.cpp  the control socket (ControlServer) and its command table
+//   control_commands.cpp  the control socket (util::ConnServer + ControlSession) and its command table
 //   observe.cpp         DaemonStats for status/metrics/health, the [metrics] listener, systemd
 //                       watchdog and STATUS=, closing unclaimed passed sockets
 // Thread-safety: single-threaded; everything runs on the loop thread.
@@ -26,7 +26,7 @@
 #include "config/config.hpp"
 #include "core/time.hpp"
 #include "daemon/control_codec.hpp"
-#include "daemon/control_server.hpp"
+#include "daemon/control_session.hpp"
 #include "daemon/daemon_stats.hpp"
 #include "daemon/metrics_server.hpp"
 #include "daemon/sd_notify.hpp"
@@ -41,7 +41,9 @@
 #include "sources/permit_access.hpp"
 #include "sources/source.hpp"
 #include "store/permit_store.hpp"
+#include "util/conn_server.hpp"
 #include "util/event_loop.hpp"
+#include "util/log.hpp"
 #include "util/unique_fd.hpp"
 
 namespace rp::daemon {
@@ -138,16 +140,21 @@ private:
     void swap_in(ReloadPlan& plan);
 
     // control_commands.cpp
+    struct ControlTable;  // the command table: command, privilege needed, handler
     core::Status open_control_socket();
-    // The command table: one handler per ControlCmd (control_codec.hpp); replies never throw.
-    std::string answer_control(std::string_view line, const ControlPeer& peer);
-    nlohmann::json control_check(const ControlRequest& req, const ControlPeer& peer);
-    nlohmann::json control_list(const ControlRequest& req, const ControlPeer& peer);
-    nlohmann::json control_allow(const ControlRequest& req, const ControlPeer& peer);
-    nlohmann::json control_revoke(const ControlRequest& req, const ControlPeer& peer);
-    nlohmann::json control_status(const ControlRequest& req, const ControlPeer& peer);
-    nlohmann::json control_import(const ControlRequest& req, const ControlPeer& peer);  // control_import.cpp
-    nlohmann::json static_allow_json() const;                                          // control_import.cpp
+    // The check hook: SO_PEERCRED against root, our user and control_group; a refused peer gets
+    // {"ok":false,"error":"permission denied"} (best effort) and is closed.
+    bool admit_control_peer(int fd, const util::Peer& peer);
+    // One request line to its reply through the command table; never throws.
+    ControlReply answer_control(std::string_view line, const ControlPeer& peer);
+    ControlReply control_check(const ControlRequest& req, const ControlPeer& peer);
+    ControlReply control_list(const ControlRequest& req, const ControlPeer& peer);
+    ControlReply control_allow(const ControlRequest& req, const ControlPeer& peer);
+    ControlReply control_revoke(const ControlRequest& req, const ControlPeer& peer);
+    ControlReply control_status(const ControlRequest& req, const ControlPeer& peer);
+    ControlReply control_import(const ControlRequest& req, const ControlPeer& peer);  // control_import.cpp
+    nlohmann::json import_json(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json static_allow_json() const;                                        // control_import.cpp
     bool authorized(uid_t uid, gid_t gid) const;
 
     // observe.cpp: what the daemon shows the outside (status, [metrics], systemd)
@@ -172,6 +179,8 @@ private:
     // Rewrites every [[export]] within 100 ms of a change (grants, revokes, expiry), batching
     // what happens meanwhile; a failed write is retried with the next change or expiry check.
     void schedule_exports();
+    // The permits live at `now`, copied k_export_piece at a time over loop turns (unsorted).
+    exports::ExportScheduler::PieceCopy export_copy(core::Time now) const;
     // One line per source and frontend with its counters: hourly and at shutdown.
     void log_stats();
     void schedule_stats();
@@ -195,14 +204,18 @@ private:
     std::vector<sources::Source*> unstarted_;
     // The MTA frontends that listen, in the order of the frontend kinds (status, stats).
     std::vector<std::unique_ptr<frontends::Frontend>> frontends_;
-    std::unique_ptr<ControlServer> control_;
+    ControlSession::Answer control_answer_;
+    ControlSessionCounters control_counters_;
+    util::RateLimitedLog control_log_;
+    std::unique_ptr<util::ConnServer> control_;  // after what its sessions use: destroyed first
     PermitPolicy grant_policy_;  // every grant path asks it (permit_policy.hpp); set by apply_settings
     RefusalCounters refused_;
     gid_t control_gid_ = static_cast<gid_t>(-1);
     util::EventLoop::TimerId expiry_timer_ = 0;
     // [[export]] files: written off the loop after each change, retried until they succeed,
     // first written before anything is served, emptied of permits at a graceful stop.
-    exports::ExportScheduler exports_{loop_, clock_, [this](core::Time now) { return store_->list(now); }};
+    // The loop copies the permits in pieces (a table cursor), the worker sorts and writes them.
+    exports::ExportScheduler exports_{loop_, clock_, [this](core::Time now) { return export_copy(now); }};
     util::UniqueFd signal_fd_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
