@@ -261,6 +261,15 @@ int cmd_check(const ParsedArgs& a) {
     return k_ok;
 }
 
+// The BUDGET column of `list`: "r12/100,m2/20" (recipients, messages used/limit), "-" without.
+std::string budget_cell(const nlohmann::json& permit) {
+    const auto b = permit.value("budget", nlohmann::json::object());
+    std::string out;
+    for (const auto& [kind, tag] : {std::pair{"recipients", "r"}, std::pair{"messages", "m"}})
+        if (b.contains(kind) && b[kind].is_string()) out += (out.empty() ? "" : ",") + std::string(tag) + b[kind].get<std::string>();
+    return out.empty() ? "-" : out;
+}
+
 int cmd_list(const ParsedArgs& a) {
     daemon::ControlFailure why{};
     auto r = call(a, {{"cmd", "list"}}, &why);
@@ -274,12 +283,13 @@ int cmd_list(const ParsedArgs& a) {
         std::printf("%s\n", permits.dump(2).c_str());
         return k_ok;
     }
-    std::printf("%-40s %-20s %-21s %-21s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "SOURCE");
+    std::printf("%-40s %-20s %-21s %-21s %-15s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "BUDGET", "SOURCE");
     for (const auto& p : permits) {
         const auto raw = p.value("user", "");
         const auto user = raw.empty() ? std::string("-") : util::escape_value(raw);  // one row, no terminal escapes
-        std::printf("%-40s %-20s %-21s %-21s %s\n", p.value("ip", "").c_str(), user.c_str(),
-                    p.value("granted", "").c_str(), p.value("expires", "").c_str(), p.value("source", "").c_str());
+        std::printf("%-40s %-20s %-21s %-21s %-15s %s\n", p.value("ip", "").c_str(), user.c_str(),
+                    p.value("granted", "").c_str(), p.value("expires", "").c_str(), budget_cell(p).c_str(),
+                    p.value("source", "").c_str());
     }
     return k_ok;
 }
@@ -421,6 +431,11 @@ int cmd_status(const ParsedArgs& a) {
                     f.value("name", "").c_str(), f.value("connections", 0ULL), f.value("active", 0ULL),
                     f.value("refused", 0ULL), f.value("requests", 0ULL), f.value("permitted", 0ULL),
                     f.value("malformed", 0ULL));
+    if (const auto& l = r->value("limits", nlohmann::json::object()); !l.empty())  // [limits] refusals
+        std::printf("limits: recipients %llu, messages %llu, addresses_per_user %llu, permits_per_prefix %llu, "
+                    "replaced %llu, alerts %llu\n",
+                    l.value("recipients", 0ULL), l.value("messages", 0ULL), l.value("addresses_per_user", 0ULL),
+                    l.value("permits_per_prefix", 0ULL), l.value("replaced", 0ULL), l.value("alerts", 0ULL));
     return k_ok;
 }
 

@@ -127,7 +127,11 @@ nlohmann::json Daemon::control_check(const ControlRequest& req, const ControlPee
 
 nlohmann::json Daemon::control_list(const ControlRequest&, const ControlPeer&) {
     auto arr = nlohmann::json::array();
-    for (const auto& p : store_->list(clock_.now())) arr.push_back(permit_json(p));
+    for (const auto& p : store_->list(clock_.now())) {
+        auto j = permit_json(p);
+        if (auto b = budget_json(p); !b.empty()) j["budget"] = std::move(b);  // [limits] budgets
+        arr.push_back(std::move(j));
+    }
     return {{"ok", true}, {"permits", arr}};
 }
 
@@ -142,6 +146,9 @@ nlohmann::json Daemon::control_allow(const ControlRequest& req, const ControlPee
     }
     auto res = grant({std::move(*d.permit)}, {}, {}, static_cast<long>(peer.uid));
     if (!res) return {{"ok", false}, {"error", res.error().message}};
+    if (res->front().change == store::GrantOutcome::Change::refused && limits_ && !limits_->last_cap_refusal.empty())
+        return {{"ok", false}, {"error", "refused: " + limits_->last_cap_refusal + "; no permit granted"},
+                {"refused", "limit"}};
     if (res->front().change == store::GrantOutcome::Change::refused)
         return {{"ok", false}, {"error", "max_permits reached: no new permits until some expire"}};
     return {{"ok", true}, {"permit", permit_json(res->front().permit)},
@@ -188,7 +195,8 @@ nlohmann::json Daemon::control_status(const ControlRequest&, const ControlPeer&)
             {"refused", refused},
             {"expired", expired_}, {"revoked", revoked_},
             {"sources", srcs}, {"frontends", fes},
-            {"exports", exports::export_status_json(exports_.status())}};
+            {"exports", exports::export_status_json(exports_.status())},
+            {"limits", limits_status_json()}};
 }
 
 }  // namespace rp::daemon

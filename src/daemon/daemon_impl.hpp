@@ -25,6 +25,7 @@
 #include "core/time.hpp"
 #include "daemon/control_codec.hpp"
 #include "daemon/control_server.hpp"
+#include "daemon/limits_state.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/permit_policy.hpp"
 #include "daemon/privileges.hpp"
@@ -66,6 +67,9 @@ public:
     }
     // PermitOracle
     frontends::Verdict check(const core::Address& client) const override;
+    // Budgets: counts a permit's RCPT / END-OF-MESSAGE request (limits.cpp).
+    std::string_view spend(const core::Address& client, const frontends::Verdict& v, std::string_view state,
+                           std::uint64_t recipient_count) const override;
 
 private:
     // Start-up steps, in the order run() calls them (daemon.cpp).
@@ -102,6 +106,18 @@ private:
     const frontends::Frontend* find_frontend(std::string_view name) const;
     std::unique_ptr<frontends::Frontend> take_frontend(std::string_view name);
     void sort_frontends();
+
+    // limits.cpp: [limits] budgets, caps, alerts (docs/limits.md)
+    core::Status open_limits();  // start-up step after open_store
+    void apply_limits(const config::LimitsConfig& c);
+    core::Status open_counters();
+    void close_limits();
+    void apply_caps(std::vector<core::Permit>& permits, std::vector<std::string>& servers,
+                    std::vector<core::Permit>& refused);
+    void observe_grant(const core::Permit& p);
+    void limit_event(std::string_view kind, const core::Permit& p, const std::string& detail);
+    nlohmann::json limits_status_json() const;
+    nlohmann::json budget_json(const core::Permit& p) const;
 
     // reload.cpp
     static constexpr std::size_t k_none = static_cast<std::size_t>(-1);
@@ -187,6 +203,7 @@ private:
     mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
     std::uint64_t grants_ = 0, extends_ = 0, expired_ = 0, revoked_ = 0;
     std::map<std::string, std::uint64_t> grants_by_source_;  // created or extended, per source name
+    std::unique_ptr<LimitsState> limits_;  // [limits]; set by apply_settings (limits.cpp)
 };
 
 }  // namespace rp::daemon

@@ -46,15 +46,21 @@ frontends::Verdict Daemon::check(const core::Address& client) const {
 
 core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::Permit> permits,
                                                              std::span<const core::Checkpoint> cps,
-                                                             const std::vector<std::string>& servers, long by_uid) {
+                                                             const std::vector<std::string>& servers_in, long by_uid) {
+    // [limits] caps (permit_caps.hpp): refused permits leave the batch; their outcome is `refused`.
+    std::vector<std::string> servers = servers_in;
+    std::vector<core::Permit> capped;
+    apply_caps(permits, servers, capped);
     auto res = store_->grant(permits, cps, clock_.now());
     if (!res) return res;
+    for (auto& p : capped) res->push_back({store::GrantOutcome::Change::refused, std::move(p)});
     for (std::size_t i = 0; i < res->size(); ++i) {
         const auto& o = (*res)[i];
         if (o.change == store::GrantOutcome::Change::unchanged) continue;
         if (o.change == store::GrantOutcome::Change::refused) continue;  // max_permits: the store logs and counts
         const bool created = o.change == store::GrantOutcome::Change::created;
         (created ? grants_ : extends_)++;
+        observe_grant(o.permit);
         ++grants_by_source_[o.permit.source];
         log(Level::info, "{} {}{}", created ? "grant" : "extend",
             permit_text(o.permit, i < servers.size() ? std::string_view(servers[i]) : std::string_view()),
