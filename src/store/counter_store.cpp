@@ -121,6 +121,9 @@ core::Result<std::unique_ptr<CounterBackend>> open_counter_backend(const StoreOp
         return make_sqlite_counters(opts.state_dir + "/budgets.db");
     auto url = resolve_store_url(opts);
     if (!url) return url.error();
+    if (url->scheme != "redis")  // SQL engines: not yet (docs/limits.md)
+        return core::make_error("budgets are kept in Redis or the embedded store; " + url->redacted() +
+                                " cannot keep them yet (remove recipients/messages from [limits])");
     return make_shared_counters(*url);
 }
 
