@@ -65,9 +65,18 @@ core::Result<daemon::PermitFilter> filter_of(const ParsedArgs& a, nlohmann::json
 
 }  // namespace
 
+// The BUDGET column of `list`: "r12/100,m2/20" (recipients, messages used/limit), "-" without.
+static std::string budget_cell(const nlohmann::json& permit) {
+    const auto b = permit.value("budget", nlohmann::json::object());
+    std::string out;
+    for (const auto& [kind, tag] : {std::pair{"recipients", "r"}, std::pair{"messages", "m"}})
+        if (b.contains(kind) && b[kind].is_string()) out += (out.empty() ? "" : ",") + std::string(tag) + b[kind].get<std::string>();
+    return out.empty() ? "-" : out;
+}
+
 std::string format_permit_header() {
     char line[160];
-    std::snprintf(line, sizeof line, "%-40s %-20s %-21s %-21s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "SOURCE");
+    std::snprintf(line, sizeof line, "%-40s %-20s %-21s %-21s %-15s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "BUDGET", "SOURCE");
     return line;
 }
 
@@ -75,9 +84,11 @@ std::string format_permit_row(const nlohmann::json& p) {
     const auto raw = p.value("user", "");
     const auto user = raw.empty() ? std::string("-") : util::escape_value(raw);  // one row, no terminal escapes
     const auto source = util::escape_text(p.value("source", ""));
-    std::string line(40 + 20 + 21 + 21 + 5 + user.size() + source.size() + 64, '\0');
-    const int n = std::snprintf(line.data(), line.size(), "%-40s %-20s %-21s %-21s %s\n", p.value("ip", "").c_str(),
-                                user.c_str(), p.value("granted", "").c_str(), p.value("expires", "").c_str(), source.c_str());
+    const auto budget = budget_cell(p);
+    std::string line(40 + 20 + 21 + 21 + 16 + 5 + user.size() + source.size() + budget.size() + 64, '\0');
+    const int n = std::snprintf(line.data(), line.size(), "%-40s %-20s %-21s %-21s %-15s %s\n", p.value("ip", "").c_str(),
+                                user.c_str(), p.value("granted", "").c_str(), p.value("expires", "").c_str(),
+                                budget.c_str(), source.c_str());
     line.resize(n > 0 ? std::min(static_cast<std::size_t>(n), line.size() - 1) : 0);
     return line;
 }

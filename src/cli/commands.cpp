@@ -252,6 +252,7 @@ int cmd_check(const ParsedArgs& a) {
     return k_ok;
 }
 
+
 // Exit 0: granted (or spooled while the daemon is stopped); 1: the policy refused (an address in
 // `ignore`, a ttl beyond max_ttl, ...); 2: any other error.
 int allow_through_daemon(const ParsedArgs& a, const nlohmann::json& req, const core::Address& ip) {
@@ -390,6 +391,11 @@ int cmd_status(const ParsedArgs& a) {
                     f.value("refused", 0ULL), f.value("requests", 0ULL), f.value("permitted", 0ULL),
                     f.value("malformed", 0ULL));
     print_export_status(r->value("exports", nlohmann::json::array()));
+    if (const auto& l = r->value("limits", nlohmann::json::object()); !l.empty())  // [limits] refusals
+        std::printf("limits: recipients %llu, messages %llu, addresses_per_user %llu, permits_per_prefix %llu, "
+                    "replaced %llu, alerts %llu\n",
+                    l.value("recipients", 0ULL), l.value("messages", 0ULL), l.value("addresses_per_user", 0ULL),
+                    l.value("permits_per_prefix", 0ULL), l.value("replaced", 0ULL), l.value("alerts", 0ULL));
     return k_ok;
 }
 

@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "config/limits_toml.hpp"
 
 #include "util/endpoint.hpp"
 #include "util/redact.hpp"
@@ -333,6 +334,19 @@ core::Status parse_dropin_key(SourceConfig& s, const Ctx& c, const toml::node& v
     return core::ok();
 }
 
+// [limits]: budgets, caps and alerts (limits_toml.hpp).
+core::Status parse_limits(Config& cfg, const Ctx& c, const toml::node& n) {
+    auto t = n.as_table();
+    if (!t) return c.err(n, "limits", "expected a [limits] table");
+    for (const auto& [k, v] : *t) {
+        const std::string key = "limits." + std::string(k.str());
+        std::string error;
+        if (!parse_limits_key(cfg.limits, k.str(), v, error)) return c.err(v, key, "unknown key");
+        if (!error.empty()) return c.err(v, key, error);
+    }
+    return core::ok();
+}
+
 core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
     auto arr = n.as_array();
     if (!arr) return c.err(n, "source", "use [[source]] tables");
@@ -599,6 +613,7 @@ core::Result<Config> parse_config(std::string_view text, const std::string& file
         else if (k == "readsocket") st = parse_listener(cfg.readsocket, c, n, "readsocket", false);
         else if (k == "opensmtpd") st = parse_listener(cfg.opensmtpd, c, n, "opensmtpd", true);
         else if (k == "metrics") st = parse_metrics(cfg.metrics, c, n);
+        else if (k == "limits") st = parse_limits(cfg, c, n);
         else if (k == "policy") {
             if (!n.is_table()) st = c.err(n, "policy", "expected a [policy] table");
             else st = parse_policy(cfg, c, *n.as_table());

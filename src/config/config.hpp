@@ -16,6 +16,7 @@
 #include "core/address.hpp"
 #include "core/result.hpp"
 #include "core/time.hpp"
+#include "config/limits_config.hpp"
 
 namespace rp::config {
 
@@ -141,6 +142,7 @@ struct Config {
     MetricsConfig metrics;
     std::string relayclient;          // value `check --chain` gives RELAYCLIENT (qmail)
     bool ignore_mynetworks = false;   // add Postfix's mynetworks (postconf -h) to `ignore`
+    LimitsConfig limits;              // [limits]: budgets, caps, alerts (limits_config.hpp)
 
     static std::vector<core::Cidr> default_ignore();
     static SourceConfig default_source();  // the file source /var/log/mail.log

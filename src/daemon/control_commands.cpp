@@ -146,7 +146,10 @@ ControlReply Daemon::control_check(const ControlRequest& req, const ControlPeer&
 ControlReply Daemon::control_list(const ControlRequest& req, const ControlPeer&) {
     if (req.static_list) return reply(static_allow_json());
     PermitFilter filter{req.user, req.network, req.source};
-    return {"", std::make_unique<PermitListStream>(store_->table(), clock_, std::move(filter))};
+    return {"", std::make_unique<PermitListStream>(store_->table(), clock_, std::move(filter),
+        [this](const core::Permit& p, nlohmann::json& j) {
+            if (auto b = budget_json(p); !b.empty()) j["budget"] = std::move(b);  // [limits] budgets
+        })};
 }
 
 ControlReply Daemon::control_allow(const ControlRequest& req, const ControlPeer& peer) {
@@ -160,6 +163,9 @@ ControlReply Daemon::control_allow(const ControlRequest& req, const ControlPeer&
     }
     auto res = grant({std::move(*d.permit)}, {}, {}, static_cast<long>(peer.uid));
     if (!res) return reply({{"ok", false}, {"error", res.error().message}});
+    if (res->front().change == store::GrantOutcome::Change::refused && limits_ && !limits_->last_cap_refusal.empty())
+        return reply({{"ok", false}, {"error", "refused: " + limits_->last_cap_refusal + "; no permit granted"},
+                {"refused", "limit"}});
     if (res->front().change == store::GrantOutcome::Change::refused)
         return reply({{"ok", false}, {"error", "max_permits reached: no new permits until some expire"}});
     return reply({{"ok", true}, {"permit", permit_json(res->front().permit)},
@@ -179,6 +185,10 @@ ControlReply Daemon::control_revoke(const ControlRequest& req, const ControlPeer
 }
 
 // The reply is rendered from the same DaemonStats as /metrics and /health (daemon_stats.hpp).
-ControlReply Daemon::control_status(const ControlRequest&, const ControlPeer&) { return reply(status_json(collect_stats())); }
+ControlReply Daemon::control_status(const ControlRequest&, const ControlPeer&) {
+    auto j = status_json(collect_stats());
+    j["limits"] = limits_status_json();
+    return reply(j);
+}
 
 }  // namespace rp::daemon

@@ -30,6 +30,7 @@
 #include "daemon/daemon_stats.hpp"
 #include "daemon/metrics_server.hpp"
 #include "daemon/sd_notify.hpp"
+#include "daemon/limits_state.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/permit_policy.hpp"
 #include "daemon/privileges.hpp"
@@ -77,6 +78,9 @@ public:
     // PermitAccess (the whoson source's LOGOUT and QUERY; grant_core.cpp)
     core::Result<std::size_t> revoke(const core::Address& a, std::string_view source) override;
     std::optional<core::Permit> find(const core::Address& a) const override { return store_->find(a, clock_.now()); }
+    // Budgets: counts a permit's RCPT / END-OF-MESSAGE request (limits.cpp).
+    std::string_view spend(const core::Address& client, const frontends::Verdict& v, std::string_view state,
+                           std::uint64_t recipient_count) const override;
 
 private:
     // Start-up steps, in the order run() calls them (daemon.cpp).
@@ -113,6 +117,18 @@ private:
     const frontends::Frontend* find_frontend(std::string_view name) const;
     std::unique_ptr<frontends::Frontend> take_frontend(std::string_view name);
     void sort_frontends();
+
+    // limits.cpp: [limits] budgets, caps, alerts (docs/limits.md)
+    core::Status open_limits();  // start-up step after open_store
+    void apply_limits(const config::LimitsConfig& c);
+    core::Status open_counters();
+    void close_limits();
+    void apply_caps(std::vector<core::Permit>& permits, std::vector<std::string>& servers,
+                    std::vector<core::Permit>& refused);
+    void observe_grant(const core::Permit& p);
+    void limit_event(std::string_view kind, const core::Permit& p, const std::string& detail);
+    nlohmann::json limits_status_json() const;
+    nlohmann::json budget_json(const core::Permit& p) const;
 
     // reload.cpp
     static constexpr std::size_t k_none = static_cast<std::size_t>(-1);
@@ -226,6 +242,7 @@ private:
     std::unique_ptr<MetricsServer> metrics_;
     std::unique_ptr<SdWatchdog> watchdog_;
     std::string last_status_;  // the STATUS= text last sent
+    std::unique_ptr<LimitsState> limits_;  // [limits]; set by apply_settings (limits.cpp)
 };
 
 }  // namespace rp::daemon

@@ -58,9 +58,14 @@ core::Result<std::size_t> Daemon::revoke(const core::Address& a, std::string_vie
 
 core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::Permit> permits,
                                                              std::span<const core::Checkpoint> cps,
-                                                             const std::vector<std::string>& servers, long by_uid) {
+                                                             const std::vector<std::string>& servers_in, long by_uid) {
+    // [limits] caps (permit_caps.hpp): refused permits leave the batch; their outcome is `refused`.
+    std::vector<std::string> servers = servers_in;
+    std::vector<core::Permit> capped;
+    apply_caps(permits, servers, capped);
     auto res = store_->grant(permits, cps, clock_.now());
     if (!res) return res;
+    for (auto& p : capped) res->push_back({store::GrantOutcome::Change::refused, std::move(p)});
     for (std::size_t i = 0; i < res->size(); ++i) {
         const auto& o = (*res)[i];
         if (o.change == store::GrantOutcome::Change::unchanged) continue;
@@ -68,6 +73,7 @@ core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::P
         const bool created = o.change == store::GrantOutcome::Change::created;
         (created ? grants_ : extends_)++;
         ++grants_by_server_[{o.permit.source, i < servers.size() ? servers[i] : std::string()}];
+        observe_grant(o.permit);
         log(Level::info, "{} {}{}", created ? "grant" : "extend",
             permit_text(o.permit, i < servers.size() ? std::string_view(servers[i]) : std::string_view()),
             by_uid >= 0 ? fmt::format(" by=uid:{}", by_uid) : std::string());

@@ -19,8 +19,10 @@ nlohmann::json permit_json(const core::Permit& p) {
             {"granted", core::format_time(p.granted)}, {"expires", core::format_time(p.expires)}};
 }
 
-PermitListStream::PermitListStream(const store::PermitTable& table, const core::Clock& clock, PermitFilter filter)
-    : table_(table), clock_(clock), filter_(std::move(filter)), cursor_(table.open_cursor()) {}
+PermitListStream::PermitListStream(const store::PermitTable& table, const core::Clock& clock, PermitFilter filter,
+                                   Decorate decorate)
+    : table_(table), clock_(clock), filter_(std::move(filter)), decorate_(std::move(decorate)),
+      cursor_(table.open_cursor()) {}
 
 bool PermitListStream::next(std::string& out) {
     if (!started_) {
@@ -31,7 +33,9 @@ bool PermitListStream::next(std::string& out) {
         if (!filter_.matches(p)) return;
         if (!first_) out += ',';
         first_ = false;
-        out += permit_json(p).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        auto j = permit_json(p);
+        if (decorate_) decorate_(p, j);
+        out += j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     });
     if (more) return true;
     out += "]}\n";

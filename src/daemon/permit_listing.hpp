@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -43,13 +44,17 @@ inline constexpr std::size_t k_list_piece = 128;  // records examined per piece
 class PermitListStream final : public ControlReplyStream {
 public:
     // `table` and `clock` must outlive the stream (the daemon's store and clock).
-    PermitListStream(const store::PermitTable& table, const core::Clock& clock, PermitFilter filter);
+    // Adds fields of other features to a row (the budget of [limits]); may be empty.
+    using Decorate = std::function<void(const core::Permit&, nlohmann::json&)>;
+    PermitListStream(const store::PermitTable& table, const core::Clock& clock, PermitFilter filter,
+                     Decorate decorate = {});
     bool next(std::string& out) override;
 
 private:
     const store::PermitTable& table_;
     const core::Clock& clock_;
     PermitFilter filter_;
+    Decorate decorate_;
     std::shared_ptr<store::PermitTable::Cursor> cursor_;
     bool started_ = false;
     bool first_ = true;

@@ -86,6 +86,7 @@ void Daemon::apply_settings(const config::Config& cfg) {
         cfg_.ignore.insert(cfg_.ignore.end(), nets.begin(), nets.end());
     }
     grant_policy_ = PermitPolicy({cfg_.ignore, cfg_.ttl, cfg_.max_ttl, cfg_.ipv6_prefix});
+    apply_limits(cfg_.limits);
 }
 
 core::Result<std::unique_ptr<frontends::Frontend>> Daemon::open_frontend(const FrontendKind& kind,

@@ -109,4 +109,7 @@ private:
     WorkerThread worker_;
 };
 
+// `store = URL` parsed, with the password from store_password_file when one is named.
+core::Result<StoreUrl> resolve_store_url(const StoreOptions& opts);
+
 }  // namespace rp::store
