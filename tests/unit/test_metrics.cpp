@@ -48,7 +48,7 @@ TEST(MetricsHttpTest, RoutesGetAndHeadOfTwoPathsOnly) {
         {"DELETE elsewhere", "DELETE /x HTTP/1.1\r\n\r\n", "E404"},
         {"a body", "GET /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", "E413"},
         {"chunked", "GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "E400"},
-        {"garbage", std::string("\x16\x03\x01\x02\x00 hello\r\n\r\n", 17), "E400"},
+        {"garbage", std::string("\x16\x03\x01\x02\x00 hello\r\n\r\n", 15), "E400"},
         {"HTTP/2", "GET /metrics HTTP/2.0\r\n\r\n", "E400"},
         {"folded header", "GET /metrics HTTP/1.1\r\nX: a\r\n b\r\n\r\n", "E400"},
         {"huge header", "GET /metrics HTTP/1.1\r\nX: " + std::string(9000, 'a') + "\r\n\r\n", "E400"},
