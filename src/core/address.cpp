@@ -10,9 +10,11 @@ namespace {
 constexpr std::array<std::uint8_t, 12> k_v4_mapped_prefix = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 // inet_pton needs a NUL-terminated string; addresses are short, so copy into a stack buffer.
+// A NUL inside the text would end the C string early ("192.0.2.1\0junk" read as 192.0.2.1): the
+// whole text must be the address, so such text is refused (found by fuzz/address_fuzz).
 bool pton(int af, std::string_view text, void* out) {
     char buf[64];
-    if (text.empty() || text.size() >= sizeof buf) return false;
+    if (text.empty() || text.size() >= sizeof buf || text.find('\0') != std::string_view::npos) return false;
     std::memcpy(buf, text.data(), text.size());
     buf[text.size()] = '\0';
     return inet_pton(af, buf, out) == 1;

@@ -24,7 +24,10 @@ Result<Duration> parse_duration(std::string_view text) {
         else if (text.starts_with("d")) { unit_ms = 86'400'000; text.remove_prefix(1); }
         else if (!text.empty() || any)
             return make_error("bad duration '" + original + "' (use e.g. 90s, 30m, 2h, 1d)");
-        if (n > (std::int64_t{1} << 40) / unit_ms) return make_error("duration too long: '" + original + "'");
+        // Each part and the sum stay within 2^40 ms (~35 years): a long enough "1099511627775ms..."
+        // chain would otherwise overflow the sum (undefined behaviour).
+        if (n > (std::int64_t{1} << 40) / unit_ms || total_ms > (std::int64_t{1} << 40) - n * unit_ms)
+            return make_error("duration too long: '" + original.substr(0, 64) + "'");
         total_ms += n * unit_ms;
         any = true;
     }

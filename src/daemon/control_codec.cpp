@@ -149,7 +149,10 @@ core::Status parse_import_fields(const Json& req, unsigned present, ControlReque
 // The fields present besides "cmd", checked against the command's row.
 core::Result<unsigned> present_fields(const Json& req, const ControlCommandSpec& spec) {
     unsigned present = 0;
-    for (const auto& [key, value] : req.items()) {
+    // Not a structured binding: a lambda may capture one only from C++20 on, and clang before 16
+    // rejects that (the libFuzzer build uses clang 14).
+    for (const auto& item : req.items()) {
+        const std::string& key = item.key();
         if (key == "cmd") continue;
         const auto f = std::find_if(k_fields.begin(), k_fields.end(), [&](const FieldName& n) { return n.name == key; });
         if (f == k_fields.end() || ((spec.required | spec.optional) & f->bit) == 0)

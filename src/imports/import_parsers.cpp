@@ -49,6 +49,48 @@ std::optional<std::int64_t> parse_epoch(std::string_view s) {
     return v;
 }
 
+// `n` decimal digits at `pos` (no sign, no space: sscanf's %d took " -1" and "+1").
+bool fixed_digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
+    out = 0;
+    for (std::size_t i = pos; i < pos + n; ++i) {
+        if (i >= s.size() || s[i] < '0' || s[i] > '9') return false;
+        out = out * 10 + (s[i] - '0');
+    }
+    return true;
+}
+
+// "YYYY-MM-DD HH:MM:SS" (or 'T'), optional fraction, optional zone "Z", "+00", "+00:00", "+0000",
+// in UTC. Every field is fixed-width digits within its range, and the day exists in its month
+// (timegm would carry "02-31" into March and "-1:00:00" into the day before, before 1970 even;
+// found by fuzz/import_sql_fuzz). A leap second (":60") reads as the next minute's first second, as timegm does.
+std::optional<core::Time> parse_sql_datetime(std::string_view text) {
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+    if (text.size() < 19 || text[4] != '-' || text[7] != '-' || (text[10] != ' ' && text[10] != 'T') ||
+        text[13] != ':' || text[16] != ':' || !fixed_digits(text, 0, 4, y) || !fixed_digits(text, 5, 2, mo) ||
+        !fixed_digits(text, 8, 2, d) || !fixed_digits(text, 11, 2, h) || !fixed_digits(text, 14, 2, mi) ||
+        !fixed_digits(text, 17, 2, s))
+        return std::nullopt;
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+    std::string_view rest = text.substr(19);
+    if (!rest.empty() && rest.front() == '.') {
+        rest.remove_prefix(1);
+        while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front()))) rest.remove_prefix(1);
+    }
+    if (!(rest.empty() || rest == "Z" || rest == "+00" || rest == "+00:00" || rest == "+0000")) return std::nullopt;
+    std::tm tm{};
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = s == 60 ? 59 : s;
+    const std::time_t t = ::timegm(&tm);
+    std::tm check{};
+    ::gmtime_r(&t, &check);
+    if (check.tm_mday != d || check.tm_mon != mo - 1) return std::nullopt;  // "2026-02-31"
+    return core::from_unix_seconds(static_cast<std::int64_t>(t) + (s == 60 ? 1 : 0));
+}
+
 // Splits "KEY<white>VALUE" (makemap's rule); nullopt when there is no value.
 std::optional<std::pair<std::string_view, std::string_view>> key_value(std::string_view line) {
     std::size_t k = 0;
@@ -184,28 +226,7 @@ std::optional<core::Time> parse_sql_time(std::string_view text) {
         }
         return core::from_unix_seconds(*whole);
     }
-    // "YYYY-MM-DD HH:MM:SS" (or 'T'), optional fraction, optional zone "Z", "+00", "+00:00".
-    std::tm tm{};
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-    char sep = 0;
-    if (text.size() < 19 || std::sscanf(std::string(text.substr(0, 19)).c_str(), "%4d-%2d-%2d%c%2d:%2d:%2d", &y, &mo,
-                                        &d, &sep, &h, &mi, &s) != 7)
-        return std::nullopt;
-    if ((sep != ' ' && sep != 'T') || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
-        return std::nullopt;
-    std::string_view rest = text.substr(19);
-    if (!rest.empty() && rest.front() == '.') {
-        rest.remove_prefix(1);
-        while (!rest.empty() && std::isdigit(static_cast<unsigned char>(rest.front()))) rest.remove_prefix(1);
-    }
-    if (!(rest.empty() || rest == "Z" || rest == "+00" || rest == "+00:00" || rest == "+0000")) return std::nullopt;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = s;
-    return core::from_unix_seconds(static_cast<std::int64_t>(::timegm(&tm)));
+    return parse_sql_datetime(text);
 }
 
 ImportBatch parse_sql_rows(std::span<const std::vector<std::optional<std::string>>> rows) {

@@ -71,6 +71,9 @@ std::string Endpoint::to_string() const {
 core::Result<Endpoint> parse_endpoint(std::string_view text) {
     const std::string original(text);
     Endpoint ep;
+    // The socket layer reads host and path as C strings: a NUL would cut them short, so that
+    // "unix:/run/a\0b" bound /run/a (found by fuzz/endpoint_fuzz).
+    if (text.find('\0') != std::string_view::npos) return make_error("endpoint holds a NUL byte: '" + util::escape_value(original) + "'");
     if (text.starts_with("unix:")) {
         ep.kind = Endpoint::Kind::unix_stream;
         ep.path = std::string(text.substr(5));
