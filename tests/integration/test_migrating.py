@@ -34,7 +34,7 @@ from typing import Optional
 import pytest
 
 from conftest import _failed
-from rp_harness import (DEFAULT_TIMEOUT, PolicyClient, Relaypermit, free_port, make_dir, port_accepts,
+from rp_harness import (DEFAULT_TIMEOUT, PolicyClient, Postfix, Relaypermit, free_port, make_dir, port_accepts,
                         run, tail, unix_answers, wait_until)
 from store_sql import MariaDbServer, PostgresServer, have_mariadb, have_postgres
 from test_dropins import call_drac, drac_client, rpcbind, stderr_has, udp_ask  # noqa: F401 (fixtures)
@@ -261,19 +261,61 @@ def db_load(path: Path, kind: str, records: dict[bytes, bytes]) -> None:
     assert r.returncode == 0, r.stderr
 
 
+class OldPostfix(Postfix):
+    """The pop-before-smtp site's Postfix: its access map line in smtpd_recipient_restrictions
+    (smtpd_relay_restrictions empty, as on a site that predates it), one restriction per line."""
+
+    def __init__(self, root: Path, map_line: str):
+        super().__init__(root, "unused", root / "unused.sock")
+        self.restrictions = ["permit_mynetworks,", f"{map_line},", "reject_unauth_destination"]
+
+    def write_config(self) -> None:
+        super().write_config()
+        main = self.conf_dir / "main.cf"
+        lines = [line for line in main.read_text().splitlines()
+                 if not line.startswith(("smtpd_relay_restrictions", "smtpd_recipient_restrictions"))]
+        lines += ["smtpd_relay_restrictions =", "smtpd_recipient_restrictions ="]
+        lines += [f"    {r}" for r in self.restrictions]
+        main.write_text("\n".join(lines) + "\n")
+
+    def edit_and_reload(self, old: str, new_lines: list[str]) -> None:
+        """Step 3 as an admin does it: the old line replaced by the guide's lines, `postfix reload`."""
+        main = self.conf_dir / "main.cf"
+        text = main.read_text()
+        assert f"    {old}\n" in text, text
+        main.write_text(text.replace(f"    {old}\n", "".join(f"{line}\n" for line in new_lines)))
+        r = run(["postfix", "-c", self.conf_dir, "reload"])
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    def relays(self, source: str) -> bool:
+        return self.rcpt(source)[0] == 250
+
+
 def test_pop_before_smtp_guide(site, dovecot):
-    """docs/migrating/pop-before-smtp.md: the hash DB Postfix reads (checked with postmap -q) is
-    imported with now + ttl; the log source of the guide's toml grants a new Dovecot login; the
-    guide's policy line answers for the imported address."""
+    """docs/migrating/pop-before-smtp.md: the site's Postfix relays for the addresses in the hash
+    DB (made by db_load); the DB is imported with now + ttl; after the guide's main.cf edit and
+    `postfix reload` the same Postfix relays for the imported address through relaypermit and
+    for a new Dovecot login read by the guide's log source, and still refuses others."""
+    if shutil.which("postfix") is None or "hash" not in run(["postconf", "-m"]).stdout.split():
+        pytest.skip("Postfix with hash: maps missing (scripts/install-deps.sh --test)")
     text = guide("pop-before-smtp")
     toml = blocks(section(text, "relaypermit.toml"), "toml")[0]
+    cut = section(text, "Cut-over")
     # The old state: pop-before-smtp.pl's DB_File hash, keys NUL-terminated as Postfix's hash:
-    # lookups try them; the admin's Postfix reads it (the map line the guide replaces).
+    # lookups try them, read by the site's Postfix through the map line the guide replaces.
     db = site.path("/etc/postfix/pop-before-smtp.db")
-    db_load(db, "hash", {b"192.0.2.10\0": b"ok\0", b"192.0.2.11\0": b"ok\0", b"junk\0": b"ok\0"})
-    old_line = re.search(r"#\s*check_client_access (hash:\S+),", section(text, "Cut-over")).group(1)
-    if shutil.which("postmap"):
-        assert run(["postmap", "-q", "192.0.2.10", site.rooted(old_line)]).stdout.strip() == "ok"
+    db_load(db, "hash", {b"192.0.2.10\0": b"ok\0", b"127.0.0.13\0": b"ok\0", b"junk\0": b"ok\0"})
+    old_line = re.search(r"#\s*(check_client_access hash:\S+),", cut).group(1)
+    postfix = OldPostfix(site.dir / "postfix", site.rooted(old_line))
+    postfix.start()
+    try:
+        pop_before_smtp_cutover(site, text, toml, cut, dovecot, postfix, old_line)
+    finally:
+        postfix.stop()
+
+
+def pop_before_smtp_cutover(site, text, toml, cut, dovecot, postfix, old_line) -> None:
+    assert postfix.relays("127.0.0.13") and not postfix.relays("127.0.0.14")
     # The mail log is the one Dovecot writes (the guide's $logfile).
     log = site.path("/var/log/mail.log")
     log.symlink_to(dovecot.log_path)
@@ -289,14 +331,18 @@ def test_pop_before_smtp_guide(site, dovecot):
     check = span(section(text, "Check"), r"^relaypermit check ")
     assert "permitted" in site.ok(check)
     assert listed(site)["192.0.2.10"] == "import:pop-before-smtp"
-    p = d.permit_for("192.0.2.11")
+    p = d.permit_for("127.0.0.13")
     assert p["source"] == "import:pop-before-smtp" and abs(expiry(p) - (time.time() + 1800)) < 60, p
-    # The MTA side of step 3: Postfix's policy request for the imported client is permitted.
-    assert policy_action(port, "192.0.2.10") == "OK"
-    assert policy_action(port, "192.0.2.99") != "OK"
-    # Logins from now on are granted from the log.
+    # Step 3: the guide's main.cf lines in place of the map line, postfix reload.
+    step3 = [b for b in blocks(cut) if "check_policy_service" in b]
+    assert len(step3) == 1, step3
+    postfix.edit_and_reload(site.rooted(old_line) + ",", site.rooted(step3[0]).splitlines())
+    # Logins from now on are granted from the log (the same Dovecot the old system read).
     assert dovecot.login_pop3("alice", "alice-secret", "127.0.0.12").returncode == 0
     d.wait_permitted("127.0.0.12")
+    wait_until(lambda: postfix.relays("127.0.0.12"), what="Postfix to relay for the new login after reload")
+    assert postfix.relays("127.0.0.13") and not postfix.relays("127.0.0.14")
+    assert "check_policy_service" in run(["postconf", "-c", postfix.conf_dir, "-h", "smtpd_recipient_restrictions"]).stdout
 
 
 # ---- DRAC ---------------------------------------------------------------------------------------
@@ -304,17 +350,37 @@ def test_pop_before_smtp_guide(site, dovecot):
 def test_drac_guide(site, drac_client, rpcbind):  # noqa: F811 (fixtures)
     """docs/migrating/drac.md: dracd.db (btree) imported with each expiry, the expired entry
     skipped; the guide's rpcinfo checks pass; a dracauth() call through rpcbind from a caller
-    that the guide's dracd.allow lists grants; the MTA's policy request is answered."""
+    that the guide's dracd.allow lists grants; the site's Postfix, which relayed through the
+    dracd map, relays through relaypermit after step 4's edit and `postfix reload`."""
     text = guide("drac")
     toml = blocks(section(text, "relaypermit.toml"), "toml")[0]
+    cut = section(text, "Cut-over")
     now = int(time.time())
     db_load(site.path("/etc/mail/dracd.db"), "btree",
             {b"192.0.2.20\0": f"{now + 900}\0".encode(), b"192.0.2.21\0": f"{now - 60}\0".encode(),
-             b"2001:db8::20\0": f"{now + 1200}\0".encode()})
+             b"2001:db8::20\0": f"{now + 1200}\0".encode(), b"127.0.0.24\0": f"{now + 900}\0".encode()})
     allow = site.path("/etc/mail/dracd.allow")
     allow.write_text("# netmask netaddr: the POP/IMAP servers on this host\n255.0.0.0 127.0.0.0\n")
+    # The site's Postfix reads dracd.db (an all-numerical access result is OK).
+    old_line, new_line = re.search(r"Postfix: replace `(check_client_access btree:\S+)` with\s+`(check_policy_service [^`]+)`",
+                                   cut).groups()
+    postfix = None
+    if shutil.which("postfix") and "btree" in run(["postconf", "-m"]).stdout.split():
+        postfix = OldPostfix(site.dir / "postfix", site.rooted(old_line))
+        postfix.start()
+    try:
+        drac_cutover(site, text, toml, cut, now, allow, drac_client, postfix, old_line, new_line)
+    finally:
+        if postfix is not None:
+            postfix.stop()
+
+
+def drac_cutover(site, text, toml, cut, now, allow, drac_client, postfix, old_line, new_line) -> None:  # noqa: F811
+    if postfix is not None:
+        assert postfix.relays("127.0.0.24") and not postfix.relays("127.0.0.25")
     port = guide_policy_port(site, text)
-    site.install_config(toml)
+    # Test-only: loopback is the only place the test's SMTP client can come from.
+    site.install_config(toml, prelude='ignore = ["127.0.0.1/32"]')
     site.ok("relaypermit config check")
     d = site.start(port)
     wait_until(lambda: stderr_has(d, "registered with rpcbind") or stderr_has(d, "cannot register"),
@@ -323,7 +389,7 @@ def test_drac_guide(site, drac_client, rpcbind):  # noqa: F811 (fixtures)
     step2 = re.search(r"`(rpcinfo -p \| grep 900101)`", section(text, "Cut-over")).group(1)
     registered = {tuple(line.split()[1:3]) for line in site.ok(step2).splitlines()}
     assert registered >= {("1", "udp"), ("1", "tcp"), ("2", "udp"), ("2", "tcp")}, registered
-    run_cutover_imports(site, text, "drac", {"imported": 2, "expired": 1, "malformed": 0, "refused": 0, "skipped": 0})
+    run_cutover_imports(site, text, "drac", {"imported": 3, "expired": 1, "malformed": 0, "refused": 0, "skipped": 0})
     p = d.permit_for("192.0.2.20")
     assert p["source"] == "import:drac" and abs(expiry(p) - (now + 900)) <= 2, p
     assert d.permit_for("2001:db8::20") is not None and d.check("192.0.2.21").returncode == 1
@@ -336,6 +402,11 @@ def test_drac_guide(site, drac_client, rpcbind):  # noqa: F811 (fixtures)
     assert grant_logged(d, "192.0.2.22", "server=drac")
     assert listed(site)["192.0.2.20"] == "import:drac"
     assert policy_action(port, "192.0.2.20") == "OK" and policy_action(port, "192.0.2.21") != "OK"
+    if postfix is not None:  # step 4
+        postfix.edit_and_reload(site.rooted(old_line) + ",", [f"    {site.rooted(new_line)},"])
+        assert call_drac(drac_client, "udp", "127.0.0.26") == "0"
+        wait_until(lambda: postfix.relays("127.0.0.26"), what="Postfix to relay for a DRAC grant after reload")
+        assert postfix.relays("127.0.0.24") and not postfix.relays("127.0.0.25")
     # A caller that dracd.allow does not list is refused, as rpc.dracd refuses it.
     allow.write_text("255.255.255.255 192.0.2.1\n")
     d.stop()
