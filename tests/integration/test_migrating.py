@@ -38,6 +38,8 @@ from rp_harness import (DEFAULT_TIMEOUT, PolicyClient, Postfix, Relaypermit, fre
                         run, tail, unix_answers, wait_until)
 from store_sql import MariaDbServer, PostgresServer, have_mariadb, have_postgres
 from test_dropins import call_drac, drac_client, rpcbind, stderr_has, udp_ask  # noqa: F401 (fixtures)
+from mta_servers import Sendmail
+from test_mta_real import sendmail_relays
 from test_fifo_journald import _start_activated as start_activated
 from test_syslog_source import free_udp_port
 
@@ -532,19 +534,20 @@ def makemap_dump(db: Path) -> list[str]:
 
 def test_sendmail_access_guide(site):
     """docs/migrating/sendmail-access.md: the old access file (admin's entries and the patch's
-    RELAY lines) split with the guide's grep, the RELAY lines imported; the export writes an
-    access.db that Sendmail's makemap reads with the admin's entries and one `connect:IP RELAY`
-    per permit; a graceful stop leaves only the admin's entries (the guide's roll-back)."""
+    RELAY lines) and its access.db made with makemap, read by a real Sendmail; split with the
+    guide's grep, the RELAY lines imported after the start; the export's access.db, read by
+    makemap and by the same Sendmail, has the admin's entries and one `connect:IP RELAY` per
+    permit: the old client still relays, the admin's network too, others do not; a graceful stop
+    leaves only the admin's entries (the guide's roll-back)."""
     if not os.access(MAKEMAP, os.X_OK):
         pytest.skip(f"{MAKEMAP} missing: run scripts/install-test-mtas.sh (or set RP_MAKEMAP)")
     text = guide("sendmail-access")
     toml = blocks(section(text, "relaypermit.toml"), "toml")[0]
-    cut = section(text, "Cut-over")
     access = site.path("/etc/mail/access")
     access.parent.mkdir(parents=True)
-    access.write_text("# admin's entries\nspam.example.com\tREJECT\n198.51.100\tRELAY\nConnect:10 RELAY\n"
+    access.write_text("# admin's entries\nspam.example.com\tREJECT\n198.51.100\tRELAY\nConnect:127.0.1 RELAY\n"
                       "From:partner.example\tOK\n"
-                      "# added by the SMTP-after-POP patch\n192.0.2.50\tRELAY\nConnect:192.0.2.51 RELAY\n"
+                      "# added by the SMTP-after-POP patch\n192.0.2.50\tRELAY\nConnect:127.0.0.51 RELAY\n"
                       "IPv6:2001:db8::50\tRELAY\n")
     # The old state as Sendmail used it: makemap hash, as the patch runs it.
     r = subprocess.run([str(MAKEMAP), "-C", "/dev/null", "hash", str(access)], input=access.read_text(), text=True,
@@ -552,33 +555,52 @@ def test_sendmail_access_guide(site):
     assert r.returncode == 0, r.stderr
     old = makemap_dump(site.path("/etc/mail/access.db"))
     assert any(line.startswith("192.0.2.50") for line in old), old
+    sendmail = None
+    if Sendmail.skip_reason() is None and shutil.which("m4"):
+        sendmail = Sendmail(site.dir / "sendmail", free_port(), f"hash -T<TMPF> -o {access}")
+        sendmail.start()
+    try:
+        sendmail_cutover(site, text, toml, sendmail)
+    finally:
+        if sendmail is not None:
+            sendmail.stop()
+
+
+def sendmail_cutover(site: Site, text: str, toml: str, sendmail: Optional[Sendmail]) -> None:
+    relays = sendmail_relays(sendmail) if sendmail is not None else None
+    if relays:
+        assert relays("127.0.0.51") and relays("127.0.1.5") and not relays("127.0.0.52")
+    cut = section(text, "Cut-over")
     site.path("/var/log/mail.log").write_text("")
     # Step 1: split off the admin's part with the guide's own grep.
-    split = span(cut, r"^grep -v ")
-    site.ok(split)
+    site.ok(span(cut, r"^grep -v "))
     static = site.path("/etc/mail/access.static").read_text()
-    assert "spam.example.com" in static and "198.51.100\tRELAY" in static and "Connect:10 " in static, static
-    assert "192.0.2.5" not in static and "2001:db8" not in static, static
-    # Step 2: config, start (from now on relaypermit writes access.db).
-    site.install_config(toml)
+    assert "spam.example.com" in static and "198.51.100\tRELAY" in static and "Connect:127.0.1 " in static, static
+    assert "192.0.2.5" not in static and "127.0.0.51" not in static and "2001:db8" not in static, static
+    # Steps 2 and 4 (3, the patch's hook, does not exist here): config, start.
+    site.install_config(toml, prelude='ignore = ["127.0.0.1/32"]')  # test-only: clients are on loopback
     site.ok("relaypermit config check")
     d = site.start()
     run_cutover_imports(site, text, "sendmail-access",
                         {"imported": 3, "expired": 0, "malformed": 0, "refused": 0, "skipped": 4})
-    assert listed(site)["192.0.2.51"] == "import:sendmail-access"
+    assert listed(site)["127.0.0.51"] == "import:sendmail-access"
     # Check: makemap -u lists the admin's entries and one connect:IP RELAY per permit.
     check = span(section(text, "Check"), r"^makemap -u hash")
-    want = {"connect:192.0.2.50", "connect:192.0.2.51"}
+    want = {"connect:192.0.2.50", "connect:127.0.0.51"}
     dump = wait_until(lambda: (lambda out: out if want <= {line.split()[0] for line in out} else None)(
         makemap_dump(Path(site.rooted(check.split()[-1])))), what="the imported permits in access.db")
     keys = {line.split()[0].lower(): line.split()[-1] for line in dump}
-    assert keys["spam.example.com"] == "REJECT" and keys["198.51.100"] == "RELAY" and keys["connect:10"] == "RELAY"
+    assert keys["spam.example.com"] == "REJECT" and keys["198.51.100"] == "RELAY" and keys["connect:127.0.1"] == "RELAY"
     assert keys["from:partner.example"] == "OK" and keys["connect:192.0.2.50"] == "RELAY"
     assert any(k.startswith("connect:ipv6:2001:db8:") or k.startswith("connect:2001:db8:") for k in keys), keys
+    if relays:  # the same Sendmail, unchanged, reads relaypermit's access.db
+        assert relays("127.0.0.51") and relays("127.0.1.5") and not relays("127.0.0.52")
     # Roll back: a graceful stop rewrites access.db with the admin's entries only.
     assert d.stop() == 0
     after = {line.split()[0].lower() for line in makemap_dump(site.path("/etc/mail/access.db"))}
-    assert after == {"spam.example.com", "198.51.100", "connect:10", "from:partner.example"}, after
+    assert after == {"spam.example.com", "198.51.100", "connect:127.0.1", "from:partner.example"}, after
+    if relays:
+        assert relays("127.0.1.5") and not relays("127.0.0.51")
 
 
 # ---- smtp-poplock -------------------------------------------------------------------------------
