@@ -436,7 +436,12 @@ def test_sql_table_guide(site, workdir, scheme):
     toml = blocks(section(text, "relaypermit.toml"), "toml")[0]
     cut = section(text, "Cut-over")
     with server_class(make_dir(workdir / f"sql-{scheme}-{os.getpid()}"), "s3cret") as db:
-        # The recipe's table, written by the old post-login script (time = the login, server time).
+        # The recipe's table, written by the old post-login script: `time` is the login in the
+        # server's local time, which is not UTC here (a server in Berlin, or one hour east).
+        if scheme == "postgresql":
+            db.sql("ALTER DATABASE relaypermit SET timezone TO 'Europe/Berlin'")
+        else:
+            db.sql("SET GLOBAL time_zone = '+01:00'")
         db.sql("CREATE TABLE relay (ip varchar(46) PRIMARY KEY, time timestamp NOT NULL)")
         db.sql("INSERT INTO relay VALUES ('192.0.2.30', now() - interval '2' minute), "
                "('192.0.2.31', now() - interval '3' hour), ('2001:db8::30', now())")
