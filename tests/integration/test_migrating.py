@@ -26,6 +26,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -498,6 +499,13 @@ def test_relay_ctrl_guide(site):
     site.ports["udp:127.0.0.1:811"] = f"udp:127.0.0.1:{udp}"
     site.install_config(toml)
     site.ok("relaypermit config check")
+    # Step 1: the old relay-ctrl-udp receiver holds the port until it is stopped.
+    assert re.search(r"relay-ctrl-udp`\), stop it now", cut)
+    old_receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    old_receiver.bind(("127.0.0.1", udp))
+    with pytest.raises(RuntimeError, match="811|Address already in use"):
+        site.start()
+    old_receiver.close()
     d = site.start()
     run_cutover_imports(site, text, "relay-ctrl", {"imported": 3, "expired": 1, "malformed": 0, "refused": 0, "skipped": 0})
     p = d.permit_for("192.0.2.41")
