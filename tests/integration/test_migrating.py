@@ -22,6 +22,7 @@ would (issue 15, "Migration guides"):
 
 from __future__ import annotations
 
+import calendar
 import os
 import re
 import shlex
@@ -165,6 +166,8 @@ class Site:
         """`systemctl enable --now relaypermit`: `relaypermit run` with the installed config;
         fifo = (descriptor, name): passed as a socket unit's ListenFIFO= would pass it."""
         policy_port = policy_port or self.policy_port
+        # The harness's daemon object (CLI helpers, stop); it writes a config of its own under
+        # rp/, which is not used: the daemon runs with the site's file.
         d = Relaypermit(self.binary, self.dir / "rp", policy_port=policy_port)
         d.config, d.state_dir, d.control_socket = self.config, self.state_dir, self.control_socket
         d.stderr_path = self.dir / "daemon.stderr"
@@ -234,7 +237,7 @@ def grant_logged(d: Relaypermit, address: str, field: str) -> bool:
 
 
 def expiry(permit: dict) -> float:
-    return time.mktime(time.strptime(permit["expires"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    return calendar.timegm(time.strptime(permit["expires"][:19], "%Y-%m-%dT%H:%M:%S"))
 
 
 def guide_policy_port(s: Site, text: str) -> int:
