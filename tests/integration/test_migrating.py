@@ -7,11 +7,15 @@ would (issue 15, "Migration guides"):
   with login mtimes (relay-ctrl), a text access file and its access.db made with Sendmail's
   makemap (SMTP-after-POP), smtp-poplock's static_allowed;
 - the guide's `relaypermit.toml` block and its shell commands are taken from the markdown itself,
-  so a guide that drifts from the program breaks its test. Only three things are changed, the same
-  way for every guide: absolute paths under /etc, /var and /run move into the test's directory
-  (`rooted`), the well-known ports become free ones, and `relaypermit` is a wrapper that adds
-  `--config` (the guides use the default /etc/relaypermit/relaypermit.toml). The daemon gets its
-  own state_dir and control_socket in front of the guide's keys;
+  so a guide that drifts from the program breaks its test. Only what a test must is changed, the
+  same way for every guide: absolute paths under /etc, /var and /run move into the test's
+  directory (`rooted`), the well-known ports become free ones, and `relaypermit` is a wrapper that
+  adds `--config` (the guides use the default /etc/relaypermit/relaypermit.toml). The daemon gets
+  its own state_dir and control_socket in front of the guide's keys, and where the test's SMTP
+  clients must come from loopback, `ignore = ["127.0.0.1/32"]` (the default ignores 127.0.0.0/8);
+- the MTA is real where Debian has it: the site's Postfix relays through the old hash/btree map,
+  then through relaypermit after the guide's main.cf edit and `postfix reload` (pop-before-smtp,
+  DRAC); Sendmail reads the old, then the exported access.db (SMTP-after-POP);
 - the checks are the guide's own "Check" section where it can run here (`rpcinfo`, `nc`,
   `check --chain -- /usr/bin/env`, `makemap -u`), plus `relaypermit check`/`list`: the live
   permits survived the cut-over with the right expiry, expired entries were skipped, and the old
@@ -39,10 +43,10 @@ from conftest import _failed
 from rp_harness import (DEFAULT_TIMEOUT, PolicyClient, Postfix, Relaypermit, free_port, make_dir, port_accepts,
                         run, tail, unix_answers, wait_until)
 from store_sql import MariaDbServer, PostgresServer, have_mariadb, have_postgres
-from test_dropins import call_drac, drac_client, rpcbind, stderr_has, udp_ask  # noqa: F401 (fixtures)
 from mta_servers import Sendmail
-from test_mta_real import sendmail_relays
+from test_dropins import call_drac, drac_client, rpcbind, stderr_has, udp_ask  # noqa: F401 (fixtures)
 from test_fifo_journald import _start_activated as start_activated
+from test_mta_real import sendmail_relays
 from test_syslog_source import free_udp_port
 
 GUIDES = Path(__file__).resolve().parents[2] / "docs" / "migrating"
