@@ -38,6 +38,9 @@ APT_PKGS=(rsyslog ucspi-tcp courier-authlib courier-authdaemon sasl2-bin libsasl
   curl
   # drop-in protocols (tests/integration/test_dropins.py): rpcgen, the ONC RPC library, rpcbind
   rpcsvc-proto libtirpc-dev rpcbind
+  # migration guides (tests/integration/test_migrating.py): whoson.md's check uses nc; db-util
+  # (above) makes the old Berkeley DBs, Sendmail's makemap comes from install-test-mtas.sh
+  netcat-openbsd
   # test_metrics.py reads /metrics with a real Prometheus parser; test_socket_activation.py
   # passes listeners with systemd-socket-activate
   python3-prometheus-client systemd
