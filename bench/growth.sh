@@ -1,8 +1,9 @@
 #!/bin/sh
 # Growth figures of issue 14 in one go: the CPU model, then bench/scale_bench.py (RSS, start,
 # status, lookups, list time, policy p99 during full lists, restart after SIGTERM and kill -9,
-# mass expiry) and bench/export_bench (freshness and loop hold of an export rewrite, the copy now
-# spread over loop turns) at 1k / 10k / 100k / 1M permits. Figures, not tests; docs/benchmarks.md
+# mass expiry), bench/restart_bench.py (process start -> first policy answer after SIGTERM and
+# kill -9; state under its --dir) and bench/export_bench (freshness and loop hold of an export
+# rewrite, the copy now spread over loop turns) at 1k / 10k / 100k / 1M permits. Figures, not tests; docs/benchmarks.md
 # quotes them. Needs a build with -DRELAYPERMIT_BENCH=ON.
 # Usage: bench/growth.sh [BUILD_DIR] [SIZES]   (defaults: build, 1000,10000,100000,1000000)
 set -eu
@@ -11,4 +12,5 @@ sizes=${2:-1000,10000,100000,1000000}
 here=$(dirname "$0")
 lscpu | grep -E '^(Model name|CPU\(s\)):'
 python3 "$here/scale_bench.py" --build "$build" --sizes "$sizes" --duration 2
+python3 "$here/restart_bench.py" --build "$build" --sizes "$sizes" --rounds 3
 "$build/bench/export_bench" --sizes "$sizes" --types postfix-cdb,opensmtpd-table --rounds 3

@@ -1,8 +1,8 @@
-// FlatIndex: an open-addressing hash index of 32-bit ids (4 bytes a slot), for tables that
-// keep their records in a dense vector (PermitTable's entries, StringPool's strings).
+// FlatIndex: an open-addressing hash index of 32-bit ids, for tables that keep their records
+// in a dense vector (PermitTable's entries, StringPool's strings).
 //
-// The index stores only ids; the owner supplies, per call, the hash of the key looked for, an
-// equality test on an id, and (where slots move) the hash of an id's record. Linear probing,
+// A slot is 8 bytes: the id and 32 bits of its key's hash (home and probe filter). The owner
+// supplies, per call, the hash of the key looked for and an equality test on an id. Linear probing,
 // power-of-two size, at most 3/4 full; erase() shifts the following slots back instead of
 // leaving tombstones, so lookups stay short however many records came and went.
 // Thread-safety: not thread-safe.
@@ -29,44 +29,43 @@ class FlatIndex {
 public:
     static constexpr std::uint32_t npos = 0xffffffffu;
 
-    // The id whose record equals the key, or npos.
+    // The id whose record equals the key, or npos. eq(id) runs only for slots whose tag matches.
     template <class Eq>
     std::uint32_t find(std::uint64_t hash, Eq&& eq) const {
         if (slots_.empty()) return npos;
-        for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
-            const std::uint32_t s = slots_[i];
-            if (s == 0) return npos;
-            if (eq(s - 1)) return s - 1;
+        const auto tag = tag_of(hash);
+        for (std::size_t i = tag & mask_;; i = (i + 1) & mask_) {
+            const Slot s = slots_[i];
+            if (s.id == 0) return npos;
+            if (s.tag == tag && eq(s.id - 1)) return s.id - 1;
         }
     }
 
-    // Adds `id` (REQUIRES: its key is not present). HashOf(id) -> hash, used when growing.
-    template <class HashOf>
-    void insert(std::uint64_t hash, std::uint32_t id, HashOf&& hash_of) {
-        if ((count_ + 1) * 4 > slots_.size() * 3) grow(hash_of);
-        place(hash, id);
+    // Adds `id` (REQUIRES: its key is not present).
+    void insert(std::uint64_t hash, std::uint32_t id) {
+        if ((count_ + 1) * 4 > slots_.size() * 3) rehash(slots_.empty() ? 16 : slots_.size() * 2);
+        place({id + 1, tag_of(hash)});
         ++count_;
     }
 
-    // Removes the slot whose id satisfies eq; returns false if none did.
-    template <class Eq, class HashOf>
-    bool erase(std::uint64_t hash, Eq&& eq, HashOf&& hash_of) {
+    // Removes `id`, whose key hashes to `hash`; returns false if it was not there.
+    bool erase(std::uint64_t hash, std::uint32_t id) {
         if (slots_.empty()) return false;
-        std::size_t i = hash & mask_;
+        std::size_t i = tag_of(hash) & mask_;
         for (;; i = (i + 1) & mask_) {
-            if (slots_[i] == 0) return false;
-            if (eq(slots_[i] - 1)) break;
+            if (slots_[i].id == 0) return false;
+            if (slots_[i].id == id + 1) break;
         }
         // Backward shift: move later slots of the run into the hole when their home allows.
         std::size_t hole = i;
-        for (std::size_t j = (i + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
-            const std::size_t home = hash_of(slots_[j] - 1) & mask_;
+        for (std::size_t j = (i + 1) & mask_; slots_[j].id != 0; j = (j + 1) & mask_) {
+            const std::size_t home = slots_[j].tag & mask_;
             if (((j - home) & mask_) >= ((j - hole) & mask_)) {
                 slots_[hole] = slots_[j];
                 hole = j;
             }
         }
-        slots_[hole] = 0;
+        slots_[hole] = {};
         --count_;
         return true;
     }
@@ -74,16 +73,23 @@ public:
     // The record `from` (whose hash is `hash`) moved to id `to` (a dense vector's
     // swap-with-last): repoint its slot. REQUIRES: `from` is present.
     void renumber(std::uint64_t hash, std::uint32_t from, std::uint32_t to) {
-        for (std::size_t i = hash & mask_;; i = (i + 1) & mask_) {
-            if (slots_[i] == from + 1) {
-                slots_[i] = to + 1;
+        for (std::size_t i = tag_of(hash) & mask_;; i = (i + 1) & mask_) {
+            if (slots_[i].id == from + 1) {
+                slots_[i].id = to + 1;
                 return;
             }
         }
     }
 
+    // Room for `n` ids without growing (a bulk load).
+    void reserve(std::size_t n) {
+        std::size_t want = slots_.empty() ? 16 : slots_.size();
+        while (n * 4 > want * 3) want *= 2;
+        if (want != slots_.size()) rehash(want);
+    }
+
     std::size_t size() const { return count_; }
-    std::size_t memory() const { return slots_.capacity() * sizeof(std::uint32_t); }
+    std::size_t memory() const { return slots_.capacity() * sizeof(Slot); }
     void clear() {
         slots_.clear();
         slots_.shrink_to_fit();
@@ -92,22 +98,29 @@ public:
     }
 
 private:
-    void place(std::uint64_t hash, std::uint32_t id) {
-        std::size_t i = hash & mask_;
-        while (slots_[i] != 0) i = (i + 1) & mask_;
-        slots_[i] = id + 1;
+    // id + 1 (0 = empty) and the key hash's low 32 bits: the slot's home and a probe filter,
+    // so a probe rarely touches a record that is not the one looked for, and growing or
+    // erasing never asks the owner for a hash.
+    struct Slot {
+        std::uint32_t id = 0;
+        std::uint32_t tag = 0;
+    };
+    static std::uint32_t tag_of(std::uint64_t hash) { return static_cast<std::uint32_t>(hash); }
+    void place(Slot s) {
+        std::size_t i = s.tag & mask_;
+        while (slots_[i].id != 0) i = (i + 1) & mask_;
+        slots_[i] = s;
     }
-    template <class HashOf>
-    void grow(HashOf&& hash_of) {
-        std::vector<std::uint32_t> old;
+    void rehash(std::size_t size) {
+        std::vector<Slot> old;
         old.swap(slots_);
-        slots_.assign(old.empty() ? 16 : old.size() * 2, 0);
+        slots_.assign(size, Slot{});
         mask_ = slots_.size() - 1;
         for (const auto s : old)
-            if (s != 0) place(hash_of(s - 1), s - 1);
+            if (s.id != 0) place(s);
     }
 
-    std::vector<std::uint32_t> slots_;  // id + 1; 0 = empty
+    std::vector<Slot> slots_;
     std::size_t mask_ = 0;
     std::size_t count_ = 0;
 };

@@ -33,34 +33,37 @@ core::Permit PermitTable::permit_at(std::uint32_t i) const {
             core::from_unix_micros(e.granted_us), core::from_unix_micros(e.expires_us)};
 }
 
-void PermitTable::insert(const core::Permit& p, const Key& k, std::uint64_t h) {
+PermitTable::Fields PermitTable::Fields::of(const core::Permit& p) {
+    return {p.user, p.source, core::to_unix_micros(p.granted), core::to_unix_micros(p.expires)};
+}
+
+void PermitTable::insert(const Fields& f, const Key& k, std::uint64_t h) {
     static_assert(sizeof(Entry) == 48, "a permit record is 48 bytes");
     const auto i = static_cast<std::uint32_t>(entries_.size());
-    Entry e{k, 0, strings_.acquire(p.user), strings_.acquire(p.source), static_cast<std::uint32_t>(heap_.size()),
-            core::to_unix_micros(p.granted), core::to_unix_micros(p.expires)};
+    Entry e{k, 0, strings_.acquire(f.user), strings_.acquire(f.source), static_cast<std::uint32_t>(heap_.size()),
+            f.granted_us, f.expires_us};
     entries_.push_back(e);
-    index_.insert(h, i, [this](std::uint32_t j) { return hash(entries_[j].key); });
+    index_.insert(h, i);
     heap_.push_back(i);
-    sift_up(heap_.size() - 1);
+    if (!loading_) sift_up(heap_.size() - 1);
     lengths(k.v4)[k.prefix]++;
 }
 
-void PermitTable::assign(std::uint32_t i, const core::Permit& p) {
+void PermitTable::assign(std::uint32_t i, const Fields& f) {
     Entry& e = entries_[i];
-    const auto user = strings_.acquire(p.user), source = strings_.acquire(p.source);
+    const auto user = strings_.acquire(f.user), source = strings_.acquire(f.source);
     strings_.release(e.user);
     strings_.release(e.source);
     e.user = user;
     e.source = source;
-    e.granted_us = core::to_unix_micros(p.granted);
-    e.expires_us = core::to_unix_micros(p.expires);
-    heap_fix(e.heap_pos);
+    e.granted_us = f.granted_us;
+    e.expires_us = f.expires_us;
+    if (!loading_) heap_fix(e.heap_pos);
 }
 
 void PermitTable::erase_at(std::uint32_t i) {
     Entry& e = entries_[i];
-    index_.erase(hash(e.key), [i](std::uint32_t j) { return j == i; },
-                 [this](std::uint32_t j) { return hash(entries_[j].key); });
+    index_.erase(hash(e.key), i);
     heap_remove(e.heap_pos);
     strings_.release(e.user);
     strings_.release(e.source);
@@ -201,15 +204,41 @@ std::pair<PermitTable::Change, core::Permit> PermitTable::merge(const core::Perm
         const auto stored_expires = core::from_unix_micros(entries_[i].expires_us);
         const bool stale = stored_expires <= now;
         if (!stale && p.expires <= stored_expires) return {Change::unchanged, permit_at(i)};
-        assign(i, p);
+        assign(i, Fields::of(p));
         return {stale ? Change::created : Change::extended, p};
     }
     if (limit_ != 0 && entries_.size() >= limit_) {
         ++refused_;
         return {Change::refused, p};
     }
-    insert(p, k, h);
+    insert(Fields::of(p), k, h);
     return {Change::created, p};
+}
+
+// ---- start-up loading ----
+
+void PermitTable::begin_load(std::size_t expected) {
+    loading_ = true;
+    const std::size_t n = entries_.size() + expected;
+    entries_.reserve(n);
+    heap_.reserve(n);
+    index_.reserve(n);
+    strings_.reserve(n);  // at most one user name per permit; sources are few
+}
+
+void PermitTable::load(const core::Cidr& net, std::string_view user, std::string_view source,
+                       std::int64_t granted_us, std::int64_t expires_us) {
+    const Key k = key_of(net);
+    const auto h = hash(k);
+    const Fields f{user, source, granted_us, expires_us};
+    if (const auto i = locate(k, h); i == FlatIndex::npos) insert(f, k, h);
+    else if (expires_us > entries_[i].expires_us) assign(i, f);  // two rows, one network: the later
+}
+
+void PermitTable::end_load() {
+    loading_ = false;
+    // Floyd's heap construction: sift down every inner node, last first (O(n) in all).
+    for (std::size_t pos = heap_.size() / 2; pos-- > 0;) sift_down(pos);
 }
 
 std::optional<core::Permit> PermitTable::find(const core::Address& a, core::Time now) const {

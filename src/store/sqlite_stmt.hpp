@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "core/login_event.hpp"
 #include "core/result.hpp"
@@ -30,6 +31,13 @@ public:
     std::string col_text(int i) const {
         const auto* p = sqlite3_column_text(s_, i);
         return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s_, i))) : std::string();
+    }
+
+    // Valid until the next step() or reset() (no copy: a bulk load reads 1M rows).
+    std::string_view col_view(int i) const {
+        const auto* p = sqlite3_column_text(s_, i);
+        return p ? std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s_, i)))
+                 : std::string_view();
     }
 
 private:

@@ -67,6 +67,31 @@ TEST(PermitTable, Ipv6PrefixesAndRevoke) {
     EXPECT_EQ(t.size(), 0u);
 }
 
+// Start-up loading: a duplicate network keeps the later permit; the heap built once at
+// end_load() yields expiries earliest first, as one sift per permit did.
+TEST(PermitTable, BulkLoadOrdersExpiryAndKeepsTheLaterDuplicate) {
+    const auto now = core::from_unix_seconds(1'800'000'000);
+    const auto us = [&](int minutes_from_now) { return core::to_unix_micros(now + minutes(minutes_from_now)); };
+    store::PermitTable t;
+    t.begin_load(300);
+    for (int i = 0; i < 200; ++i) {  // expiries in a scrambled order
+        const auto net = *core::Cidr::parse("192.0.2." + std::to_string(i));
+        t.load(net, "user" + std::to_string(i), "test", us(0), us((i * 37) % 200 + 1));
+    }
+    t.load(*core::Cidr::parse("2001:db8::/64"), "late", "test", us(0), us(500));
+    t.load(*core::Cidr::parse("2001:db8::/64"), "early", "test", us(0), us(400));  // shorter: ignored
+    t.end_load();
+    EXPECT_EQ(t.size(), 201u);
+    EXPECT_EQ(t.find(addr("2001:db8::9"), now)->user, "late");
+    EXPECT_EQ(t.find(addr("192.0.2.5"), now)->user, "user5");
+    const auto gone = t.remove_expired(now + minutes(200));
+    ASSERT_EQ(gone.size(), 200u);
+    for (std::size_t i = 1; i < gone.size(); ++i) EXPECT_LE(gone[i - 1].expires, gone[i].expires);
+    EXPECT_EQ(t.size(), 1u);
+    EXPECT_TRUE(t.merge(permit("192.0.2.1", "again", now, minutes(1)), now).first ==
+                store::PermitTable::Change::created);  // the table works normally after a load
+}
+
 TEST(EmbeddedStore, SurvivesReopenWithoutExtending) {
     TempDir dir;
     const auto now = core::from_unix_seconds(1'800'000'000);
