@@ -10,7 +10,7 @@
 set -euo pipefail
 BIN=${1:-build/relaypermit}
 LINES=${2:-7000000}
-GENLOG=${GENLOG:-$(dirname "$0")/../../shared/bench/genlog.py}
+GENLOG=${GENLOG:-$(dirname "$0")/../../shared/bench/genlog.py}  # in a worktree: GENLOG=/work/shared/bench/genlog.py
 DIR=${BENCH_DIR:-/tmp/relaypermit-bench}
 RUNS=${RUNS:-5}
 if [ -z "${LOG:-}" ]; then
@@ -30,6 +30,9 @@ found=$("$BIN" scan "$LOG" | wc -l)
 found1=$("$BIN" scan --threads 1 "$LOG" | wc -l)
 foundu=$("$BIN" scan --config "$USERCFG" "$LOG" | wc -l)
 truth=$(wc -l <"$LOG.events")
+# Which read path `scan` takes here (--read-path auto measures the first chunks both ways).
+"$BIN" scan --stats "$LOG" 2>&1 >/dev/null | grep 'read path' || true
+"$BIN" scan --stats --threads 1 "$LOG" 2>&1 >/dev/null | grep 'read path' || true
 BENCH_SRC=$(cd "$(dirname "$0")" && pwd) python3 - "$RUNS" "$LOG" "$BIN" "$found" "$truth" "$USERCFG" <<'PY'
 import os, subprocess, sys, time
 runs, (log, binary, found, truth, usercfg) = int(sys.argv[1]), sys.argv[2:7]
@@ -39,6 +42,10 @@ cmds = [
     ("relaypermit scan --pattern dovecot FILE", [binary, "scan", "--pattern", "dovecot", log]),
     ("relaypermit scan --threads 1 FILE (all pattern sets)", [binary, "scan", "--threads", "1", log]),
     ("relaypermit scan FILE (all pattern sets)", [binary, "scan", log]),
+    ("relaypermit scan --read-path read FILE", [binary, "scan", "--read-path", "read", log]),
+    ("relaypermit scan --read-path mmap FILE", [binary, "scan", "--read-path", "mmap", log]),
+    ("relaypermit scan --threads 1 --read-path read FILE", [binary, "scan", "--threads", "1", "--read-path", "read", log]),
+    ("relaypermit scan --threads 1 --read-path mmap FILE", [binary, "scan", "--threads", "1", "--read-path", "mmap", log]),
     ("relaypermit scan --config C FILE (all sets and one [[pattern]])", [binary, "scan", "--config", usercfg, log]),
 ]
 # References from the tools relaypermit replaces, slow, so fewer rounds (REF_RUNS, default 3):
