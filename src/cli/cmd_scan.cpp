@@ -57,9 +57,6 @@ bool scan_chunked(Scan& s, int fd, const std::string& name, int& status) {
     auto file = util::ChunkedFile::open(fd, k_chunk_bytes, s.read_path);
     if (!file) return false;
     util::ReadPathChooser chooser(s.read_path, s.read_path == util::ReadPath::read || file->mapped());
-    // A mapped file that shrinks raises SIGBUS on the lost pages: a message, not a crash report.
-    std::optional<util::SigbusExit> sigbus;
-    if (file->mapped()) sigbus.emplace("relaypermit: " + name + ": the file shrank while it was being scanned\n", k_error);
     Worker caller(s.matcher);
     std::string error;
     util::ordered_parallel_map<ChunkResult>(

@@ -39,6 +39,63 @@ std::size_t after_newline(const char* map, std::size_t from, std::size_t size) {
     return nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - map) + 1 : size;
 }
 
+// The mapping the calling thread reads, for the SIGBUS handler.
+struct GuardRange {
+    std::uintptr_t lo = 0, hi = 0;
+    bool hit = false;
+};
+thread_local GuardRange t_guard;
+std::size_t g_page = 0;  // set before the handler is installed
+struct sigaction g_old_sigbus {};
+
+// A lost page of the guarded mapping becomes a zero page, and the access is retried. Any other
+// SIGBUS: the previous handling, on the retried access.
+void on_sigbus(int, siginfo_t* info, void*) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
+    GuardRange& g = t_guard;
+    if (addr >= g.lo && addr < g.hi) {
+        void* page = reinterpret_cast<void*>(addr & ~(g_page - 1));
+        if (::mmap(page, g_page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+            g.hit = true;
+            return;
+        }
+    }
+    ::sigaction(SIGBUS, &g_old_sigbus, nullptr);
+}
+
+// While it lives, this thread's accesses to [p, p + n) cannot kill the process.
+class MappedGuard {
+public:
+    MappedGuard(const char* p, std::size_t n) {
+        static const bool installed = [] {
+            g_page = page_size();
+            struct sigaction sa {};
+            sa.sa_sigaction = on_sigbus;
+            sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+            sigemptyset(&sa.sa_mask);
+            return ::sigaction(SIGBUS, &sa, &g_old_sigbus) == 0;
+        }();
+        (void)installed;
+        t_guard = {reinterpret_cast<std::uintptr_t>(p), reinterpret_cast<std::uintptr_t>(p) + n, false};
+    }
+    ~MappedGuard() { t_guard = {}; }
+    MappedGuard(const MappedGuard&) = delete;
+    MappedGuard& operator=(const MappedGuard&) = delete;
+    bool pages_lost() const { return t_guard.hit; }
+};
+
+// Maps every page with one call (where faults one by one are slow, as under some hypervisors);
+// an older kernel refuses it and the pages fault in as they are read.
+void populate(std::uintptr_t lo, std::uintptr_t hi) {
+#ifdef MADV_POPULATE_READ
+    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ);
+#else
+    (void)lo, (void)hi;
+#endif
+}
+
+core::Error shrank_error() { return core::make_error("the file shrank while it was read"); }
+
 }  // namespace
 
 std::optional<ReadPath> parse_read_path(std::string_view name) {
@@ -122,33 +179,29 @@ ChunkedFile::~ChunkedFile() {
 core::Status ChunkedFile::read_chunk(std::size_t i, ReadPath path, ChunkBuffer& buf, const LinesFn& on_lines) const {
     const std::size_t begin = i * chunk_, end = std::min(size_, begin + chunk_);
     if (begin >= end) return core::ok();
-    if (path == ReadPath::mmap && map_) {
-        read_chunk_mapped(begin, end, on_lines);
-        return core::ok();
-    }
+    if (path == ReadPath::mmap && map_) return read_chunk_mapped(begin, end, on_lines);
     return read_chunk_read(begin, end, buf, on_lines);
 }
 
 // The lines that begin in [begin, end): from after the first '\n' at or after begin - 1 (or 0)
 // to after the first '\n' at or after end - 1 (or the end of the file).
-void ChunkedFile::read_chunk_mapped(std::size_t begin, std::size_t end, const LinesFn& on_lines) const {
-    const std::size_t first = begin == 0 ? 0 : after_newline(map_, begin - 1, size_);
-    if (first >= end) return;  // a line from an earlier chunk covers this one
-    const std::size_t last = after_newline(map_, end - 1, size_);
+core::Status ChunkedFile::read_chunk_mapped(std::size_t begin, std::size_t end, const LinesFn& on_lines) const {
     const std::size_t page = page_size();
+    MappedGuard guard(map_, size_);
+    const std::size_t first = begin == 0 ? 0 : after_newline(map_, begin - 1, size_);
+    if (first >= end) return guard.pages_lost() ? shrank_error() : core::ok();  // a line from an earlier chunk covers this one
+    const std::size_t last = after_newline(map_, end - 1, size_);
     const auto lo = reinterpret_cast<std::uintptr_t>(map_ + first) & ~(page - 1);
     const auto hi = reinterpret_cast<std::uintptr_t>(map_ + last);
-#ifdef MADV_POPULATE_READ
-    // One call maps every page (where faults one by one are slow, as under some hypervisors);
-    // an older kernel refuses it and the pages fault in as they are read.
-    ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_READ);
-#endif
+    populate(lo, hi);
     on_lines(std::string_view(map_ + first, last - first));
     // Drop the pages read, so the unmapping is spread over the threads instead of following
     // the scan (~30 ms for 1 GB on one thread); pages shared with the neighbours are kept.
     const auto drop_lo = (reinterpret_cast<std::uintptr_t>(map_ + first) + page - 1) & ~(page - 1);
     const auto drop_hi = hi & ~(page - 1);
     if (drop_hi > drop_lo) ::madvise(reinterpret_cast<void*>(drop_lo), drop_hi - drop_lo, MADV_DONTNEED);
+    if (guard.pages_lost()) return shrank_error();
+    return core::ok();
 }
 
 core::Status ChunkedFile::read_chunk_read(std::size_t begin, std::size_t end, ChunkBuffer& buf,
@@ -196,24 +249,41 @@ core::Status ChunkedFile::read_chunk_read(std::size_t begin, std::size_t end, Ch
     return core::ok();
 }
 
-namespace {
-std::string g_sigbus_message;  // written by the handler: set before it is installed
-int g_sigbus_exit = 2;
-struct sigaction g_sigbus_old {};
-}  // namespace
-
-SigbusExit::SigbusExit(std::string message, int exit_code) {
-    g_sigbus_message = std::move(message);
-    g_sigbus_exit = exit_code;
-    struct sigaction sa {};
-    sa.sa_handler = [](int) {
-        (void)!::write(STDERR_FILENO, g_sigbus_message.data(), g_sigbus_message.size());
-        ::_exit(g_sigbus_exit);
-    };
-    ::sigaction(SIGBUS, &sa, &g_sigbus_old);
+core::Result<RangeRead> read_range(int fd, std::uint64_t begin, std::uint64_t end, ReadPath path, ChunkBuffer& buf,
+                                   const LinesFn& on_bytes) {
+    RangeRead r;
+    if (path == ReadPath::mmap) {
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) return read_error();
+        end = std::min(end, static_cast<std::uint64_t>(std::max<off_t>(st.st_size, 0)));
+        if (begin >= end) return r;
+        const std::uint64_t base = begin & ~static_cast<std::uint64_t>(page_size() - 1);
+        const auto len = static_cast<std::size_t>(end - base);
+        void* p = ::mmap(nullptr, len, PROT_READ, MAP_PRIVATE, fd, static_cast<off_t>(base));
+        if (p != MAP_FAILED) {
+            const auto* map = static_cast<const char*>(p);
+            {
+                MappedGuard guard(map, len);
+                populate(reinterpret_cast<std::uintptr_t>(map), reinterpret_cast<std::uintptr_t>(map) + len);
+                on_bytes(std::string_view(map + (begin - base), static_cast<std::size_t>(end - begin)));
+                r.pages_lost = guard.pages_lost();
+            }
+            ::munmap(p, len);
+            r.bytes = static_cast<std::size_t>(end - begin);
+            return r;
+        }
+    }
+    while (begin < end) {
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - begin));
+        const ssize_t n = pread_some(fd, buf.data(), want, static_cast<std::size_t>(begin));
+        if (n < 0) return read_error();
+        if (n == 0) break;  // the file is shorter now
+        on_bytes(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+        begin += static_cast<std::uint64_t>(n);
+        r.bytes += static_cast<std::size_t>(n);
+    }
+    return r;
 }
-
-SigbusExit::~SigbusExit() { ::sigaction(SIGBUS, &g_sigbus_old, nullptr); }
 
 std::chrono::nanoseconds thread_cpu_time() {
     timespec ts{};

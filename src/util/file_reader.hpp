@@ -11,7 +11,9 @@
 // threads at once, each with its own ChunkBuffer. ReadPathChooser is thread-safe.
 // Security: the files are untrusted data but their bytes are not interpreted here; a line longer
 // than the buffer grows it (a mapped file would hold that line anyway). A mapped file that
-// shrinks raises SIGBUS on the lost pages: SigbusExit turns that into a message and an exit.
+// shrinks loses pages under the reader: the access raises SIGBUS, which a process-wide handler
+// turns into a zero page for the thread that reads that mapping (any other SIGBUS keeps its
+// previous handling), and the read reports the loss so the caller throws away what it made of it.
 #pragma once
 
 #include <chrono>
@@ -71,27 +73,34 @@ public:
     // Calls on_lines with consecutive runs of whole lines that together are chunk i, read
     // through `path` (read, or mmap when mapped(); automatic is not a path). With read the runs
     // are in `buf`; with mmap chunk i is one run, whose pages are dropped after on_lines returns.
-    // Error: the read's errno text (the file can no longer be read).
+    // Error: the read's errno text (the file can no longer be read), or, mmap, "the file shrank
+    // while it was read" (the run held zeros for the lost bytes).
     core::Status read_chunk(std::size_t i, ReadPath path, ChunkBuffer& buf, const LinesFn& on_lines) const;
 
 private:
     ChunkedFile(int fd, std::size_t size, std::size_t chunk) : fd_(fd), size_(size), chunk_(chunk) {}
     core::Status read_chunk_read(std::size_t begin, std::size_t end, ChunkBuffer& buf, const LinesFn& on_lines) const;
-    void read_chunk_mapped(std::size_t begin, std::size_t end, const LinesFn& on_lines) const;
+    core::Status read_chunk_mapped(std::size_t begin, std::size_t end, const LinesFn& on_lines) const;
     int fd_;
     std::size_t size_, chunk_;
     const char* map_ = nullptr;
 };
 
-// While it lives, SIGBUS (a mapped file shrank under a reader) writes `message` to standard
-// error and ends the process with `exit_code`, instead of a crash. One at a time.
-class SigbusExit {
-public:
-    SigbusExit(std::string message, int exit_code);
-    ~SigbusExit();
-    SigbusExit(const SigbusExit&) = delete;
-    SigbusExit& operator=(const SigbusExit&) = delete;
+// What read_range handed over.
+struct RangeRead {
+    std::size_t bytes = 0;    // handed to on_bytes, from `begin` on
+    bool pages_lost = false;  // mmap: the file shrank while mapped; the run held zeros where its
+                              // bytes were. The caller discards what it made of the runs.
 };
+
+// The bytes of [begin, end) of the regular file `fd` as it is now (a file that has become
+// shorter gives what it still has), handed to on_bytes in runs that are not cut at lines, through
+// `path`: read() into `buf` (runs of at most buf.size()), or mmap: the range mapped and populated,
+// one run. A range that cannot be mapped is read. The file source's backlog goes through here, so
+// it reads the way ReadPathChooser measured to be cheaper, like `scan`. Error: errno text.
+// REQUIRES: path is read or mmap.
+core::Result<RangeRead> read_range(int fd, std::uint64_t begin, std::uint64_t end, ReadPath path, ChunkBuffer& buf,
+                                   const LinesFn& on_bytes);
 
 // The CPU time the calling thread has used (its own work, not the waits of a busy host).
 std::chrono::nanoseconds thread_cpu_time();

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,113 @@ TEST(FileReader, ChooserTakesTheCheaperPathAfterCalibration) {
     EXPECT_EQ(rp::util::ReadPathChooser(ReadPath::automatic, false).path_for(1), ReadPath::read);
     EXPECT_EQ(rp::util::parse_read_path("mmap"), ReadPath::mmap);
     EXPECT_FALSE(rp::util::parse_read_path("MMAP").has_value());
+}
+
+// A file of `text` in the temporary directory, open for reading; removed at the end.
+class TempFile {
+public:
+    explicit TempFile(const std::string& text, const char* tag)
+        : path_(std::filesystem::temp_directory_path() / ("rp_range_" + std::string(tag) + std::to_string(::getpid()))) {
+        std::ofstream(path_, std::ios::binary) << text;
+        fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        EXPECT_GE(fd_, 0);
+    }
+    ~TempFile() {
+        ::close(fd_);
+        std::filesystem::remove(path_);
+    }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+    int fd() const { return fd_; }
+    void shrink_to(off_t size) const { EXPECT_EQ(::truncate(path_.c_str(), size), 0); }
+
+private:
+    std::filesystem::path path_;
+    int fd_ = -1;
+};
+
+struct RangeOut {
+    std::string bytes;
+    rp::util::RangeRead r;
+};
+
+// read_range over [begin, end), its runs joined; `during` runs after the first run arrived.
+RangeOut read_range_all(int fd, std::uint64_t begin, std::uint64_t end, ReadPath path,
+                        const std::function<void()>& during = {}) {
+    RangeOut out;
+    ChunkBuffer buf(4096);
+    bool first = true;
+    auto r = rp::util::read_range(fd, begin, end, path, buf, [&](std::string_view run) {
+        if (first && during) during();
+        first = false;
+        out.bytes.append(run.data(), run.size());  // reads every byte, lost pages too
+    });
+    EXPECT_TRUE(r.has_value());
+    if (r) out.r = *r;
+    EXPECT_EQ(out.r.bytes, out.bytes.size());
+    return out;
+}
+
+std::string sample_log() {
+    std::string text;
+    for (int i = 0; i < 700; ++i) text += "Dec  5 12:00:00 host imap-login: Login: user=<u" + std::to_string(i) + ">\n";
+    return text + "a last line without newline";
+}
+
+// The file source's backlog reads through read_range: read() and mmap must hand over the same
+// bytes for any range, a last line without '\n', a file shorter than asked, and an empty file.
+TEST(FileReader, ReadRangeGivesTheSameBytesThroughEitherPath) {
+    const std::string text = sample_log();
+    TempFile f(text, "same");
+    const std::uint64_t n = text.size();
+    for (auto [b, e] : std::vector<std::pair<std::uint64_t, std::uint64_t>>{
+             {0, n}, {3, n}, {4095, 9000}, {4096, 8192}, {n - 5, n}, {0, n + 100}, {n, n + 10}}) {
+        const auto want = text.substr(b, std::min(e, n) - b);
+        EXPECT_EQ(read_range_all(f.fd(), b, e, ReadPath::read).bytes, want) << b << ".." << e;
+        EXPECT_EQ(read_range_all(f.fd(), b, e, ReadPath::mmap).bytes, want) << b << ".." << e;
+    }
+    TempFile empty("", "empty");
+    for (auto path : {ReadPath::read, ReadPath::mmap}) {
+        const auto got = read_range_all(empty.fd(), 0, 4096, path);
+        EXPECT_EQ(got.bytes, "");
+        EXPECT_FALSE(got.r.pages_lost);
+    }
+}
+
+// A file that shrinks while it is read: read() gives what is left; mmap reports the lost pages
+// (which read as zeros) instead of dying of SIGBUS, and a second read gives what is left. A
+// reader that drops what it made of a lost read (FileTailSource does) ends with the same bytes.
+TEST(FileReader, ReadRangeOfAFileThatShrinksWhileReadEndsWithTheSameBytes) {
+    const std::string text = sample_log();
+    ASSERT_GT(text.size(), 5 * 4096u);
+    const off_t keep = 4096 + 100;
+    {
+        TempFile f(text, "shrink_read");
+        const auto got = read_range_all(f.fd(), 0, text.size(), ReadPath::read, [&] { f.shrink_to(keep); });
+        EXPECT_FALSE(got.r.pages_lost);
+        EXPECT_EQ(got.bytes, text.substr(0, keep));
+    }
+    {
+        TempFile f(text, "shrink_mmap");
+        const auto got = read_range_all(f.fd(), 0, text.size(), ReadPath::mmap, [&] { f.shrink_to(keep); });
+        EXPECT_TRUE(got.r.pages_lost);
+        EXPECT_EQ(got.bytes.substr(0, keep), text.substr(0, keep));
+        EXPECT_EQ(read_range_all(f.fd(), 0, text.size(), ReadPath::mmap).bytes, text.substr(0, keep));
+    }
+    {
+        TempFile f(text, "chunk_mmap");  // scan: an error, no crash
+        auto chunked = ChunkedFile::open(f.fd(), 1 << 20, ReadPath::mmap);
+        ASSERT_TRUE(chunked && chunked->mapped());
+        ChunkBuffer buf(4096);
+        std::size_t sum = 0;
+        auto st = chunked->read_chunk(0, ReadPath::mmap, buf, [&](std::string_view lines) {
+            f.shrink_to(keep);
+            for (char c : lines) sum += static_cast<unsigned char>(c);
+        });
+        ASSERT_FALSE(st.has_value());
+        EXPECT_EQ(st.error().message, "the file shrank while it was read");
+        EXPECT_GT(sum, 0u);
+    }
 }
 
 }  // namespace
