@@ -1,20 +1,17 @@
 #include "cli/commands.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iostream>
 #include <memory>
-#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "cli/arg_parser.hpp"
@@ -22,6 +19,7 @@
 #include "cli/cmd_exports.hpp"
 #include "cli/cmd_import.hpp"
 #include "cli/cmd_list.hpp"
+#include "cli/cmd_scan.hpp"
 #include "cli/offline.hpp"
 #include "config/allow_file.hpp"
 #include "config/config.hpp"
@@ -91,135 +89,6 @@ int cmd_run(const ParsedArgs& a) {
     opts.explicit_config = a.has("--config");
     opts.config_path = a.get("--config", config::k_default_path);
     return daemon::run_daemon(opts);
-}
-
-int cmd_scan(const ParsedArgs& a) {
-    auto cfg = load(a);
-    if (!cfg) {
-        err(cfg.error().message);
-        return k_error;
-    }
-    const auto user = daemon::user_pattern_specs(*cfg);
-    std::vector<std::string> select = a.options.count("--pattern") ? a.options.at("--pattern") : daemon::enabled_pattern_sets(*cfg);
-    auto matcher = matching::Matcher::build(select, user);
-    if (!matcher) {
-        err(matcher.error().message);
-        return k_error;
-    }
-    matching::MatchState state(**matcher);
-    const bool explain = a.has("--explain");
-    core::SystemClock clock;
-    std::string out;
-    auto flush = [&] {
-        if (!out.empty()) std::fwrite(out.data(), 1, out.size(), stdout);
-        out.clear();
-    };
-    auto on_match = [&](const matching::LoginMatch& m) {
-        out += m.ip.to_string();
-        out += '\t';
-        out += m.user;
-        out += '\t';
-        out += m.server;
-        if (explain) {
-            out += '\t';
-            out += m.server;
-            out += '/';
-            out += m.pattern;
-            out += '\t';
-            out += core::format_time(m.time);
-            out += '\t';
-            out += matching::describe(m.time_detail);  // where the time came from
-        }
-        out += '\n';
-        if (out.size() > 1 << 16) flush();
-    };
-    int status = k_ok;
-    matching::ScanOptions scan_opts;
-    if (a.has("--threads")) {
-        const auto v = a.get("--threads", "");
-        char* end = nullptr;
-        const unsigned long t = std::strtoul(v.c_str(), &end, 10);
-        if (v.empty() || *end != '\0' || t < 1 || t > 64) {
-            err("--threads: expected a number from 1 to 64, got '" + v + "'");
-            return k_error;
-        }
-        scan_opts.threads = static_cast<unsigned>(t);
-    } else {
-        scan_opts.threads = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
-    }
-    // A regular file is mapped and scanned in one call (no copies; large files on several
-    // threads). A file that shrinks while mapped would raise SIGBUS on the lost pages: that ends
-    // the command with a clear message instead of a crash report.
-    auto scan_mapped = [&](int fd, const std::string& name) {
-        struct stat st {};
-        if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return false;
-        const auto size = static_cast<std::size_t>(st.st_size);
-        void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (p == MAP_FAILED) return false;
-        ::madvise(p, size, MADV_SEQUENTIAL);
-        static std::string bus_message;
-        bus_message = "relaypermit: " + name + ": the file shrank while it was being scanned\n";
-        struct sigaction sa {}, old {};
-        sa.sa_handler = [](int) {
-            (void)!::write(STDERR_FILENO, bus_message.data(), bus_message.size());
-            ::_exit(k_error);
-        };
-        ::sigaction(SIGBUS, &sa, &old);
-        // Each scanned chunk's pages are dropped by the thread that scanned it: unmapping 1 GB
-        // at the end would otherwise take ~30 ms on one thread (docs/benchmarks.md).
-        scan_opts.release = [](const char* data, std::size_t n) {
-            const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-            const auto first = (reinterpret_cast<std::uintptr_t>(data) + page - 1) & ~(page - 1);
-            const auto last = (reinterpret_cast<std::uintptr_t>(data) + n) & ~(page - 1);
-            if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
-        };
-        (*matcher)->scan(std::string_view(static_cast<const char*>(p), size), clock.now(), state, on_match, scan_opts);
-        ::sigaction(SIGBUS, &old, nullptr);
-        ::munmap(p, size);
-        return true;
-    };
-    auto scan_fd = [&](int fd, const std::string& name) {
-        constexpr std::size_t k_block = 4 << 20;
-        const auto buf = std::make_unique_for_overwrite<char[]>(k_block + 1);  // not zeroed: 4 MB
-        std::size_t have = 0;
-        while (true) {
-            const auto n = ::read(fd, buf.get() + have, k_block - have);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                err(name + ": " + std::strerror(errno));
-                status = k_error;
-                return;
-            }
-            have += static_cast<std::size_t>(n);
-            std::string_view view(buf.get(), have);
-            std::size_t cut = n == 0 ? have : view.rfind('\n');
-            if (cut == std::string_view::npos) cut = have == k_block ? have : 0;  // one huge line: take it whole
-            else if (n != 0) cut += 1;
-            if (cut > 0) {
-                (*matcher)->scan(view.substr(0, cut), clock.now(), state, on_match);
-                std::memmove(buf.get(), buf.get() + cut, have - cut);
-                have -= cut;
-            }
-            if (n == 0) return;
-        }
-    };
-    if (a.positionals.empty()) {
-        scan_fd(STDIN_FILENO, "stdin");
-    } else {
-        for (const auto& f : a.positionals) {
-            const int fd = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
-            if (fd < 0) {
-                err(f + ": " + std::strerror(errno));
-                status = k_error;
-                continue;
-            }
-            posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-            if (!scan_mapped(fd, f)) scan_fd(fd, f);
-            ::close(fd);
-        }
-    }
-    flush();
-    return status;
 }
 
 int cmd_check(const ParsedArgs& a) {
@@ -462,7 +331,9 @@ const std::vector<Command>& commands() {
           {k_config_opt,
            {"--pattern", "NAME", "only this pattern set (built-in server or [[pattern]] name); repeatable", true},
            {"--explain", "", "add the matching SERVER/PATTERN, the login's time and where it came from as extra columns"},
-           {"--threads", "N", "threads for large files (default: CPUs, at most 4); output is the same"}},
+           {"--threads", "N", "threads for large files (default: CPUs, at most 4); output is the same"},
+           {"--read-path", "P", "how files are read: auto (measured on the first chunks; default), read or mmap"},
+           {"--stats", "", "print the read path taken (and why) to stderr"}},
           "print IP<TAB>USER<TAB>SERVER for each successful login in FILEs (or stdin)"},
          cmd_scan},
         {{"list", "", 0, 0,

@@ -23,14 +23,17 @@
 // user name ending in `status="ok"`); MatchState counts those that a pattern matched.
 // Security: every line is untrusted. Built-in patterns anchor at the start of the message and
 // take the last occurrence of a field, so a user name that imitates a field grants nothing.
-// Large buffers can be scanned on several threads (ScanOptions::threads): the buffer is cut at
-// line boundaries into chunks; workers run the prefilter over a chunk and resolve the lines that
-// only patterns of one-line servers could match (those need no MatchState); the calling thread
-// takes the chunks in order, resolves the remaining lines (two-line servers) against the state
-// and calls on_match, so the results, their order and the pid correlation are exactly those of
-// the single-threaded scan.
-// Thread-safety: a built Matcher is immutable and may be shared; MatchState is per source.
-// on_match is only ever called on the thread that called scan().
+// Large buffers can be scanned on several threads in two steps: scan_chunk() runs the prefilter
+// over a chunk of whole lines and resolves the lines that only patterns of one-line servers could
+// match (those need no MatchState), on any thread with that thread's ScanScratch; emit_chunk()
+// takes the chunks in order on one thread, resolves the remaining lines (two-line servers)
+// against the state and calls on_match, so the results, their order and the pid correlation are
+// exactly those of the single-threaded scan. scan() with ScanOptions does that over a buffer
+// with util::ordered_parallel_map; `relaypermit scan` over the chunks of a file it reads.
+// The matcher does no I/O, and its only threads are util::ordered_parallel_map's, in that scan().
+// Thread-safety: a built Matcher is immutable and may be shared; MatchState is per source,
+// ScanScratch per thread. on_match is only ever called on the thread that called scan() or
+// emit_chunk().
 #pragma once
 
 #include <cstdint>
@@ -105,6 +108,7 @@ inline constexpr auto k_session_timeout = std::chrono::minutes(10);
 // forwarding host name), while real login messages stay below ~350 bytes.
 inline constexpr std::size_t k_max_login_message_bytes = 800;
 class MatchState;
+class Matcher;
 
 struct ScanOptions {
     unsigned threads = 1;                            // threads to use, the caller's included
@@ -114,6 +118,34 @@ struct ScanOptions {
     // chunk's pages there, so that the unmapping is spread over the threads instead of following
     // the scan. Not called by the one-thread scan.
     std::function<void(const char* data, std::size_t size)> release;
+};
+
+// The lines of one chunk that the caller must see, from Matcher::scan_chunk: the logins found
+// and the lines to decide with the state, copied (the chunk's bytes may be released or reused).
+struct ChunkMatches {
+    struct Line {
+        std::size_t begin = 0, end = 0;  // the line in `arena`
+        std::uint64_t mask = 0;          // literals found in it
+        bool resolved = false;           // decided without the state: `match` is the result
+        std::optional<LoginMatch> match;  // views into the scanned text until emit_chunk
+        std::size_t user_begin = 0;       // offset of match->user in the line
+    };
+    std::vector<Line> lines;
+    std::string arena;
+};
+
+// A thread's scratch space for Matcher::scan_chunk. Throws std::bad_alloc when it cannot be made.
+class ScanScratch {
+public:
+    explicit ScanScratch(const Matcher& m);
+    ~ScanScratch();
+    ScanScratch(const ScanScratch&) = delete;
+    ScanScratch& operator=(const ScanScratch&) = delete;
+    struct Impl;
+    Impl& impl() { return *impl_; }
+
+private:
+    std::unique_ptr<Impl> impl_;
 };
 
 class Matcher {
@@ -132,6 +164,14 @@ public:
     // larger than one chunk.
     void scan(std::string_view text, core::Time now, MatchState& state,
               const std::function<void(const LoginMatch&)>& on_match, const ScanOptions& opts) const;
+    // Chunk by chunk, for a caller that runs the threads (see the top of this file): scan_chunk
+    // appends to `out` what `lines` (complete lines; a final one without '\n' counts as complete)
+    // holds for the caller; a chunk may be given in several consecutive pieces to one `out`.
+    // emit_chunk then calls on_match for the chunk's logins, chunks in file order, and empties
+    // `chunk`. Over consecutive chunks the results are exactly those of scan() over their text.
+    void scan_chunk(std::string_view lines, core::Time now, ScanScratch& scratch, ChunkMatches& out) const;
+    void emit_chunk(ChunkMatches& chunk, core::Time now, MatchState& state,
+                    const std::function<void(const LoginMatch&)>& on_match) const;
     std::optional<LoginMatch> match_line(std::string_view line, core::Time now, MatchState& state) const;
     // The literal prefilter alone, for a source that queues lines before it parses them: calls
     // on_line(begin, end) with the offsets of each line of `text` ('\n' excluded) that scan()
@@ -153,7 +193,12 @@ public:
 
 private:
     Matcher() = default;
-    struct Candidate;
+    // The steps of build(), in matcher_build.cpp.
+    core::Status compile_patterns(std::vector<PatternSpec> specs);
+    void mark_stateful();
+    core::Status build_prefilter();
+    // A line's literal mask computed without the prefilter (Literal::occurs_in).
+    std::uint64_t literal_mask_of(std::string_view line) const;
     // Calls on_line(start, end, mask) for each line of `text` holding a literal, in order.
     template <class F>
     void prefilter(std::string_view text, void* scratch, F&& on_line) const;
@@ -165,8 +210,6 @@ private:
     // same order either way, so every other line gets the result it would get with the state.
     std::optional<LoginMatch> match_impl(std::string_view line, std::uint64_t literal_mask, core::Time now,
                                          Scratch& scratch, MatchState* state, bool* needs_state) const;
-    void scan_parallel(std::string_view text, core::Time now, MatchState& state,
-                       const std::function<void(const LoginMatch&)>& on_match, const ScanOptions& opts) const;
     std::vector<std::unique_ptr<Compiled>> patterns_;
     std::vector<Literal> literals_;      // union of all literals, for the prefilter
     bool every_line_ = false;            // some pattern has no literal
@@ -175,6 +218,7 @@ private:
     struct Prefilter;                    // Hyperscan database of literals_
     std::unique_ptr<Prefilter> prefilter_;
     friend class MatchState;
+    friend class ScanScratch;
 };
 
 // Per-source scratch space (PCRE2 match data) and, for two-line servers, the pid cache.

@@ -33,7 +33,8 @@ FileTailSource::FileTailSource(std::string name, std::string path, LineParser pa
       sink_(sink),
       clock_(clock),
       opts_(opts),
-      env_(opts.env != nullptr ? *opts.env : TailEnv::posix()) {
+      env_(opts.env != nullptr ? *opts.env : TailEnv::posix()),
+      backlog_path_(opts.backlog_read_path) {
     opts_.max_line_bytes = std::max<std::size_t>(opts_.max_line_bytes, 1);
     opts_.read_chunk = std::max<std::size_t>(opts_.read_chunk, 4096);
     opts_.max_bytes_per_wakeup = std::max(opts_.max_bytes_per_wakeup, opts_.read_chunk);
@@ -178,29 +179,74 @@ void FileTailSource::service() {
     finish_pass(more);
 }
 
-// Reads `t` to its end. Returns false when the budget ran out first.
+// Reads `t` to its end. Returns false when the budget ran out first, or when a mapped backlog
+// read lost pages (then the pass starts over from the committed positions).
 bool FileTailSource::read_tail(Tail& t, std::size_t& budget) {
     while (budget > 0) {
-        const std::size_t want = std::min(buf_.size(), budget);
-        const auto n = t.file->read_at(t.read_pos, buf_.data(), want);
-        if (!n) {
-            warn_.log(Level::warning, "file source {}: reading {}: {}", name_, t.label, n.error().message);
-            return true;
-        }
-        if (*n == 0) return true;
-        const std::size_t got = *n;
-        if (t.read_pos < opts_.fingerprint_bytes && t.head.size() == t.read_pos) {
-            const std::size_t take =
-                std::min<std::size_t>(got, opts_.fingerprint_bytes - static_cast<std::size_t>(t.read_pos));
-            t.head.append(buf_.data(), take);
-        }
-        reading_backlog_ = t.read_pos < t.backlog_end;  // a chunk reaching past it counts as backlog
-        process_chunk(t, buf_.data(), got);
-        t.read_pos += got;
-        budget -= got;
-        t.last_data = env_.now();
+        const bool backlog = t.read_pos < t.backlog_end && t.file->native_fd() >= 0;
+        const ReadStep step = backlog ? read_backlog(t, budget) : read_next(t, budget);
+        if (step == ReadStep::end) return true;
+        if (step == ReadStep::lost) return false;
     }
     return false;
+}
+
+// One read_at() into buf_: what the file has next.
+FileTailSource::ReadStep FileTailSource::read_next(Tail& t, std::size_t& budget) {
+    const std::size_t want = std::min(buf_.size(), budget);
+    const auto n = t.file->read_at(t.read_pos, buf_.data(), want);
+    if (!n) {
+        warn_.log(Level::warning, "file source {}: reading {}: {}", name_, t.label, n.error().message);
+        return ReadStep::end;
+    }
+    if (*n == 0) return ReadStep::end;
+    consume(t, buf_.data(), *n);
+    budget -= *n;
+    return ReadStep::more;
+}
+
+// Up to the backlog's end (and the budget) through util::read_range, by the path the chooser
+// measured to be cheaper (the parsing counts, as in `scan`). A mapped read whose pages were lost
+// (the file shrank meanwhile) may have parsed zeros: everything since the last delivery is
+// dropped and read again, as after a failed delivery; check_truncation sees the shrink next.
+FileTailSource::ReadStep FileTailSource::read_backlog(Tail& t, std::size_t& budget) {
+    if (!backlog_buf_) backlog_buf_ = std::make_unique<util::ChunkBuffer>(opts_.read_chunk);
+    const std::uint64_t end = t.read_pos + std::min<std::uint64_t>(budget, t.backlog_end - t.read_pos);
+    const std::size_t window = backlog_windows_++;
+    const auto path = backlog_path_.path_for(window);
+    const auto cpu0 = util::thread_cpu_time();
+    const auto r = util::read_range(t.file->native_fd(), t.read_pos, end, path, *backlog_buf_,
+                                    [&](std::string_view run) { consume(t, run.data(), run.size()); });
+    if (!r) {
+        warn_.log(Level::warning, "file source {}: reading {}: {}", name_, t.label, r.error().message);
+        return ReadStep::end;
+    }
+    backlog_path_.report(path, r->bytes, util::thread_cpu_time() - cpu0);
+    if (window + 1 == 2 * util::ReadPathChooser::k_samples)
+        util::log(Level::info, "file source {}: backlog read path {}", name_, backlog_path_.describe());
+    if (r->pages_lost) {
+        warn_.log(Level::warning, "file source {}: {} shrank while it was read; reading again from the stored position",
+                  name_, t.label);
+        events_.clear();
+        pending_counters_ = {};
+        revert_all();
+        return ReadStep::lost;
+    }
+    if (r->bytes == 0) return ReadStep::end;
+    budget -= std::min(budget, r->bytes);
+    return ReadStep::more;
+}
+
+// A run of the file's next bytes: the fingerprint's head, then lines.
+void FileTailSource::consume(Tail& t, const char* data, std::size_t got) {
+    if (t.read_pos < opts_.fingerprint_bytes && t.head.size() == t.read_pos) {
+        const std::size_t take = std::min<std::size_t>(got, opts_.fingerprint_bytes - static_cast<std::size_t>(t.read_pos));
+        t.head.append(data, take);
+    }
+    reading_backlog_ = t.read_pos < t.backlog_end;  // a chunk reaching past it counts as backlog
+    process_chunk(t, data, got);
+    t.read_pos += got;
+    t.last_data = env_.now();
 }
 
 // Splits a chunk into lines: finishes a pending or skipped line, hands runs of complete lines

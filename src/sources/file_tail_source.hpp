@@ -54,6 +54,7 @@
 #include "sources/file_tail_env.hpp"
 #include "sources/source.hpp"
 #include "util/event_loop.hpp"
+#include "util/file_reader.hpp"
 #include "util/log.hpp"
 
 namespace rp::sources {
@@ -77,6 +78,10 @@ struct FileTailOptions {
     // A safety re-check even without inotify events (0 = off). Not a polling delay: appends are
     // seen at once through inotify.
     std::chrono::milliseconds safety_poll{10'000};
+    // How the backlog (what the files held at start(): a first start, the rest of a file rotated
+    // while stopped) is read, when the file has a descriptor: automatic measures read() against
+    // mmap on its first windows and keeps the cheaper, as `relaypermit scan` does; tests force one.
+    util::ReadPath backlog_read_path = util::ReadPath::automatic;
     // The filesystem, change notification and steady clock; null: TailEnv::posix() (real files,
     // inotify). Tests pass an in-memory one. REQUIRES: outlives the source.
     TailEnv* env = nullptr;
@@ -126,7 +131,11 @@ private:
     // file_tail_source.cpp: the wake-up, reading, lines
     void on_inotify();
     void service();
+    enum class ReadStep { more, end, lost };
     bool read_tail(Tail& t, std::size_t& budget);
+    ReadStep read_next(Tail& t, std::size_t& budget);
+    ReadStep read_backlog(Tail& t, std::size_t& budget);
+    void consume(Tail& t, const char* data, std::size_t n);
     void process_chunk(Tail& t, const char* data, std::size_t n);
     const char* finish_carried_line(Tail& t, const char* p, std::size_t n);
     void over_long(const Tail& t, std::uint64_t bytes);
@@ -181,6 +190,9 @@ private:
     std::unique_ptr<Tail> current_;
     std::vector<std::unique_ptr<Tail>> draining_;  // oldest first
     std::vector<char> buf_;
+    std::unique_ptr<util::ChunkBuffer> backlog_buf_;  // made at the first backlog read
+    util::ReadPathChooser backlog_path_;
+    std::size_t backlog_windows_ = 0;  // backlog reads so far, for the chooser's calibration
     std::vector<core::LoginEvent> events_;
 
     bool structure_changed_ = false;  // the set of files changed since the last delivery

@@ -653,4 +653,54 @@ TEST_F(FileTailTest, BacklogFlagMarksWhatWasThereAtStart) {
     EXPECT_FALSE(sink_.events[6].backlog) << sink_.events[6].user;  // u7 appended live
 }
 
+// Issue 14: the backlog is read through util::read_range by the path the chooser measured (as
+// `scan` reads). Forced read() and forced mmap deliver the same events for a file whose last line
+// has no newline (held back), an empty file, and a file that shrinks while its backlog is read
+// (mmap: the lost pages are detected, the batch is dropped and read again, no SIGBUS).
+TEST_F(FileTailTest, BacklogThroughReadOrMmapDeliversTheSameEvents) {
+    opts_.read_chunk = 4096;
+    const std::string lines = logins(1, 600);  // ~15 KB: several pages and read() runs
+    const auto cut = static_cast<off_t>(logins(1, 300).size());
+    struct Case {
+        std::string name, text;
+        off_t shrink_to;  // -1: no shrink
+        std::vector<std::string> want;
+    };
+    const std::vector<Case> cases{{"tail", lines + "LOGIN 192.0.2.9 no-newline", -1, names(1, 600)},
+                                  {"empty", "", -1, {}},
+                                  {"shrinks", lines, cut, names(1, 300)}};
+    for (const auto& c : cases) {
+        std::map<rp::util::ReadPath, std::vector<std::string>> got;
+        for (auto path : {rp::util::ReadPath::read, rp::util::ReadPath::mmap}) {
+            const std::string file = dir_ + "/" + c.name + std::to_string(static_cast<int>(path)) + ".log";
+            append(file, c.text);
+            bool shrunk = false;
+            // Shrinks the file on its first call, then parses the lines it can still see (a
+            // mapped block that lost pages ends in zeros).
+            auto parser = [&](std::string_view block, rp::core::Time now, std::vector<LoginEvent>& out) {
+                if (c.shrink_to >= 0 && !shrunk) {
+                    shrunk = true;
+                    EXPECT_EQ(::truncate(file.c_str(), c.shrink_to), 0);
+                }
+                parse_logins(block.substr(0, block.rfind('\n') + 1), now, out);
+            };
+            FakeSink sink;
+            auto o = opts_;
+            o.backlog_read_path = path;
+            FileTailSource src("file:test", file, parser, sink, clock_, o);
+            ASSERT_TRUE(src.start(loop_).has_value());
+            const std::uint64_t settled = c.shrink_to >= 0 ? static_cast<std::uint64_t>(c.shrink_to) : lines.size();
+            EXPECT_TRUE(run_until([&] {
+                if (!sink.checkpoint || sink.events.size() < c.want.size()) return false;
+                auto j = nlohmann::json::parse(*sink.checkpoint);
+                return j.contains("offset") && j["offset"].get<std::uint64_t>() == (c.text.empty() ? 0 : settled);
+            })) << c.name;
+            src.stop(loop_);
+            got[path] = sink.users();
+        }
+        EXPECT_EQ(got[rp::util::ReadPath::read], c.want) << c.name;
+        EXPECT_EQ(got[rp::util::ReadPath::mmap], c.want) << c.name;
+    }
+}
+
 }  // namespace

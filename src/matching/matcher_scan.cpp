@@ -1,0 +1,160 @@
+// Buffers through the prefilter: the one-thread scan, the candidate filter, and the chunk steps
+// (scan_chunk on any thread, emit_chunk in order) that the threaded scan is made of.
+#include <algorithm>
+#include <cstring>
+
+#include "matching/matcher_internal.hpp"
+#include "util/parallel_map.hpp"
+
+namespace rp::matching {
+
+template <class F>
+void Matcher::prefilter(std::string_view all, void* scratch, F&& on_line) const {
+    if (!prefilter_) return;  // no patterns enabled
+    // Hyperscan takes 32-bit lengths: larger buffers are scanned in pieces cut at line ends.
+    constexpr std::size_t k_max_piece = std::size_t{1} << 31;
+    for (std::size_t base = 0; base < all.size();) {
+        std::size_t size = all.size() - base;
+        if (size > k_max_piece) {
+            const auto nl = all.rfind('\n', base + k_max_piece - 1);
+            size = nl == std::string_view::npos || nl < base ? k_max_piece : nl + 1 - base;
+        }
+        prefilter_piece(all.substr(base, size), base, scratch, on_line);
+        base += size;
+    }
+}
+
+template <class F>
+void Matcher::prefilter_piece(std::string_view text, std::size_t base, void* scratch, F& on_line) const {
+    // One Hyperscan pass finds every literal of every pattern in the buffer; only the lines
+    // holding one are reported, in order, each once, with the set of literals found in it.
+    // Matches arrive in order of their end offset, so the hits of one line arrive together: they
+    // are collected into a mask and the line is reported when the first hit of a later line (or
+    // the end of the buffer) shows that the line is complete.
+    struct Ctx {
+        const Matcher* self;
+        std::string_view text;
+        F* on_line;
+        std::size_t line_start = 0, line_end = 0;  // current line [start, end); end == 0: none
+        std::uint64_t mask = 0;
+        std::size_t base;
+        void flush() {
+            if (line_end == 0) return;
+            (*on_line)(base + line_start, base + line_end, mask);
+            line_end = 0;
+            mask = 0;
+        }
+    } ctx{this, text, &on_line, 0, 0, 0, base};
+    auto on_hit = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* p) -> int {
+        auto& c = *static_cast<Ctx*>(p);
+        const auto& lits = c.self->literals_;
+        const std::size_t start = static_cast<std::size_t>(to) - lits[id].text.size();
+        if (!lits[id].except.empty() && !lits[id].hit_at(c.text, start)) return 0;
+        const std::uint64_t bit = id < 64 ? std::uint64_t{1} << id : ~std::uint64_t{0};
+        if (c.line_end != 0 && start < c.line_end) {  // another literal of the current line
+            c.mask |= bit;
+            return 0;
+        }
+        c.flush();
+        const void* nl = ::memrchr(c.text.data(), '\n', start);
+        c.line_start = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - c.text.data()) + 1 : 0;
+        const void* e = std::memchr(c.text.data() + start, '\n', c.text.size() - start);
+        c.line_end = e ? static_cast<std::size_t>(static_cast<const char*>(e) - c.text.data()) : c.text.size();
+        if (c.line_end == 0) c.line_end = 1;  // an empty first line cannot hold a literal; keep "none" distinct
+        c.mask = bit;
+        return 0;
+    };
+    hs_scan(prefilter_->db, text.data(), static_cast<unsigned>(text.size()), 0, static_cast<hs_scratch_t*>(scratch),
+            on_hit, &ctx);
+    ctx.flush();
+}
+
+void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
+                   const std::function<void(const LoginMatch&)>& on_match) const {
+    if (every_line_) {
+        for (std::size_t pos = 0; pos < text.size();) {
+            const auto end = text.find('\n', pos);
+            auto line = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+            if (auto m = match_line(line, now, state)) on_match(*m);
+            pos = end == std::string_view::npos ? text.size() : end + 1;
+        }
+        return;
+    }
+    prefilter(text, state.impl().scratch.hs, [&](std::size_t b, std::size_t e, std::uint64_t mask) {
+        if (auto m = match_impl(text.substr(b, e - b), mask, now, state.impl().scratch_md, &state, nullptr))
+            on_match(*m);
+    });
+}
+
+void Matcher::for_each_candidate(std::string_view text, MatchState& state,
+                                 const std::function<void(std::size_t, std::size_t)>& on_line) const {
+    if (every_line_) {
+        for (std::size_t pos = 0; pos < text.size();) {
+            const auto end = std::min(text.find('\n', pos), text.size());
+            on_line(pos, end);
+            pos = end + 1;
+        }
+        return;
+    }
+    prefilter(text, state.impl().scratch.hs, [&](std::size_t b, std::size_t e, std::uint64_t) { on_line(b, e); });
+}
+
+void Matcher::scan_chunk(std::string_view text, core::Time now, ScanScratch& scratch, ChunkMatches& out) const {
+    auto& s = scratch.impl();
+    auto keep = [&](std::string_view line, std::uint64_t mask) {
+        bool needs_state = false;
+        auto match = match_impl(line, mask, now, s.md, nullptr, &needs_state);
+        if (!needs_state && !match) return;  // nothing to emit, nothing to keep
+        ChunkMatches::Line c{out.arena.size(), out.arena.size() + line.size(), mask, !needs_state, std::move(match)};
+        if (c.match && !c.match->user.empty()) c.user_begin = static_cast<std::size_t>(c.match->user.data() - line.data());
+        out.arena.append(line);
+        out.lines.push_back(std::move(c));
+    };
+    if (every_line_) {
+        for (std::size_t pos = 0; pos < text.size();) {
+            const auto end = std::min(text.find('\n', pos), text.size());
+            const auto line = text.substr(pos, end - pos);
+            keep(line, literal_mask_of(line));
+            pos = end + 1;
+        }
+        return;
+    }
+    prefilter(text, s.hs.hs, [&](std::size_t b, std::size_t e, std::uint64_t mask) { keep(text.substr(b, e - b), mask); });
+}
+
+void Matcher::emit_chunk(ChunkMatches& chunk, core::Time now, MatchState& state,
+                         const std::function<void(const LoginMatch&)>& on_match) const {
+    auto& impl = state.impl();
+    for (auto& c : chunk.lines) {
+        const std::string_view line = std::string_view(chunk.arena).substr(c.begin, c.end - c.begin);
+        if (!c.resolved) {
+            c.match = match_impl(line, c.mask, now, impl.scratch_md, &state, nullptr);
+        } else if (c.match) {  // re-point the views from the scanned text to the copy
+            c.match->user = line.substr(c.user_begin, c.match->user.size());
+            c.match->line = line.substr(0, c.match->line.size());
+        }
+        if (c.match) on_match(*c.match);
+    }
+    chunk.lines.clear();
+    chunk.arena.clear();
+}
+
+void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
+                   const std::function<void(const LoginMatch&)>& on_match, const ScanOptions& opts) const {
+    if (opts.threads <= 1 || every_line_ || !prefilter_ || text.size() <= std::max<std::size_t>(opts.chunk_bytes, 1))
+        return scan(text, now, state, on_match);
+    const auto cuts = util::line_cuts(text, opts.chunk_bytes);
+    ScanScratch caller(*this);
+    util::ordered_parallel_map<ChunkMatches>(
+        cuts.size() - 1, util::ParallelOptions{opts.threads}, caller, [&] { return std::make_unique<ScanScratch>(*this); },
+        [&](std::size_t i, ScanScratch& scratch) {
+            const std::string_view part = text.substr(cuts[i], cuts[i + 1] - cuts[i]);
+            ChunkMatches out;
+            scan_chunk(part, now, scratch, out);
+            if (opts.release) opts.release(part.data(), part.size());
+            return out;
+        },
+        [&](std::size_t, ChunkMatches&& chunk) { emit_chunk(chunk, now, state, on_match); });
+}
+
+}  // namespace rp::matching

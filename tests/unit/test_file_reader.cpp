@@ -1,0 +1,212 @@
+// util::ordered_parallel_map and util::ChunkedFile: results in order whatever the threads, and
+// every read path hands over exactly the file's bytes as runs of whole lines.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "util/file_reader.hpp"
+#include "util/parallel_map.hpp"
+
+namespace {
+
+using rp::util::ChunkBuffer;
+using rp::util::ChunkedFile;
+using rp::util::ReadPath;
+
+TEST(ParallelMap, ResultsArriveInOrderOnAnyNumberOfThreads) {
+    for (unsigned threads : {1u, 2u, 3u, 8u}) {
+        for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{5}, std::size_t{200}}) {
+            int caller_local = 0;
+            std::vector<std::size_t> got;
+            rp::util::ordered_parallel_map<std::size_t>(
+                n, rp::util::ParallelOptions{threads, 2}, caller_local, [] { return std::make_unique<int>(0); },
+                [](std::size_t i, int&) { return i * i; },
+                [&](std::size_t i, std::size_t&& r) {
+                    EXPECT_EQ(r, i * i);
+                    got.push_back(i);
+                });
+            ASSERT_EQ(got.size(), n) << threads;
+            for (std::size_t i = 0; i < n; ++i) EXPECT_EQ(got[i], i);
+        }
+    }
+}
+
+TEST(ParallelMap, LineCutsEndAtNewlines) {
+    const std::string text = "a\nbb\n\nccc\ndddd";
+    const auto cuts = rp::util::line_cuts(text, 2);
+    ASSERT_EQ(cuts.front(), 0u);
+    ASSERT_EQ(cuts.back(), text.size());
+    for (std::size_t i = 1; i + 1 < cuts.size(); ++i) EXPECT_EQ(text[cuts[i] - 1], '\n');
+    EXPECT_EQ(rp::util::line_cuts("", 8), std::vector<std::size_t>{0});
+}
+
+// Every chunk through `path`: each run must end at a line end (or the file's end), and the runs
+// of all chunks in order must be the file.
+std::string read_all(int fd, std::size_t chunk, ReadPath path, std::size_t buffer) {
+    auto f = ChunkedFile::open(fd, chunk, path);
+    EXPECT_TRUE(f.has_value());
+    std::string out;
+    ChunkBuffer buf(buffer);
+    for (std::size_t i = 0; f && i < f->chunks(); ++i) {
+        auto st = f->read_chunk(i, path, buf, [&](std::string_view lines) {
+            EXPECT_FALSE(lines.empty());
+            out.append(lines);
+            if (out.size() < f->size()) {
+                EXPECT_EQ(lines.back(), '\n');
+            }
+        });
+        EXPECT_TRUE(st.has_value());
+    }
+    return out;
+}
+
+TEST(FileReader, EveryPathAndChunkSizeReadsTheSameLines) {
+    const auto path = std::filesystem::temp_directory_path() / ("rp_file_reader_" + std::to_string(::getpid()));
+    std::string text;
+    for (int i = 0; i < 3000; ++i) text += "line " + std::to_string(i) + std::string(i % 97, 'x') + "\n";
+    text += std::string(20000, 'L') + "\n\n\nlast line without newline";  // a line longer than the buffer
+    std::ofstream(path, std::ios::binary) << text;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    for (std::size_t chunk : {std::size_t{1}, std::size_t{100}, std::size_t{4096}, std::size_t{65536}, text.size() + 7}) {
+        EXPECT_EQ(read_all(fd, chunk, ReadPath::read, 4096), text) << chunk;
+        EXPECT_EQ(read_all(fd, chunk, ReadPath::mmap, 4096), text) << chunk;
+    }
+    ChunkBuffer buf(4096);
+    std::string streamed;
+    ASSERT_TRUE(::lseek(fd, 0, SEEK_SET) == 0);
+    ASSERT_TRUE(rp::util::read_lines(fd, buf, [&](std::string_view l) { streamed.append(l); }).has_value());
+    EXPECT_EQ(streamed, text);
+    ::close(fd);
+    std::filesystem::remove(path);
+}
+
+TEST(FileReader, ChooserTakesTheCheaperPathAfterCalibration) {
+    rp::util::ReadPathChooser c(ReadPath::automatic);
+    EXPECT_EQ(c.path_for(0), ReadPath::read);
+    EXPECT_EQ(c.path_for(1), ReadPath::mmap);
+    c.report(ReadPath::read, 1000, std::chrono::nanoseconds(500));
+    c.report(ReadPath::mmap, 1000, std::chrono::nanoseconds(300));
+    EXPECT_EQ(c.path_for(100), ReadPath::mmap);
+    EXPECT_EQ(rp::util::ReadPathChooser(ReadPath::read).path_for(1), ReadPath::read);
+    EXPECT_EQ(rp::util::ReadPathChooser(ReadPath::automatic, false).path_for(1), ReadPath::read);
+    EXPECT_EQ(rp::util::parse_read_path("mmap"), ReadPath::mmap);
+    EXPECT_FALSE(rp::util::parse_read_path("MMAP").has_value());
+}
+
+// A file of `text` in the temporary directory, open for reading; removed at the end.
+class TempFile {
+public:
+    explicit TempFile(const std::string& text, const char* tag)
+        : path_(std::filesystem::temp_directory_path() / ("rp_range_" + std::string(tag) + std::to_string(::getpid()))) {
+        std::ofstream(path_, std::ios::binary) << text;
+        fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+        EXPECT_GE(fd_, 0);
+    }
+    ~TempFile() {
+        ::close(fd_);
+        std::filesystem::remove(path_);
+    }
+    TempFile(const TempFile&) = delete;
+    TempFile& operator=(const TempFile&) = delete;
+    int fd() const { return fd_; }
+    void shrink_to(off_t size) const { EXPECT_EQ(::truncate(path_.c_str(), size), 0); }
+
+private:
+    std::filesystem::path path_;
+    int fd_ = -1;
+};
+
+struct RangeOut {
+    std::string bytes;
+    rp::util::RangeRead r;
+};
+
+// read_range over [begin, end), its runs joined; `during` runs after the first run arrived.
+RangeOut read_range_all(int fd, std::uint64_t begin, std::uint64_t end, ReadPath path,
+                        const std::function<void()>& during = {}) {
+    RangeOut out;
+    ChunkBuffer buf(4096);
+    bool first = true;
+    auto r = rp::util::read_range(fd, begin, end, path, buf, [&](std::string_view run) {
+        if (first && during) during();
+        first = false;
+        out.bytes.append(run.data(), run.size());  // reads every byte, lost pages too
+    });
+    EXPECT_TRUE(r.has_value());
+    if (r) out.r = *r;
+    EXPECT_EQ(out.r.bytes, out.bytes.size());
+    return out;
+}
+
+std::string sample_log() {
+    std::string text;
+    for (int i = 0; i < 700; ++i) text += "Dec  5 12:00:00 host imap-login: Login: user=<u" + std::to_string(i) + ">\n";
+    return text + "a last line without newline";
+}
+
+// The file source's backlog reads through read_range: read() and mmap must hand over the same
+// bytes for any range, a last line without '\n', a file shorter than asked, and an empty file.
+TEST(FileReader, ReadRangeGivesTheSameBytesThroughEitherPath) {
+    const std::string text = sample_log();
+    TempFile f(text, "same");
+    const std::uint64_t n = text.size();
+    for (auto [b, e] : std::vector<std::pair<std::uint64_t, std::uint64_t>>{
+             {0, n}, {3, n}, {4095, 9000}, {4096, 8192}, {n - 5, n}, {0, n + 100}, {n, n + 10}}) {
+        const auto want = text.substr(b, std::min(e, n) - b);
+        EXPECT_EQ(read_range_all(f.fd(), b, e, ReadPath::read).bytes, want) << b << ".." << e;
+        EXPECT_EQ(read_range_all(f.fd(), b, e, ReadPath::mmap).bytes, want) << b << ".." << e;
+    }
+    TempFile empty("", "empty");
+    for (auto path : {ReadPath::read, ReadPath::mmap}) {
+        const auto got = read_range_all(empty.fd(), 0, 4096, path);
+        EXPECT_EQ(got.bytes, "");
+        EXPECT_FALSE(got.r.pages_lost);
+    }
+}
+
+// A file that shrinks while it is read: read() gives what is left; mmap reports the lost pages
+// (which read as zeros) instead of dying of SIGBUS, and a second read gives what is left. A
+// reader that drops what it made of a lost read (FileTailSource does) ends with the same bytes.
+TEST(FileReader, ReadRangeOfAFileThatShrinksWhileReadEndsWithTheSameBytes) {
+    const std::string text = sample_log();
+    ASSERT_GT(text.size(), 5 * 4096u);
+    const off_t keep = 4096 + 100;
+    {
+        TempFile f(text, "shrink_read");
+        const auto got = read_range_all(f.fd(), 0, text.size(), ReadPath::read, [&] { f.shrink_to(keep); });
+        EXPECT_FALSE(got.r.pages_lost);
+        EXPECT_EQ(got.bytes, text.substr(0, keep));
+    }
+    {
+        TempFile f(text, "shrink_mmap");
+        const auto got = read_range_all(f.fd(), 0, text.size(), ReadPath::mmap, [&] { f.shrink_to(keep); });
+        EXPECT_TRUE(got.r.pages_lost);
+        EXPECT_EQ(got.bytes.substr(0, keep), text.substr(0, keep));
+        EXPECT_EQ(read_range_all(f.fd(), 0, text.size(), ReadPath::mmap).bytes, text.substr(0, keep));
+    }
+    {
+        TempFile f(text, "chunk_mmap");  // scan: an error, no crash
+        auto chunked = ChunkedFile::open(f.fd(), 1 << 20, ReadPath::mmap);
+        ASSERT_TRUE(chunked && chunked->mapped());
+        ChunkBuffer buf(4096);
+        std::size_t sum = 0;
+        auto st = chunked->read_chunk(0, ReadPath::mmap, buf, [&](std::string_view lines) {
+            f.shrink_to(keep);
+            for (char c : lines) sum += static_cast<unsigned char>(c);
+        });
+        ASSERT_FALSE(st.has_value());
+        EXPECT_EQ(st.error().message, "the file shrank while it was read");
+        EXPECT_GT(sum, 0u);
+    }
+}
+
+}  // namespace
