@@ -170,7 +170,7 @@ class CdbExporter final : public Exporter {
 public:
     CdbExporter(config::ExportConfig cfg, std::string relayclient)
         : cfg_(std::move(cfg)), relay_value_(tcprules_relay_value(relayclient)),
-          describe_(cfg_.type + ":" + cfg_.path) {}
+          describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
@@ -205,7 +205,7 @@ private:
 class SendmailAccessExporter final : public Exporter {
 public:
     explicit SendmailAccessExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
+        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
@@ -293,7 +293,7 @@ private:
 class RelayCtrlDirExporter final : public Exporter {
 public:
     explicit RelayCtrlDirExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
+        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
@@ -367,7 +367,7 @@ private:
 class OpensmtpdTableExporter final : public Exporter {
 public:
     explicit OpensmtpdTableExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
+        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
@@ -456,7 +456,7 @@ core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig
         if (!cfg.static_path.empty()) return core::make_error(where + "opensmtpd-table takes no static file");
         e = std::make_unique<OpensmtpdTableExporter>(cfg);
     } else {
-        return core::make_error(where + "unknown export type '" + cfg.type + "'");
+        return core::make_error(where + "unknown export type '" + std::string(config::to_string(cfg.type)) + "'");
     }
     if (auto s = make_dirs(dir); !s) return core::make_error(where + s.error().message);
     if (!cfg.static_path.empty() && check == StaticCheck::at_open) {
