@@ -5,8 +5,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/allow_file.hpp"
 #include "config/registry.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/socketmap_static.hpp"
 #include "exports/map_formats.hpp"
 #include "matching/matcher.hpp"
 #include "matching/required_literal.hpp"
@@ -47,7 +49,8 @@ std::optional<std::string> static_file_error(const config::ExportConfig& x) {
 }
 
 // What building the configuration would refuse beyond its keys: the patterns, the shared
-// store's URL and parameters (without connecting), the exports' static files.
+// store's URL and parameters (without connecting), the exports' static files, [socketmap]
+// static and the allow_file lists.
 std::vector<std::string> whole_config_errors(const config::Config& cfg) {
     std::vector<std::string> out;
     if (auto m = matching::Matcher::build(daemon::enabled_pattern_sets(cfg), daemon::user_pattern_specs(cfg)); !m)
@@ -61,6 +64,10 @@ std::vector<std::string> whole_config_errors(const config::Config& cfg) {
     for (const auto& x : cfg.exports)
         if (!x.static_path.empty())
             if (auto e = static_file_error(x)) out.push_back(cfg.file + ": " + *e);
+    if (auto statics = daemon::read_socketmap_static(cfg.socketmap.static_path); !statics)
+        out.push_back(cfg.file + ": " + statics.error().message);
+    auto with_files = cfg;  // the allow_file lists, read as the daemon reads them
+    if (auto st = config::read_allow_files(with_files); !st) out.push_back(cfg.file + ": " + st.error().message);
     return out;
 }
 

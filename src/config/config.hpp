@@ -18,6 +18,7 @@
 #include "core/result.hpp"
 #include "config/kinds.hpp"
 #include "core/time.hpp"
+#include "config/limits_config.hpp"
 
 namespace rp::config {
 
@@ -25,7 +26,7 @@ inline constexpr const char* k_default_path = "/etc/relaypermit/relaypermit.toml
 
 // One [[source]] table. Which keys apply depends on `type` (its row in keys_sources.cpp).
 struct SourceConfig {
-    SourceType type = SourceType::file;
+    SourceType type = SourceType::file;  // the drop-in protocols too: drac, whoson, relay-ctrl-udp
     std::string path;   // file: the log to follow; fifo: the pipe; journald: a journal directory
                         // or file to read instead of the system journal (tests, remote journals)
     std::string name;   // defaults to "TYPE:PATH" or "TYPE:LISTEN"; keys the checkpoint and
@@ -50,6 +51,8 @@ struct SourceConfig {
     // config is loaded, so a reload sees a new header)
     std::string api_header;
     std::string api_header_file;
+    // drac: rpc.dracd's dracd.allow ("netmask netaddr" lines): trusted callers besides allow_from
+    std::string allow_file;
 
     // Same source (every key but `line`): a reload keeps such a source running.
     bool same_as(const SourceConfig& o) const {
@@ -76,10 +79,25 @@ struct PolicyConfig {
     bool operator==(const PolicyConfig&) const = default;  // reload keeps an equal [policy]
 };
 
-// A frontend that only needs endpoints ([socketmap], [readsocket], [opensmtpd]).
+// [socketmap]: its endpoints, and the administrator's static Sendmail access entries answered
+// beside the permits (makemap's text form, read at start and on every reload; docs/mta-sendmail.md).
+struct SocketmapConfig {
+    std::vector<std::string> listen;  // empty = off
+    std::string static_path;          // `static`; empty = none
+    bool operator==(const SocketmapConfig&) const = default;
+};
+
+// A frontend that only needs endpoints ([readsocket], [opensmtpd]).
 struct ListenerConfig {
     std::vector<std::string> listen;  // empty = off
     bool operator==(const ListenerConfig&) const = default;
+};
+
+// [metrics]: the HTTP listener for Prometheus (/metrics) and health checks (/health).
+struct MetricsConfig {
+    std::vector<std::string> listen;      // empty = off
+    std::vector<core::Cidr> allow_from;   // peers allowed; empty = loopback only
+    bool operator==(const MetricsConfig&) const = default;
 };
 
 // One [[export]] table: a map file for MTAs that only read files.
@@ -94,11 +112,22 @@ struct ExportConfig {
     int line = 0;
 };
 
+// A static allow entry read from an `allow_file` (config/allow_file.hpp), for `list --static`.
+struct AllowFileEntry {
+    core::Cidr network;
+    std::string file;
+    int line = 0;
+    bool operator==(const AllowFileEntry&) const = default;
+};
+
 struct Config {
     std::string file;   // where it was read from ("" = built-in defaults only)
     std::string state_dir = "/var/lib/relaypermit";
     core::Duration ttl = std::chrono::minutes(30);
     core::Duration max_ttl = std::chrono::hours(24);  // bound on any permit's lifetime (`allow --ttl`); >= ttl
+    // The longest a session's permit lives, however often it is extended; 0 = unset. When set,
+    // ttl <= max_lifetime <= max_ttl (checked when the file is read).
+    core::Duration max_lifetime{0};
     std::string control_socket = "/run/relaypermit/control.sock";
     std::string control_group;  // group allowed to use the control socket, besides root
     std::string user;           // run as this user after opening privileged resources
@@ -107,7 +136,11 @@ struct Config {
     StoreOutage store_outage = StoreOutage::dunno;  // lookups while a shared store is unreachable
     // Permits held at most; past it new networks are refused (fail closed), extensions still work.
     std::int64_t max_permits = 1'000'000;
+    // The static allow list: the `allow` key's networks, then those of every `allow_file` (appended
+    // by load_config_and_allow_files, config/allow_file.hpp; allow_file_entries: where each came from).
     std::vector<core::Cidr> allow;
+    std::vector<std::string> allow_file;  // absolute paths; one CIDR per line, '#' comments
+    std::vector<AllowFileEntry> allow_file_entries;
     std::vector<core::Cidr> ignore = default_ignore();
     int ipv6_prefix = 128;
     LogLevel log_level = LogLevel::info;
@@ -115,10 +148,13 @@ struct Config {
     std::vector<PatternConfig> patterns;
     std::vector<SourceConfig> sources = {default_source()};
     PolicyConfig policy;
-    ListenerConfig socketmap, readsocket, opensmtpd;
+    SocketmapConfig socketmap;
+    ListenerConfig readsocket, opensmtpd;
     std::vector<ExportConfig> exports;
+    MetricsConfig metrics;
     std::string relayclient;          // value `check --chain` gives RELAYCLIENT (qmail)
     bool ignore_mynetworks = false;   // add Postfix's mynetworks (postconf -h) to `ignore`
+    LimitsConfig limits;              // [limits]: budgets, caps, alerts (limits_config.hpp)
 
     static std::vector<core::Cidr> default_ignore();
     static SourceConfig default_source();  // the file source /var/log/mail.log

@@ -37,6 +37,8 @@ std::vector<Listener> listeners(const Config& cfg) {
     };
     for (const auto t : all_of<FrontendType>())
         add(frontend_row(t).listen(cfg), "[" + std::string(to_string(t)) + "]");
+    for (const auto& s : service_rows())
+        if (s.listen) add(*s.listen(cfg), "[" + std::string(s.name) + "]");
     for (const auto& s : cfg.sources) add(s.listen, "source " + s.name + " (line " + std::to_string(s.line) + ")");
     return out;
 }

@@ -29,13 +29,17 @@ void parse_root(Config& cfg, const Ctx& c, const toml::table& root) {
             continue;
         }
         const auto array = std::find_if(std::begin(k_arrays), std::end(k_arrays), [&](const auto& a) { return a.name == key; });
+        const auto services = service_rows();
+        const auto service = std::find_if(services.begin(), services.end(), [&](const auto& s) { return s.name == key; });
         if (array != std::end(k_arrays)) array->parse(cfg, c, n);
         else if (auto fe = from_string<FrontendType>(key)) frontend_row(*fe).parse(cfg, c, n);
+        else if (service != services.end()) service->parse(cfg, c, n);
         else c.fail(n, key, c.err(n, key, "unknown key"));
     }
-    const bool times_ok = std::none_of(c.errors->begin(), c.errors->end(),
-                                       [](const Diagnostic& d) { return d.key == "ttl" || d.key == "max_ttl"; });
-    if (times_ok) validate_top(cfg, c);
+    const bool times_ok = std::none_of(c.errors->begin(), c.errors->end(), [](const Diagnostic& d) {
+        return d.key == "ttl" || d.key == "max_ttl" || d.key == "max_lifetime";
+    });
+    if (times_ok) validate_top(cfg, c, root);
 }
 
 bool blank(std::string_view text) {

@@ -24,9 +24,11 @@ bool is_set(const std::vector<std::string>* set_keys, const std::string& path) {
 std::string lines(const std::vector<ShownRow>& rows, const std::vector<std::string>* set_keys,
                   const std::string& prefix, std::string_view always = {}) {
     std::string out;
-    for (const auto& r : rows)
-        if (r.info.name == always || is_set(set_keys, prefix + std::string(r.info.name)))
-            out += std::string(r.info.name) + " = " + masked(r) + "\n";
+    for (const auto& r : rows) {
+        if (r.info.name != always && !is_set(set_keys, prefix + std::string(r.info.name))) continue;
+        if (r.value.empty()) out += "# " + std::string(r.info.name) + " is not set\n";  // would not parse back
+        else out += std::string(r.info.name) + " = " + masked(r) + "\n";
+    }
     return out;
 }
 
@@ -57,6 +59,11 @@ std::string show_config(const Config& cfg, const std::vector<std::string>* set_k
         const auto body = lines(frontend_row(t).show(cfg), set_keys, name + ".");
         if (!body.empty()) out += "\n[" + name + "]\n" + body;
     }
+    for (const auto& s : service_rows()) {
+        const std::string name(s.name);
+        const auto body = lines(s.show(cfg), set_keys, name + ".");
+        if (!body.empty()) out += "\n[" + name + "]\n" + body;
+    }
     out += array_tables<SourceConfig>("source", cfg.sources, source_key_rows(), set_keys, show_source);
     out += array_tables<PatternConfig>("pattern", cfg.patterns, pattern_key_rows(), set_keys, nullptr);
     out += array_tables<ExportConfig>("export", cfg.exports, export_key_rows(), set_keys, nullptr);
@@ -70,6 +77,8 @@ std::vector<KeyListing> registry_keys() {
     for (const auto t : all_of<FrontendType>())
         for (const auto& r : frontend_row(t).show(defaults))
             out.push_back({std::string(to_string(t)), r.info, {}, r.value});
+    for (const auto& s : service_rows())
+        for (const auto& r : s.show(defaults)) out.push_back({std::string(s.name), r.info, {}, r.value});
     const SourceConfig source;
     for (const auto& r : source_key_rows()) {
         KeyListing k{"source", r.info, {}, r.show(source)};

@@ -39,6 +39,13 @@ std::string show_member(const ClassOf<M>& t) {
     return toml_value(t.*M);
 }
 
+// A path that may be unset: "" (not `""`) when empty, which `config show` prints as a comment
+// (an empty path would not parse back).
+template <auto M>
+std::string show_path(const ClassOf<M>& t) {
+    return (t.*M).empty() ? std::string() : toml_value(t.*M);
+}
+
 template <auto M>
 core::Status set_string(ClassOf<M>& t, const Ctx& c, const toml::node& n, const std::string& key) {
     auto s = get_string(c, n, key);

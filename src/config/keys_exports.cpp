@@ -36,6 +36,11 @@ core::Status set_after_write_timeout(ExportConfig& x, const Ctx& c, const toml::
     return core::ok();
 }
 
+// None is unset (an empty list would not parse back).
+std::string show_after_write(const ExportConfig& x) {
+    return x.after_write.empty() ? std::string() : toml_value(x.after_write);
+}
+
 const KeyRow<ExportConfig> k_export_keys[] = {
     {{"type", "string", "the map format"}, set_export_type, show_member<&ExportConfig::type>},
     {{"path", "path", "the file (relay-ctrl-dir: the directory) to write"}, set_string<&ExportConfig::path>,
@@ -43,7 +48,7 @@ const KeyRow<ExportConfig> k_export_keys[] = {
     {{"static", "path", "sendmail-access, tcprules-cdb: the administrator's static part, merged in"},
      set_string<&ExportConfig::static_path>, show_member<&ExportConfig::static_path>},
     {{"after_write", "argv", "a program and its arguments run after each write that changed the map"},
-     set_after_write, show_member<&ExportConfig::after_write>},
+     set_after_write, show_after_write},
     {{"after_write_timeout", "duration", "after_write is killed after this long"}, set_after_write_timeout,
      show_member<&ExportConfig::after_write_timeout>},
 };

@@ -29,8 +29,8 @@ const KeyRow<PolicyConfig> k_policy_keys[] = {
      set_int<&PolicyConfig::max_clients, 1, 1000000>, show_member<&PolicyConfig::max_clients>},
 };
 
-template <bool UnixOnly>
-core::Status set_listen(ListenerConfig& l, const Ctx& c, const toml::node& n, const std::string& key) {
+template <typename T, bool UnixOnly>
+core::Status set_listen(T& l, const Ctx& c, const toml::node& n, const std::string& key) {
     auto v = get_strings(c, n, key);
     if (!v) return v.error();
     for (const auto& e : *v)
@@ -40,11 +40,18 @@ core::Status set_listen(ListenerConfig& l, const Ctx& c, const toml::node& n, co
     return core::ok();
 }
 
+const KeyRow<SocketmapConfig> k_socketmap_keys[] = {
+    {{"listen", "endpoints", "where it listens; empty = off"}, set_listen<SocketmapConfig, false>,
+     show_member<&SocketmapConfig::listen>},
+    {{"static", "path", "Sendmail access entries (makemap text) answered beside the permits; re-read on SIGHUP"},
+     set_abs_path<&SocketmapConfig::static_path>, show_path<&SocketmapConfig::static_path>},
+};
 const KeyRow<ListenerConfig> k_listen_keys[] = {
-    {{"listen", "endpoints", "where it listens; empty = off"}, set_listen<false>, show_member<&ListenerConfig::listen>},
+    {{"listen", "endpoints", "where it listens; empty = off"}, set_listen<ListenerConfig, false>,
+     show_member<&ListenerConfig::listen>},
 };
 const KeyRow<ListenerConfig> k_unix_listen_keys[] = {
-    {{"listen", "endpoints", "unix: endpoints where it listens; empty = off"}, set_listen<true>,
+    {{"listen", "endpoints", "unix: endpoints where it listens; empty = off"}, set_listen<ListenerConfig, true>,
      show_member<&ListenerConfig::listen>},
 };
 
@@ -54,13 +61,7 @@ using TableOf = typename MemberOf<Member>::Value;
 
 template <FrontendType Type, auto Member, const auto& Rows>
 void parse_frontend(Config& cfg, const Ctx& c, const toml::node& n) {
-    const std::string name(to_string(Type));
-    auto t = n.as_table();
-    if (!t) {
-        c.fail(n, name, c.err(n, name, "expected a [" + name + "] table"));
-        return;
-    }
-    parse_table(cfg.*Member, std::span<const KeyRow<TableOf<Member>>>(Rows), *t, c, name + ".", name + ".");
+    parse_sub_table<Member>(cfg, c, n, std::string(to_string(Type)), std::span<const KeyRow<TableOf<Member>>>(Rows));
 }
 
 template <auto Member, const auto& Rows>
@@ -81,7 +82,7 @@ constexpr FrontendRow row(std::string_view doc) {
 // In FrontendType order (checked below).
 const FrontendRow k_frontends[] = {
     row<FrontendType::policy, &Config::policy, k_policy_keys>("Postfix policy delegation: action=OK or DUNNO"),
-    row<FrontendType::socketmap, &Config::socketmap, k_listen_keys>("netstring socketmap for Postfix and Sendmail"),
+    row<FrontendType::socketmap, &Config::socketmap, k_socketmap_keys>("netstring socketmap for Postfix and Sendmail"),
     row<FrontendType::readsocket, &Config::readsocket, k_listen_keys>("Exim ${readsocket}: yes or no"),
     row<FrontendType::opensmtpd, &Config::opensmtpd, k_unix_listen_keys>("OpenSMTPD table-socketmap lines"),
 };

@@ -21,8 +21,15 @@ core::Status set_type(SourceConfig& s, const Ctx& c, const toml::node& n, const 
 core::Status set_source_listen(SourceConfig& s, const Ctx& c, const toml::node& n, const std::string& key) {
     auto l = get_strings(c, n, key);
     if (!l) return l.error();
-    const bool dgram_tls = source_kind(s.type).datagrams_and_tls;
-    if (auto st = check_endpoints(c, n, key, *l, dgram_tls, dgram_tls); !st) return st;
+    const ListenRule rule = source_kind(s.type).listen;
+    const bool udp = rule != ListenRule::stream, tls = rule == ListenRule::any;
+    if (auto st = check_endpoints(c, n, key, *l, udp, tls); !st) return st;
+    for (const auto& e : *l) {
+        if (rule >= ListenRule::network && e.starts_with("unix:"))
+            return c.err(n, key, "a " + std::string(to_string(s.type)) + " source listens on tcp or udp, not " + e);
+        if (rule == ListenRule::udp && !e.starts_with("udp:"))
+            return c.err(n, key, std::string(to_string(s.type)) + " listens on udp endpoints only, not " + e);
+    }
     s.listen = *l;
     return core::ok();
 }
@@ -89,7 +96,9 @@ const KeyRow<SourceConfig> k_source_keys[] = {
     {{"api_header", "string", "the \"Name: value\" header Dovecot must send", true}, set_api_header,
      show_member<&SourceConfig::api_header>},
     {{"api_header_file", "path", "a file holding that header line (kept out of the config)"}, set_api_header_file,
-     show_member<&SourceConfig::api_header_file>},
+     show_path<&SourceConfig::api_header_file>},
+    {{"allow_file", "path", "drac: rpc.dracd's dracd.allow, trusted callers besides allow_from"},
+     set_abs_path<&SourceConfig::allow_file>, show_path<&SourceConfig::allow_file>},
 };
 
 core::Status needs_absolute_path(const SourceConfig& s, const Ctx& c, const toml::table& t) {
@@ -109,6 +118,8 @@ core::Status needs_listen(const SourceConfig& s, const Ctx& c, const toml::table
     return core::ok();
 }
 
+core::Status no_checks(const SourceConfig&, const Ctx&, const toml::table&) { return core::ok(); }
+
 core::Status check_syslog(const SourceConfig& s, const Ctx& c, const toml::table& t) {
     if (auto st = needs_listen(s, c, t); !st) return st;
     const bool tls = std::any_of(s.listen.begin(), s.listen.end(), [](const auto& l) { return l.starts_with("tls:"); });
@@ -125,16 +136,23 @@ core::Status check_auth_policy(const SourceConfig& s, const Ctx& c, const toml::
 
 // One row per SourceType, in enum order (checked below).
 const SourceKindRow k_source_kinds[] = {
-    {SourceType::file, "a log file, followed across rotation", {"path"}, false, needs_absolute_path},
-    {SourceType::fifo, "a named pipe a syslog daemon writes", {"path", "mode", "group"}, false, needs_absolute_path},
+    {SourceType::file, "a log file, followed across rotation", {"path"}, ListenRule::stream, needs_absolute_path},
+    {SourceType::fifo, "a named pipe a syslog daemon writes", {"path", "mode", "group"}, ListenRule::stream,
+     needs_absolute_path},
     {SourceType::syslog, "a syslog receiver (udp, tcp, tls, unix)",
-     {"listen", "allow_from", "tls_cert", "tls_key", "tls_ca"}, true, check_syslog},
-    {SourceType::journald, "the systemd journal, by trusted fields", {"path", "units", "comms", "exes", "uids"}, false,
-     check_journald},
+     {"listen", "allow_from", "tls_cert", "tls_key", "tls_ca"}, ListenRule::any, check_syslog},
+    {SourceType::journald, "the systemd journal, by trusted fields", {"path", "units", "comms", "exes", "uids"},
+     ListenRule::stream, check_journald},
     {SourceType::dovecot_auth_policy, "Dovecot's auth policy reports",
-     {"listen", "allow_from", "api_header", "api_header_file"}, false, check_auth_policy},
+     {"listen", "allow_from", "api_header", "api_header_file"}, ListenRule::stream, check_auth_policy},
+    {SourceType::drac, "drop-in for rpc.dracd: DRAC RPC calls of POP/IMAP servers",
+     {"listen", "allow_from", "allow_file"}, ListenRule::network, no_checks},
+    {SourceType::whoson, "drop-in for whosond: LOGIN, LOGOUT and QUERY", {"listen", "allow_from"}, ListenRule::network,
+     needs_listen},
+    {SourceType::relay_ctrl_udp, "drop-in for relay-ctrl's UDP sender: one address a datagram",
+     {"listen", "allow_from"}, ListenRule::udp, needs_listen},
 };
-static_assert(std::size(k_source_kinds) == static_cast<std::size_t>(SourceType::dovecot_auth_policy) + 1);
+static_assert(std::size(k_source_kinds) == static_cast<std::size_t>(SourceType::relay_ctrl_udp) + 1);
 
 bool accepts(const SourceKindRow& kind, std::string_view key) {
     return key == "type" || key == "name" || std::find(kind.keys.begin(), kind.keys.end(), key) != kind.keys.end();

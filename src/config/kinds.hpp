@@ -19,7 +19,8 @@
 namespace rp::config {
 
 // [[source]] type.
-enum class SourceType { file, fifo, syslog, journald, dovecot_auth_policy };
+// The drop-in protocols (drac, whoson, relay-ctrl-udp) answer their own clients (docs/dropins.md).
+enum class SourceType { file, fifo, syslog, journald, dovecot_auth_policy, drac, whoson, relay_ctrl_udp };
 // [[pattern]] role: one-line servers use login; two-line servers a session and a session-login.
 enum class PatternRole { login, session, session_login };
 // store_outage: lookups while a shared store is unreachable.
@@ -27,7 +28,17 @@ enum class StoreOutage { dunno, cache };
 // log_level: the lowest level logged.
 enum class LogLevel { debug, info, notice, warning, error };
 // [[export]] type.
-enum class ExportType { postfix_cdb, sendmail_access, tcprules_cdb, relay_ctrl_dir, opensmtpd_table };
+enum class ExportType {
+    postfix_cdb,
+    postfix_lmdb,
+    postfix_hash,
+    sendmail_access,
+    tcprules_cdb,
+    relay_ctrl_dir,
+    opensmtpd_table
+};
+// [limits] window: how a budget's period is counted.
+enum class LimitWindow { sliding, fixed };
 // The MTA frontend tables, in the order `status` lists them.
 enum class FrontendType { policy, socketmap, readsocket, opensmtpd };
 
@@ -38,6 +49,7 @@ std::span<const std::string_view> names_of(StoreOutage);
 std::span<const std::string_view> names_of(LogLevel);
 std::span<const std::string_view> names_of(ExportType);
 std::span<const std::string_view> names_of(FrontendType);
+std::span<const std::string_view> names_of(LimitWindow);
 
 template <typename E>
 std::string_view to_string(E e) {
@@ -83,6 +95,7 @@ RP_CONFIG_KIND_OPS(StoreOutage)
 RP_CONFIG_KIND_OPS(LogLevel)
 RP_CONFIG_KIND_OPS(ExportType)
 RP_CONFIG_KIND_OPS(FrontendType)
+RP_CONFIG_KIND_OPS(LimitWindow)
 #undef RP_CONFIG_KIND_OPS
 
 }  // namespace rp::config

@@ -4,6 +4,7 @@
 // keys_frontends.cpp  [policy] (PolicyConfig) and the listen-only frontends (ListenerConfig)
 // keys_sources.cpp    [[source]]: its keys and one SourceKindRow per source type
 // keys_exports.cpp    [[export]] and [[pattern]]
+// keys_services.cpp   [metrics] and [limits]
 // config_parse.cpp walks them; config_show.cpp and registry_keys() print them.
 // Thread-safety: constant data.
 #pragma once
@@ -29,8 +30,9 @@ std::vector<ShownRow> show_rows(std::span<const KeyRow<T>> rows, const T& t) {
 }
 
 std::span<const KeyRow<Config>> top_key_rows();
-// After every key: checks across keys (ttl <= max_ttl). Records errors in `c`.
-void validate_top(const Config& cfg, const Ctx& c);
+// After every key: checks across keys (ttl <= max_ttl, max_lifetime between them). Records
+// errors in `c`.
+void validate_top(const Config& cfg, const Ctx& c, const toml::table& root);
 
 // One MTA frontend table ([policy], [socketmap], ...): a row per FrontendType.
 struct FrontendRow {
@@ -44,13 +46,43 @@ struct FrontendRow {
 };
 const FrontendRow& frontend_row(FrontendType t);
 
-// One source type: the [[source]] keys it accepts besides `type` and `name`, whether its
-// `listen` may hold udp: and tls: endpoints, and its checks after every key was read.
+// Which endpoints a source type's `listen` may hold.
+enum class ListenRule {
+    stream,     // tcp and unix (dovecot-auth-policy)
+    any,        // udp:, tcp, unix and tls: (syslog)
+    network,    // tcp and udp:, no unix (drac, whoson)
+    udp,        // udp: only (relay-ctrl-udp)
+};
+
+// A table of the daemon's own services ([metrics], [limits]): its name, its keys' parse and show.
+struct ServiceRow {
+    std::string_view name;
+    std::string_view doc;
+    void (*parse)(Config& cfg, const Ctx& c, const toml::node& n);
+    std::vector<ShownRow> (*show)(const Config& cfg);
+    const std::vector<std::string>* (*listen)(const Config& cfg);  // null when it listens nowhere
+};
+std::span<const ServiceRow> service_rows();
+
+// Reads the [name] table into cfg.*Member through `rows` (every error recorded in `c`).
+template <auto Member, typename T>
+void parse_sub_table(Config& cfg, const Ctx& c, const toml::node& n, const std::string& name,
+                     std::span<const KeyRow<T>> rows) {
+    auto t = n.as_table();
+    if (!t) {
+        c.fail(n, name, c.err(n, name, "expected a [" + name + "] table"));
+        return;
+    }
+    parse_table(cfg.*Member, rows, *t, c, name + ".", name + ".");
+}
+
+// One source type: the [[source]] keys it accepts besides `type` and `name`, which endpoints its
+// `listen` may hold, and its checks after every key was read.
 struct SourceKindRow {
     SourceType type;
     std::string_view doc;
     std::vector<std::string_view> keys;
-    bool datagrams_and_tls = false;
+    ListenRule listen = ListenRule::stream;
     core::Status (*validate)(const SourceConfig& s, const Ctx& c, const toml::table& t);
 };
 std::span<const KeyRow<SourceConfig>> source_key_rows();

@@ -4,11 +4,13 @@
 
 #include "daemon/daemon_impl.hpp"
 #include "daemon/mynetworks.hpp"
+#include "daemon/socketmap_static.hpp"
 #include "frontends/opensmtpd_frontend.hpp"
 #include "frontends/policy_frontend.hpp"
 #include "frontends/readsocket_frontend.hpp"
 #include "frontends/socketmap_frontend.hpp"
 #include "sources/auth_policy_source.hpp"
+#include "sources/dropin_source.hpp"
 #include "sources/fifo_source.hpp"
 #include "sources/file_tail_source.hpp"
 #include "sources/journald_source.hpp"
@@ -38,7 +40,7 @@ util::Level level_of(config::LogLevel l) {
 using SourcePtr = std::unique_ptr<sources::Source>;
 using OpenSource = core::Result<SourcePtr> (*)(const config::SourceConfig& sc, sources::LineParser parser,
                                                sources::LineParser untrusted, sources::LoginSink& sink,
-                                               const core::Clock& clock);
+                                               sources::PermitAccess& access, const core::Clock& clock);
 struct SourceRow {
     config::SourceType type;
     OpenSource open;
@@ -46,13 +48,14 @@ struct SourceRow {
 };
 
 core::Result<SourcePtr> open_file(const config::SourceConfig& sc, sources::LineParser parser, sources::LineParser,
-                                  sources::LoginSink& sink, const core::Clock& clock) {
+                                  sources::LoginSink& sink, sources::PermitAccess&, const core::Clock& clock) {
     return SourcePtr(std::make_unique<sources::FileTailSource>(sc.name, sc.path, std::move(parser), sink, clock));
 }
 
 // Bound now, before privileges are dropped (a port below 1024 with `user =`).
 core::Result<SourcePtr> open_auth_policy(const config::SourceConfig& sc, sources::LineParser parser,
-                                         sources::LineParser, sources::LoginSink& sink, const core::Clock& clock) {
+                                         sources::LineParser, sources::LoginSink& sink, sources::PermitAccess&,
+                                         const core::Clock& clock) {
     auto src = sources::open_auth_policy_source(sc, std::move(parser), sink, clock);
     if (src)
         if (auto st = static_cast<sources::AuthPolicySource&>(**src).bind(); !st) return st.error();
@@ -61,12 +64,26 @@ core::Result<SourcePtr> open_auth_policy(const config::SourceConfig& sc, sources
 
 template <auto Open>
 core::Result<SourcePtr> open_plain(const config::SourceConfig& sc, sources::LineParser parser, sources::LineParser,
-                                   sources::LoginSink& sink, const core::Clock& clock) {
+                                   sources::LoginSink& sink, sources::PermitAccess&, const core::Clock& clock) {
     return Open(sc, std::move(parser), sink, clock);
 }
 
+// The drop-in protocols answer their clients themselves: no line parser. whoson also revokes
+// and finds permits (PermitAccess).
+template <auto Open>
+core::Result<SourcePtr> open_dropin(const config::SourceConfig& sc, sources::LineParser, sources::LineParser,
+                                    sources::LoginSink& sink, sources::PermitAccess&, const core::Clock& clock) {
+    return Open(sc, sink, clock);
+}
+
+core::Result<SourcePtr> open_whoson(const config::SourceConfig& sc, sources::LineParser, sources::LineParser,
+                                    sources::LoginSink& sink, sources::PermitAccess& access, const core::Clock& clock) {
+    return sources::open_whoson_source(sc, sink, access, clock);
+}
+
 core::Result<SourcePtr> open_journald(const config::SourceConfig& sc, sources::LineParser parser,
-                                      sources::LineParser untrusted, sources::LoginSink& sink, const core::Clock& clock) {
+                                      sources::LineParser untrusted, sources::LoginSink& sink, sources::PermitAccess&,
+                                      const core::Clock& clock) {
     return sources::open_journald_source(sc, std::move(parser), sink, clock, std::move(untrusted));
 }
 
@@ -77,8 +94,11 @@ const SourceRow k_source_rows[] = {
     {config::SourceType::syslog, open_plain<sources::open_syslog_source>, false},
     {config::SourceType::journald, open_journald, true},
     {config::SourceType::dovecot_auth_policy, open_auth_policy, false},
+    {config::SourceType::drac, open_dropin<sources::open_drac_source>, false},
+    {config::SourceType::whoson, open_whoson, false},
+    {config::SourceType::relay_ctrl_udp, open_dropin<sources::open_relay_ctrl_source>, false},
 };
-static_assert(std::size(k_source_rows) == static_cast<std::size_t>(config::SourceType::dovecot_auth_policy) + 1);
+static_assert(std::size(k_source_rows) == static_cast<std::size_t>(config::SourceType::relay_ctrl_udp) + 1);
 
 const SourceRow& source_row(config::SourceType t) { return k_source_rows[static_cast<std::size_t>(t)]; }
 
@@ -109,10 +129,17 @@ const std::vector<std::string>& listen_of(const config::Config& c) {
     return (c.*Member).listen;
 }
 
+// [socketmap]: its static entries are handed over after every reload (reload_socketmap_static),
+// so only its endpoints decide whether it keeps running.
+template <auto Member>
+bool same_listen(const config::Config& a, const config::Config& b) {
+    return listen_of<Member>(a) == listen_of<Member>(b);
+}
+
 // In config::FrontendType order (checked below).
 const FrontendKind k_frontend_kinds[] = {
     {config::FrontendType::policy, listen_of<&config::Config::policy>, same<&config::Config::policy>, make_policy},
-    {config::FrontendType::socketmap, listen_of<&config::Config::socketmap>, same<&config::Config::socketmap>,
+    {config::FrontendType::socketmap, listen_of<&config::Config::socketmap>, same_listen<&config::Config::socketmap>,
      make_plain<frontends::SocketmapFrontend>},
     {config::FrontendType::readsocket, listen_of<&config::Config::readsocket>, same<&config::Config::readsocket>,
      make_plain<frontends::ReadsocketFrontend>},
@@ -134,6 +161,7 @@ void Daemon::apply_settings(const config::Config& cfg) {
         cfg_.ignore.insert(cfg_.ignore.end(), nets.begin(), nets.end());
     }
     grant_policy_ = PermitPolicy({cfg_.ignore, cfg_.ttl, cfg_.max_ttl, cfg_.ipv6_prefix});
+    apply_limits(cfg_.limits);
 }
 
 core::Result<std::unique_ptr<frontends::Frontend>> Daemon::open_frontend(const FrontendKind& kind,
@@ -174,12 +202,39 @@ core::Status Daemon::bind_frontends() {
         if (!fe) return fe.error();
         add_frontend(kind.type, std::move(*fe));
     }
+    return load_socketmap_static();
+}
+
+core::Status Daemon::load_socketmap_static() {
+    auto statics = read_socketmap_static(cfg_.socketmap.static_path);
+    if (!statics) return core::make_error(cfg_.file + ": " + statics.error().message);
+    socketmap_static_ = std::move(*statics);
+    hand_socketmap_static();
     return core::ok();
+}
+
+// Every SIGHUP, also when the config text is unchanged: the file may have changed alone.
+void Daemon::reload_socketmap_static() {
+    auto statics = read_socketmap_static(cfg_.socketmap.static_path);
+    if (!statics) {
+        log(Level::error, "reload: {}; the socketmap keeps its {} static entries", statics.error().message,
+            socketmap_static_ ? socketmap_static_->size() : 0);
+    } else {
+        socketmap_static_ = std::move(*statics);
+        if (socketmap_static_) log(Level::info, "[socketmap] static: {} entries", socketmap_static_->size());
+    }
+    hand_socketmap_static();  // also to a socketmap the reload opened
+}
+
+void Daemon::hand_socketmap_static() {
+    for (auto& f : frontends_)
+        if (f.type == config::FrontendType::socketmap)
+            static_cast<frontends::SocketmapFrontend&>(*f.fe).set_static(socketmap_static_);
 }
 
 core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config::SourceConfig& sc,
                                                                    sources::LineParser parser, const MatcherPtr& m) {
-    return source_row(sc.type).open(sc, std::move(parser), untrusted_parser(sc, m), *this, clock_);
+    return source_row(sc.type).open(sc, std::move(parser), untrusted_parser(sc, m), *this, *this, clock_);
 }
 
 core::Result<std::unique_ptr<sources::Source>> Daemon::open_source_for(const config::SourceConfig& sc,
