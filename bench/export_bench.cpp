@@ -78,7 +78,7 @@ Figures measure(const std::string& type, std::size_t n, int rounds) {
     fs::remove_all(dir);
     fs::create_directories(dir);
     rp::config::ExportConfig cfg;
-    cfg.type = type;
+    cfg.type = *config::from_string<config::ExportType>(type);
     cfg.path = (dir / (type == "postfix-cdb" ? "map.cdb" : type == "sendmail-access" ? "access.db" : "map")).string();
     if (type == "tcprules-cdb" || type == "sendmail-access") {
         cfg.static_path = (dir / "static").string();

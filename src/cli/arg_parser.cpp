@@ -55,6 +55,7 @@ std::string usage(const CommandSpec& spec) {
     std::string u = "usage: relaypermit " + spec.name;
     for (const auto& o : spec.options) u += " [" + o.name + (o.value.empty() ? "" : " " + o.value) + "]";
     if (!spec.positionals.empty()) u += " " + spec.positionals;
+    if (!spec.other_form.empty()) u += "\n       relaypermit " + spec.name + " " + spec.other_form;
     u += "\n  " + spec.summary + "\n";
     for (const auto& o : spec.options) {
         std::string left = "  " + o.name + (o.value.empty() ? "" : " " + o.value);

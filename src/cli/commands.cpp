@@ -16,6 +16,7 @@
 
 #include "cli/arg_parser.hpp"
 #include "cli/chain.hpp"
+#include "cli/cmd_config.hpp"
 #include "cli/cmd_exports.hpp"
 #include "cli/cmd_import.hpp"
 #include "cli/cmd_list.hpp"
@@ -27,10 +28,7 @@
 #include "daemon/control_protocol.hpp"
 #include "daemon/daemon.hpp"
 #include "matching/matcher.hpp"
-#include "matching/required_literal.hpp"
-#include "store/shared_backend.hpp"
 #include "util/log.hpp"
-#include "util/redact.hpp"
 
 namespace rp::cli {
 namespace {
@@ -72,6 +70,13 @@ int check_offline_cmd(const ParsedArgs& a, const core::Address& ip) {
         return k_error;
     }
     err(k_not_running_note);
+    if (a.has("--json")) {
+        nlohmann::json j = {{"ip", ip.to_string()}, {"permitted", v->permitted}, {"daemon", false}};
+        if (!v->static_allow.empty()) j.update({{"kind", "allow"}, {"network", v->static_allow}});
+        else if (v->permit) j.update({{"kind", "permit"}, {"user", v->permit->user}, {"expires", v->permit->expires}});
+        std::printf("%s\n", j.dump(2).c_str());
+        return v->permitted ? k_ok : k_no;
+    }
     if (!v->permitted) {
         std::printf("not permitted\n");
         return k_no;
@@ -107,6 +112,13 @@ int cmd_check(const ParsedArgs& a) {
     if (!r) {
         err(r.error().message);
         return k_error;
+    }
+    if (a.has("--json")) {  // the daemon's answer: permitted, kind, network or user and expires
+        r->erase("ok");
+        (*r)["ip"] = a.positionals[0];
+        (*r)["daemon"] = true;
+        std::printf("%s\n", r->dump(2).c_str());
+        return (*r)["permitted"].get<bool>() ? k_ok : k_no;
     }
     if (!(*r)["permitted"].get<bool>()) {
         std::printf("not permitted\n");
@@ -268,62 +280,6 @@ int cmd_status(const ParsedArgs& a) {
     return k_ok;
 }
 
-// Files holding a secret that others can read (docs/security.md, "Secrets"): the store password,
-// API headers, TLS keys, and the config file itself when a password or header is written in it.
-std::vector<std::string> secret_file_warnings(const config::Config& cfg) {
-    std::vector<std::string> out;
-    auto check = [&](const std::string& path, std::string_view what) {
-        if (auto w = path.empty() ? std::nullopt : util::secret_file_warning(path, what)) out.push_back(*w);
-    };
-    bool inline_secret = util::mask_url(cfg.store) != cfg.store;
-    check(cfg.store_password_file, "store_password_file");
-    for (const auto& s : cfg.sources) {
-        check(s.api_header_file, "api_header_file");
-        check(s.tls_key, "tls_key");
-        inline_secret = inline_secret || (!s.api_header.empty() && s.api_header_file.empty());
-    }
-    if (inline_secret) check(cfg.file, "the config file (it holds a password or api_header)");
-    return out;
-}
-
-int cmd_config_check(const ParsedArgs& a) {
-    auto cfg = config::load_config_and_allow_files(a.get("--config", config::k_default_path), a.has("--config"));
-    if (!cfg) {
-        err(cfg.error().message);
-        return k_error;
-    }
-    // Patterns and endpoints are validated by building them, as the daemon would.
-    if (auto m = matching::Matcher::build(daemon::enabled_pattern_sets(*cfg), daemon::user_pattern_specs(*cfg)); !m) {
-        err(cfg->file + ": " + m.error().message);
-        return k_error;
-    }
-    // A shared store's URL and parameters are checked without connecting.
-    if (!cfg->store.empty() && cfg->store != "embedded") {
-        auto url = store::parse_store_url(cfg->store);
-        if (!url) {
-            err(cfg->file + ": store: " + url.error().message);
-            return k_error;
-        }
-        if (auto b = store::make_backend(*url); !b) {
-            err(cfg->file + ": " + b.error().message);
-            return k_error;
-        }
-    }
-    std::printf("ok: %s\n", cfg->file.empty() ? "built-in defaults (no config file)" : cfg->file.c_str());
-    for (const auto& w : secret_file_warnings(*cfg)) std::printf("warning: %s\n", w.c_str());
-    // What the prefilter will look for in each [[pattern]]'s lines (docs/servers.md).
-    for (const auto& p : cfg->patterns) {
-        const auto lit = matching::required_literal(p.regex);
-        if (lit.empty())
-            std::printf("note: pattern %s (%s): no literal could be read from its regex, so every line is tried on it\n",
-                        p.name.c_str(), p.role.c_str());
-        else
-            std::printf("note: pattern %s (%s): only lines holding \"%s\" are tried on it\n", p.name.c_str(),
-                        p.role.c_str(), lit.c_str());
-    }
-    return k_ok;
-}
-
 const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         {{"run", "", 0, 0, {k_config_opt}, "run the daemon in the foreground"}, cmd_run},
@@ -354,18 +310,24 @@ const std::vector<Command>& commands() {
         {{"allow", "IP", 0, 1,
           {k_config_opt, {"--user", "U", "user name to record"}, {"--ttl", "D", "lifetime (default: ttl)"},
            {"--chain", "", "exec chain: grant for $TCPREMOTEIP or $IP (user $USER/$AUTHUSER), then exec the program after --"}},
-          "grant a permit for IP (or, with --chain, for the exec chain's client)"},
+          "grant a permit for IP (or, with --chain, for the exec chain's client)", "--chain [--config FILE] -- PROGRAM [ARGS]"},
          cmd_allow},
         {{"revoke", "IP", 0, 1, {k_config_opt, {"--user", "U", "revoke every permit of user U"}},
           "remove the permits covering IP (or of --user U)"},
          cmd_revoke},
         {{"check", "IP", 0, 1,
-          {k_config_opt,
+          {k_config_opt, {"--json", "", "print JSON"},
            {"--chain", "", "exec chain (qmail): set RELAYCLIENT if $TCPREMOTEIP may relay, then exec the program after --"}},
-          "exit 0 if IP may relay now (and say why), 1 if not"},
+          "exit 0 if IP may relay now (and say why), 1 if not", "--chain [--config FILE] -- PROGRAM [ARGS]"},
          cmd_check},
         {{"status", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}}, "show counters"}, cmd_status},
-        {{"config check", "", 0, 0, {k_config_opt}, "validate the configuration"}, cmd_config_check},
+        {{"config check", "", 0, 0, {k_config_opt},
+          "validate the configuration: every error of the file, listeners, static files, readable secrets"},
+         cmd_config_check},
+        {{"config show", "", 0, 0,
+          {k_config_opt, {"--non-default", "", "only the keys the file sets (like postconf -n)"}},
+          "print the effective configuration with every default, secrets masked (like postconf)"},
+         cmd_config_show},
         {{"exports clean", "", 0, 0, {k_config_opt},
           "rewrite every [[export]] without permits (static parts only; ExecStopPost= after a crash)"},
          cmd_exports_clean},
@@ -383,6 +345,17 @@ void print_help() {
     std::printf("\nEvery command takes --config FILE. 'relaypermit help COMMAND' for its options; see relaypermit(8).\n");
 }
 
+// The usage of every two-word command starting with `group` ("config"); false if none does.
+bool print_group(const std::string& group) {
+    bool any = false;
+    for (const auto& c : commands())
+        if (c.spec.name.starts_with(group + " ")) {
+            std::printf("%s%s", any ? "\n" : "", usage(c.spec).c_str());
+            any = true;
+        }
+    return any;
+}
+
 }  // namespace
 
 int dispatch(const std::vector<std::string>& argv) {
@@ -397,15 +370,24 @@ int dispatch(const std::vector<std::string>& argv) {
     if (argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
         if (argv.size() > 1) {
             std::string name = argv[1];
-            if (name == "config" && argv.size() > 2) name += " " + argv[2];
+            if (argv.size() > 2) name += " " + argv[2];
             for (const auto& c : commands())
                 if (c.spec.name == name) {
                     std::printf("%s", usage(c.spec).c_str());
                     return k_ok;
                 }
+            if (print_group(argv[1])) return k_ok;
         }
         print_help();
         return k_ok;
+    }
+    // "config", "config --help": the usage of each "config ..." command.
+    if (argv.size() == 1 || argv[1] == "--help" || argv[1] == "-h") {
+        const bool asked = argv.size() > 1;
+        if (print_group(argv[0])) {
+            if (!asked) err("'" + argv[0] + "' needs a subcommand");
+            return asked ? k_ok : k_error;
+        }
     }
     for (const auto& c : commands()) {
         // Two-word commands ("config check") match on both words.

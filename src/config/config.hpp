@@ -1,7 +1,8 @@
 // Config: the daemon's and the CLI's settings, read from one TOML file.
 //
-// One table of keys (config.cpp, k_keys) drives parsing, validation and `config check`; the man
-// page relaypermit.toml(5) documents the same keys with the same names. A missing default file
+// One registry of keys (registry.hpp; the rows in keys_*.cpp) drives parsing, validation, `config
+// check` and `config show`; the man page relaypermit.toml(5) and packaging/relaypermit.toml.example
+// document the same keys with the same names (tests/unit/test_config_docs.cpp compares them). A missing default file
 // or an empty file means built-in defaults (which follow /var/log/mail.log); a non-empty file
 // lists its sources explicitly (no [[source]] means no sources). Every error names the file,
 // line, key and value.
@@ -15,6 +16,7 @@
 
 #include "core/address.hpp"
 #include "core/result.hpp"
+#include "config/kinds.hpp"
 #include "core/time.hpp"
 #include "config/limits_config.hpp"
 
@@ -22,10 +24,9 @@ namespace rp::config {
 
 inline constexpr const char* k_default_path = "/etc/relaypermit/relaypermit.toml";
 
-// One [[source]] table. Which keys apply depends on `type`; config.cpp rejects the others.
+// One [[source]] table. Which keys apply depends on `type` (its row in keys_sources.cpp).
 struct SourceConfig {
-    std::string type;   // "file", "fifo", "syslog", "journald", "dovecot-auth-policy", and the
-                        // drop-in protocols "drac", "whoson", "relay-ctrl-udp"
+    SourceType type = SourceType::file;  // the drop-in protocols too: drac, whoson, relay-ctrl-udp
     std::string path;   // file: the log to follow; fifo: the pipe; journald: a journal directory
                         // or file to read instead of the system journal (tests, remote journals)
     std::string name;   // defaults to "TYPE:PATH" or "TYPE:LISTEN"; keys the checkpoint and
@@ -65,7 +66,7 @@ struct SourceConfig {
 struct PatternConfig {
     std::string name;   // the pattern set (server) name; two-line servers use one name twice
     std::string regex;  // PCRE2, named groups ip (required but for session-login), user, pid
-    std::string role = "login";  // "login", or "session" / "session-login" for two-line servers
+    PatternRole role = PatternRole::login;  // session / session_login for two-line servers
     int line = 0;
 };
 
@@ -78,7 +79,15 @@ struct PolicyConfig {
     bool operator==(const PolicyConfig&) const = default;  // reload keeps an equal [policy]
 };
 
-// A frontend that only needs endpoints ([socketmap], [readsocket], [opensmtpd]).
+// [socketmap]: its endpoints, and the administrator's static Sendmail access entries answered
+// beside the permits (makemap's text form, read at start and on every reload; docs/mta-sendmail.md).
+struct SocketmapConfig {
+    std::vector<std::string> listen;  // empty = off
+    std::string static_path;          // `static`; empty = none
+    bool operator==(const SocketmapConfig&) const = default;
+};
+
+// A frontend that only needs endpoints ([readsocket], [opensmtpd]).
 struct ListenerConfig {
     std::vector<std::string> listen;  // empty = off
     bool operator==(const ListenerConfig&) const = default;
@@ -93,8 +102,7 @@ struct MetricsConfig {
 
 // One [[export]] table: a map file for MTAs that only read files.
 struct ExportConfig {
-    std::string type;         // "postfix-cdb", "postfix-lmdb", "postfix-hash", "sendmail-access",
-                              // "tcprules-cdb", "relay-ctrl-dir", "opensmtpd-table"
+    ExportType type = ExportType::postfix_cdb;
     std::string path;         // the file (or directory for relay-ctrl-dir) to write
     std::string static_path;  // sendmail-access, tcprules-cdb: the admin's static part, merged in
     // Run (argv, no shell) after each write that changed the map, and after the first write
@@ -117,12 +125,15 @@ struct Config {
     std::string state_dir = "/var/lib/relaypermit";
     core::Duration ttl = std::chrono::minutes(30);
     core::Duration max_ttl = std::chrono::hours(24);  // bound on any permit's lifetime (`allow --ttl`); >= ttl
+    // The longest a session's permit lives, however often it is extended; 0 = unset. When set,
+    // ttl <= max_lifetime <= max_ttl (checked when the file is read).
+    core::Duration max_lifetime{0};
     std::string control_socket = "/run/relaypermit/control.sock";
     std::string control_group;  // group allowed to use the control socket, besides root
     std::string user;           // run as this user after opening privileged resources
     std::string store;          // store URL; empty = embedded
     std::string store_password_file;  // shared store password, read from this file
-    std::string store_outage = "dunno";  // lookups while a shared store is unreachable: dunno | cache
+    StoreOutage store_outage = StoreOutage::dunno;  // lookups while a shared store is unreachable
     // Permits held at most; past it new networks are refused (fail closed), extensions still work.
     std::int64_t max_permits = 1'000'000;
     // The static allow list: the `allow` key's networks, then those of every `allow_file` (appended
@@ -132,12 +143,13 @@ struct Config {
     std::vector<AllowFileEntry> allow_file_entries;
     std::vector<core::Cidr> ignore = default_ignore();
     int ipv6_prefix = 128;
-    std::string log_level = "info";
+    LogLevel log_level = LogLevel::info;
     std::vector<std::string> servers;  // enabled built-in pattern sets; empty = all
     std::vector<PatternConfig> patterns;
     std::vector<SourceConfig> sources = {default_source()};
     PolicyConfig policy;
-    ListenerConfig socketmap, readsocket, opensmtpd;
+    SocketmapConfig socketmap;
+    ListenerConfig readsocket, opensmtpd;
     std::vector<ExportConfig> exports;
     MetricsConfig metrics;
     std::string relayclient;          // value `check --chain` gives RELAYCLIENT (qmail)

@@ -5,7 +5,6 @@
 //   addresses_per_user = N           replace_oldest = false
 //   permits_per_prefix = "/24:N" or a list ("/24:N", "/64:N", "ipv4/L:N", "ipv6/L:N")
 //   alert_addresses = "K/M"          on_limit = [PROGRAM, ARGS...]
-// Parsed by its own function so the keys of other rooms' [limits] (session lifetime) stay apart.
 // Thread-safety: values. Security: the config file is trusted (root-owned); values are
 // validated anyway so a typo fails at start with FILE:LINE.
 #pragma once
@@ -16,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/kinds.hpp"
 #include "core/result.hpp"
 #include "core/time.hpp"
 
@@ -41,10 +41,14 @@ struct PrefixCap {
 core::Result<PrefixCap> parse_prefix_cap(std::string_view text);
 std::string format_prefix_cap(const PrefixCap& c);  // "ipv4/24:8"
 
+// A Postfix access(5) action as the policy service sends it (`action`): one line of printable
+// ASCII, at most 400 bytes, not starting with a blank.
+bool valid_action(std::string_view action);
+
 struct LimitsConfig {
     std::optional<Rate> recipients;  // counted at protocol_state=RCPT
     std::optional<Rate> messages;    // counted at protocol_state=END-OF-MESSAGE
-    std::string window = "sliding";  // "sliding" | "fixed"
+    LimitWindow window = LimitWindow::sliding;
     std::string action = "DEFER_IF_PERMIT 4.7.1 relay permit limit reached";
     std::size_t addresses_per_user = 0;  // 0: no cap
     bool replace_oldest = false;
@@ -54,7 +58,7 @@ struct LimitsConfig {
     bool operator==(const LimitsConfig&) const = default;
 };
 
-// The [limits] table's parser is declared in limits_toml.hpp (it needs toml++; this header
-// does not, so the daemon can use the types cheaply).
+// The [limits] table's keys are registry rows (config/keys_services.cpp) built on the parsers
+// above; this header needs no toml++, so the daemon can use the types cheaply.
 
 }  // namespace rp::config

@@ -37,6 +37,7 @@
 #include "exports/export_scheduler.hpp"
 #include "exports/exporter.hpp"
 #include "frontends/frontend.hpp"
+#include "frontends/netstring_codec.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "matching/matcher.hpp"
 #include "sources/permit_access.hpp"
@@ -49,10 +50,13 @@
 
 namespace rp::daemon {
 
-// One MTA frontend kind: its table's endpoints, whether two configs agree on it (struct
-// equality), and how to build it. frontend_kinds() lists them in the order `status` shows them.
+// How the daemon runs one MTA frontend kind (one row per config::FrontendType, wiring.cpp; its
+// keys are config/keys_frontends.cpp's row): its table's endpoints, whether two configs agree on
+// it (struct equality), and how to build it. frontend_kinds() lists them in FrontendType order,
+// the order `status` shows them.
 struct FrontendKind {
-    std::string_view name;
+    config::FrontendType type;
+    std::string name() const { return std::string(config::to_string(type)); }
     const std::vector<std::string>& (*listen)(const config::Config&);
     bool (*same)(const config::Config& a, const config::Config& b);
     std::unique_ptr<frontends::Frontend> (*make)(util::EventLoop&, const frontends::PermitOracle&, const config::Config&);
@@ -114,9 +118,14 @@ private:
     sources::LineParser parser_for(const config::SourceConfig& sc, const MatcherPtr& m) const;
     sources::LineParser untrusted_parser(const config::SourceConfig& sc, const MatcherPtr& m) const;
     core::Result<std::unique_ptr<frontends::Frontend>> open_frontend(const FrontendKind& kind, const config::Config& cfg);
-    const frontends::Frontend* find_frontend(std::string_view name) const;
-    std::unique_ptr<frontends::Frontend> take_frontend(std::string_view name);
-    void sort_frontends();
+    const frontends::Frontend* find_frontend(config::FrontendType type) const;
+    std::unique_ptr<frontends::Frontend> take_frontend(config::FrontendType type);
+    void add_frontend(config::FrontendType type, std::unique_ptr<frontends::Frontend> fe);
+    // [socketmap] static (socketmap_static.hpp): read at start (an error stops it) and on every
+    // reload (an error is logged, the running entries stay); handed to the running socketmap.
+    core::Status load_socketmap_static();
+    void reload_socketmap_static();
+    void hand_socketmap_static();
 
     // limits.cpp: [limits] budgets, caps, alerts (docs/limits.md)
     core::Status open_limits();  // start-up step after open_store
@@ -218,8 +227,15 @@ private:
     std::vector<config::SourceConfig> source_cfgs_;  // sources_[i] was built from source_cfgs_[i]
     std::vector<std::string> source_tls_;            // tls_stamp(source_cfgs_[i]) when it was opened
     std::vector<sources::Source*> unstarted_;
-    // The MTA frontends that listen, in the order of the frontend kinds (status, stats).
-    std::vector<std::unique_ptr<frontends::Frontend>> frontends_;
+    // The MTA frontends that listen, in FrontendType order (status, stats); `fe->` reaches the
+    // frontend itself.
+    struct RunningFrontend {
+        config::FrontendType type;
+        std::unique_ptr<frontends::Frontend> fe;
+        frontends::Frontend* operator->() const { return fe.get(); }
+    };
+    std::vector<RunningFrontend> frontends_;
+    std::shared_ptr<const frontends::StaticAnswers> socketmap_static_;  // null: no static entries
     ControlSession::Answer control_answer_;
     ControlSessionCounters control_counters_;
     util::RateLimitedLog control_log_;

@@ -32,7 +32,7 @@ frontends::Verdict Daemon::check(const core::Address& client) const {
             return v;
         }
     }
-    if (!store_->available() && cfg_.store_outage == "dunno") {
+    if (!store_->available() && cfg_.store_outage == config::StoreOutage::dunno) {
         ++outage_answers_;  // a shared store is unreachable: answer as if there were no permit
         return v;
     }

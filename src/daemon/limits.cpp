@@ -21,7 +21,7 @@ BudgetSettings budget_settings(const config::LimitsConfig& c) {
     BudgetSettings s;
     s.recipients = c.recipients;
     s.messages = c.messages;
-    s.window = c.window == "fixed" ? WindowKind::fixed : WindowKind::sliding;
+    s.window = c.window == config::LimitWindow::fixed ? WindowKind::fixed : WindowKind::sliding;
     return s;
 }
 

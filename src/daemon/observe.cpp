@@ -40,7 +40,7 @@ DaemonStats Daemon::collect_stats() const {
     }
     for (const auto& fe : frontends_) s.frontends.push_back({std::string(fe->name()), fe->counters(), !fe->local_endpoints().empty()});
     for (const auto& kind : frontend_kinds())
-        if (!kind.listen(cfg_).empty() && find_frontend(kind.name) == nullptr) s.missing_frontends.emplace_back(kind.name);
+        if (!kind.listen(cfg_).empty() && find_frontend(kind.type) == nullptr) s.missing_frontends.emplace_back(kind.name());
     s.exports = exports_.status();
     return s;
 }

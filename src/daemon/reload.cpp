@@ -98,6 +98,7 @@ void Daemon::reload() {
         log(Level::error, "reload failed, keeping the running configuration: {}", st.error().message);
         return;
     }
+    reload_socketmap_static();
     if (auto st = start_new_sources(); !st) log(Level::error, "reload: {}", st.error().message);
     log(Level::notice, "configuration reloaded from {}", plan.cfg.file.empty() ? "built-in defaults" : plan.cfg.file);
 }
@@ -172,7 +173,7 @@ core::Status Daemon::plan_frontends(ReloadPlan& plan) {
     plan.frontend_state.assign(frontend_kinds().size(), FrontendStep::drop);
     for (std::size_t k = 0; k < frontend_kinds().size(); ++k) {
         const auto& kind = frontend_kinds()[k];
-        const auto* old = find_frontend(kind.name);
+        const auto* old = find_frontend(kind.type);
         const auto& listen = kind.listen(plan.cfg);
         if (old && kind.same(plan.cfg, cfg_)) {
             plan.frontend_state[k] = FrontendStep::keep;
@@ -183,7 +184,7 @@ core::Status Daemon::plan_frontends(ReloadPlan& plan) {
             auto probe = kind.make(loop_, *this, plan.cfg);
             if (auto fresh = only_in(listen, kind.listen(cfg_)); !fresh.empty())
                 if (auto st = probe->listen(fresh); !st)
-                    return core::make_error("[" + std::string(kind.name) + "] " + st.error().message);
+                    return core::make_error("[" + kind.name() + "] " + st.error().message);
         } else {
             auto fe = open_frontend(kind, plan.cfg);
             if (!fe) return fe.error();
@@ -206,7 +207,7 @@ core::Status Daemon::commit_reload(ReloadPlan& plan) {
     for (auto& c : closed) c.reset();  // frees the endpoints
     std::vector<std::unique_ptr<frontends::Frontend>> closed_fe(frontend_kinds().size());
     for (std::size_t k = 0; k < frontend_kinds().size(); ++k)
-        if (plan.frontend_state[k] == FrontendStep::replace) closed_fe[k] = take_frontend(frontend_kinds()[k].name);
+        if (plan.frontend_state[k] == FrontendStep::replace) closed_fe[k] = take_frontend(frontend_kinds()[k].type);
     for (auto& f : closed_fe)
         if (f) f->close();
     auto st = open_deferred(plan);
@@ -252,10 +253,9 @@ void Daemon::restore_closed(ReloadPlan& plan, std::vector<std::unique_ptr<fronte
     for (std::size_t k = 0; k < closed_fe.size(); ++k) {
         if (!closed_fe[k]) continue;
         if (auto st = closed_fe[k]->listen(frontend_kinds()[k].listen(cfg_)); !st)
-            log(Level::error, "reload: cannot restore [{}]: {}", frontend_kinds()[k].name, st.error().message);
-        frontends_.push_back(std::move(closed_fe[k]));
+            log(Level::error, "reload: cannot restore [{}]: {}", frontend_kinds()[k].name(), st.error().message);
+        add_frontend(frontend_kinds()[k].type, std::move(closed_fe[k]));
     }
-    sort_frontends();
     // Sources that could not be restored leave a gap: drop it so the list holds running ones.
     for (std::size_t j = sources_.size(); j-- > 0;)
         if (!sources_[j]) {
@@ -294,10 +294,9 @@ void Daemon::swap_in(ReloadPlan& plan) {
     for (std::size_t k = 0; k < frontend_kinds().size(); ++k) {
         const auto step = plan.frontend_state[k];
         if (step == FrontendStep::keep) continue;
-        if (auto old = take_frontend(frontend_kinds()[k].name)) old->close();
-        if (plan.frontends[k]) frontends_.push_back(std::move(plan.frontends[k]));
+        if (auto old = take_frontend(frontend_kinds()[k].type)) old->close();
+        if (plan.frontends[k]) add_frontend(frontend_kinds()[k].type, std::move(plan.frontends[k]));
     }
-    sort_frontends();
     exports_.set_exporters(std::move(plan.exporters));
 }
 

@@ -4,6 +4,7 @@
 
 #include "daemon/daemon_impl.hpp"
 #include "daemon/mynetworks.hpp"
+#include "daemon/socketmap_static.hpp"
 #include "frontends/opensmtpd_frontend.hpp"
 #include "frontends/policy_frontend.hpp"
 #include "frontends/readsocket_frontend.hpp"
@@ -22,13 +23,84 @@ namespace {
 using util::Level;
 using util::log;
 
-util::Level parse_level(const std::string& s) {
-    if (s == "debug") return Level::debug;
-    if (s == "notice") return Level::notice;
-    if (s == "warning") return Level::warning;
-    if (s == "error") return Level::error;
+util::Level level_of(config::LogLevel l) {
+    switch (l) {
+        case config::LogLevel::debug: return Level::debug;
+        case config::LogLevel::info: return Level::info;
+        case config::LogLevel::notice: return Level::notice;
+        case config::LogLevel::warning: return Level::warning;
+        case config::LogLevel::error: return Level::error;
+    }
     return Level::info;
 }
+
+// How each source type is opened: one row per config::SourceType (its config row, keys and
+// checks, is in config/keys_sources.cpp). `untrusted`: the journald source parses entries of
+// untrusted senders with a match state of their own (untrusted_parser()).
+using SourcePtr = std::unique_ptr<sources::Source>;
+using OpenSource = core::Result<SourcePtr> (*)(const config::SourceConfig& sc, sources::LineParser parser,
+                                               sources::LineParser untrusted, sources::LoginSink& sink,
+                                               sources::PermitAccess& access, const core::Clock& clock);
+struct SourceRow {
+    config::SourceType type;
+    OpenSource open;
+    bool untrusted;
+};
+
+core::Result<SourcePtr> open_file(const config::SourceConfig& sc, sources::LineParser parser, sources::LineParser,
+                                  sources::LoginSink& sink, sources::PermitAccess&, const core::Clock& clock) {
+    return SourcePtr(std::make_unique<sources::FileTailSource>(sc.name, sc.path, std::move(parser), sink, clock));
+}
+
+// Bound now, before privileges are dropped (a port below 1024 with `user =`).
+core::Result<SourcePtr> open_auth_policy(const config::SourceConfig& sc, sources::LineParser parser,
+                                         sources::LineParser, sources::LoginSink& sink, sources::PermitAccess&,
+                                         const core::Clock& clock) {
+    auto src = sources::open_auth_policy_source(sc, std::move(parser), sink, clock);
+    if (src)
+        if (auto st = static_cast<sources::AuthPolicySource&>(**src).bind(); !st) return st.error();
+    return src;
+}
+
+template <auto Open>
+core::Result<SourcePtr> open_plain(const config::SourceConfig& sc, sources::LineParser parser, sources::LineParser,
+                                   sources::LoginSink& sink, sources::PermitAccess&, const core::Clock& clock) {
+    return Open(sc, std::move(parser), sink, clock);
+}
+
+// The drop-in protocols answer their clients themselves: no line parser. whoson also revokes
+// and finds permits (PermitAccess).
+template <auto Open>
+core::Result<SourcePtr> open_dropin(const config::SourceConfig& sc, sources::LineParser, sources::LineParser,
+                                    sources::LoginSink& sink, sources::PermitAccess&, const core::Clock& clock) {
+    return Open(sc, sink, clock);
+}
+
+core::Result<SourcePtr> open_whoson(const config::SourceConfig& sc, sources::LineParser, sources::LineParser,
+                                    sources::LoginSink& sink, sources::PermitAccess& access, const core::Clock& clock) {
+    return sources::open_whoson_source(sc, sink, access, clock);
+}
+
+core::Result<SourcePtr> open_journald(const config::SourceConfig& sc, sources::LineParser parser,
+                                      sources::LineParser untrusted, sources::LoginSink& sink, sources::PermitAccess&,
+                                      const core::Clock& clock) {
+    return sources::open_journald_source(sc, std::move(parser), sink, clock, std::move(untrusted));
+}
+
+// In config::SourceType order (checked below).
+const SourceRow k_source_rows[] = {
+    {config::SourceType::file, open_file, false},
+    {config::SourceType::fifo, open_plain<sources::open_fifo_source>, false},
+    {config::SourceType::syslog, open_plain<sources::open_syslog_source>, false},
+    {config::SourceType::journald, open_journald, true},
+    {config::SourceType::dovecot_auth_policy, open_auth_policy, false},
+    {config::SourceType::drac, open_dropin<sources::open_drac_source>, false},
+    {config::SourceType::whoson, open_whoson, false},
+    {config::SourceType::relay_ctrl_udp, open_dropin<sources::open_relay_ctrl_source>, false},
+};
+static_assert(std::size(k_source_rows) == static_cast<std::size_t>(config::SourceType::relay_ctrl_udp) + 1);
+
+const SourceRow& source_row(config::SourceType t) { return k_source_rows[static_cast<std::size_t>(t)]; }
 
 template <typename F>
 std::unique_ptr<frontends::Frontend> make_plain(util::EventLoop& loop, const frontends::PermitOracle& oracle,
@@ -57,28 +129,31 @@ const std::vector<std::string>& listen_of(const config::Config& c) {
     return (c.*Member).listen;
 }
 
+// [socketmap]: its static entries are handed over after every reload (reload_socketmap_static),
+// so only its endpoints decide whether it keeps running.
+template <auto Member>
+bool same_listen(const config::Config& a, const config::Config& b) {
+    return listen_of<Member>(a) == listen_of<Member>(b);
+}
+
+// In config::FrontendType order (checked below).
 const FrontendKind k_frontend_kinds[] = {
-    {"policy", listen_of<&config::Config::policy>, same<&config::Config::policy>, make_policy},
-    {"socketmap", listen_of<&config::Config::socketmap>, same<&config::Config::socketmap>,
+    {config::FrontendType::policy, listen_of<&config::Config::policy>, same<&config::Config::policy>, make_policy},
+    {config::FrontendType::socketmap, listen_of<&config::Config::socketmap>, same_listen<&config::Config::socketmap>,
      make_plain<frontends::SocketmapFrontend>},
-    {"readsocket", listen_of<&config::Config::readsocket>, same<&config::Config::readsocket>,
+    {config::FrontendType::readsocket, listen_of<&config::Config::readsocket>, same<&config::Config::readsocket>,
      make_plain<frontends::ReadsocketFrontend>},
-    {"opensmtpd", listen_of<&config::Config::opensmtpd>, same<&config::Config::opensmtpd>,
+    {config::FrontendType::opensmtpd, listen_of<&config::Config::opensmtpd>, same<&config::Config::opensmtpd>,
      make_plain<frontends::OpensmtpdFrontend>},
 };
-
-std::size_t kind_index(std::string_view name) {
-    for (std::size_t i = 0; i < std::size(k_frontend_kinds); ++i)
-        if (k_frontend_kinds[i].name == name) return i;
-    return std::size(k_frontend_kinds);
-}
+static_assert(std::size(k_frontend_kinds) == static_cast<std::size_t>(config::FrontendType::opensmtpd) + 1);
 
 }  // namespace
 
 std::span<const FrontendKind> frontend_kinds() { return k_frontend_kinds; }
 
 void Daemon::apply_settings(const config::Config& cfg) {
-    util::set_log_level(parse_level(cfg.log_level));
+    util::set_log_level(level_of(cfg.log_level));
     cfg_ = cfg;
     if (cfg_.ignore_mynetworks) {
         auto nets = postfix_mynetworks();
@@ -92,30 +167,30 @@ void Daemon::apply_settings(const config::Config& cfg) {
 core::Result<std::unique_ptr<frontends::Frontend>> Daemon::open_frontend(const FrontendKind& kind,
                                                                           const config::Config& cfg) {
     auto fe = kind.make(loop_, *this, cfg);
-    if (auto st = fe->listen(kind.listen(cfg)); !st)
-        return core::make_error("[" + std::string(kind.name) + "] " + st.error().message);
+    if (auto st = fe->listen(kind.listen(cfg)); !st) return core::make_error("[" + kind.name() + "] " + st.error().message);
     return fe;
 }
 
-const frontends::Frontend* Daemon::find_frontend(std::string_view name) const {
+const frontends::Frontend* Daemon::find_frontend(config::FrontendType type) const {
     for (const auto& f : frontends_)
-        if (f->name() == name) return f.get();
+        if (f.type == type) return f.fe.get();
     return nullptr;
 }
 
-std::unique_ptr<frontends::Frontend> Daemon::take_frontend(std::string_view name) {
+std::unique_ptr<frontends::Frontend> Daemon::take_frontend(config::FrontendType type) {
     for (auto it = frontends_.begin(); it != frontends_.end(); ++it) {
-        if ((*it)->name() != name) continue;
-        auto fe = std::move(*it);
+        if (it->type != type) continue;
+        auto fe = std::move(it->fe);
         frontends_.erase(it);
         return fe;
     }
     return nullptr;
 }
 
-void Daemon::sort_frontends() {
-    std::stable_sort(frontends_.begin(), frontends_.end(),
-                     [](const auto& a, const auto& b) { return kind_index(a->name()) < kind_index(b->name()); });
+// Keeps frontends_ in FrontendType order (the order `status` lists them).
+void Daemon::add_frontend(config::FrontendType type, std::unique_ptr<frontends::Frontend> fe) {
+    frontends_.push_back({type, std::move(fe)});
+    std::stable_sort(frontends_.begin(), frontends_.end(), [](const auto& a, const auto& b) { return a.type < b.type; });
 }
 
 // Start-up: settings, then every configured frontend (before privileges are dropped).
@@ -125,29 +200,41 @@ core::Status Daemon::bind_frontends() {
         if (kind.listen(cfg_).empty()) continue;
         auto fe = open_frontend(kind, cfg_);
         if (!fe) return fe.error();
-        frontends_.push_back(std::move(*fe));
+        add_frontend(kind.type, std::move(*fe));
     }
+    return load_socketmap_static();
+}
+
+core::Status Daemon::load_socketmap_static() {
+    auto statics = read_socketmap_static(cfg_.socketmap.static_path);
+    if (!statics) return core::make_error(cfg_.file + ": " + statics.error().message);
+    socketmap_static_ = std::move(*statics);
+    hand_socketmap_static();
     return core::ok();
+}
+
+// Every SIGHUP, also when the config text is unchanged: the file may have changed alone.
+void Daemon::reload_socketmap_static() {
+    auto statics = read_socketmap_static(cfg_.socketmap.static_path);
+    if (!statics) {
+        log(Level::error, "reload: {}; the socketmap keeps its {} static entries", statics.error().message,
+            socketmap_static_ ? socketmap_static_->size() : 0);
+    } else {
+        socketmap_static_ = std::move(*statics);
+        if (socketmap_static_) log(Level::info, "[socketmap] static: {} entries", socketmap_static_->size());
+    }
+    hand_socketmap_static();  // also to a socketmap the reload opened
+}
+
+void Daemon::hand_socketmap_static() {
+    for (auto& f : frontends_)
+        if (f.type == config::FrontendType::socketmap)
+            static_cast<frontends::SocketmapFrontend&>(*f.fe).set_static(socketmap_static_);
 }
 
 core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config::SourceConfig& sc,
                                                                    sources::LineParser parser, const MatcherPtr& m) {
-    if (sc.type == "file")
-        return std::unique_ptr<sources::Source>(
-            std::make_unique<sources::FileTailSource>(sc.name, sc.path, std::move(parser), *this, clock_));
-    if (sc.type == "dovecot-auth-policy") {
-        auto src = sources::open_auth_policy_source(sc, std::move(parser), *this, clock_);
-        // Bound now, before privileges are dropped (a port below 1024 with `user =`).
-        if (src)
-            if (auto st = static_cast<sources::AuthPolicySource&>(**src).bind(); !st) return st.error();
-        return src;
-    }
-    if (sources::is_dropin_type(sc.type)) return sources::open_dropin_source(sc, *this, *this, clock_);
-    if (sc.type == "syslog") return sources::open_syslog_source(sc, std::move(parser), *this, clock_);
-    if (sc.type == "fifo") return sources::open_fifo_source(sc, std::move(parser), *this, clock_);
-    if (sc.type == "journald")
-        return sources::open_journald_source(sc, std::move(parser), *this, clock_, untrusted_parser(sc, m));
-    return core::make_error("source type \"" + sc.type + "\" is not available in this version");
+    return source_row(sc.type).open(sc, std::move(parser), untrusted_parser(sc, m), *this, *this, clock_);
 }
 
 core::Result<std::unique_ptr<sources::Source>> Daemon::open_source_for(const config::SourceConfig& sc,
@@ -187,7 +274,7 @@ sources::LineParser Daemon::parser_for(const config::SourceConfig& sc, const Mat
 }
 
 sources::LineParser Daemon::untrusted_parser(const config::SourceConfig& sc, const MatcherPtr& m) const {
-    if (sc.type != "journald") return {};
+    if (!source_row(sc.type).untrusted) return {};
     // Entries from untrusted senders are parsed with a state of their own, so a forged first
     // line of a two-line server cannot seed the trusted entries' pid cache.
     auto probe_state = std::make_shared<matching::MatchState>(*m);
@@ -226,10 +313,11 @@ core::Status Daemon::start_new_sources() {
 std::vector<matching::PatternSpec> user_pattern_specs(const config::Config& cfg) {
     std::vector<matching::PatternSpec> out;
     for (const auto& p : cfg.patterns) {
-        const auto role = p.role == "session"         ? matching::PatternRole::session
-                          : p.role == "session-login" ? matching::PatternRole::session_login
-                                                      : matching::PatternRole::login;
-        out.push_back({p.name, p.role == "login" ? p.name : p.role, {}, "", p.regex, true, role});
+        const auto role = p.role == config::PatternRole::session         ? matching::PatternRole::session
+                          : p.role == config::PatternRole::session_login ? matching::PatternRole::session_login
+                                                                         : matching::PatternRole::login;
+        const std::string label = p.role == config::PatternRole::login ? p.name : std::string(config::to_string(p.role));
+        out.push_back({p.name, label, {}, "", p.regex, true, role});
     }
     return out;
 }

@@ -26,8 +26,8 @@ std::string fingerprint(std::span<const Record> records) {
 class PostfixDbExporter final : public Exporter {
 public:
     explicit PostfixDbExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path),
-          file_(cfg_.path, cfg_.type == "postfix-lmdb" ? DbMapFile::Kind::lmdb : DbMapFile::Kind::bdb_hash) {}
+        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path),
+          file_(cfg_.path, cfg_.type == config::ExportType::postfix_lmdb ? DbMapFile::Kind::lmdb : DbMapFile::Kind::bdb_hash) {}
     const std::string& describe() const override { return describe_; }
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {

@@ -107,12 +107,12 @@ class CdbExporter final : public Exporter {
 public:
     CdbExporter(config::ExportConfig cfg, std::string relayclient)
         : cfg_(std::move(cfg)), relay_value_(tcprules_relay_value(relayclient)),
-          describe_(cfg_.type + ":" + cfg_.path) {}
+          describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
         std::vector<Record> records;
-        if (cfg_.type == "postfix-cdb") {
+        if (cfg_.type == config::ExportType::postfix_cdb) {
             for (auto& k : live_keys(live, now, postfix_key)) records.emplace_back(std::move(k), "OK");
         } else {
             // The admin's rules first: tcpserver uses the first record of a key, so an explicit
@@ -142,7 +142,7 @@ private:
 class SendmailAccessExporter final : public Exporter {
 public:
     explicit SendmailAccessExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
+        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
@@ -176,7 +176,7 @@ private:
 class RelayCtrlDirExporter final : public Exporter {
 public:
     explicit RelayCtrlDirExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
+        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
@@ -250,7 +250,7 @@ private:
 class OpensmtpdTableExporter final : public Exporter {
 public:
     explicit OpensmtpdTableExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(cfg_.type + ":" + cfg_.path) {}
+        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
     const std::string& describe() const override { return describe_; }
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
@@ -319,34 +319,35 @@ core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig
         return cfg.path.size() > suffix.size() && std::string_view(cfg.path).ends_with(suffix);
     };
     // Postfix reads cdb:NAME from NAME.cdb and Sendmail's hash map NAME from NAME.db.
-    if (cfg.type == "postfix-cdb" && !ends_with(".cdb"))
+    if (cfg.type == config::ExportType::postfix_cdb && !ends_with(".cdb"))
         return core::make_error(where + "postfix-cdb path must end in .cdb (Postfix reads cdb:NAME from NAME.cdb)");
-    if (cfg.type == "postfix-lmdb" && !ends_with(".lmdb"))
+    if (cfg.type == config::ExportType::postfix_lmdb && !ends_with(".lmdb"))
         return core::make_error(where + "postfix-lmdb path must end in .lmdb (Postfix reads lmdb:NAME from NAME.lmdb)");
-    if (cfg.type == "postfix-hash" && !ends_with(".db"))
+    if (cfg.type == config::ExportType::postfix_hash && !ends_with(".db"))
         return core::make_error(where + "postfix-hash path must end in .db (Postfix reads hash:NAME from NAME.db)");
-    if (cfg.type == "sendmail-access" && !ends_with(".db"))
+    if (cfg.type == config::ExportType::sendmail_access && !ends_with(".db"))
         return core::make_error(where + "sendmail-access path must end in .db (Sendmail reads hash NAME from NAME.db)");
     std::unique_ptr<Exporter> e;
     std::string dir = dir_of(cfg.path);
-    if (cfg.type == "postfix-cdb" || cfg.type == "tcprules-cdb") {
-        if (cfg.type == "postfix-cdb" && !cfg.static_path.empty())
+    if (cfg.type == config::ExportType::postfix_cdb || cfg.type == config::ExportType::tcprules_cdb) {
+        if (cfg.type == config::ExportType::postfix_cdb && !cfg.static_path.empty())
             return core::make_error(where + "postfix-cdb takes no static file");
         e = std::make_unique<CdbExporter>(cfg, relayclient);
-    } else if (cfg.type == "postfix-lmdb" || cfg.type == "postfix-hash") {
-        if (!cfg.static_path.empty()) return core::make_error(where + cfg.type + " takes no static file");
+    } else if (cfg.type == config::ExportType::postfix_lmdb || cfg.type == config::ExportType::postfix_hash) {
+        if (!cfg.static_path.empty())
+            return core::make_error(where + std::string(config::to_string(cfg.type)) + " takes no static file");
         e = make_postfix_db_exporter(cfg);
-    } else if (cfg.type == "sendmail-access") {
+    } else if (cfg.type == config::ExportType::sendmail_access) {
         e = std::make_unique<SendmailAccessExporter>(cfg);
-    } else if (cfg.type == "relay-ctrl-dir") {
+    } else if (cfg.type == config::ExportType::relay_ctrl_dir) {
         if (!cfg.static_path.empty()) return core::make_error(where + "relay-ctrl-dir takes no static file");
         dir = cfg.path;
         e = std::make_unique<RelayCtrlDirExporter>(cfg);
-    } else if (cfg.type == "opensmtpd-table") {
+    } else if (cfg.type == config::ExportType::opensmtpd_table) {
         if (!cfg.static_path.empty()) return core::make_error(where + "opensmtpd-table takes no static file");
         e = std::make_unique<OpensmtpdTableExporter>(cfg);
     } else {
-        return core::make_error(where + "unknown export type '" + cfg.type + "'");
+        return core::make_error(where + "unknown export type '" + std::string(config::to_string(cfg.type)) + "'");
     }
     if (auto s = make_dirs(dir); !s) return core::make_error(where + s.error().message);
     if (!cfg.static_path.empty() && check == StaticCheck::at_open) {

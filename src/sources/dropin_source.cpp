@@ -167,16 +167,4 @@ core::Status deliver_now(LoginSink& sink, const core::Address& ip, std::string u
     return sink.deliver(std::span<const core::LoginEvent>(&ev, 1), core::Checkpoint{});
 }
 
-bool is_dropin_type(std::string_view type) {
-    return type == "drac" || type == "whoson" || type == "relay-ctrl-udp";
-}
-
-core::Result<std::unique_ptr<Source>> open_dropin_source(const config::SourceConfig& cfg, LoginSink& sink,
-                                                         PermitAccess& access, const core::Clock& clock) {
-    if (cfg.type == "drac") return open_drac_source(cfg, sink, clock);
-    if (cfg.type == "whoson") return open_whoson_source(cfg, sink, access, clock);
-    if (cfg.type == "relay-ctrl-udp") return open_relay_ctrl_source(cfg, sink, clock);
-    return core::make_error("not a drop-in source type: " + cfg.type);
-}
-
 }  // namespace rp::sources

@@ -116,10 +116,7 @@ private:
 core::Status deliver_now(LoginSink& sink, const core::Address& ip, std::string user, std::string server,
                          const std::string& source, const core::Clock& clock);
 
-// The factories for the three kinds, and the one the daemon calls for any of them.
-bool is_dropin_type(std::string_view type);
-core::Result<std::unique_ptr<Source>> open_dropin_source(const config::SourceConfig& cfg, LoginSink& sink,
-                                                         PermitAccess& access, const core::Clock& clock);
+// The factories for the three kinds (the daemon's source rows, daemon/wiring.cpp, call them).
 core::Result<std::unique_ptr<Source>> open_drac_source(const config::SourceConfig& cfg, LoginSink& sink,
                                                        const core::Clock& clock);
 core::Result<std::unique_ptr<Source>> open_whoson_source(const config::SourceConfig& cfg, LoginSink& sink,

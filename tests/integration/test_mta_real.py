@@ -24,6 +24,7 @@ anyway. See mta_servers.py for how each instance is kept private.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -304,3 +305,22 @@ def test_opensmtpd_file_table_ipv6(opensmtpd, make_daemon):
     assert not relays("::1")
     expect_relay_cycle(d, relays, grant(d, "::1"), "opensmtpd file table IPv6", "::1", OTHER)
     assert "::1" not in opensmtpd.table.read_text().split()
+
+
+def test_sendmail_socket_map_static_entries(sendmail_socketmap, sendmail_socketmap_port, make_daemon, testdir):
+    """[socketmap] static: an admin's `Connect:IP RELAY` entry (makemap text, as in the old
+    /etc/mail/access) relays through the real Sendmail with no permit; another address is still
+    denied; an edited file counts after SIGHUP alone."""
+    static = testdir / "relaypermit-static"
+    static.write_text("# the admin's entries\nConnect:127.0.0.7 RELAY\n")
+    d = make_daemon(extra=f'[socketmap]\nlisten = ["127.0.0.1:{sendmail_socketmap_port}"]\nstatic = "{static}"\n')
+    d.start()
+    relays = sendmail_relays(sendmail_socketmap)
+    assert relays("127.0.0.7"), "the static Connect:127.0.0.7 RELAY entry"
+    assert not relays("127.0.0.8")
+    static.write_text("Connect:127.0.0.8 RELAY\n")
+    before = len(d.stderr_path.read_text())
+    d.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: "configuration reloaded" in d.stderr_path.read_text()[before:], 10, what="reload")
+    assert relays("127.0.0.8")
+    assert not relays("127.0.0.7")

@@ -146,3 +146,41 @@ def test_auth_policy_source_on_a_privileged_port_with_user(make_daemon):
     assert conn.getresponse().status == 200
     conn.close()
     d.wait_permitted("192.0.2.41")
+
+
+def test_socketmap_static_read_at_start_and_on_every_sighup(make_daemon, testdir):
+    """[socketmap] static: the admin's Sendmail access entries are answered beside the permits;
+    SIGHUP re-reads the file even when relaypermit.toml is unchanged; a bad file at a reload is
+    logged and the running entries stay; a bad file at start stops the start."""
+    from socketmap_helpers import SocketmapClient
+    static = testdir / "relaypermit-static"
+    static.write_text("# the admin's entries\nConnect:192.0.2.7 RELAY\nFrom:spammer@example.com REJECT\n")
+    port = free_port()
+    d = make_daemon(extra=f'[socketmap]\nlisten = ["127.0.0.1:{port}"]\nstatic = "{static}"\n')
+    d.start()
+    assert d.cli("allow", "192.0.2.1").returncode == 0
+    c = SocketmapClient("127.0.0.1", port)
+    try:
+        assert c.ask("access", "connect:192.0.2.7") == "OK RELAY"
+        assert c.ask("access", "from:spammer@example.com") == "OK REJECT"
+        assert c.ask("access", "connect:192.0.2.1") == "OK RELAY"  # a permit
+        assert c.ask("access", "connect:192.0.2.8") == "NOTFOUND "
+
+        static.write_text("Connect:192.0.2.8 RELAY\nConnect:192.0.2.1 REJECT\n")  # the config is unchanged
+        reload_and_wait(d, "configuration reloaded")
+        assert c.ask("access", "connect:192.0.2.7") == "NOTFOUND "
+        assert c.ask("access", "connect:192.0.2.8") == "OK RELAY"
+        assert c.ask("access", "connect:192.0.2.1") == "OK REJECT"  # the admin's entry wins
+
+        static.write_text("Connect:192.0.2.9 RELAY\nconnect:192.0.2.9 REJECT\n")  # duplicate key
+        text = reload_and_wait(d, "configuration reloaded")
+        assert "[socketmap] static" in text and "duplicate" in text and "keeps its 2 static entries" in text, text
+        assert c.ask("access", "connect:192.0.2.8") == "OK RELAY"
+        assert c.ask("access", "connect:192.0.2.9") == "NOTFOUND "
+    finally:
+        c.close()
+    r = d.cli("config", "check")
+    assert r.returncode == 2 and "[socketmap] static" in r.stderr and "duplicate" in r.stderr, r.stderr
+    assert d.stop() == 0
+    with pytest.raises(RuntimeError, match="socketmap"):
+        d.start(timeout=20)

@@ -377,7 +377,7 @@ TEST_F(AuthPolicyServerTest, IdleConnectionsAreClosed) {
 
 TEST_F(AuthPolicyServerTest, FactoryValidates) {
     config::SourceConfig cfg;
-    cfg.type = "dovecot-auth-policy";
+    cfg.type = rp::config::SourceType::dovecot_auth_policy;
     core::SystemClock sys;
     EXPECT_FALSE(open_auth_policy_source(cfg, {}, sink, sys).has_value());
     cfg.listen = {"127.0.0.1:0"};

@@ -187,7 +187,7 @@ TEST_F(FifoSourceTest, RefusesRegularFileAndSymlink) {
 
 TEST_F(FifoSourceTest, FactoryChecksConfig) {
     rp::config::SourceConfig cfg;
-    cfg.type = "fifo";
+    cfg.type = rp::config::SourceType::fifo;
     cfg.name = "fifo:x";
     EXPECT_FALSE(rp::sources::open_fifo_source(cfg, parse_logins, sink_, clock_)) << "path required";
     cfg.path = path_;

@@ -253,7 +253,7 @@ TEST(PostfixDbExport, HashAndLmdbHoldPostmapsRecords) {
         {core::Cidr::host(ip("192.0.2.1")), "alice", "test", now, now + std::chrono::minutes(5)},
         {core::Cidr::host(ip("2001:db8::1")), "bob", "test", now, now + std::chrono::minutes(5)},
         {core::Cidr::host(ip("192.0.2.9")), "old", "test", now, now}};
-    config::ExportConfig hash{"postfix-hash", d / "relay.db", "", {}, std::chrono::seconds(10), 0};
+    config::ExportConfig hash{config::ExportType::postfix_hash, d / "relay.db", "", {}, std::chrono::seconds(10), 0};
     auto e = exports::open_exporter(hash);
     ASSERT_TRUE(e) << e.error().message;
     ASSERT_TRUE((*e)->write(live, now));
@@ -266,7 +266,7 @@ TEST(PostfixDbExport, HashAndLmdbHoldPostmapsRecords) {
     ASSERT_TRUE((*e)->write(live, now));
     EXPECT_EQ((*e)->replacements(), 1u);  // same content: not rewritten
 
-    config::ExportConfig lmdb{"postfix-lmdb", d / "relay.lmdb", "", {}, std::chrono::seconds(10), 0};
+    config::ExportConfig lmdb{config::ExportType::postfix_lmdb, d / "relay.lmdb", "", {}, std::chrono::seconds(10), 0};
     auto l = exports::open_exporter(lmdb);
     ASSERT_TRUE(l) << l.error().message;
     ASSERT_TRUE((*l)->write(live, now));
@@ -285,7 +285,7 @@ TEST(PostfixDbExport, HashAndLmdbHoldPostmapsRecords) {
     mdb_txn_abort(txn);
     mdb_env_close(env);
 
-    config::ExportConfig wrong{"postfix-lmdb", d / "relay.db", "", {}, std::chrono::seconds(10), 0};
+    config::ExportConfig wrong{config::ExportType::postfix_lmdb, d / "relay.db", "", {}, std::chrono::seconds(10), 0};
     EXPECT_FALSE(exports::open_exporter(wrong));
 }
 

@@ -338,7 +338,7 @@ TEST_F(JournaldSourceTest, FactoryUsesConfigFilters) {
     const std::string file = dir_ + "/system.journal";
     write_journal(file, {dovecot_login(ec_, k_now_us - 9'000'000, "u1", "192.0.2.1")});
     rp::config::SourceConfig cfg;
-    cfg.type = "journald";
+    cfg.type = rp::config::SourceType::journald;
     cfg.name = "journald:test";
     cfg.path = file;
     cfg.units = {"other.service"};

@@ -6,6 +6,10 @@
 #include <string>
 #include <vector>
 
+#include <fstream>
+
+#include "config/config.hpp"
+#include "daemon/socketmap_static.hpp"
 #include "frontends/netstring_codec.hpp"
 #include "frontends/socketmap_frontend.hpp"
 #include "stream_test_client.hpp"
@@ -311,6 +315,52 @@ TEST_F(SocketmapFrontendTest, MaxClientsClosesTheLongestIdle) {
     ASSERT_TRUE(receive(b, "5:OK OK,"));  // the newcomer is served
     ASSERT_TRUE(wait_eof(a));             // the idle one made room
     EXPECT_EQ(f.counters().refused, 1u);
+}
+
+// [socketmap] static as the daemon wires it: the file read by read_socketmap_static (start,
+// every reload, `config check`) and handed to the running frontend with set_static; a new table
+// replaces the old one on the same connection, and a file that does not parse is an error
+// naming the file and line (the daemon then keeps the running table).
+TEST_F(SocketmapFrontendTest, StaticFileReadAndHandedToTheRunningFrontend) {
+    const auto dir = std::filesystem::temp_directory_path() / ("rp-static-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto file = (dir / "static").string();
+    auto write = [&](const std::string& text) { std::ofstream(file, std::ios::trunc) << text; };
+    write("# the admin's entries\nConnect:192.0.2.7 RELAY\nFrom:spammer@example.com REJECT\n");
+    auto cfg = config::parse_config("[socketmap]\nlisten = [\"127.0.0.1:0\"]\nstatic = \"" + file + "\"\n", "t.toml");
+    ASSERT_TRUE(cfg) << cfg.error().message;
+    auto statics = daemon::read_socketmap_static(cfg->socketmap.static_path);
+    ASSERT_TRUE(statics) << statics.error().message;
+    ASSERT_TRUE(*statics);
+    EXPECT_EQ((*statics)->size(), 2u);
+
+    SocketmapFrontend f(loop_, oracle_);
+    ASSERT_TRUE(f.listen(cfg->socketmap.listen).has_value());
+    f.set_static(*statics);
+    StreamClient c(f.local_endpoints().front());
+    c.send(ns("access connect:192.0.2.7") + ns("access from:spammer@example.com") + ns("access connect:192.0.2.8"));
+    ASSERT_TRUE(receive(c, "8:OK RELAY,9:OK REJECT,9:NOTFOUND ,"));
+
+    write("Connect:192.0.2.8 RELAY\n");  // edited, then SIGHUP
+    statics = daemon::read_socketmap_static(file);
+    ASSERT_TRUE(statics) << statics.error().message;
+    f.set_static(*statics);
+    c.received.clear();
+    c.send(ns("access connect:192.0.2.7") + ns("access connect:192.0.2.8"));
+    ASSERT_TRUE(receive(c, "9:NOTFOUND ,8:OK RELAY,"));
+
+    write("Connect:192.0.2.8 RELAY\nconnect:192.0.2.8 REJECT\n");  // makemap refuses a duplicate key
+    auto bad = daemon::read_socketmap_static(file);
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message.find(file), std::string::npos) << bad.error().message;
+    EXPECT_NE(bad.error().message.find("duplicate"), std::string::npos) << bad.error().message;
+    EXPECT_FALSE(daemon::read_socketmap_static((dir / "missing").string()));
+    EXPECT_FALSE(daemon::read_socketmap_static(dir.string()));  // not a regular file
+    auto none = daemon::read_socketmap_static("");
+    ASSERT_TRUE(none);
+    EXPECT_FALSE(*none);
+    EXPECT_FALSE(config::parse_config("[socketmap]\nstatic = \"relative\"\n", "t.toml"));
+    std::filesystem::remove_all(dir);
 }
 
 }  // namespace

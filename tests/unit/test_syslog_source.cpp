@@ -423,7 +423,7 @@ TEST(SyslogSource, FactoryUsesConfig) {
     FakeSink sink;
     rp::core::ManualClock clock{t0};
     rp::config::SourceConfig cfg;
-    cfg.type = "syslog";
+    cfg.type = rp::config::SourceType::syslog;
     cfg.name = "syslog:cfg";
     cfg.listen = {"tcp:127.0.0.1:0", "udp:[::1]:0"};
     auto s = rp::sources::open_syslog_source(cfg, parse_logins, sink, clock);
