@@ -274,12 +274,13 @@ int cmd_list(const ParsedArgs& a) {
         std::printf("%s\n", permits.dump(2).c_str());
         return k_ok;
     }
-    std::printf("%-40s %-20s %-21s %-21s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "SOURCE");
+    std::printf("%-40s %-20s %-21s %-21s %-7s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "SESSION", "SOURCE");
     for (const auto& p : permits) {
         const auto raw = p.value("user", "");
         const auto user = raw.empty() ? std::string("-") : util::escape_value(raw);  // one row, no terminal escapes
-        std::printf("%-40s %-20s %-21s %-21s %s\n", p.value("ip", "").c_str(), user.c_str(),
-                    p.value("granted", "").c_str(), p.value("expires", "").c_str(), p.value("source", "").c_str());
+        std::printf("%-40s %-20s %-21s %-21s %-7s %s\n", p.value("ip", "").c_str(), user.c_str(),
+                    p.value("granted", "").c_str(), p.value("expires", "").c_str(), p.value("session", "-").c_str(),
+                    p.value("source", "").c_str());
     }
     return k_ok;
 }

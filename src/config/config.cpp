@@ -138,6 +138,13 @@ const std::map<std::string, Setter, std::less<>>& top_keys() {
              cfg.max_ttl = *d;
              return core::ok();
          }},
+        {"max_lifetime", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto d = get_duration(c, n, "max_lifetime");
+             if (!d) return d.error();
+             if (d->count() <= 0) return c.err(n, "max_lifetime", "must be positive");
+             cfg.max_lifetime = *d;
+             return core::ok();
+         }},
         {"control_socket", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
              auto s = get_string(c, n, "control_socket");
              if (!s) return s.error();
@@ -549,6 +556,10 @@ core::Result<Config> parse_config(std::string_view text, const std::string& file
     if (cfg.ttl > cfg.max_ttl)
         return make_error(file_name + ": ttl = \"" + core::format_duration(cfg.ttl) + "\" is longer than max_ttl = \"" +
                           core::format_duration(cfg.max_ttl) + "\" (raise max_ttl, or shorten ttl)");
+    if (cfg.max_lifetime.count() > 0 && (cfg.max_lifetime < cfg.ttl || cfg.max_lifetime > cfg.max_ttl))
+        return make_error(file_name + ": max_lifetime = \"" + core::format_duration(cfg.max_lifetime) +
+                          "\" must lie between ttl (" + core::format_duration(cfg.ttl) + ") and max_ttl (" +
+                          core::format_duration(cfg.max_ttl) + ")");
     return cfg;
 }
 

@@ -127,7 +127,12 @@ nlohmann::json Daemon::control_check(const ControlRequest& req, const ControlPee
 
 nlohmann::json Daemon::control_list(const ControlRequest&, const ControlPeer&) {
     auto arr = nlohmann::json::array();
-    for (const auto& p : store_->list(clock_.now())) arr.push_back(permit_json(p));
+    const auto now = clock_.now();
+    for (const auto& p : store_->list(now)) {
+        auto j = permit_json(p);
+        j["session"] = session_state_name(sessions_.state(p.network, now));  // open, closed or none
+        arr.push_back(std::move(j));
+    }
     return {{"ok", true}, {"permits", arr}};
 }
 
@@ -156,8 +161,9 @@ nlohmann::json Daemon::control_revoke(const ControlRequest& req, const ControlPe
         log(Level::info, "revoke ip={} user={} by=uid:{}", p.network.to_string(), util::esc(p.user.empty() ? "-" : p.user),
             static_cast<long>(peer.uid));
     }
+    const auto ended = end_revoked_sessions(*gone, req.user);  // and the sessions behind them
     reschedule_expiry();
-    return {{"ok", true}, {"removed", gone->size()}};
+    return {{"ok", true}, {"removed", gone->size()}, {"sessions_ended", ended}};
 }
 
 nlohmann::json Daemon::control_status(const ControlRequest&, const ControlPeer&) {
@@ -181,6 +187,7 @@ nlohmann::json Daemon::control_status(const ControlRequest&, const ControlPeer&)
             {"version", RELAYPERMIT_VERSION},
             {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
             {"store", store_->describe()},
+            {"sessions", sessions_status_json()},
             {"store_status", store_status_json()},
             {"permits", store_->size()},
             {"grants", grants_}, {"extends", extends_}, {"ignored", refused_[Refusal::ignored]},

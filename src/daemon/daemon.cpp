@@ -35,7 +35,7 @@ int Daemon::run() {
     static constexpr Step steps[] = {
         &Daemon::find_user,       &Daemon::make_state_dir, &Daemon::open_control,  &Daemon::bind_frontends,
         &Daemon::bind_sources,    &Daemon::drop_privileges, &Daemon::open_store,   &Daemon::open_exports,
-        &Daemon::take_spool,      &Daemon::purge_expired,  &Daemon::start_sources, &Daemon::watch_signals,
+        &Daemon::restore_sessions, &Daemon::take_spool,      &Daemon::purge_expired,  &Daemon::start_sources, &Daemon::watch_signals,
     };
     for (const Step step : steps) {
         if (auto st = (this->*step)(); !st) {
@@ -142,6 +142,7 @@ void Daemon::shut_down() {
     for (auto& s : sources_) s->stop(loop_);
     for (auto& fe : frontends_) fe->close();
     exports_.stop();  // fail closed: no permit stays in a file nobody keeps current
+    save_sessions_now();  // open sessions survive the restart (sessions.cpp)
     if (control_) {
         control_.reset();
         util::remove_socket_file(cfg_.control_socket, 0, 0);

@@ -6,6 +6,7 @@
 //   wiring.cpp          config -> objects at start-up: matcher, sources, frontends, exporters
 //   reload.cpp          SIGHUP: the new set built beside the running one, swapped all or nothing
 //   control_commands.cpp  the control socket (ControlServer) and its command table
+//   sessions.cpp        session-aware lifetime: open/end sessions, refresh timer, saved table
 // Thread-safety: single-threaded; everything runs on the loop thread.
 #pragma once
 
@@ -28,6 +29,8 @@
 #include "daemon/daemon.hpp"
 #include "daemon/permit_policy.hpp"
 #include "daemon/privileges.hpp"
+#include "daemon/session_file.hpp"
+#include "daemon/session_table.hpp"
 #include "exports/export_scheduler.hpp"
 #include "exports/exporter.hpp"
 #include "frontends/frontend.hpp"
@@ -77,6 +80,7 @@ private:
     core::Status drop_privileges() { return daemon::drop_privileges(run_as_); }
     core::Status open_store();
     core::Status open_exports();
+    core::Status restore_sessions();  // sessions.cpp
     core::Status take_spool();
     core::Status purge_expired();
     core::Status start_sources() { return start_new_sources(); }
@@ -154,6 +158,21 @@ private:
     // One line per source and frontend with its counters: hourly and at shutdown.
     void log_stats();
     void schedule_stats();
+    // sessions.cpp (session_table.hpp, docs/limits.md)
+    // A granted login that names a session opens it on the permit's network.
+    void open_session(const core::LoginEvent& e, const core::Permit& granted);
+    // A session_end event (a server's end line, a push's logout): ends the session (or, with
+    // no session id, every session on e.ip's network) and adds the permit for ttl after it.
+    void end_session(const core::LoginEvent& e, core::Time now, std::vector<core::Permit>& permits,
+                     std::vector<std::string>& servers);
+    // Ends the sessions behind revoked permits (and of `user`, for revoke --user).
+    std::size_t end_revoked_sessions(const std::vector<core::Permit>& gone, const std::optional<std::string>& user);
+    void refresh_sessions();
+    void schedule_session_refresh();
+    void save_sessions_soon();
+    void save_sessions_now();
+    nlohmann::json sessions_status_json() const;
+
     // `servers[i]` names the pattern set behind permits[i] (for the audit line); may be empty.
     // `by_uid`: the control-socket peer behind a direct grant (for the audit line), or -1.
     core::Result<std::vector<store::GrantOutcome>> grant(std::vector<core::Permit> permits,
@@ -187,6 +206,10 @@ private:
     mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
     std::uint64_t grants_ = 0, extends_ = 0, expired_ = 0, revoked_ = 0;
     std::map<std::string, std::uint64_t> grants_by_source_;  // created or extended, per source name
+    SessionTable sessions_;
+    SessionFileWriter session_writer_;
+    util::EventLoop::TimerId session_timer_ = 0, session_save_timer_ = 0;
+    std::uint64_t sessions_opened_ = 0, sessions_ended_ = 0, sessions_capped_ = 0;
 };
 
 }  // namespace rp::daemon

@@ -69,11 +69,16 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
     std::vector<core::Permit> permits;
     std::vector<std::string> servers;
     for (const auto& e : events) {
+        if (e.kind == core::LoginKind::session_end) {  // sessions.cpp
+            end_session(e, now, permits, servers);
+            continue;
+        }
         auto d = grant_policy_.decide(e, std::nullopt, now);
         if (!d.granted()) {
             count_refusal(e, d);
             continue;
         }
+        if (grant_policy_.opens_session(e)) open_session(e, *d.permit);
         permits.push_back(std::move(*d.permit));
         servers.push_back(e.server);
     }

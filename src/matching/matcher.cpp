@@ -27,7 +27,7 @@ struct Matcher::Compiled {
     bool tag_jit = false, regex_jit = false;  // JIT-compiled: matched with pcre2_jit_match
     int tag_id = -1;  // patterns with the same tag regex share its result within a line (< 64)
     bool stateful = false;  // a pattern of a two-line server: its result depends on the MatchState
-    int ip_group = -1, user_group = -1, pid_group = -1, time_group = -1;
+    int ip_group = -1, user_group = -1, pid_group = -1, time_group = -1, session_group = -1;
     std::uint64_t literal_mask = 0;  // bits of Matcher::literals_ this pattern needs (one of)
     ~Compiled() {
         pcre2_code_free(tag);
@@ -217,9 +217,13 @@ core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<st
         c->user_group = group_number("user");
         c->pid_group = group_number("pid");
         c->time_group = group_number("time");
-        if (c->ip_group < 0 && spec.role != PatternRole::session_login)
+        c->session_group = group_number("session");
+        if (spec.role == PatternRole::session_end && c->session_group < 0)
+            return core::make_error(what + ": a session end pattern needs a named group (?<session>...)");
+        if (c->ip_group < 0 && spec.role != PatternRole::session_login && spec.role != PatternRole::session_end)
             return core::make_error(what + ": the regex has no named group (?<ip>...)");
-        if (spec.role != PatternRole::login && spec.whole_line && c->pid_group < 0)
+        if ((spec.role == PatternRole::session || spec.role == PatternRole::session_login) && spec.whole_line &&
+            c->pid_group < 0)
             return core::make_error(what + ": a two-line pattern needs a named group (?<pid>...)");
         // A user's pattern has no literal of its own: one that every match must contain, read
         // from its regex, lets it join the prefilter (else every line is tried on it).
@@ -243,7 +247,8 @@ core::Result<std::shared_ptr<const Matcher>> Matcher::build(const std::vector<st
         pcre2_pattern_info(p->regex, PCRE2_INFO_CAPTURECOUNT, &n);
         m->max_groups_ = std::max(m->max_groups_, n + 1);
         p->stateful = std::any_of(m->patterns_.begin(), m->patterns_.end(), [&](const auto& q) {
-            return q->spec.server == p->spec.server && q->spec.role != PatternRole::login;
+            return q->spec.server == p->spec.server &&
+                   (q->spec.role == PatternRole::session || q->spec.role == PatternRole::session_login);
         });
     }
     if (!m->literals_.empty()) {
@@ -329,8 +334,15 @@ std::optional<LoginMatch> Matcher::match_impl(std::string_view line, std::uint64
         const LineTime lt = login_time(md, p->time_group, text, parsed, now);
         const auto time = lt.time;
         auto login = [&](const core::Address& ip) {
-            return LoginMatch{ip, group(md, p->user_group, text), p->spec.server, p->spec.name, line, time, lt.origin, lt};
+            return LoginMatch{ip,   group(md, p->user_group, text), p->spec.server, p->spec.name, line, time, lt.origin,
+                              lt,   core::LoginKind::login,         group(md, p->session_group, text)};
         };
+        if (p->spec.role == PatternRole::session_end) {  // needs no state and has no address
+            auto end = login(core::Address());
+            end.kind = core::LoginKind::session_end;
+            if (end.session.empty()) continue;
+            return end;
+        }
         std::string_view pid = group(md, p->pid_group, text);
         if (pid.empty() && parsed) pid = parsed->pid;
         const std::string_view host = parsed ? parsed->host : std::string_view();
