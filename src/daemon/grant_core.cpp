@@ -186,6 +186,9 @@ void Daemon::log_stats() {
         log(Level::info, "stats frontend={} connections={} requests={} permitted={} malformed={} refused={}", fe->name(),
             c.connections, c.requests, c.permitted, c.malformed, c.refused);
     }
+    if (grant_policy_.sessions_enabled())
+        log(Level::info, "stats sessions open={} opened={} ended={} capped={} dropped={}", sessions_.size(),
+            sessions_opened_, sessions_ended_, sessions_capped_, sessions_.dropped());
     const auto ss = store_->status();
     log(Level::info, "stats store={} permits={} grants={} extends={} expired={} revoked={}{}", store_->describe(),
         store_->size(), grants_, extends_, expired_, revoked_,
