@@ -476,7 +476,8 @@ struct Matcher::Candidate {
     std::uint64_t mask;
     bool resolved;
     std::optional<LoginMatch> match;
-    std::size_t user_begin = 0;  // offset of match->user in the line
+    std::size_t user_begin = 0;     // offset of match->user in the line
+    std::size_t session_begin = 0;  // offset of match->session in the line
 };
 
 void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
@@ -524,6 +525,8 @@ void Matcher::scan_parallel(std::string_view text, core::Time now, MatchState& s
             Candidate c{arena.size(), arena.size() + line.size(), mask, !needs_state, std::move(match)};
             if (c.match && !c.match->user.empty())
                 c.user_begin = static_cast<std::size_t>(c.match->user.data() - line.data());
+            if (c.match && !c.match->session.empty())
+                c.session_begin = static_cast<std::size_t>(c.match->session.data() - line.data());
             arena.append(line);
             lines.push_back(std::move(c));
         });
@@ -613,6 +616,7 @@ void Matcher::scan_parallel(std::string_view text, core::Time now, MatchState& s
                 c.match = match_impl(line, c.mask, now, *impl.scratch_md, &state, nullptr);
             } else if (c.match) {  // re-point the views from the scanned text to the copy
                 c.match->user = line.substr(c.user_begin, c.match->user.size());
+                c.match->session = line.substr(c.session_begin, c.match->session.size());
                 c.match->line = line.substr(0, c.match->line.size());
             }
             if (c.match) on_match(*c.match);
