@@ -6,12 +6,14 @@
 // records how late it fires: a policy request arriving meanwhile waits that long. After the first
 // (initial) write, it grants one more permit, calls changed() and measures until the write is
 // done: "fresh" is that time (what an MTA waits to see the permit in the file), "loop held" the
-// largest timer lateness during it, "snapshot" the copy on the loop alone. Files go to a
+// largest timer lateness during it, "snapshot" the copy on the loop alone (the daemon's: a table
+// cursor, 2048 records per loop turn, summed over the turns; `--whole` copies with live() in one
+// go, sorted, as the daemon did before). Files go to a
 // temporary directory on the file system of $TMPDIR (fsync included: that is what a rewrite costs).
 // Prints a Markdown table. Figures, not assertions.
 //
 // Usage: export_bench [--sizes 1000,10000,100000] [--types postfix-cdb,opensmtpd-table,...]
-//                     [--rounds 3]
+//                     [--rounds 3] [--whole]
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,6 +61,8 @@ rp::core::Permit permit_for(std::size_t i, rp::core::Time now) {
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
+bool g_whole = false;
+
 struct Figures {
     double snapshot_ms = 0, fresh_ms = 0, held_ms = 0;
 };
@@ -85,12 +89,25 @@ Figures measure(const std::string& type, std::size_t n, int rounds) {
 
     rp::util::EventLoop loop;
     double snapshot_ms = 0;
-    rp::exports::ExportScheduler sched(loop, clock, [&](rp::core::Time t) {
+    auto whole = [&](rp::core::Time t) {
         const auto start = Clock::now();
         auto live = table.live(t);
         snapshot_ms = ms(Clock::now() - start);
         return live;
-    });
+    };
+    auto pieces = [&](rp::core::Time t) -> rp::exports::ExportScheduler::PieceCopy {
+        snapshot_ms = 0;
+        return [&table, &snapshot_ms, t, cursor = table.open_cursor()](std::vector<rp::core::Permit>& out) {
+            const auto start = Clock::now();
+            if (out.empty()) out.reserve(table.size());
+            const bool more = table.scan(*cursor, t, 2048, [&](const rp::core::Permit& p) { out.push_back(p); });
+            snapshot_ms += ms(Clock::now() - start);
+            return more;
+        };
+    };
+    auto owned = g_whole ? std::make_unique<rp::exports::ExportScheduler>(loop, clock, whole)
+                         : std::make_unique<rp::exports::ExportScheduler>(loop, clock, pieces);
+    auto& sched = *owned;
     std::vector<std::unique_ptr<rp::exports::Exporter>> v;
     auto exporter = rp::exports::open_exporter(cfg, "", &loop);
     if (!exporter) {
@@ -141,8 +158,14 @@ int main(int argc, char** argv) {
     std::vector<std::string> types = {"postfix-cdb", "tcprules-cdb", "sendmail-access", "opensmtpd-table",
                                       "relay-ctrl-dir"};
     int rounds = 3;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
         const std::string opt = argv[i];
+        if (opt == "--whole") {
+            g_whole = true;
+            --i;
+            continue;
+        }
+        if (i + 1 >= argc) break;
         if (opt == "--sizes") sizes = split(argv[i + 1]);
         else if (opt == "--types") types = split(argv[i + 1]);
         else if (opt == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));

@@ -6,7 +6,9 @@ For each size it writes permits.db directly (half IPv4 hosts, half IPv6 /64s as 
 ipv6_prefix = 64, distinct users "userN@example.org", expiring in 2 h, plus the 8 permits
 policy_bench's clients look for), starts `relaypermit run` on it, and reports the daemon's
 VmRSS, the time from start to the first policy answer, one `relaypermit status` round trip,
-and `policy_bench --connect` (8 clients, median of 3 rounds; req/s and p99). `status` is a
+and `policy_bench --connect` (8 clients, median of 3 rounds; req/s and p99), the time of a full
+`relaypermit list > /dev/null` (streamed), policy_bench's p99 while full lists run back to back,
+and the restart to the first `status` answer after SIGTERM and after kill -9. `status` is a
 `relaypermit status` process (its own start-up, ~3 ms, included). The mass-expiry case loads 1M permits
 that all expire a few seconds after the start and runs policy_bench across that instant.
 
@@ -86,7 +88,30 @@ def run_size(binary, bench, work, n, duration, expires_in=7200.0):
         assert r.returncode == 0, r.stdout + r.stderr
         rss = rss_mb(d.proc.pid)
         rps, p99, ratio = policy_bench(bench, d.policy_port, duration)
-        return started, rss, status_ms, rps, p99, ratio
+        t1 = time.monotonic()
+        r = d.cli("list", timeout=600)
+        list_s = time.monotonic() - t1
+        assert r.returncode == 0 and len(r.stdout.splitlines()) >= n, r.stderr
+        lists = subprocess.Popen(["sh", "-c", f"while :; do '{binary}' list --config '{d.config}' >/dev/null; done"],
+                                 start_new_session=True)
+        try:
+            _, p99_list, _ = policy_bench(bench, d.policy_port, duration, rounds=1)
+        finally:
+            os.killpg(lists.pid, 9)  # the loop and the list it runs
+            lists.wait()
+        restarts = []
+        for how in ("term", "kill"):
+            if how == "term":
+                d.stop(timeout=60)
+            else:
+                d.proc.kill()
+                d.proc.wait()
+            t2 = time.monotonic()
+            d.start(timeout=120)
+            r = d.cli("status")
+            restarts.append(time.monotonic() - t2)
+            assert r.returncode == 0, r.stdout + r.stderr
+        return started, rss, status_ms, rps, p99, ratio, list_s, p99_list, restarts
     finally:
         d.stop(timeout=60)
 
@@ -128,14 +153,16 @@ def main():
     os.chmod(work, 0o755)
     try:
         print("| permits | RSS MB | start to serving s | status ms | lookups req/s (8 clients) | p99 µs "
-              "| ÷ reference | vs first size |")
-        print("|---|---|---|---|---|---|---|---|")
+              "| ÷ reference | vs first size | list s | p99 µs during lists | restart s SIGTERM / kill -9 |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         base = None
         for n in [int(x) for x in args.sizes.split(",")]:
-            started, rss, status_ms, rps, p99, ratio = run_size(binary, bench, work, n, args.duration)
+            started, rss, status_ms, rps, p99, ratio, list_s, p99_list, restarts = run_size(
+                binary, bench, work, n, args.duration)
             base = base or ratio
             print(f"| {n:,} | {rss:.1f} | {started:.2f} | {status_ms:.1f} | {rps:,.0f} | {p99:.0f} | {ratio:.2f} "
-                  f"| {ratio / base:.2f}x |", flush=True)
+                  f"| {ratio / base:.2f}x | {list_s:.2f} | {p99_list:.0f} | {restarts[0]:.2f} / {restarts[1]:.2f} |",
+                  flush=True)
         if not args.no_expiry:
             mass_expiry(binary, bench, work)
     finally:

@@ -50,6 +50,13 @@ add_library(rp_bdb INTERFACE)
 target_link_libraries(rp_bdb INTERFACE ${RP_BDB_STATIC} Threads::Threads)
 target_include_directories(rp_bdb INTERFACE ${RP_BDB_INCLUDE})
 
+# LMDB (liblmdb-dev): Postfix's lmdb: map for the postfix-lmdb export. Static archive.
+find_library(RP_LMDB_STATIC NAMES liblmdb.a lmdb REQUIRED)
+find_path(RP_LMDB_INCLUDE lmdb.h REQUIRED)
+add_library(rp_lmdb INTERFACE)
+target_link_libraries(rp_lmdb INTERFACE ${RP_LMDB_STATIC} Threads::Threads)
+target_include_directories(rp_lmdb INTERFACE ${RP_LMDB_INCLUDE})
+
 # libsystemd (sd-journal) for the journald source. Debian ships no static archive, so this one is
 # linked dynamically (libsystemd.so.0 is present on every systemd host). Package: libsystemd-dev.
 pkg_check_modules(RP_LIBSYSTEMD REQUIRED IMPORTED_TARGET libsystemd)

@@ -2,7 +2,7 @@
 // cut at '\n' into request lines as the control server cuts them; each is parsed, and the reply
 // the server would send (an error reply, or an echo of the parsed fields) is encoded. Checks the
 // codec's contract: no exception, every accepted ttl within 1..k_control_max_ttl_ms, every
-// accepted user short and free of control characters, every reply one line of valid JSON.
+// accepted user and source short and free of control characters, every reply one line of valid JSON.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -37,6 +37,13 @@ void one_request(std::string_view line) {
             if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) std::abort();
         echo["user"] = *r->user;
     }
+    if (r->source) {
+        if (r->source->size() > rp::daemon::k_control_max_source) std::abort();
+        for (char ch : *r->source)
+            if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) std::abort();
+        echo["source"] = *r->source;
+    }
+    if (r->network) echo["network"] = r->network->to_string();
     if (r->ip) echo["ip"] = r->ip->to_string();
     check_reply(rp::daemon::encode_control_reply(echo));
 }

@@ -38,6 +38,12 @@ std::string run(std::string_view data, std::size_t chunk, std::size_t max) {
         const auto reply = rp::frontends::socketmap_answer(p.payload(), oracle, permitted);
         if (reply == "OK" || permitted != reply.starts_with("OK ")) std::abort();
         check_roundtrip(reply);
+        // With the admin's static entries: a permit answer is still only ever OK RELAY / OK OK.
+        static const auto statics = rp::frontends::make_static_answers(
+            {{"to:example.net", "REJECT"}, {"connect:192.0.2", "RELAY"}, {"from:a@b", "550 no"}});
+        bool via_permit = false;
+        const auto with_static = rp::frontends::socketmap_answer(p.payload(), oracle, via_permit, &statics);
+        if (with_static == "OK" || (via_permit && with_static != "OK RELAY" && with_static != "OK OK")) std::abort();
         transcript += p.payload();
         transcript += '|';
         rp::frontends::append_netstring(reply, transcript);

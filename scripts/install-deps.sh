@@ -25,11 +25,11 @@ done
 
 BUILD_PKGS=(cmake g++ make pkg-config libtomlplusplus-dev libfmt-dev libsqlite3-dev libpcre2-dev
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev libhyperscan-dev
-  libcdb-dev libdb5.3-dev libgnutls28-dev libhiredis-dev libpq-dev libmariadb-dev)
+  libcdb-dev libdb5.3-dev liblmdb-dev libgnutls28-dev libhiredis-dev libpq-dev libmariadb-dev)
 # bsdutils provides script(1), used to see `postfix start` errors without a tty.
 TEST_PKGS=(postfix dovecot-core dovecot-pop3d dovecot-imapd swaks curl python3 python3-pytest
   bsdutils postfix-cdb ucspi-tcp rsyslog rsyslog-gnutls openssl systemd-journal-remote
-  redis-server postgresql-15 mariadb-server postfix-pgsql postfix-mysql)
+  redis-server postgresql-15 mariadb-server postfix-pgsql postfix-mysql postfix-lmdb)
 
 PKGS=("${BUILD_PKGS[@]}")
 [ "$WITH_TEST" = 1 ] && PKGS+=("${TEST_PKGS[@]}")

@@ -36,6 +36,11 @@ fi
 # Installed normally with apt: conflict with nothing the project installs.
 APT_PKGS=(rsyslog ucspi-tcp courier-authlib courier-authdaemon sasl2-bin libsasl2-modules db-util
   curl
+  # drop-in protocols (tests/integration/test_dropins.py): rpcgen, the ONC RPC library, rpcbind
+  rpcsvc-proto libtirpc-dev rpcbind
+  # test_metrics.py reads /metrics with a real Prometheus parser; test_socket_activation.py
+  # passes listeners with systemd-socket-activate
+  python3-prometheus-client systemd
   # libraries of the unpacked servers
   libcourier-unicode4 libidn12 libgamin0 libgdbm6 libpcre3 libgnutls30 libclamav12 libical3
   libicu72 libjansson4 libkrb5-3 libldap-2.5-0 libpq5 libsqlite3-0 libxapian30 libxml2 libzephyr4

@@ -59,4 +59,15 @@ int cmd_exports_clean(const ParsedArgs& a) {
     return failed ? 2 : 0;
 }
 
+void print_export_status(const nlohmann::json& exports) {
+    for (const auto& e : exports) {
+        const std::string last = e.value("last_success", "");
+        const std::string error = e.value("last_error", "");
+        const bool failing = e.value("failing", false);
+        std::printf("export %s: last write %s, writes %llu, failures %llu%s%s\n", e.value("export", "").c_str(),
+                    last.empty() ? "never" : last.c_str(), e.value("writes", 0ULL), e.value("failures", 0ULL),
+                    failing ? "; FAILING: " : error.empty() ? "" : "; last error: ", error.c_str());
+    }
+}
+
 }  // namespace rp::cli

@@ -8,10 +8,16 @@
 // Thread-safety: a CLI entry point.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include "cli/arg_parser.hpp"
 
 namespace rp::cli {
 
 int cmd_exports_clean(const ParsedArgs& a);
+
+// `relaypermit status` (text): one line per [[export]] from the reply's "exports" array: last
+// successful write, writes, failures, and the error while it is failing.
+void print_export_status(const nlohmann::json& exports);
 
 }  // namespace rp::cli

@@ -20,7 +20,10 @@
 #include "cli/arg_parser.hpp"
 #include "cli/chain.hpp"
 #include "cli/cmd_exports.hpp"
+#include "cli/cmd_import.hpp"
+#include "cli/cmd_list.hpp"
 #include "cli/offline.hpp"
+#include "config/allow_file.hpp"
 #include "config/config.hpp"
 #include "core/address.hpp"
 #include "daemon/control_protocol.hpp"
@@ -64,7 +67,7 @@ core::Result<nlohmann::json> call(const ParsedArgs& a, const nlohmann::json& req
 
 // `list` and `check` with the daemon stopped: the permit store, read-only (cli/offline.hpp).
 int check_offline_cmd(const ParsedArgs& a, const core::Address& ip) {
-    auto cfg = load(a);
+    auto cfg = config::load_config_and_allow_files(a.get("--config", config::k_default_path), a.has("--config"));
     auto v = cfg ? check_offline(*cfg, ip, core::SystemClock().now()) : core::Result<OfflineVerdict>(cfg.error());
     if (!v) {
         err(v.error().message);
@@ -81,18 +84,6 @@ int check_offline_cmd(const ParsedArgs& a, const core::Address& ip) {
         std::printf("permitted: permit for %s until %s\n", v->permit->user.empty() ? "-" : v->permit->user.c_str(),
                     v->permit->expires.c_str());
     return k_ok;
-}
-
-core::Result<nlohmann::json> list_offline_json(const ParsedArgs& a) {
-    auto cfg = load(a);
-    if (!cfg) return cfg.error();
-    auto permits = list_offline(*cfg, core::SystemClock().now());
-    if (!permits) return permits.error();
-    auto arr = nlohmann::json::array();
-    for (const auto& p : *permits)
-        arr.push_back({{"ip", p.ip}, {"user", p.user}, {"source", p.source}, {"granted", p.granted}, {"expires", p.expires}});
-    err(k_not_running_note);
-    return nlohmann::json{{"ok", true}, {"permits", arr}};
 }
 
 int cmd_run(const ParsedArgs& a) {
@@ -261,29 +252,6 @@ int cmd_check(const ParsedArgs& a) {
     return k_ok;
 }
 
-int cmd_list(const ParsedArgs& a) {
-    daemon::ControlFailure why{};
-    auto r = call(a, {{"cmd", "list"}}, &why);
-    if (!r && why == daemon::ControlFailure::not_running) r = list_offline_json(a);
-    if (!r) {
-        err(r.error().message);
-        return k_error;
-    }
-    const auto& permits = (*r)["permits"];
-    if (a.has("--json")) {
-        std::printf("%s\n", permits.dump(2).c_str());
-        return k_ok;
-    }
-    std::printf("%-40s %-20s %-21s %-21s %-7s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "SESSION", "SOURCE");
-    for (const auto& p : permits) {
-        const auto raw = p.value("user", "");
-        const auto user = raw.empty() ? std::string("-") : util::escape_value(raw);  // one row, no terminal escapes
-        std::printf("%-40s %-20s %-21s %-21s %-7s %s\n", p.value("ip", "").c_str(), user.c_str(),
-                    p.value("granted", "").c_str(), p.value("expires", "").c_str(), p.value("session", "-").c_str(),
-                    p.value("source", "").c_str());
-    }
-    return k_ok;
-}
 
 // Exit 0: granted (or spooled while the daemon is stopped); 1: the policy refused (an address in
 // `ignore`, a ttl beyond max_ttl, ...); 2: any other error.
@@ -422,6 +390,16 @@ int cmd_status(const ParsedArgs& a) {
                     f.value("name", "").c_str(), f.value("connections", 0ULL), f.value("active", 0ULL),
                     f.value("refused", 0ULL), f.value("requests", 0ULL), f.value("permitted", 0ULL),
                     f.value("malformed", 0ULL));
+    print_export_status(r->value("exports", nlohmann::json::array()));
+    if (const auto& l = r->value("limits", nlohmann::json::object()); !l.empty())  // [limits] refusals
+        std::printf("limits: recipients %llu, messages %llu, addresses_per_user %llu, permits_per_prefix %llu, "
+                    "replaced %llu, alerts %llu\n",
+                    l.value("recipients", 0ULL), l.value("messages", 0ULL), l.value("addresses_per_user", 0ULL),
+                    l.value("permits_per_prefix", 0ULL), l.value("replaced", 0ULL), l.value("alerts", 0ULL));
+    if (const auto& ses = r->value("sessions", nlohmann::json::object()); ses.value("enabled", false))  // max_lifetime
+        std::printf("sessions: %llu open; opened %llu, ended %llu, capped %llu, dropped %llu, save failures %llu\n",
+                    ses.value("open", 0ULL), ses.value("opened", 0ULL), ses.value("ended", 0ULL),
+                    ses.value("capped", 0ULL), ses.value("dropped", 0ULL), ses.value("save_failures", 0ULL));
     return k_ok;
 }
 
@@ -444,7 +422,7 @@ std::vector<std::string> secret_file_warnings(const config::Config& cfg) {
 }
 
 int cmd_config_check(const ParsedArgs& a) {
-    auto cfg = load(a);
+    auto cfg = config::load_config_and_allow_files(a.get("--config", config::k_default_path), a.has("--config"));
     if (!cfg) {
         err(cfg.error().message);
         return k_error;
@@ -491,7 +469,21 @@ const std::vector<Command>& commands() {
            {"--threads", "N", "threads for large files (default: CPUs, at most 4); output is the same"}},
           "print IP<TAB>USER<TAB>SERVER for each successful login in FILEs (or stdin)"},
          cmd_scan},
-        {{"list", "", 0, 0, {k_config_opt, {"--json", "", "print JSON"}}, "list live permits"}, cmd_list},
+        {{"list", "", 0, 0,
+          {k_config_opt,
+           {"--user", "NAME", "only the permits of this user"},
+           {"--ip", "CIDR", "only the permits overlapping this network or address"},
+           {"--source", "NAME", "only the permits granted by this source"},
+           {"--static", "", "the static allow list instead"},
+           {"--json", "", "print JSON"}},
+          "list live permits (streamed, in table order)"},
+         cmd_list},
+        {{"import", "FORMAT [PATH]", 1, 2,
+          {k_config_opt, {"--dry-run", "", "show what would be imported; change nothing"},
+           {"--url", "URL", "sql: postgresql:// or mysql:// database"}, {"--query", "SQL", "sql: rows of address, login time[, user]"},
+           {"--ttl", "D", "lifetime of entries without an expiry (default: ttl)"}},
+          "import live permits of pop-before-smtp, drac, relay-ctrl, sql, sendmail-access (static: allow lines)"},
+         cmd_import},
         {{"allow", "IP", 0, 1,
           {k_config_opt, {"--user", "U", "user name to record"}, {"--ttl", "D", "lifetime (default: ttl)"},
            {"--chain", "", "exec chain: grant for $TCPREMOTEIP or $IP (user $USER/$AUTHUSER), then exec the program after --"}},

@@ -40,12 +40,17 @@ SpoolOutcome spool_offline(const config::Config& cfg, const core::Address& ip, c
                                              core::format_duration(ttl.value_or(cfg.ttl))};
 }
 
-core::Result<std::vector<OfflinePermit>> list_offline(const config::Config& cfg, core::Time now) {
+core::Status list_offline(const config::Config& cfg, core::Time now, const daemon::PermitFilter& filter,
+                          const std::function<void(const nlohmann::json&)>& row) {
     auto st = open_read_only(cfg);
     if (!st) return st.error();
-    std::vector<OfflinePermit> out;
-    for (const auto& p : (*st)->list(now)) out.push_back(offline_permit(p));
-    return out;
+    const auto& table = (*st)->table();
+    const auto cursor = table.open_cursor();
+    while (table.scan(*cursor, now, 4096, [&](const core::Permit& p) {
+        if (filter.matches(p)) row(daemon::permit_json(p));
+    })) {
+    }
+    return core::ok();
 }
 
 core::Result<OfflineVerdict> check_offline(const config::Config& cfg, const core::Address& ip, core::Time now) {

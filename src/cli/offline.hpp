@@ -10,6 +10,9 @@
 // daemon's user, or a control_group member); opens nothing it could not open anyway.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +21,7 @@
 #include "core/address.hpp"
 #include "core/result.hpp"
 #include "core/time.hpp"
+#include "daemon/permit_listing.hpp"
 
 namespace rp::cli {
 
@@ -30,12 +34,14 @@ struct SpoolOutcome {
 SpoolOutcome spool_offline(const config::Config& cfg, const core::Address& ip, const std::string& user,
                            std::optional<core::Duration> ttl, core::Time now);
 
-// A permit in the store, for `list` and `check` without the daemon.
+// A permit in the store, for `check` without the daemon.
 struct OfflinePermit {
     std::string ip, user, source, granted, expires;
 };
-// The live permits (`list`), or why they cannot be read.
-core::Result<std::vector<OfflinePermit>> list_offline(const config::Config& cfg, core::Time now);
+// `list`: each live permit that `filter` matches, as its row (daemon::permit_json, the daemon's
+// own format), in table order; or why they cannot be read.
+core::Status list_offline(const config::Config& cfg, core::Time now, const daemon::PermitFilter& filter,
+                          const std::function<void(const nlohmann::json&)>& row);
 // `check`: the static allow entry or the permit covering `ip` ("" = not permitted).
 struct OfflineVerdict {
     bool permitted = false;

@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "config/limits_toml.hpp"
 
 #include "util/endpoint.hpp"
 #include "util/redact.hpp"
@@ -212,6 +213,14 @@ const std::map<std::string, Setter, std::less<>>& top_keys() {
              cfg.allow = *v;
              return core::ok();
          }},
+        {"allow_file", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
+             auto v = get_strings(c, n, "allow_file");
+             if (!v) return v.error();
+             for (const auto& f : *v)
+                 if (f.empty() || f.front() != '/') return c.err(n, "allow_file", "every file must be an absolute path");
+             cfg.allow_file = *v;
+             return core::ok();
+         }},
         {"ignore", [](Config& cfg, const Ctx& c, const toml::node& n) -> core::Status {
              auto v = get_cidrs(c, n, "ignore");
              if (!v) return v.error();
@@ -310,6 +319,41 @@ core::Status parse_policy(Config& cfg, const Ctx& c, const toml::table& t) {
     return core::ok();
 }
 
+bool is_dropin_type(std::string_view type) { return type == "drac" || type == "whoson" || type == "relay-ctrl-udp"; }
+
+// `listen` and `allow_file` of the drop-in protocol sources: tcp and udp endpoints (relay-ctrl:
+// udp only), an absolute allow_file path.
+core::Status parse_dropin_key(SourceConfig& s, const Ctx& c, const toml::node& v, const std::string& key,
+                              const std::string& name) {
+    if (name == "allow_file") {
+        auto str = get_string(c, v, key);
+        if (str && (str->empty() || str->front() != '/')) return c.err(v, key, "must be an absolute path");
+        return str ? (s.allow_file = *str, core::ok()) : core::Status(str.error());
+    }
+    auto l = get_strings(c, v, key);
+    if (auto st = l ? check_endpoints(c, v, key, *l, true, false) : core::Status(l.error()); !st) return st;
+    for (const auto& e : *l) {
+        if (e.starts_with("unix:")) return c.err(v, key, "a " + s.type + " source listens on tcp or udp, not " + e);
+        if (s.type == "relay-ctrl-udp" && !e.starts_with("udp:"))
+            return c.err(v, key, "relay-ctrl-udp listens on udp endpoints only, not " + e);
+    }
+    s.listen = *l;
+    return core::ok();
+}
+
+// [limits]: budgets, caps and alerts (limits_toml.hpp).
+core::Status parse_limits(Config& cfg, const Ctx& c, const toml::node& n) {
+    auto t = n.as_table();
+    if (!t) return c.err(n, "limits", "expected a [limits] table");
+    for (const auto& [k, v] : *t) {
+        const std::string key = "limits." + std::string(k.str());
+        std::string error;
+        if (!parse_limits_key(cfg.limits, k.str(), v, error)) return c.err(v, key, "unknown key");
+        if (!error.empty()) return c.err(v, key, error);
+    }
+    return core::ok();
+}
+
 core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
     auto arr = n.as_array();
     if (!arr) return c.err(n, "source", "use [[source]] tables");
@@ -320,6 +364,9 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
         {"syslog", {"listen", "allow_from", "tls_cert", "tls_key", "tls_ca"}},
         {"journald", {"path", "units", "comms", "exes", "uids"}},
         {"dovecot-auth-policy", {"listen", "allow_from", "api_header", "api_header_file"}},
+        {"drac", {"listen", "allow_from", "allow_file"}},
+        {"whoson", {"listen", "allow_from"}},
+        {"relay-ctrl-udp", {"listen", "allow_from"}},
     };
     for (const auto& e : *arr) {
         auto t = e.as_table();
@@ -333,13 +380,17 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
         s.type = *type;
         auto kt = keys_by_type.find(s.type);
         if (kt == keys_by_type.end())
-            return c.err(*type_node, "source.type", "unknown source type (use file, fifo, syslog, journald or dovecot-auth-policy)");
+            return c.err(*type_node, "source.type", "unknown source type (use file, fifo, syslog, journald, dovecot-auth-policy, drac, whoson or relay-ctrl-udp)");
         for (const auto& [k, v] : *t) {
             const std::string key = "source." + std::string(k.str());
             const std::string name(k.str());
             if (name == "type") continue;
             if (name != "name" && !kt->second.count(name))
                 return c.err(v, key, "unknown key for a " + s.type + " source");
+            if (is_dropin_type(s.type) && (name == "listen" || name == "allow_file")) {
+                if (auto st = parse_dropin_key(s, c, v, key, name); !st) return st;
+                continue;
+            }
             if (name == "name" || name == "path" || name == "group" || name == "tls_cert" || name == "tls_key" ||
                 name == "tls_ca" || name == "api_header" || name == "api_header_file") {
                 auto str = get_string(c, v, key);
@@ -391,7 +442,8 @@ core::Status parse_sources(Config& cfg, const Ctx& c, const toml::node& n) {
             return c.err(e, "source.path", "a journal path must be absolute");
         if (t->contains("api_header") && t->contains("api_header_file"))
             return c.err(e, "source.api_header_file", "set api_header or api_header_file, not both");
-        if ((s.type == "syslog" || s.type == "dovecot-auth-policy") && s.listen.empty())
+        if ((s.type == "syslog" || s.type == "dovecot-auth-policy" || s.type == "whoson" || s.type == "relay-ctrl-udp") &&
+            s.listen.empty())
             return c.err(e, "source.listen", "a " + s.type + " source needs `listen`");
         const bool tls = std::any_of(s.listen.begin(), s.listen.end(), [](const auto& l) { return l.starts_with("tls:"); });
         if (tls && (s.tls_cert.empty() || s.tls_key.empty()))
@@ -424,11 +476,31 @@ core::Status parse_listener(ListenerConfig& out, const Ctx& c, const toml::node&
     return core::ok();
 }
 
+core::Status parse_metrics(MetricsConfig& out, const Ctx& c, const toml::node& n) {
+    auto t = n.as_table();
+    if (!t) return c.err(n, "metrics", "expected a [metrics] table");
+    for (const auto& [k, v] : *t) {
+        const std::string key = "metrics." + std::string(k.str());
+        if (k == "allow_from") {
+            auto l = get_cidrs(c, v, key);
+            if (!l) return l.error();
+            out.allow_from = *l;
+            continue;
+        }
+        if (k != "listen") return c.err(v, key, "unknown key");
+        auto l = get_strings(c, v, key);
+        if (!l) return l.error();
+        if (auto st = check_endpoints(c, v, key, *l, false, false); !st) return st;
+        out.listen = *l;
+    }
+    return core::ok();
+}
+
 core::Status parse_exports(Config& cfg, const Ctx& c, const toml::node& n) {
     auto arr = n.as_array();
     if (!arr) return c.err(n, "export", "use [[export]] tables");
-    static const std::set<std::string> types = {"postfix-cdb", "sendmail-access", "tcprules-cdb", "relay-ctrl-dir",
-                                                "opensmtpd-table"};
+    static const std::set<std::string> types = {"postfix-cdb", "postfix-lmdb", "postfix-hash", "sendmail-access",
+                                                "tcprules-cdb", "relay-ctrl-dir", "opensmtpd-table"};
     for (const auto& e : *arr) {
         auto t = e.as_table();
         if (!t) return c.err(e, "export", "use [[export]] tables");
@@ -460,7 +532,7 @@ core::Status parse_exports(Config& cfg, const Ctx& c, const toml::node& n) {
             if (!str) return str.error();
             if (k == "type") {
                 if (!types.count(*str))
-                    return c.err(v, key, "unknown export type (use postfix-cdb, sendmail-access, tcprules-cdb, relay-ctrl-dir or opensmtpd-table)");
+                    return c.err(v, key, "unknown export type (use postfix-cdb, postfix-lmdb, postfix-hash, sendmail-access, tcprules-cdb, relay-ctrl-dir or opensmtpd-table)");
                 x.type = *str;
             } else if (k == "path") x.path = *str;
             else if (k == "static") x.static_path = *str;
@@ -547,6 +619,8 @@ core::Result<Config> parse_config(std::string_view text, const std::string& file
         else if (k == "socketmap") st = parse_listener(cfg.socketmap, c, n, "socketmap", false);
         else if (k == "readsocket") st = parse_listener(cfg.readsocket, c, n, "readsocket", false);
         else if (k == "opensmtpd") st = parse_listener(cfg.opensmtpd, c, n, "opensmtpd", true);
+        else if (k == "metrics") st = parse_metrics(cfg.metrics, c, n);
+        else if (k == "limits") st = parse_limits(cfg, c, n);
         else if (k == "policy") {
             if (!n.is_table()) st = c.err(n, "policy", "expected a [policy] table");
             else st = parse_policy(cfg, c, *n.as_table());

@@ -16,6 +16,7 @@
 #include "core/address.hpp"
 #include "core/result.hpp"
 #include "core/time.hpp"
+#include "config/limits_config.hpp"
 
 namespace rp::config {
 
@@ -23,7 +24,8 @@ inline constexpr const char* k_default_path = "/etc/relaypermit/relaypermit.toml
 
 // One [[source]] table. Which keys apply depends on `type`; config.cpp rejects the others.
 struct SourceConfig {
-    std::string type;   // "file", "fifo", "syslog", "journald", "dovecot-auth-policy"
+    std::string type;   // "file", "fifo", "syslog", "journald", "dovecot-auth-policy", and the
+                        // drop-in protocols "drac", "whoson", "relay-ctrl-udp"
     std::string path;   // file: the log to follow; fifo: the pipe; journald: a journal directory
                         // or file to read instead of the system journal (tests, remote journals)
     std::string name;   // defaults to "TYPE:PATH" or "TYPE:LISTEN"; keys the checkpoint and
@@ -48,6 +50,8 @@ struct SourceConfig {
     // config is loaded, so a reload sees a new header)
     std::string api_header;
     std::string api_header_file;
+    // drac: rpc.dracd's dracd.allow ("netmask netaddr" lines): trusted callers besides allow_from
+    std::string allow_file;
 
     // Same source (every key but `line`): a reload keeps such a source running.
     bool same_as(const SourceConfig& o) const {
@@ -80,10 +84,17 @@ struct ListenerConfig {
     bool operator==(const ListenerConfig&) const = default;
 };
 
+// [metrics]: the HTTP listener for Prometheus (/metrics) and health checks (/health).
+struct MetricsConfig {
+    std::vector<std::string> listen;      // empty = off
+    std::vector<core::Cidr> allow_from;   // peers allowed; empty = loopback only
+    bool operator==(const MetricsConfig&) const = default;
+};
+
 // One [[export]] table: a map file for MTAs that only read files.
 struct ExportConfig {
-    std::string type;         // "postfix-cdb", "sendmail-access", "tcprules-cdb", "relay-ctrl-dir",
-                              // "opensmtpd-table"
+    std::string type;         // "postfix-cdb", "postfix-lmdb", "postfix-hash", "sendmail-access",
+                              // "tcprules-cdb", "relay-ctrl-dir", "opensmtpd-table"
     std::string path;         // the file (or directory for relay-ctrl-dir) to write
     std::string static_path;  // sendmail-access, tcprules-cdb: the admin's static part, merged in
     // Run (argv, no shell) after each write that changed the map, and after the first write
@@ -91,6 +102,14 @@ struct ExportConfig {
     std::vector<std::string> after_write;
     core::Duration after_write_timeout = std::chrono::seconds(10);
     int line = 0;
+};
+
+// A static allow entry read from an `allow_file` (config/allow_file.hpp), for `list --static`.
+struct AllowFileEntry {
+    core::Cidr network;
+    std::string file;
+    int line = 0;
+    bool operator==(const AllowFileEntry&) const = default;
 };
 
 struct Config {
@@ -111,7 +130,11 @@ struct Config {
     std::string store_outage = "dunno";  // lookups while a shared store is unreachable: dunno | cache
     // Permits held at most; past it new networks are refused (fail closed), extensions still work.
     std::int64_t max_permits = 1'000'000;
+    // The static allow list: the `allow` key's networks, then those of every `allow_file` (appended
+    // by load_config_and_allow_files, config/allow_file.hpp; allow_file_entries: where each came from).
     std::vector<core::Cidr> allow;
+    std::vector<std::string> allow_file;  // absolute paths; one CIDR per line, '#' comments
+    std::vector<AllowFileEntry> allow_file_entries;
     std::vector<core::Cidr> ignore = default_ignore();
     int ipv6_prefix = 128;
     std::string log_level = "info";
@@ -121,8 +144,10 @@ struct Config {
     PolicyConfig policy;
     ListenerConfig socketmap, readsocket, opensmtpd;
     std::vector<ExportConfig> exports;
+    MetricsConfig metrics;
     std::string relayclient;          // value `check --chain` gives RELAYCLIENT (qmail)
     bool ignore_mynetworks = false;   // add Postfix's mynetworks (postconf -h) to `ignore`
+    LimitsConfig limits;              // [limits]: budgets, caps, alerts (limits_config.hpp)
 
     static std::vector<core::Cidr> default_ignore();
     static SourceConfig default_source();  // the file source /var/log/mail.log

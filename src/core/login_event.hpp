@@ -46,7 +46,7 @@ struct LoginEvent {
     // The server's id for the session this login opened or this end closes ("" = none: the
     // permit lives ttl after the login). Dovecot: the `session=<...>` value; a push source may
     // use any stable id of its own (e.g. "whoson").
-    std::string session;
+    std::string session{};  // (a default member initializer: brace-initialising callers may omit it)
 };
 
 struct Permit {

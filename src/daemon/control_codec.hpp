@@ -8,6 +8,12 @@
 //   user    string, at most k_control_max_user bytes, no control characters (it reaches the log)
 //   ttl_ms  integer, 1 .. k_control_max_ttl_ms (the grant policy then applies `max_ttl`);
 //           fractions, exponents, negatives, strings and null are errors
+//   format  string, one of imports::import_formats() (import)
+//   entries array of 1 .. k_control_max_import objects {"ip", optional "user", at most one of
+//           "login" / "expires" (whole epoch seconds, 0 .. 2^40)}, no other keys (import)
+//   dry_run boolean (import);  static  boolean (list: the static allow list instead)
+//   network string holding a CIDR ("192.0.2.0/24") or a bare address (list's filter)
+//   source  string, at most k_control_max_source bytes, no control characters (list's filter)
 // A field a command does not take, or a missing field it needs, is an error that names it.
 // Thread-safety: plain functions over immutable tables.
 // Security: requests come from local users the daemon let in (SO_PEERCRED), still untrusted:
@@ -21,22 +27,37 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/address.hpp"
 #include "core/result.hpp"
 #include "core/time.hpp"
+#include "imports/import_parsers.hpp"
 
 namespace rp::daemon {
 
-enum class ControlCmd : std::uint8_t { check, list, allow, revoke, status };
+enum class ControlCmd : std::uint8_t { check, list, allow, revoke, status, import_permits };
 
 // Fields of a request besides "cmd", as bits of ControlCommandSpec::required/optional.
-enum ControlField : unsigned { k_field_ip = 1, k_field_user = 2, k_field_ttl = 4 };
+enum ControlField : unsigned {
+    k_field_ip = 1,
+    k_field_user = 2,
+    k_field_ttl = 4,
+    k_field_format = 8,
+    k_field_entries = 16,
+    k_field_dry_run = 32,
+    k_field_static = 64,
+    k_field_network = 128,
+    k_field_source = 256,
+};
 
 inline constexpr std::size_t k_control_max_user = 256;
+inline constexpr std::size_t k_control_max_source = 1024;
 // 2^40 ms (about 34 years), the longest duration the config accepts: far below what overflows
 // microseconds (9.2e15 ms), so `now + ttl` is always defined; max_ttl is checked after this.
 inline constexpr std::int64_t k_control_max_ttl_ms = std::int64_t{1} << 40;
+// Entries per `import` request: 500 entries of ~100 bytes stay well inside k_control_max_line.
+inline constexpr std::size_t k_control_max_import = 500;
 
 struct ControlCommandSpec {
     std::string_view name;
@@ -56,6 +77,12 @@ struct ControlRequest {
     std::optional<core::Address> ip;
     std::optional<std::string> user;
     std::optional<core::Duration> ttl;  // from ttl_ms
+    std::string format;                           // import
+    std::vector<imports::ImportEntry> entries;    // import
+    bool dry_run = false;                         // import
+    bool static_list = false;                     // list --static
+    std::optional<core::Cidr> network;  // list's filters
+    std::optional<std::string> source;
 };
 
 // One request line (without its '\n'). Errors are one sentence for the client, e.g.

@@ -1,7 +1,9 @@
-// The control socket: a ControlServer (non-blocking, never waits for a client) on a unix stream
-// socket speaking one JSON object per line (control_protocol.hpp), with SO_PEERCRED authorization
-// (root, the daemon's user, members of control_group), and the command table: each request is
-// parsed and type-checked by the control codec, then answered by its handler.
+// The control socket: a util::ConnServer (non-blocking, never waits for a client; the same
+// accepting, idle and output-cap code as the frontends) on a unix stream socket speaking one JSON
+// object per line (control_protocol.hpp) through ControlSession (control_session.hpp), with
+// SO_PEERCRED authorization in its check hook (root, the daemon's user, members of
+// control_group), and the command table: each request is parsed and type-checked by the control
+// codec, then answered by the handler of its row, if the peer holds the row's privilege.
 // Security: requests are untrusted input from permitted local users; `allow` goes through the
 // same PermitPolicy as every other grant.
 #include <grp.h>
@@ -18,6 +20,8 @@
 #include "daemon/control_codec.hpp"
 #include "daemon/control_protocol.hpp"
 #include "daemon/daemon_impl.hpp"
+#include "daemon/daemon_stats.hpp"
+#include "daemon/permit_listing.hpp"
 #include "exports/export_status_json.hpp"
 #include "util/endpoint.hpp"
 #include "util/fs_safe.hpp"
@@ -29,29 +33,28 @@ namespace {
 using util::Level;
 using util::log;
 
-nlohmann::json store_status_json(const store::StoreStatus& s, std::uint64_t outage_answers) {
-    nlohmann::json j = {{"shared", s.shared}, {"available", s.available}};
-    if (s.shared)
-        j.update({{"queued", s.queued}, {"pushed", s.pushed}, {"remote_changes", s.remote_changes},
-                  {"connects", s.connects}, {"outages", s.outages}, {"outage_answers", outage_answers},
-                  {"last_error", s.last_error}});
-    else  // the embedded store's writer thread
-        j.update({{"queued", s.queued}, {"written", s.written}, {"write_failures", s.write_failures},
-                  {"queue_full", s.queue_full}, {"last_error", s.last_error}});
-    j["refused"] = s.refused;  // max_permits
-    return j;
-}
+ControlReply reply(const nlohmann::json& j) { return {encode_control_reply(j), nullptr}; }
 
-nlohmann::json permit_json(const core::Permit& p) {
-    return {{"ip", p.network.to_string()}, {"user", p.user}, {"source", p.source},
-            {"granted", core::format_time(p.granted)}, {"expires", core::format_time(p.expires)}};
-}
+// The command table: one row per ControlCmd (control_codec.cpp has the same rows with their
+// fields), the privilege it needs and its handler.
+struct CommandRow {
+    ControlCmd cmd;
+    ControlPrivilege needs;
+    ControlReply (Daemon::*handler)(const ControlRequest&, const ControlPeer&);
+};
 
 }  // namespace
 
-nlohmann::json Daemon::store_status_json() const {
-    return daemon::store_status_json(store_->status(), outage_answers_);
-}
+struct Daemon::ControlTable {
+    static constexpr CommandRow k_rows[] = {
+        {ControlCmd::check, ControlPrivilege::read, &Daemon::control_check},
+        {ControlCmd::list, ControlPrivilege::read, &Daemon::control_list},
+        {ControlCmd::allow, ControlPrivilege::write, &Daemon::control_allow},
+        {ControlCmd::revoke, ControlPrivilege::write, &Daemon::control_revoke},
+        {ControlCmd::status, ControlPrivilege::read, &Daemon::control_status},
+        {ControlCmd::import_permits, ControlPrivilege::write, &Daemon::control_import},
+    };
+};
 
 bool Daemon::authorized(uid_t uid, gid_t gid) const {
     if (uid == 0 || uid == geteuid()) return true;
@@ -84,78 +87,95 @@ core::Status Daemon::open_control_socket() {
     util::Endpoint ep;
     ep.kind = util::Endpoint::Kind::unix_stream;
     ep.path = cfg_.control_socket;
-    auto fd = util::listen_endpoint(ep, {128, 0660});
-    if (!fd) return core::make_error("control socket: " + fd.error().message);
+    auto bound = util::bind_listener(ep, {128, 0660});
+    if (!bound) return core::make_error("control socket: " + bound.error().message);
     if (control_gid_ != static_cast<gid_t>(-1))
         if (auto own = util::chown_socket(cfg_.control_socket, util::k_no_uid, control_gid_); !own)
             log(Level::warning, "cannot give {} to group {} ({}); only root and the daemon's user can use it "
                 "(run the daemon with that group as a supplementary group)", cfg_.control_socket, cfg_.control_group,
                 own.error().message);
-    control_ = std::make_unique<ControlServer>(
-        loop_, std::move(*fd), [this](const ControlPeer& p) { return authorized(p.uid, p.gid); },
-        [this](std::string_view line, const ControlPeer& p) { return answer_control(line, p); });
+    control_answer_ = [this](std::string_view line, const ControlPeer& p) { return answer_control(line, p); };
+    control_ = std::make_unique<util::ConnServer>(
+        loop_, "control", control_server_limits(), util::PeerFilter::any(),
+        [this](const util::Peer& peer) {
+            auto p = ControlSession::peer_of(peer);
+            p.privilege = ControlPrivilege::write;  // every peer the check hook lets in
+            return std::make_unique<ControlSession>(p, control_answer_, ControlSessionLimits{}, control_counters_);
+        },
+        [this](int fd, const util::Peer& peer) { return admit_control_peer(fd, peer); });
+    control_->adopt(std::move(*bound));
     return core::ok();
 }
 
-std::string Daemon::answer_control(std::string_view line, const ControlPeer& peer) {
-    using Handler = nlohmann::json (Daemon::*)(const ControlRequest&, const ControlPeer&);
-    static constexpr std::pair<ControlCmd, Handler> k_handlers[] = {
-        {ControlCmd::check, &Daemon::control_check},   {ControlCmd::list, &Daemon::control_list},
-        {ControlCmd::allow, &Daemon::control_allow},   {ControlCmd::revoke, &Daemon::control_revoke},
-        {ControlCmd::status, &Daemon::control_status},
-    };
+bool Daemon::admit_control_peer(int fd, const util::Peer& peer) {
+    const auto p = ControlSession::peer_of(peer);
+    if (authorized(p.uid, p.gid)) return true;
+    control_log_.log(Level::warning, "control: refused uid {} (not root, not in control_group)", static_cast<long>(p.uid));
+    const std::string msg = control_error_reply("permission denied");
+    [[maybe_unused]] const auto n = ::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return false;
+}
+
+ControlReply Daemon::answer_control(std::string_view line, const ControlPeer& peer) {
     auto req = parse_control_request(line);
-    if (!req) return control_error_reply(req.error().message);
+    if (!req) return {control_error_reply(req.error().message), nullptr};
     try {
-        for (const auto& [cmd, handler] : k_handlers)
-            if (cmd == req->cmd) return encode_control_reply((this->*handler)(*req, peer));
-        return control_error_reply("command not served");
+        for (const auto& row : ControlTable::k_rows) {
+            if (row.cmd != req->cmd) continue;
+            if (static_cast<unsigned>(peer.privilege) < static_cast<unsigned>(row.needs))
+                return {control_error_reply("permission denied"), nullptr};
+            return (this->*row.handler)(*req, peer);
+        }
+        return {control_error_reply("command not served"), nullptr};
     } catch (const std::exception& e) {  // a broken invariant in a handler must not end the loop
         log(Level::error, "control: {}", e.what());
-        return control_error_reply("internal error");
+        return {control_error_reply("internal error"), nullptr};
     }
 }
 
-nlohmann::json Daemon::control_check(const ControlRequest& req, const ControlPeer&) {
+ControlReply Daemon::control_check(const ControlRequest& req, const ControlPeer&) {
     auto v = check(*req.ip);
     nlohmann::json r = {{"ok", true}, {"permitted", v.permitted()}};
     if (v.kind == frontends::Verdict::Kind::static_allow) r.update({{"kind", "allow"}, {"network", v.user}});
     if (v.kind == frontends::Verdict::Kind::permit)
         r.update({{"kind", "permit"}, {"user", v.user}, {"expires", core::format_time(*v.expires)}});
-    return r;
+    return reply(r);
 }
 
-nlohmann::json Daemon::control_list(const ControlRequest&, const ControlPeer&) {
-    auto arr = nlohmann::json::array();
-    const auto now = clock_.now();
-    for (const auto& p : store_->list(now)) {
-        auto j = permit_json(p);
-        j["session"] = session_state_name(sessions_.state(p.network, now));  // open, closed or none
-        arr.push_back(std::move(j));
-    }
-    return {{"ok", true}, {"permits", arr}};
+// Streamed: the table is walked as the client reads (permit_listing.hpp), never copied.
+ControlReply Daemon::control_list(const ControlRequest& req, const ControlPeer&) {
+    if (req.static_list) return reply(static_allow_json());
+    PermitFilter filter{req.user, req.network, req.source};
+    return {"", std::make_unique<PermitListStream>(store_->table(), clock_, std::move(filter),
+        [this](const core::Permit& p, nlohmann::json& j) {
+            if (auto b = budget_json(p); !b.empty()) j["budget"] = std::move(b);  // [limits] budgets
+            j["session"] = session_state_name(sessions_.state(p.network, clock_.now()));  // open, closed or none
+        })};
 }
 
-nlohmann::json Daemon::control_allow(const ControlRequest& req, const ControlPeer& peer) {
+ControlReply Daemon::control_allow(const ControlRequest& req, const ControlPeer& peer) {
     const auto now = clock_.now();
     const core::LoginEvent e{*req.ip, req.user.value_or(""), "control", "control", now, core::TimeOrigin::push, false};
     auto d = grant_policy_.decide(e, req.ttl, now);
     if (!d.granted()) {
         count_refusal(e, d);
-        return {{"ok", false}, {"error", "refused: " + d.reason + "; no permit granted"},
-                {"refused", std::string(refusal_name(d.refusal))}};
+        return reply({{"ok", false}, {"error", "refused: " + d.reason + "; no permit granted"},
+                {"refused", std::string(refusal_name(d.refusal))}});
     }
     auto res = grant({std::move(*d.permit)}, {}, {}, static_cast<long>(peer.uid));
-    if (!res) return {{"ok", false}, {"error", res.error().message}};
+    if (!res) return reply({{"ok", false}, {"error", res.error().message}});
+    if (res->front().change == store::GrantOutcome::Change::refused && limits_ && !limits_->last_cap_refusal.empty())
+        return reply({{"ok", false}, {"error", "refused: " + limits_->last_cap_refusal + "; no permit granted"},
+                {"refused", "limit"}});
     if (res->front().change == store::GrantOutcome::Change::refused)
-        return {{"ok", false}, {"error", "max_permits reached: no new permits until some expire"}};
-    return {{"ok", true}, {"permit", permit_json(res->front().permit)},
-            {"changed", res->front().change != store::GrantOutcome::Change::unchanged}};
+        return reply({{"ok", false}, {"error", "max_permits reached: no new permits until some expire"}});
+    return reply({{"ok", true}, {"permit", permit_json(res->front().permit)},
+            {"changed", res->front().change != store::GrantOutcome::Change::unchanged}});
 }
 
-nlohmann::json Daemon::control_revoke(const ControlRequest& req, const ControlPeer& peer) {
+ControlReply Daemon::control_revoke(const ControlRequest& req, const ControlPeer& peer) {
     auto gone = req.user ? store_->revoke_user(*req.user) : store_->revoke(*req.ip);
-    if (!gone) return {{"ok", false}, {"error", gone.error().message}};
+    if (!gone) return reply({{"ok", false}, {"error", gone.error().message}});
     for (const auto& p : *gone) {
         ++revoked_;
         log(Level::info, "revoke ip={} user={} by=uid:{}", p.network.to_string(), util::esc(p.user.empty() ? "-" : p.user),
@@ -163,39 +183,15 @@ nlohmann::json Daemon::control_revoke(const ControlRequest& req, const ControlPe
     }
     const auto ended = end_revoked_sessions(*gone, req.user);  // and the sessions behind them
     reschedule_expiry();
-    return {{"ok", true}, {"removed", gone->size()}, {"sessions_ended", ended}};
+    return reply({{"ok", true}, {"removed", gone->size()}, {"sessions_ended", ended}});
 }
 
-nlohmann::json Daemon::control_status(const ControlRequest&, const ControlPeer&) {
-    auto srcs = nlohmann::json::array();
-    for (const auto& s : sources_) {
-        auto c = s->counters();
-        srcs.push_back({{"name", s->name()}, {"lines", c.lines}, {"matches", c.matches}, {"malformed", c.malformed},
-                        {"untrusted", c.untrusted}, {"dropped", c.dropped}, {"filtered", c.filtered}, {"grants", grants_by_source_[s->name()]}});
-    }
-    auto fes = nlohmann::json::array();
-    for (const auto& fe : frontends_) {
-        const auto c = fe->counters();
-        fes.push_back({{"name", fe->name()}, {"connections", c.connections}, {"requests", c.requests},
-                       {"permitted", c.permitted}, {"malformed", c.malformed}, {"active", c.active},
-                       {"refused", c.refused}});
-    }
-    auto refused = nlohmann::json::object();
-    for (auto r : {Refusal::ignored, Refusal::stale, Refusal::untimed_backlog, Refusal::ttl_out_of_bounds})
-        refused[std::string(refusal_name(r))] = refused_[r];
-    return {{"ok", true},
-            {"version", RELAYPERMIT_VERSION},
-            {"uptime_s", std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count()},
-            {"store", store_->describe()},
-            {"sessions", sessions_status_json()},
-            {"store_status", store_status_json()},
-            {"permits", store_->size()},
-            {"grants", grants_}, {"extends", extends_}, {"ignored", refused_[Refusal::ignored]},
-            {"stale", refused_[Refusal::stale]}, {"untimed", refused_[Refusal::untimed_backlog]},
-            {"refused", refused},
-            {"expired", expired_}, {"revoked", revoked_},
-            {"sources", srcs}, {"frontends", fes},
-            {"exports", exports::export_status_json(exports_.status())}};
+// The reply is rendered from the same DaemonStats as /metrics and /health (daemon_stats.hpp).
+ControlReply Daemon::control_status(const ControlRequest&, const ControlPeer&) {
+    auto j = status_json(collect_stats());
+    j["limits"] = limits_status_json();
+    j["sessions"] = sessions_status_json();
+    return reply(j);
 }
 
 }  // namespace rp::daemon

@@ -5,6 +5,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "config/allow_file.hpp"
 #include "daemon/daemon_impl.hpp"
 #include "daemon/login_spool.hpp"
 #include "daemon/sd_notify.hpp"
@@ -20,7 +21,7 @@ using util::log;
 }  // namespace
 
 int Daemon::run() {
-    auto cfg = config::load_config(opts_.config_path, opts_.explicit_config);
+    auto cfg = config::load_config_and_allow_files(opts_.config_path, opts_.explicit_config);
     if (!cfg) {
         log(Level::error, "{}", cfg.error().message);
         return 2;
@@ -33,9 +34,10 @@ int Daemon::run() {
     // served before the store is ready.
     using Step = core::Status (Daemon::*)();
     static constexpr Step steps[] = {
-        &Daemon::find_user,       &Daemon::make_state_dir, &Daemon::open_control,  &Daemon::bind_frontends,
-        &Daemon::bind_sources,    &Daemon::drop_privileges, &Daemon::open_store,   &Daemon::open_exports,
-        &Daemon::restore_sessions, &Daemon::take_spool,      &Daemon::purge_expired,  &Daemon::start_sources, &Daemon::watch_signals,
+        &Daemon::find_user,     &Daemon::make_state_dir,  &Daemon::open_control,     &Daemon::bind_frontends,
+        &Daemon::bind_sources,  &Daemon::open_metrics,    &Daemon::drop_privileges,  &Daemon::open_store,     &Daemon::open_limits,
+        &Daemon::open_exports,  &Daemon::restore_sessions, &Daemon::take_spool,      &Daemon::purge_expired,  &Daemon::start_sources,
+        &Daemon::close_passed_fds, &Daemon::watch_signals,
     };
     for (const Step step : steps) {
         if (auto st = (this->*step)(); !st) {
@@ -118,6 +120,7 @@ core::Status Daemon::watch_signals() {
                 sd_notify("RELOADING=1");
                 reload();
                 sd_notify("READY=1");
+                notify_status();
             } else {
                 log(Level::notice, "signal {}: stopping", si.ssi_signo);
                 loop_.stop();
@@ -132,6 +135,7 @@ void Daemon::serve() {
         store_->size(), store_->describe(), sources_.size(),
         cfg_.policy.listen.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(cfg_.policy.listen, ", ")));
     sd_notify("READY=1");
+    start_notifications();
     schedule_stats();
     loop_.run();
 }
@@ -141,8 +145,11 @@ void Daemon::shut_down() {
     log_stats();
     for (auto& s : sources_) s->stop(loop_);
     for (auto& fe : frontends_) fe->close();
+    if (metrics_) metrics_->close();
+    watchdog_.reset();
     exports_.stop();  // fail closed: no permit stays in a file nobody keeps current
     save_sessions_now();  // open sessions survive the restart (sessions.cpp)
+    close_limits();       // the last budget counts reach the store
     if (control_) {
         control_.reset();
         util::remove_socket_file(cfg_.control_socket, 0, 0);

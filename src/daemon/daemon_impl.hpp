@@ -5,7 +5,9 @@
 //   grant_core.cpp      LoginSink + PermitOracle: the grant policy, expiry timer, export timer, stats
 //   wiring.cpp          config -> objects at start-up: matcher, sources, frontends, exporters
 //   reload.cpp          SIGHUP: the new set built beside the running one, swapped all or nothing
-//   control_commands.cpp  the control socket (ControlServer) and its command table
+//   control_commands.cpp  the control socket (util::ConnServer + ControlSession) and its command table
+//   observe.cpp         DaemonStats for status/metrics/health, the [metrics] listener, systemd
+//                       watchdog and STATUS=, closing unclaimed passed sockets
 //   sessions.cpp        session-aware lifetime: open/end sessions, refresh timer, saved table
 // Thread-safety: single-threaded; everything runs on the loop thread.
 #pragma once
@@ -25,7 +27,11 @@
 #include "config/config.hpp"
 #include "core/time.hpp"
 #include "daemon/control_codec.hpp"
-#include "daemon/control_server.hpp"
+#include "daemon/control_session.hpp"
+#include "daemon/daemon_stats.hpp"
+#include "daemon/metrics_server.hpp"
+#include "daemon/sd_notify.hpp"
+#include "daemon/limits_state.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/permit_policy.hpp"
 #include "daemon/privileges.hpp"
@@ -36,9 +42,12 @@
 #include "frontends/frontend.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "matching/matcher.hpp"
+#include "sources/permit_access.hpp"
 #include "sources/source.hpp"
 #include "store/permit_store.hpp"
+#include "util/conn_server.hpp"
 #include "util/event_loop.hpp"
+#include "util/log.hpp"
 #include "util/unique_fd.hpp"
 
 namespace rp::daemon {
@@ -56,7 +65,7 @@ std::span<const FrontendKind> frontend_kinds();
 // The identity of a source's TLS files (stat: device, inode, size, times); "" without TLS.
 std::string tls_stamp(const config::SourceConfig& sc);
 
-class Daemon final : public sources::LoginSink, public frontends::PermitOracle {
+class Daemon final : public sources::LoginSink, public frontends::PermitOracle, public sources::PermitAccess {
 public:
     explicit Daemon(RunOptions opts) : opts_(std::move(opts)) {}
 
@@ -69,6 +78,12 @@ public:
     }
     // PermitOracle
     frontends::Verdict check(const core::Address& client) const override;
+    // PermitAccess (the whoson source's LOGOUT and QUERY; grant_core.cpp)
+    core::Result<std::size_t> revoke(const core::Address& a, std::string_view source) override;
+    std::optional<core::Permit> find(const core::Address& a) const override { return store_->find(a, clock_.now()); }
+    // Budgets: counts a permit's RCPT / END-OF-MESSAGE request (limits.cpp).
+    std::string_view spend(const core::Address& client, const frontends::Verdict& v, std::string_view state,
+                           std::uint64_t recipient_count) const override;
 
 private:
     // Start-up steps, in the order run() calls them (daemon.cpp).
@@ -107,6 +122,18 @@ private:
     std::unique_ptr<frontends::Frontend> take_frontend(std::string_view name);
     void sort_frontends();
 
+    // limits.cpp: [limits] budgets, caps, alerts (docs/limits.md)
+    core::Status open_limits();  // start-up step after open_store
+    void apply_limits(const config::LimitsConfig& c);
+    core::Status open_counters();
+    void close_limits();
+    void apply_caps(std::vector<core::Permit>& permits, std::vector<std::string>& servers,
+                    std::vector<core::Permit>& refused);
+    void observe_grant(const core::Permit& p);
+    void limit_event(std::string_view kind, const core::Permit& p, const std::string& detail);
+    nlohmann::json limits_status_json() const;
+    nlohmann::json budget_json(const core::Permit& p) const;
+
     // reload.cpp
     static constexpr std::size_t k_none = static_cast<std::size_t>(-1);
     enum class FrontendStep { keep, open, replace, drop };
@@ -133,16 +160,33 @@ private:
     void swap_in(ReloadPlan& plan);
 
     // control_commands.cpp
+    struct ControlTable;  // the command table: command, privilege needed, handler
     core::Status open_control_socket();
-    // The command table: one handler per ControlCmd (control_codec.hpp); replies never throw.
-    std::string answer_control(std::string_view line, const ControlPeer& peer);
-    nlohmann::json control_check(const ControlRequest& req, const ControlPeer& peer);
-    nlohmann::json control_list(const ControlRequest& req, const ControlPeer& peer);
-    nlohmann::json control_allow(const ControlRequest& req, const ControlPeer& peer);
-    nlohmann::json control_revoke(const ControlRequest& req, const ControlPeer& peer);
-    nlohmann::json control_status(const ControlRequest& req, const ControlPeer& peer);
-    nlohmann::json store_status_json() const;
+    // The check hook: SO_PEERCRED against root, our user and control_group; a refused peer gets
+    // {"ok":false,"error":"permission denied"} (best effort) and is closed.
+    bool admit_control_peer(int fd, const util::Peer& peer);
+    // One request line to its reply through the command table; never throws.
+    ControlReply answer_control(std::string_view line, const ControlPeer& peer);
+    ControlReply control_check(const ControlRequest& req, const ControlPeer& peer);
+    ControlReply control_list(const ControlRequest& req, const ControlPeer& peer);
+    ControlReply control_allow(const ControlRequest& req, const ControlPeer& peer);
+    ControlReply control_revoke(const ControlRequest& req, const ControlPeer& peer);
+    ControlReply control_status(const ControlRequest& req, const ControlPeer& peer);
+    ControlReply control_import(const ControlRequest& req, const ControlPeer& peer);  // control_import.cpp
+    nlohmann::json import_json(const ControlRequest& req, const ControlPeer& peer);
+    nlohmann::json static_allow_json() const;                                        // control_import.cpp
     bool authorized(uid_t uid, gid_t gid) const;
+
+    // observe.cpp: what the daemon shows the outside (status, [metrics], systemd)
+    // Every counter and state, collected once for `status`, /metrics, /health and STATUS=.
+    DaemonStats collect_stats() const;
+    core::Status open_metrics();
+    MetricsReply metrics_reply(MetricsRoute route) const;
+    // Closes the descriptors systemd passed that no listener or FIFO took (logged).
+    core::Status close_passed_fds();
+    // WATCHDOG=1 from the loop when the unit sets WatchdogSec=; STATUS= now and every 30 s.
+    void start_notifications();
+    void notify_status();  // STATUS= when its text changed (also after a reload)
 
     // grant_core.cpp
     // Counts a refusal of the grant policy and logs it at debug level.
@@ -155,6 +199,8 @@ private:
     // Rewrites every [[export]] within 100 ms of a change (grants, revokes, expiry), batching
     // what happens meanwhile; a failed write is retried with the next change or expiry check.
     void schedule_exports();
+    // The permits live at `now`, copied k_export_piece at a time over loop turns (unsorted).
+    exports::ExportScheduler::PieceCopy export_copy(core::Time now) const;
     // One line per source and frontend with its counters: hourly and at shutdown.
     void log_stats();
     void schedule_stats();
@@ -193,19 +239,29 @@ private:
     std::vector<sources::Source*> unstarted_;
     // The MTA frontends that listen, in the order of the frontend kinds (status, stats).
     std::vector<std::unique_ptr<frontends::Frontend>> frontends_;
-    std::unique_ptr<ControlServer> control_;
+    ControlSession::Answer control_answer_;
+    ControlSessionCounters control_counters_;
+    util::RateLimitedLog control_log_;
+    std::unique_ptr<util::ConnServer> control_;  // after what its sessions use: destroyed first
     PermitPolicy grant_policy_;  // every grant path asks it (permit_policy.hpp); set by apply_settings
     RefusalCounters refused_;
     gid_t control_gid_ = static_cast<gid_t>(-1);
     util::EventLoop::TimerId expiry_timer_ = 0;
     // [[export]] files: written off the loop after each change, retried until they succeed,
     // first written before anything is served, emptied of permits at a graceful stop.
-    exports::ExportScheduler exports_{loop_, clock_, [this](core::Time now) { return store_->list(now); }};
+    // The loop copies the permits in pieces (a table cursor), the worker sorts and writes them.
+    exports::ExportScheduler exports_{loop_, clock_, [this](core::Time now) { return export_copy(now); }};
     util::UniqueFd signal_fd_;
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     mutable std::uint64_t outage_answers_ = 0;  // lookups answered "no permit" because the store was down
     std::uint64_t grants_ = 0, extends_ = 0, expired_ = 0, revoked_ = 0;
-    std::map<std::string, std::uint64_t> grants_by_source_;  // created or extended, per source name
+    // Permits created or extended, by (source, server) (DaemonStats::grants_by_server).
+    std::map<std::pair<std::string, std::string>, std::uint64_t> grants_by_server_;
+    std::map<std::string, double> lag_by_source_;  // DaemonStats' SourceStats::lag_seconds
+    std::unique_ptr<MetricsServer> metrics_;
+    std::unique_ptr<SdWatchdog> watchdog_;
+    std::string last_status_;  // the STATUS= text last sent
+    std::unique_ptr<LimitsState> limits_;  // [limits]; set by apply_settings (limits.cpp)
     SessionTable sessions_;
     SessionFileWriter session_writer_;
     util::EventLoop::TimerId session_timer_ = 0, session_save_timer_ = 0;

@@ -44,18 +44,36 @@ frontends::Verdict Daemon::check(const core::Address& client) const {
     return v;
 }
 
+core::Result<std::size_t> Daemon::revoke(const core::Address& a, std::string_view source) {
+    auto gone = store_->revoke(a);
+    if (!gone) return gone.error();
+    for (const auto& p : *gone) {
+        ++revoked_;
+        log(Level::info, "revoke ip={} user={} by={}", p.network.to_string(), util::esc(p.user.empty() ? "-" : p.user),
+            util::escape_value(source));
+    }
+    if (!gone->empty()) reschedule_expiry();
+    return gone->size();
+}
+
 core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::Permit> permits,
                                                              std::span<const core::Checkpoint> cps,
-                                                             const std::vector<std::string>& servers, long by_uid) {
+                                                             const std::vector<std::string>& servers_in, long by_uid) {
+    // [limits] caps (permit_caps.hpp): refused permits leave the batch; their outcome is `refused`.
+    std::vector<std::string> servers = servers_in;
+    std::vector<core::Permit> capped;
+    apply_caps(permits, servers, capped);
     auto res = store_->grant(permits, cps, clock_.now());
     if (!res) return res;
+    for (auto& p : capped) res->push_back({store::GrantOutcome::Change::refused, std::move(p)});
     for (std::size_t i = 0; i < res->size(); ++i) {
         const auto& o = (*res)[i];
         if (o.change == store::GrantOutcome::Change::unchanged) continue;
         if (o.change == store::GrantOutcome::Change::refused) continue;  // max_permits: the store logs and counts
         const bool created = o.change == store::GrantOutcome::Change::created;
         (created ? grants_ : extends_)++;
-        ++grants_by_source_[o.permit.source];
+        ++grants_by_server_[{o.permit.source, i < servers.size() ? servers[i] : std::string()}];
+        observe_grant(o.permit);
         log(Level::info, "{} {}{}", created ? "grant" : "extend",
             permit_text(o.permit, i < servers.size() ? std::string_view(servers[i]) : std::string_view()),
             by_uid >= 0 ? fmt::format(" by=uid:{}", by_uid) : std::string());
@@ -69,6 +87,8 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
     std::vector<core::Permit> permits;
     std::vector<std::string> servers;
     for (const auto& e : events) {
+        if (e.time_origin == core::TimeOrigin::line)  // how far behind the source reads (status, metrics)
+            lag_by_source_[e.source] = std::chrono::duration<double>(now - e.time).count();
         if (e.kind == core::LoginKind::session_end) {  // sessions.cpp
             end_session(e, now, permits, servers);
             continue;
@@ -168,6 +188,16 @@ void Daemon::run_expiry() {
 
 void Daemon::schedule_exports() { exports_.changed(); }
 
+exports::ExportScheduler::PieceCopy Daemon::export_copy(core::Time now) const {
+    // 2048 records a turn: well under a millisecond of copying between two rounds of lookups.
+    constexpr std::size_t k_export_piece = 2048;
+    const auto& table = store_->table();
+    return [&table, cursor = table.open_cursor(), now](std::vector<core::Permit>& out) {
+        if (out.empty()) out.reserve(table.size());
+        return table.scan(*cursor, now, k_export_piece, [&](const core::Permit& p) { out.push_back(p); });
+    };
+}
+
 void Daemon::schedule_stats() {
     loop_.call_after(std::chrono::hours(1), [this] {
         log_stats();
@@ -176,24 +206,25 @@ void Daemon::schedule_stats() {
 }
 
 void Daemon::log_stats() {
-    for (const auto& s : sources_) {
-        const auto c = s->counters();
+    const auto st = collect_stats();
+    for (const auto& s : st.sources) {
+        const auto& c = s.counters;
         log(Level::info, "stats source={} lines={} matches={} grants={} untrusted={} malformed={} dropped={} filtered={}",
-            s->name(), c.lines, c.matches, grants_by_source_[s->name()], c.untrusted, c.malformed, c.dropped, c.filtered);
+            s.name, c.lines, c.matches, s.grants, c.untrusted, c.malformed, c.dropped, c.filtered);
     }
-    for (const auto& fe : frontends_) {
-        const auto c = fe->counters();
-        log(Level::info, "stats frontend={} connections={} requests={} permitted={} malformed={} refused={}", fe->name(),
+    for (const auto& fe : st.frontends) {
+        const auto& c = fe.counters;
+        log(Level::info, "stats frontend={} connections={} requests={} permitted={} malformed={} refused={}", fe.name,
             c.connections, c.requests, c.permitted, c.malformed, c.refused);
     }
     if (grant_policy_.sessions_enabled())
         log(Level::info, "stats sessions open={} opened={} ended={} capped={} dropped={}", sessions_.size(),
             sessions_opened_, sessions_ended_, sessions_capped_, sessions_.dropped());
-    const auto ss = store_->status();
-    log(Level::info, "stats store={} permits={} grants={} extends={} expired={} revoked={}{}", store_->describe(),
-        store_->size(), grants_, extends_, expired_, revoked_,
+    const auto& ss = st.store;
+    log(Level::info, "stats store={} permits={} grants={} extends={} expired={} revoked={}{}", st.store_name, st.permits,
+        st.grants, st.extends, st.expired, st.revoked,
         ss.shared ? fmt::format(" available={} queued={} outages={} outage_answers={}", ss.available, ss.queued,
-                                ss.outages, outage_answers_)
+                                ss.outages, st.outage_answers)
                   : std::string());
 }
 

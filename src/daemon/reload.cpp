@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "config/allow_file.hpp"
 #include "daemon/daemon_impl.hpp"
 #include "util/log.hpp"
 
@@ -78,7 +79,7 @@ std::string tls_stamp(const config::SourceConfig& sc) {
 }
 
 void Daemon::reload() {
-    auto cfg = config::load_config(opts_.config_path, opts_.explicit_config);
+    auto cfg = config::load_config_and_allow_files(opts_.config_path, opts_.explicit_config);
     if (!cfg) {
         log(Level::error, "reload failed, keeping the running configuration: {}", cfg.error().message);
         return;
@@ -266,6 +267,10 @@ void Daemon::restore_closed(ReloadPlan& plan, std::vector<std::unique_ptr<fronte
 
 // Everything opened: the new set replaces the running one.
 void Daemon::swap_in(ReloadPlan& plan) {
+    if (!(plan.cfg.metrics == cfg_.metrics)) {  // bound at start only (observe.cpp)
+        log(Level::warning, "reload: [metrics] changed; the change takes effect at the next restart");
+        plan.cfg.metrics = cfg_.metrics;
+    }
     apply_settings(plan.cfg);
     matcher_ = plan.matcher;
     std::vector<std::unique_ptr<sources::Source>> next(plan.cfg.sources.size());

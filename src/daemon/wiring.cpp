@@ -9,6 +9,7 @@
 #include "frontends/readsocket_frontend.hpp"
 #include "frontends/socketmap_frontend.hpp"
 #include "sources/auth_policy_source.hpp"
+#include "sources/dropin_source.hpp"
 #include "sources/fifo_source.hpp"
 #include "sources/file_tail_source.hpp"
 #include "sources/journald_source.hpp"
@@ -85,6 +86,7 @@ void Daemon::apply_settings(const config::Config& cfg) {
         cfg_.ignore.insert(cfg_.ignore.end(), nets.begin(), nets.end());
     }
     grant_policy_ = PermitPolicy({cfg_.ignore, cfg_.ttl, cfg_.max_ttl, cfg_.ipv6_prefix, cfg_.max_lifetime});
+    apply_limits(cfg_.limits);
 }
 
 core::Result<std::unique_ptr<frontends::Frontend>> Daemon::open_frontend(const FrontendKind& kind,
@@ -140,6 +142,7 @@ core::Result<std::unique_ptr<sources::Source>> Daemon::open_source(const config:
             if (auto st = static_cast<sources::AuthPolicySource&>(**src).bind(); !st) return st.error();
         return src;
     }
+    if (sources::is_dropin_type(sc.type)) return sources::open_dropin_source(sc, *this, *this, clock_);
     if (sc.type == "syslog") return sources::open_syslog_source(sc, std::move(parser), *this, clock_);
     if (sc.type == "fifo") return sources::open_fifo_source(sc, std::move(parser), *this, clock_);
     if (sc.type == "journald")

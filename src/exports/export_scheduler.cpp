@@ -38,12 +38,16 @@ struct ExportScheduler::Job {
     std::vector<bool> replaced;
 
     void run() {
+        // Sorted here, off the loop: the loop only copied them (any order); map files come out
+        // the same whatever order the table held them in.
+        std::sort(permits.begin(), permits.end(), [](const auto& a, const auto& b) { return a.network < b.network; });
         for (const auto i : which) {
             Exporter& e = *(*entries)[i].exporter;
             const auto before = e.replacements();
             results.push_back(e.write_map(permits, now));
             replaced.push_back(e.replacements() != before);
         }
+        std::vector<core::Permit>().swap(permits);  // freed here too, not on the loop in finish()
     }
 };
 
@@ -140,9 +144,17 @@ ExportScheduler::ExportScheduler(util::EventLoop& loop, const core::Clock& clock
     });
 }
 
+ExportScheduler::ExportScheduler(util::EventLoop& loop, const core::Clock& clock, PieceSnapshot pieces,
+                                 ExportTiming timing)
+    : ExportScheduler(loop, clock, Snapshot{}, timing) {
+    pieces_ = std::move(pieces);
+}
+
 ExportScheduler::~ExportScheduler() {
     stopped_ = true;
     if (timer_) loop_.cancel(timer_);
+    if (copy_timer_) loop_.cancel(copy_timer_);
+    copying_.reset();
     loop_.remove(worker_->fd());
     if (in_flight_ && !worker_->wait(timing_.stop_bound))
         log(Level::error, "exports: a write still runs after {} ms; leaving it behind", timing_.stop_bound.count());
@@ -234,9 +246,36 @@ void ExportScheduler::start_round(bool static_only) {
     }
     if (job->which.empty()) return;
     job->now = clock_.now();
-    if (!static_only) job->permits = snapshot_(job->now);
     in_flight_ = true;
+    if (!static_only && pieces_) {
+        copy_ = pieces_(job->now);
+        copying_ = std::move(job);
+        copy_piece();
+        return;
+    }
+    if (!static_only) job->permits = snapshot_(job->now);
     worker_->submit(std::move(job));
+}
+
+void ExportScheduler::copy_piece() {
+    copy_timer_ = 0;
+    if (copy_(copying_->permits)) {
+        // After every descriptor ready meanwhile (timers run after them in a loop turn).
+        copy_timer_ = loop_.call_after(std::chrono::milliseconds(0), [this] { copy_piece(); });
+        return;
+    }
+    copy_ = {};
+    worker_->submit(std::move(copying_));
+}
+
+void ExportScheduler::finish_copy_at_once() {
+    if (!copying_) return;
+    if (copy_timer_) loop_.cancel(copy_timer_);
+    copy_timer_ = 0;
+    while (copy_(copying_->permits)) {
+    }
+    copy_ = {};
+    worker_->submit(std::move(copying_));
 }
 
 void ExportScheduler::finish(std::unique_ptr<Job> job) {
@@ -295,6 +334,7 @@ void ExportScheduler::record(Entry& e, const core::Status& s, bool replaced, boo
 bool ExportScheduler::wait_for_worker(std::chrono::milliseconds bound, const char* what) {
     const auto deadline = Steady::now() + bound;
     while (in_flight_) {
+        finish_copy_at_once();
         const auto left = std::max(std::chrono::ceil<std::chrono::milliseconds>(deadline - Steady::now()),
                                    std::chrono::milliseconds(0));
         auto job = worker_->wait(left);

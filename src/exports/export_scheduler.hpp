@@ -3,9 +3,13 @@
 // The daemon drives it with three hooks: changed() after any grant, revoke or expiry;
 // write_now() once at start, before anything is served; stop() at a graceful stop. In between:
 //  - A change is written `batch` later (changes meanwhile join it). The permits are copied on the
-//    loop (the snapshot callback) and the files are written on one worker thread, so lookups go on
-//    while a large map is built and fsynced. At most one write is in flight; changes during it
-//    make exactly one more write after it.
+//    loop (the snapshot callback), then sorted and written on one worker thread, so lookups go on
+//    while a large map is built and fsynced. With a PieceCopy snapshot (the daemon's: a cursor over
+//    the permit table, unsorted) the copy itself is spread over loop turns, a bounded piece per
+//    turn, so a million permits never hold the loop; the file then holds every permit live when
+//    the copy started and not changed during it, and a change during the copy makes one more
+//    round (docs/exports.md, freshness). At most one round (copy + write) is in flight; changes
+//    during it make exactly one more round after it.
 //  - A failed write (disk full, a missing `static` file, a directory where the file should be) is
 //    retried without any further change, after `retry_first`, doubling up to `retry_max`, until
 //    it succeeds. The first failure of a streak is logged as an error, the recovery as a notice
@@ -58,8 +62,13 @@ class ExportScheduler {
 public:
     // The live permits at `now`, called on the loop's thread for each write.
     using Snapshot = std::function<std::vector<core::Permit>(core::Time now)>;
+    // A copy in pieces: appends a bounded number of permits, returns false once complete.
+    using PieceCopy = std::function<bool(std::vector<core::Permit>& out)>;
+    // Starts a copy of the permits live at `now` (any order), on the loop's thread.
+    using PieceSnapshot = std::function<PieceCopy(core::Time now)>;
 
     ExportScheduler(util::EventLoop& loop, const core::Clock& clock, Snapshot snapshot, ExportTiming timing = {});
+    ExportScheduler(util::EventLoop& loop, const core::Clock& clock, PieceSnapshot pieces, ExportTiming timing = {});
     ExportScheduler(const ExportScheduler&) = delete;
     ExportScheduler& operator=(const ExportScheduler&) = delete;
     // Waits for a write in flight (at most stop_bound; then leaves the worker to finish alone).
@@ -86,6 +95,8 @@ private:
     class Worker;
     void arm(std::chrono::milliseconds delay);
     void start_round(bool static_only = false);
+    void copy_piece();           // one piece of the copy in progress, then the next turn's
+    void finish_copy_at_once();  // write_now, stop: no lookups to keep waiting
     void finish(std::unique_ptr<Job> job);
     void record(Entry& e, const core::Status& s, bool replaced, bool static_only);
     bool wait_for_worker(std::chrono::milliseconds bound, const char* what);
@@ -94,7 +105,11 @@ private:
     util::EventLoop& loop_;
     const core::Clock& clock_;
     Snapshot snapshot_;
+    PieceSnapshot pieces_;
     ExportTiming timing_;
+    std::unique_ptr<Job> copying_;  // a round whose permits are being copied
+    PieceCopy copy_;
+    util::EventLoop::TimerId copy_timer_ = 0;
     std::shared_ptr<std::vector<Entry>> entries_;
     std::unique_ptr<Worker> worker_;
     util::EventLoop::TimerId timer_ = 0;

@@ -1,6 +1,5 @@
 #include "exports/exporter.hpp"
 
-#include <db.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,6 +14,8 @@
 #include <vector>
 
 #include "exports/after_write.hpp"
+#include "exports/atomic_file.hpp"
+#include "exports/db_maps.hpp"
 #include "exports/map_formats.hpp"
 #include "util/event_loop.hpp"
 #include "util/unique_fd.hpp"
@@ -24,25 +25,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string sys_error(const std::string& what, int err) { return what + ": " + std::strerror(err); }
-
 core::Status make_dirs(const std::string& dir) {
     if (dir.empty()) return core::ok();
     std::error_code ec;
     fs::create_directories(dir, ec);
     if (ec) return core::make_error("cannot create directory " + dir + ": " + ec.message());
     return core::ok();
-}
-
-std::string dir_of(const std::string& path) {
-    const auto slash = path.rfind('/');
-    if (slash == std::string::npos) return ".";
-    return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-std::string base_of(const std::string& path) {
-    const auto slash = path.rfind('/');
-    return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
 core::Result<std::optional<std::string>> read_file(const std::string& path) {
@@ -65,12 +53,6 @@ core::Result<std::optional<std::string>> read_file(const std::string& path) {
     return std::optional<std::string>(std::move(out));
 }
 
-core::Status fsync_dir(const std::string& dir) {
-    util::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd || ::fsync(fd.get()) != 0) return core::make_error(sys_error("cannot fsync " + dir, errno));
-    return core::ok();
-}
-
 core::Status write_all(int fd, std::string_view data, const std::string& path) {
     while (!data.empty()) {
         const ssize_t n = ::write(fd, data.data(), data.size());
@@ -82,51 +64,6 @@ core::Status write_all(int fd, std::string_view data, const std::string& path) {
     }
     return core::ok();
 }
-
-// A uniquely named temporary file next to `path` (".NAME.tmp.XXXXXX": the leading dot keeps it
-// from parsing as an address in a relay-ctrl directory). Removed on destruction unless committed.
-class TempFile {
-public:
-    static core::Result<TempFile> create(const std::string& path) {
-        TempFile t;
-        t.dir_ = dir_of(path);
-        t.path_ = t.dir_ + "/." + base_of(path) + ".tmp.XXXXXX";
-        const int fd = ::mkostemp(t.path_.data(), O_CLOEXEC);
-        if (fd < 0) return core::make_error(sys_error("cannot create a temporary file in " + t.dir_, errno));
-        t.fd_.reset(fd);
-        return t;
-    }
-    TempFile() = default;
-    TempFile(TempFile&& o) noexcept : dir_(std::move(o.dir_)), path_(std::move(o.path_)), fd_(std::move(o.fd_)) {
-        o.path_.clear();
-    }
-    TempFile& operator=(TempFile&&) = delete;
-    ~TempFile() {
-        if (!path_.empty()) ::unlink(path_.c_str());
-    }
-    int fd() const { return fd_.get(); }
-    const std::string& path() const { return path_; }
-
-    // fsync, mode, optional mtime, rename over `target`, fsync of the directory.
-    core::Status commit(const std::string& target, mode_t mode, const struct timespec* mtime = nullptr) {
-        if (::fsync(fd_.get()) != 0) return core::make_error(sys_error("cannot fsync " + path_, errno));
-        if (::fchmod(fd_.get(), mode) != 0) return core::make_error(sys_error("cannot chmod " + path_, errno));
-        if (mtime != nullptr) {
-            const struct timespec times[2] = {*mtime, *mtime};
-            if (::futimens(fd_.get(), times) != 0)
-                return core::make_error(sys_error("cannot set the time of " + path_, errno));
-        }
-        if (::rename(path_.c_str(), target.c_str()) != 0)
-            return core::make_error(sys_error("cannot rename " + path_ + " to " + target, errno));
-        path_.clear();
-        fd_.reset();
-        return fsync_dir(dir_);
-    }
-
-private:
-    std::string dir_, path_;
-    util::UniqueFd fd_;
-};
 
 mode_t existing_mode(const std::string& path, mode_t fallback) {
     struct stat st;
@@ -220,72 +157,18 @@ public:
         for (auto& k : live_keys(live, now, sendmail_key))
             if (!static_keys.contains(k)) records.emplace_back(std::move(k), "RELAY");
 
-        std::string content;
-        for (const auto& [k, v] : records) content += k + '\0' + v + '\0';
-        struct stat st;
-        const bool exists = ::stat(cfg_.path.c_str(), &st) == 0;
-        if (exists && content == last_content_ && st.st_ino == last_ino_ && st.st_dev == last_dev_ &&
-            st.st_size == last_size_) {
-            return core::ok();
-        }
-        auto s = write_db(records, exists ? st.st_mode & 07777 : 0644);
-        if (!s) return core::make_error(describe_ + ": " + s.error().message);
-        ++replacements_;
-        last_content_ = std::move(content);
-        if (::stat(cfg_.path.c_str(), &st) == 0) {
-            last_ino_ = st.st_ino;
-            last_dev_ = st.st_dev;
-            last_size_ = st.st_size;
-        }
+        // A long-running sendmail keeps the old file open and reopens a map when fstat() of its
+        // descriptor shows a newer mtime: DbMapFile bumps the old inode's mtime after the rename.
+        auto replaced = file_.replace_if_changed(records);
+        if (!replaced) return core::make_error(describe_ + ": " + replaced.error().message);
+        if (*replaced) ++replacements_;
         return core::ok();
     }
 
 private:
-    core::Status write_db(const std::vector<Record>& records, mode_t mode) {
-        auto tmp = TempFile::create(cfg_.path);
-        if (!tmp) return tmp.error();
-        DB* db = nullptr;
-        if (int e = db_create(&db, nullptr, 0); e != 0) return core::make_error(std::string("db_create: ") + db_strerror(e));
-        auto fail = [&](const char* what, int e) {
-            db->close(db, 0);
-            return core::make_error(std::string(what) + ": " + db_strerror(e));
-        };
-        // DB_TRUNCATE: mkostemp made an empty file, which DB_CREATE alone would not accept.
-        if (int e = db->open(db, nullptr, tmp->path().c_str(), nullptr, DB_HASH, DB_CREATE | DB_TRUNCATE, 0600); e != 0)
-            return fail("db open", e);
-        for (const auto& [k, v] : records) {
-            DBT key{}, val{};
-            key.data = const_cast<char*>(k.data());
-            key.size = static_cast<u_int32_t>(k.size());
-            val.data = const_cast<char*>(v.data());
-            val.size = static_cast<u_int32_t>(v.size());
-            if (int e = db->put(db, nullptr, &key, &val, 0); e != 0) return fail("db put", e);
-        }
-        if (int e = db->close(db, 0); e != 0) return core::make_error(std::string("db close: ") + db_strerror(e));
-        // A long-running sendmail keeps the old file open and reopens a map when fstat() of its
-        // descriptor shows a newer mtime: bump the old inode's mtime so it notices the rename.
-        util::UniqueFd old(::open(cfg_.path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-        auto s = tmp->commit(cfg_.path, mode);
-        if (!s) return s;
-        if (old) {
-            struct stat st;
-            if (::fstat(old.get(), &st) == 0) {
-                struct timespec now;
-                ::clock_gettime(CLOCK_REALTIME, &now);
-                struct timespec t{std::max<time_t>(now.tv_sec, st.st_mtim.tv_sec + 1), 0};
-                const struct timespec times[2] = {{0, UTIME_OMIT}, t};
-                (void)::futimens(old.get(), times);
-            }
-        }
-        return core::ok();
-    }
-
     config::ExportConfig cfg_;
     std::string describe_;
-    std::string last_content_;
-    ino_t last_ino_ = 0;
-    dev_t last_dev_ = 0;
-    off_t last_size_ = -1;
+    DbMapFile file_{cfg_.path, DbMapFile::Kind::bdb_hash};
 };
 
 // relay-ctrl-dir: one file per host permit, named by the address, mtime = grant time, content
@@ -438,6 +321,10 @@ core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig
     // Postfix reads cdb:NAME from NAME.cdb and Sendmail's hash map NAME from NAME.db.
     if (cfg.type == "postfix-cdb" && !ends_with(".cdb"))
         return core::make_error(where + "postfix-cdb path must end in .cdb (Postfix reads cdb:NAME from NAME.cdb)");
+    if (cfg.type == "postfix-lmdb" && !ends_with(".lmdb"))
+        return core::make_error(where + "postfix-lmdb path must end in .lmdb (Postfix reads lmdb:NAME from NAME.lmdb)");
+    if (cfg.type == "postfix-hash" && !ends_with(".db"))
+        return core::make_error(where + "postfix-hash path must end in .db (Postfix reads hash:NAME from NAME.db)");
     if (cfg.type == "sendmail-access" && !ends_with(".db"))
         return core::make_error(where + "sendmail-access path must end in .db (Sendmail reads hash NAME from NAME.db)");
     std::unique_ptr<Exporter> e;
@@ -446,6 +333,9 @@ core::Result<std::unique_ptr<Exporter>> open_exporter(const config::ExportConfig
         if (cfg.type == "postfix-cdb" && !cfg.static_path.empty())
             return core::make_error(where + "postfix-cdb takes no static file");
         e = std::make_unique<CdbExporter>(cfg, relayclient);
+    } else if (cfg.type == "postfix-lmdb" || cfg.type == "postfix-hash") {
+        if (!cfg.static_path.empty()) return core::make_error(where + cfg.type + " takes no static file");
+        e = make_postfix_db_exporter(cfg);
     } else if (cfg.type == "sendmail-access") {
         e = std::make_unique<SendmailAccessExporter>(cfg);
     } else if (cfg.type == "relay-ctrl-dir") {

@@ -1,6 +1,6 @@
 // Exporter: writes the live permits into a map file for MTAs that can only read files
-// ([[export]] tables: postfix-cdb, sendmail-access, tcprules-cdb, relay-ctrl-dir,
-// opensmtpd-table).
+// ([[export]] tables: postfix-cdb, postfix-lmdb and postfix-hash (db_maps.hpp), sendmail-access,
+// tcprules-cdb, relay-ctrl-dir, opensmtpd-table).
 //
 // ExportScheduler (export_scheduler.hpp) calls write_map() with every live permit after a change
 // and at each expiry, on its worker thread, then map_written() on the loop's thread; write() is

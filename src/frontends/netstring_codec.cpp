@@ -136,23 +136,43 @@ std::optional<core::Address> sendmail_connect_address(std::string_view key) {
     return strip_brackets_and_parse(rest);
 }
 
-std::string_view socketmap_answer(std::string_view request, const PermitOracle& oracle, bool& permitted) {
+StaticAnswers make_static_answers(const std::vector<std::pair<std::string, std::string>>& records) {
+    StaticAnswers out;
+    out.reserve(records.size());
+    for (const auto& [key, value] : records) {
+        if (key.empty() || key.size() > max_static_key) continue;
+        out.try_emplace(key, "OK " + value);
+    }
+    return out;
+}
+
+std::string_view socketmap_answer(std::string_view request, const PermitOracle& oracle, bool& permitted,
+                                  const StaticAnswers* statics) {
     constexpr std::string_view k_notfound = "NOTFOUND ";
     permitted = false;
     const auto space = request.find(' ');
     if (space == std::string_view::npos) return k_notfound;
     const std::string_view name = request.substr(0, space);
     const std::string_view key = request.substr(space + 1);
-    if (key.empty() || key.size() > 128) return k_notfound;  // no address text is that long
+    if (key.empty()) return k_notfound;
     if (iequals(name, "access")) {
+        const bool have_statics = statics != nullptr && !statics->empty();
+        if (key.size() > (have_statics ? max_static_key : 128)) return k_notfound;
         // Lowercase a copy (Sendmail already does unless the K line has -f).
-        std::array<char, 128> buf{};
+        std::array<char, max_static_key> buf{};
         for (std::size_t i = 0; i < key.size(); ++i) buf[i] = lower(key[i]);
-        const auto a = sendmail_connect_address(std::string_view(buf.data(), key.size()));
+        const std::string_view lkey(buf.data(), key.size());
+        if (have_statics) {
+            // The admin's entry for this exact key wins (domains, from:/to: tags, networks).
+            if (auto it = statics->find(std::string(lkey)); it != statics->end()) return it->second;
+        }
+        if (lkey.size() > 128) return k_notfound;  // no address text is that long
+        const auto a = sendmail_connect_address(lkey);
         if (!a || !oracle.check(*a).permitted()) return k_notfound;
         permitted = true;
         return "OK RELAY";
     }
+    if (key.size() > 128) return k_notfound;  // no address text is that long
     // Postfix: the key is exactly what smtpd asks (client name, then address); never "ipv6:".
     if (istarts_with(key, "ipv6:") || istarts_with(key, "[ipv6:")) return k_notfound;
     const auto a = strip_brackets_and_parse(key);

@@ -11,8 +11,10 @@
 //
 // DECISIONS (socketmap_answer)
 //   - NAME `access` (Sendmail's access map; compared case-insensitively; the key is lowercased
-//     here too, in case the K line has -f): only `connect:` + a permitted address gets
-//     `OK RELAY`. Accepted address forms: `connect:a.b.c.d`, `connect:[a.b.c.d]`,
+//     here too, in case the K line has -f): a key present in the admin's static entries
+//     (`[socketmap] static`, makemap's text form) gets `OK <its value>` (REJECT, OK, RELAY,
+//     "550 ..."): the admin's entry for a key wins over a permit, as in the sendmail-access
+//     export. Otherwise only `connect:` + a permitted address gets `OK RELAY`. Accepted address forms: `connect:a.b.c.d`, `connect:[a.b.c.d]`,
 //     `connect:ipv6:<v6>` (Sendmail's uncompressed form `0:0:0:0:0:0:0:1`, or compressed),
 //     `connect:[ipv6:<v6>]`. Every other key (other tags such as `from:`, `to:`,
 //     `srv_features:`, `tls_clt:`; untagged keys; prefixes like `connect:127.0.0` that Sendmail's
@@ -35,6 +37,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "frontends/permit_oracle.hpp"
 
@@ -84,9 +89,20 @@ private:
 // Appends `LEN:payload,` to `out`.
 void append_netstring(std::string_view payload, std::string& out);
 
+// The admin's own Sendmail access entries answered beside the permits: lowercase key -> the
+// reply payload ("OK REJECT"). Built once per (re)load by make_static_answers.
+using StaticAnswers = std::unordered_map<std::string, std::string>;
+
+// From makemap text records (keys already lowercased by parse_makemap): each value becomes
+// `OK <value>`. A key longer than max_static_key is left out (Sendmail never asks one that long).
+inline constexpr std::size_t max_static_key = 1024;
+StaticAnswers make_static_answers(const std::vector<std::pair<std::string, std::string>>& records);
+
 // The reply payload for one request payload (see DECISIONS). `permitted` is set to whether the
-// answer is a positive one. The returned view is static.
-std::string_view socketmap_answer(std::string_view request, const PermitOracle& oracle, bool& permitted);
+// answer is a positive one from a permit. The returned view is static or points into `statics`
+// (valid until it is replaced). `statics` may be null (no static entries).
+std::string_view socketmap_answer(std::string_view request, const PermitOracle& oracle, bool& permitted,
+                                  const StaticAnswers* statics = nullptr);
 
 // The address a Sendmail access-map key names, if it is exactly `connect:` + one address
 // (see DECISIONS). `key` must be lowercase already.

@@ -6,8 +6,10 @@
 // Thread-safety: called on the loop thread only.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/address.hpp"
 #include "core/time.hpp"
@@ -26,6 +28,18 @@ class PermitOracle {
 public:
     virtual ~PermitOracle() = default;
     virtual Verdict check(const core::Address& client) const = 0;
+
+    // Budgets (`[limits] recipients`, `messages`; docs/limits.md): the policy service calls this
+    // for each request whose client `v` permits through a permit (Kind::permit), with the
+    // request's protocol_state ("RCPT", "END-OF-MESSAGE", ...) and recipient_count (0 when
+    // absent). It counts the request against the permit's budget and returns the action to answer
+    // instead of OK once a budget is spent (e.g. "DEFER_IF_PERMIT 4.7.1 relay permit limit
+    // reached"), or an empty view to answer as `v` says. Never blocks. Default: no budgets.
+    virtual std::string_view spend(const core::Address& client, const Verdict& v, std::string_view protocol_state,
+                                   std::uint64_t recipient_count) const {
+        (void)client, (void)v, (void)protocol_state, (void)recipient_count;
+        return {};
+    }
 };
 
 // Per-frontend counters, reported by `relaypermit status`.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
 #include <cstring>
 
 namespace rp::frontends {
@@ -81,6 +82,7 @@ void PolicyParser::start_request() {
     request_type_.forget();
     protocol_state_.forget();
     client_address_.forget();
+    recipient_count_.forget();
 }
 
 PolicyParser::Step PolicyParser::fail(PolicyError e, std::size_t consumed) {
@@ -95,6 +97,7 @@ PolicyParser::Step PolicyParser::finish_request(std::size_t consumed) {
     // The views keep pointing at the value buffers: they are overwritten only by the next feed.
     request_.protocol_state = protocol_state_.view();
     request_.client_address = client_address_.view();
+    request_.recipient_count = recipient_count_.view();
     request_.attribute_count = attributes_;
     start_request();
     state_ = State::line_start;
@@ -114,6 +117,7 @@ void PolicyParser::append_value(std::string_view part) {
         case Field::client_address: client_address_.append(part); break;
         case Field::protocol_state: protocol_state_.append(part); break;
         case Field::request: request_type_.append(part); break;
+        case Field::recipient_count: recipient_count_.append(part); break;
         case Field::other: break;
     }
 }
@@ -123,6 +127,7 @@ void PolicyParser::end_value() {
         case Field::client_address: client_address_.drop_trailing_cr(); break;
         case Field::protocol_state: protocol_state_.drop_trailing_cr(); break;
         case Field::request: request_type_.drop_trailing_cr(); break;
+        case Field::recipient_count: recipient_count_.drop_trailing_cr(); break;
         case Field::other: break;
     }
 }
@@ -135,10 +140,11 @@ std::optional<PolicyError> PolicyParser::start_value(std::string_view name) {
     if (size == 0) return PolicyError::empty_name;
     if (++attributes_ > limits_.max_attributes) return PolicyError::too_many_attributes;
     field_ = Field::other;
-    if (size == 7 || size == 14) {
+    if (size == 7 || size == 14 || size == 15) {
         if (name == "client_address") field_ = Field::client_address, client_address_.clear();
         else if (name == "protocol_state") field_ = Field::protocol_state, protocol_state_.clear();
         else if (name == "request") field_ = Field::request, request_type_.clear();
+        else if (name == "recipient_count") field_ = Field::recipient_count, recipient_count_.clear();
     }
     state_ = State::value;
     return std::nullopt;
@@ -204,6 +210,29 @@ PolicyParser::Step PolicyParser::need_more(std::size_t n, std::size_t input_size
 }
 
 std::string_view policy_reply(bool permitted) { return permitted ? k_reply_ok : k_reply_dunno; }
+
+std::uint64_t PolicyRequest::recipients() const {
+    std::uint64_t n = 0;
+    auto [ptr, ec] = std::from_chars(recipient_count.data(), recipient_count.data() + recipient_count.size(), n);
+    return ec == std::errc() && ptr == recipient_count.data() + recipient_count.size() ? n : 0;
+}
+
+bool policy_answer(const PolicyRequest& request, const PermitOracle& oracle, std::string& out) {
+    const auto client = request.client();
+    if (!client) {
+        out.append(k_reply_dunno);
+        return false;
+    }
+    const auto v = oracle.check(*client);
+    if (v.kind == Verdict::Kind::permit) {
+        if (const auto action = oracle.spend(*client, v, request.protocol_state, request.recipients()); !action.empty()) {
+            out.append("action=").append(action).append("\n\n");
+            return false;
+        }
+    }
+    out.append(policy_reply(v.permitted()));
+    return v.permitted();
+}
 
 bool policy_permits(const PolicyRequest& request, const PermitOracle& oracle) {
     const auto client = request.client();

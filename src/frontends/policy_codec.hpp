@@ -37,7 +37,10 @@
 //       action=OK\n\n        the client has a live permit or is in the static allow list
 //       action=DUNNO\n\n     anything else (also: no or unparsable client_address)
 //
-//   The answer depends on client_address only and is given for every protocol_state: the admin
+//       action=DEFER_IF_PERMIT 4.7.1 relay permit limit reached\n\n
+//                            a permit's budget is spent (`[limits] action`; PermitOracle::spend)
+//
+//   Without budgets the answer depends on client_address only and is given for every protocol_state: the admin
 //   puts check_policy_service in smtpd_relay_restrictions (evaluated at RCPT); answering other
 //   states by the address is harmless (OK there means what a permit means) and keeps the
 //   service stateless. A malformed request gets no reply: "in case of trouble the policy
@@ -53,6 +56,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "core/address.hpp"
@@ -84,6 +88,10 @@ struct PolicyRequest {
     std::string_view protocol_state;  // "RCPT", ... ; empty when absent
     std::string_view client_address;  // as sent; empty when absent, empty or over 64 bytes
     std::size_t attribute_count = 0;  // number of name=value lines
+    std::string_view recipient_count;  // as sent (END-OF-MESSAGE: recipients accepted); may be empty
+
+    // recipient_count as a number; 0 when absent or not a number.
+    std::uint64_t recipients() const;
 
     // The parsed client address, or nothing when absent, empty or unparsable (answer DUNNO).
     std::optional<core::Address> client() const;
@@ -135,7 +143,7 @@ private:
         std::string_view view() const { return overlong ? std::string_view() : std::string_view(data.data(), size); }
     };
     enum class State : std::uint8_t { line_start, name, value, failed };
-    enum class Field : std::uint8_t { other, request, protocol_state, client_address };
+    enum class Field : std::uint8_t { other, request, protocol_state, client_address, recipient_count };
 
     Step fail(PolicyError e, std::size_t consumed);
     Step need_more(std::size_t n, std::size_t input_size);
@@ -158,6 +166,7 @@ private:
     Value<32> request_type_;
     Value<32> protocol_state_;
     Value<64> client_address_;
+    Value<24> recipient_count_;
     PolicyRequest request_;
 };
 
@@ -169,5 +178,10 @@ inline std::string_view policy_reply(const Verdict& v) { return policy_reply(v.p
 // The whole decision for one request: DUNNO without a usable client_address, else the oracle's
 // verdict for it.
 bool policy_permits(const PolicyRequest& request, const PermitOracle& oracle);
+
+// The decision with budgets: as policy_permits, but a permit's request is also counted by
+// oracle.spend(), whose action (when it returns one) is the answer instead of OK. Appends the
+// complete reply to `out`; returns whether it was OK.
+bool policy_answer(const PolicyRequest& request, const PermitOracle& oracle, std::string& out);
 
 }  // namespace rp::frontends

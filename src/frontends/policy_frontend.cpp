@@ -22,9 +22,7 @@ public:
             in.remove_prefix(step.consumed);
             if (step.kind == PolicyParser::Step::Kind::request) {
                 ++counters_.requests;
-                const bool permitted = policy_permits(parser_.request(), oracle_);
-                if (permitted) ++counters_.permitted;
-                out.append(policy_reply(permitted));
+                if (policy_answer(parser_.request(), oracle_, out)) ++counters_.permitted;
             } else if (step.kind == PolicyParser::Step::Kind::error) {
                 return Next::malformed;
             } else {

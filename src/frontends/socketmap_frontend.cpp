@@ -9,8 +9,9 @@ namespace {
 
 class SocketmapSession final : public StreamSession {
 public:
-    SocketmapSession(const PermitOracle& oracle, FrontendCounters& counters, std::size_t max_payload)
-        : oracle_(oracle), counters_(counters), parser_(max_payload) {}
+    SocketmapSession(const PermitOracle& oracle, const std::shared_ptr<const StaticAnswers>& statics,
+                     FrontendCounters& counters, std::size_t max_payload)
+        : oracle_(oracle), statics_(statics), counters_(counters), parser_(max_payload) {}
 
     Next on_data(std::string_view in, std::string& out) override {
         while (!in.empty()) {
@@ -19,7 +20,7 @@ public:
             if (step.kind == NetstringParser::Step::Kind::payload) {
                 ++counters_.requests;
                 bool permitted = false;
-                append_netstring(socketmap_answer(parser_.payload(), oracle_, permitted), out);
+                append_netstring(socketmap_answer(parser_.payload(), oracle_, permitted, statics_.get()), out);
                 if (permitted) ++counters_.permitted;
             } else if (step.kind == NetstringParser::Step::Kind::error) {
                 return Next::malformed;
@@ -34,6 +35,7 @@ public:
 
 private:
     const PermitOracle& oracle_;
+    const std::shared_ptr<const StaticAnswers>& statics_;  // the frontend's, which outlives us
     FrontendCounters& counters_;
     NetstringParser parser_;
 };
@@ -42,8 +44,8 @@ private:
 
 SocketmapFrontend::SocketmapFrontend(util::EventLoop& loop, const PermitOracle& oracle, SocketmapLimits limits)
     : server_(loop, "socketmap", StreamLimits{limits.idle_timeout, limits.max_clients},
-              [&oracle, max = limits.max_request_bytes](FrontendCounters& counters) -> std::unique_ptr<StreamSession> {
-                  return std::make_unique<SocketmapSession>(oracle, counters, max);
+              [this, &oracle, max = limits.max_request_bytes](FrontendCounters& counters) -> std::unique_ptr<StreamSession> {
+                  return std::make_unique<SocketmapSession>(oracle, statics_, counters, max);
               }) {}
 
 }  // namespace rp::frontends

@@ -16,11 +16,13 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/result.hpp"
 #include "frontends/frontend.hpp"
+#include "frontends/netstring_codec.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "frontends/stream_server.hpp"
 #include "util/event_loop.hpp"
@@ -43,8 +45,12 @@ public:
     FrontendCounters counters() const override { return server_.counters(); }
     std::string_view name() const override { return "socketmap"; }
     util::ConnServerStats stats() const { return server_.stats(); }  // evictions, pauses, pending output
+    // The admin's Sendmail access entries (`[socketmap] static`); null = none. Replaced whole on
+    // reload; requests after the call see the new set.
+    void set_static(std::shared_ptr<const StaticAnswers> statics) { statics_ = std::move(statics); }
 
 private:
+    std::shared_ptr<const StaticAnswers> statics_;  // before server_: sessions read it
     StreamServer server_;
 };
 

@@ -49,7 +49,20 @@ SourceCounters FileTailSource::counters() const {
     c.matches += pending_counters_.matches;
     c.malformed += pending_counters_.malformed;
     c.dropped += pending_counters_.dropped;
+    // One fstat per open file: cheap, and only when someone asks (status, a metrics scrape).
+    std::int64_t unread = 0;
+    auto add = [&unread](const Tail& t) {
+        if (const auto info = t.file->info(); info && info->size > t.read_pos)
+            unread += static_cast<std::int64_t>(info->size - t.read_pos);
+    };
+    if (current_) add(*current_);
+    for (const auto& t : draining_) add(*t);
+    c.unread_bytes = unread;
     return c;
+}
+
+std::string FileTailSource::problem() const {
+    return failing_ ? "its logins cannot be recorded (retrying)" : std::string();
 }
 
 // ---- start / stop -------------------------------------------------------------------------

@@ -104,7 +104,8 @@ public:
     // Delivers the current position if it moved (best effort), unregisters, closes the files.
     // Safe to call when not started.
     void stop(util::EventLoop& loop) override;
-    SourceCounters counters() const override;
+    SourceCounters counters() const override;  // unread_bytes: what the open files hold past the read position
+    std::string problem() const override;
     void set_parser(LineParser parser, LineParser) override { parser_ = std::move(parser); }
 
     // Diagnostics (and tests): is `path` open, and how many rotated files are being drained.

@@ -66,6 +66,9 @@ struct SourceCounters {
     std::uint64_t untrusted = 0;  // entries refused because their sender is not the server's
     std::uint64_t dropped = 0;    // input discarded that could hold a login (over-long lines, a full backlog)
     std::uint64_t filtered = 0;   // lines left out before queuing: the prefilter shows they hold no login
+    // Input known to be waiting (a followed file's size past the read position); -1 = unknown
+    // (a socket or pipe has no such figure). Shown as lag by `status` and /metrics.
+    std::int64_t unread_bytes = -1;
 };
 
 class LoginSink {
@@ -86,6 +89,9 @@ public:
     virtual core::Status start(util::EventLoop& loop) = 0;
     virtual void stop(util::EventLoop& loop) = 0;
     virtual SourceCounters counters() const = 0;
+    // Why the source is not working now (e.g. its batches cannot be recorded and are retried),
+    // for /health; "" when it is well. Not an error log: the source logs its own failures.
+    virtual std::string problem() const { return {}; }
     // Reload: the daemon keeps a source whose configuration did not change (no re-bind of a
     // privileged port, no re-read) and only gives it parsers built from the new patterns.
     // `untrusted` is the journald source's parser for entries from untrusted senders.

@@ -59,6 +59,7 @@ public:
     core::Result<std::vector<core::Permit>> revoke_user(const std::string& user) override;
     core::Result<std::vector<core::Permit>> expire(core::Time now) override;
     std::vector<core::Permit> list(core::Time now) const override;
+    const PermitTable& table() const override { return table_; }
     std::size_t size() const override { return table_.size(); }
     std::optional<core::Time> next_expiry() const override;
     std::optional<std::string> find_checkpoint(const std::string& key) const override;

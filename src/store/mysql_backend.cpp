@@ -57,6 +57,7 @@ namespace {
     X(mysql_get_ssl_cipher) \
     X(mysql_init) \
     X(mysql_next_result) \
+    X(mysql_num_fields) \
     X(mysql_optionsv) \
     X(mysql_real_connect) \
     X(mysql_real_query) \
@@ -210,6 +211,26 @@ public:
 
     core::Status connect() override {
         disconnect();
+        if (auto st = open_connection(); !st) return st;
+        for (const char* setup :
+             {"SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION',"
+              " time_zone = '+00:00', innodb_lock_wait_timeout = 10, autocommit = 1",
+              "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"}) {
+            if (auto st = command(setup); !st) return disconnect_with(st);
+        }
+        if (auto st = ensure_schema(); !st) return disconnect_with(st);
+        auto last = query("SELECT last_id FROM relaypermit_change_seq WHERE one = 1");
+        if (!last) return disconnect_with(last.error());
+        MYSQL_ROW row = api->mysql_fetch_row(last->get());
+        std::int64_t id = 0;
+        if (!row || !parse_i64(row[0], api->mysql_fetch_lengths(last->get())[0], id))
+            return disconnect_with(fail("relaypermit_change_seq has no row 1 (was it emptied by hand?)"));
+        last_seen_ = id;
+        return core::ok();
+    }
+
+    // A plain connection with the URL's options (TLS as asked; no session settings, no schema).
+    core::Status open_connection() {
         conn_ = api->mysql_init(nullptr);
         if (!conn_) return fail("cannot allocate a MariaDB connection");
         const unsigned io_timeout = 15;
@@ -243,21 +264,29 @@ public:
             return disconnect_with(fail("TLS required (ssl=true) but the connection is not encrypted: "
                                         "the server offers no TLS"));
         if (url_.database.empty()) return disconnect_with(fail("the URL names no database (mysql://user@host/DATABASE)"));
-        for (const char* setup :
-             {"SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION',"
-              " time_zone = '+00:00', innodb_lock_wait_timeout = 10, autocommit = 1",
-              "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"}) {
-            if (auto st = command(setup); !st) return disconnect_with(st);
-        }
-        if (auto st = ensure_schema(); !st) return disconnect_with(st);
-        auto last = query("SELECT last_id FROM relaypermit_change_seq WHERE one = 1");
-        if (!last) return disconnect_with(last.error());
-        MYSQL_ROW row = api->mysql_fetch_row(last->get());
-        std::int64_t id = 0;
-        if (!row || !parse_i64(row[0], api->mysql_fetch_lengths(last->get())[0], id))
-            return disconnect_with(fail("relaypermit_change_seq has no row 1 (was it emptied by hand?)"));
-        last_seen_ = id;
         return core::ok();
+    }
+
+    core::Result<std::vector<Row>> read_rows(const std::string& sql) override {
+        disconnect();
+        if (auto st = open_connection(); !st) return st.error();
+        for (const char* setup : {"SET SESSION TRANSACTION READ ONLY", "SET SESSION max_statement_time = 60"})
+            if (auto st = command(setup); !st) return disconnect_with(st).error();
+        auto r = query(sql);
+        if (!r) return disconnect_with(r.error()).error();
+        std::vector<Row> rows;
+        const unsigned cols = api->mysql_num_fields(r->get());
+        while (MYSQL_ROW row = api->mysql_fetch_row(r->get())) {
+            const unsigned long* len = api->mysql_fetch_lengths(r->get());
+            Row out;
+            for (unsigned c = 0; c < cols; ++c)
+                out.push_back(row[c] ? std::optional<std::string>(std::string(row[c], len[c])) : std::nullopt);
+            rows.push_back(std::move(out));
+            if (rows.size() >= k_max_read_rows) break;
+        }
+        r->reset();
+        disconnect();
+        return rows;
     }
 
     void disconnect() override {

@@ -34,6 +34,7 @@
 
 #include "core/login_event.hpp"
 #include "core/result.hpp"
+#include "store/permit_table.hpp"
 
 namespace rp::store {
 
@@ -74,6 +75,9 @@ public:
     virtual core::Result<std::vector<core::Permit>> revoke_user(const std::string& user) = 0;
     virtual core::Result<std::vector<core::Permit>> expire(core::Time now) = 0;
     virtual std::vector<core::Permit> list(core::Time now) const = 0;
+    // The in-memory table lookups are answered from, for walks that must not copy it: `list`
+    // streams it through a PermitTable::Cursor, a bounded number of records per loop turn.
+    virtual const PermitTable& table() const = 0;
     // Permits held (live, or expired and not yet purged): O(1), for status and statistics.
     virtual std::size_t size() const = 0;
     virtual std::optional<core::Time> next_expiry() const = 0;

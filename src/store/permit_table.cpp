@@ -67,6 +67,7 @@ void PermitTable::erase_at(std::uint32_t i) {
     auto& l = lengths(e.key.v4);
     if (--l[e.key.prefix] == 0) l.erase(e.key.prefix);
     const auto last = static_cast<std::uint32_t>(entries_.size() - 1);
+    if (!cursors_.empty()) cursors_erase(i, last);
     if (i != last) {  // the last record fills the hole
         entries_[i] = entries_[last];
         index_.renumber(hash(entries_[i].key), last, i);
@@ -83,6 +84,44 @@ void PermitTable::erase_at(std::uint32_t i) {
 void PermitTable::erase(const core::Cidr& net) {
     const Key k = key_of(net);
     if (const auto i = locate(k, hash(k)); i != FlatIndex::npos) erase_at(i);
+}
+
+// Record `i` goes and record `last` moves into its place.
+void PermitTable::cursors_erase(std::uint32_t i, std::uint32_t last) {
+    std::erase_if(cursors_, [](const auto& w) { return w.expired(); });
+    for (const auto& w : cursors_) {
+        const auto c = w.lock();
+        c->revisit.erase(i);
+        if (i == last) continue;
+        // Moved forward: `last` was queued (then last < pos, so i < pos too), or not yet
+        // visited and now behind the cursor. Either way it must still be visited, at i.
+        const bool queued = c->revisit.erase(last) > 0;
+        if (queued || (last >= c->pos && i < c->pos)) {
+            if (c->revisit.size() < k_cursor_revisit_max) c->revisit.insert(i);
+            else ++c->missed;
+        }
+    }
+}
+
+std::shared_ptr<PermitTable::Cursor> PermitTable::open_cursor() const {
+    std::erase_if(cursors_, [](const auto& w) { return w.expired(); });
+    auto c = std::make_shared<Cursor>();
+    cursors_.push_back(c);
+    return c;
+}
+
+bool PermitTable::scan(Cursor& c, core::Time now, std::size_t budget,
+                       const std::function<void(const core::Permit&)>& visit) const {
+    const auto now_us = core::to_unix_micros(now);
+    if (c.ended) return false;
+    for (; budget > 0 && !c.revisit.empty(); --budget) {
+        const auto i = *c.revisit.begin();
+        c.revisit.erase(c.revisit.begin());
+        if (i < entries_.size() && now_us < entries_[i].expires_us) visit(permit_at(i));
+    }
+    for (; budget > 0 && c.pos < entries_.size(); --budget, ++c.pos)
+        if (now_us < entries_[c.pos].expires_us) visit(permit_at(c.pos));
+    return c.pos < entries_.size() || !c.revisit.empty();
 }
 
 // ---- the expiry heap ----
@@ -247,6 +286,11 @@ std::optional<core::Time> PermitTable::next_expiry() const {
 }
 
 void PermitTable::clear() {
+    for (const auto& w : cursors_)
+        if (const auto c = w.lock()) {
+            c->revisit.clear();
+            c->ended = true;
+        }
     entries_ = {};
     index_.clear();
     heap_ = {};

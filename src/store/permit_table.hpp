@@ -12,15 +12,27 @@
 // expiry order is a binary min-heap of record numbers (4 bytes each) whose positions the
 // records keep, so extending or removing a permit re-sorts in O(log n) with nothing stale left
 // behind. Removing moves the last record into the hole. size() is O(1).
+//
+// Cursors (`list` streaming): a Cursor walks the records in table order, a bounded number per
+// scan() call, and stays valid while the table changes between calls. Each permit is visited
+// at most once; one that is live from open_cursor() to the end of the walk is visited exactly
+// once: when a removal moves a record not yet visited into the part already walked, the table
+// (which knows its open cursors) queues that record for the cursor. That queue holds at most
+// k_cursor_revisit_max records per cursor (a record moved past it is skipped and counted in
+// Cursor::missed), so a cursor's memory is bounded whatever happens meanwhile. Permits created
+// during a walk may or may not be visited; clear() ends every walk (nothing more is visited).
 // Thread-safety: not thread-safe; the daemon owns it on its loop thread.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "core/login_event.hpp"
@@ -69,6 +81,21 @@ public:
     std::vector<core::Permit> remove_expired(core::Time now, std::size_t max = SIZE_MAX);
 
     std::vector<core::Permit> live(core::Time now) const;  // sorted by network
+
+    // A walk over the records (see the file comment). Opaque to callers but for `missed`.
+    struct Cursor {
+        std::uint32_t pos = 0;                       // next record by position
+        std::unordered_set<std::uint32_t> revisit;  // moved behind pos before being visited
+        std::uint64_t missed = 0;                    // moved behind pos with revisit full
+        bool ended = false;                          // clear() ran
+    };
+    static constexpr std::size_t k_cursor_revisit_max = 65536;
+    // Registers a new cursor; it unregisters itself when the last shared_ptr goes.
+    std::shared_ptr<Cursor> open_cursor() const;
+    // Calls `visit` for the next live permits of the walk, examining at most `budget` records.
+    // Returns false once the walk is complete (every record examined).
+    bool scan(Cursor& c, core::Time now, std::size_t budget,
+              const std::function<void(const core::Permit&)>& visit) const;
     std::optional<core::Time> next_expiry() const;
     std::size_t size() const { return entries_.size(); }
     void clear();
@@ -99,6 +126,7 @@ private:
     void insert(const core::Permit& p, const Key& k, std::uint64_t h);
     void assign(std::uint32_t i, const core::Permit& p);  // new user/source/times, re-sorted
     void erase_at(std::uint32_t i);
+    void cursors_erase(std::uint32_t i, std::uint32_t last);  // keeps open cursors exact
     void erase(const core::Cidr& net);
     std::map<int, std::size_t>& lengths(bool v4) { return v4 ? v4_lengths_ : v6_lengths_; }
     // the expiry heap
@@ -116,6 +144,7 @@ private:
     std::map<int, std::size_t> v4_lengths_, v6_lengths_;  // prefix length -> count, most specific last
     std::size_t limit_ = 0;
     std::uint64_t refused_ = 0;
+    mutable std::vector<std::weak_ptr<Cursor>> cursors_;
 };
 
 }  // namespace rp::store

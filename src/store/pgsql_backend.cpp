@@ -62,7 +62,9 @@ namespace {
     X(PQexecParams) \
     X(PQfinish) \
     X(PQfreemem) \
+    X(PQgetisnull) \
     X(PQgetvalue) \
+    X(PQnfields) \
     X(PQnotifies) \
     X(PQntuples) \
     X(PQresultErrorMessage) \
@@ -234,20 +236,7 @@ public:
 
     core::Status connect() override {
         disconnect();
-        std::vector<const char*> keys, values;
-        for (const auto& [k, v] : conn_params_) {
-            keys.push_back(k.c_str());
-            values.push_back(v.c_str());
-        }
-        keys.push_back(nullptr);
-        values.push_back(nullptr);
-        conn_ = api->PQconnectdbParams(keys.data(), values.data(), 0);
-        if (conn_ == nullptr) return fail("cannot allocate a libpq connection");
-        if (api->PQstatus(conn_) != CONNECTION_OK) {
-            auto err = fail("cannot connect: " + first_line(api->PQerrorMessage(conn_)));
-            disconnect();
-            return err;
-        }
+        if (auto st = open_connection(); !st) return st;
         api->PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // IF NOT EXISTS notices
         for (const char* setup : {"SET statement_timeout = '15s'", "SET lock_timeout = '10s'",
                                   "SET client_min_messages = warning"}) {
@@ -257,6 +246,29 @@ public:
         if (auto st = command((std::string("LISTEN ") + kChannel).c_str()); !st) return disconnect_with(st);
         if (auto st = watch_socket(); !st) return disconnect_with(st);
         return core::ok();
+    }
+
+    core::Result<std::vector<Row>> read_rows(const std::string& query) override {
+        disconnect();
+        if (auto st = open_connection(); !st) return st.error();
+        for (const char* setup : {"SET statement_timeout = '60s'", "SET default_transaction_read_only = on"})
+            if (auto st = command(setup); !st) return disconnect_with(st).error();
+        ResultPtr r(api->PQexec(conn_, query.c_str()));
+        if (!r || api->PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+            return disconnect_with(fail(r ? first_line(api->PQresultErrorMessage(r.get()))
+                                          : first_line(api->PQerrorMessage(conn_)))).error();
+        std::vector<Row> rows;
+        const int n = api->PQntuples(r.get()), cols = api->PQnfields(r.get());
+        for (int i = 0; i < n && rows.size() < k_max_read_rows; ++i) {
+            Row row;
+            for (int c = 0; c < cols; ++c)
+                row.push_back(api->PQgetisnull(r.get(), i, c) ? std::nullopt
+                                                               : std::optional<std::string>(api->PQgetvalue(r.get(), i, c)));
+            rows.push_back(std::move(row));
+        }
+        r.reset();
+        disconnect();
+        return rows;
     }
 
     void disconnect() override {
@@ -345,6 +357,25 @@ public:
     std::string describe() const override { return url_.redacted(); }
 
 private:
+    // A plain connection with the URL's parameters (no schema, no LISTEN).
+    core::Status open_connection() {
+        std::vector<const char*> keys, values;
+        for (const auto& [k, v] : conn_params_) {
+            keys.push_back(k.c_str());
+            values.push_back(v.c_str());
+        }
+        keys.push_back(nullptr);
+        values.push_back(nullptr);
+        conn_ = api->PQconnectdbParams(keys.data(), values.data(), 0);
+        if (conn_ == nullptr) return fail("cannot allocate a libpq connection");
+        if (api->PQstatus(conn_) != CONNECTION_OK) {
+            auto err = fail("cannot connect: " + first_line(api->PQerrorMessage(conn_)));
+            disconnect();
+            return err;
+        }
+        return core::ok();
+    }
+
     core::Error fail(const std::string& what) const {
         return make_error("store " + url_.redacted() + ": " + what);
     }

@@ -11,6 +11,8 @@
 // `u <network> <value>` or `r <network> <value as removed>`.
 // Two connections: commands (blocking, with a timeout) and a subscriber whose fd is change_fd();
 // read_changes() reads the subscriber with MSG_DONTWAIT and returns whatever is complete.
+// Budget counters (docs/limits.md) are plain integers `<prefix>budget:<key>:<window>` changed by
+// INCRBY (atomic) with PEXPIREAT at the end of the window after theirs.
 // hiredis 0.14 has no TLS: rediss:// and ?tls are refused with what to do instead.
 // Thread-safety: one thread (the SharedStore worker) uses a backend.
 #include <hiredis/hiredis.h>
@@ -20,6 +22,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <algorithm>
 #include <optional>
 #include <set>
 #include <string>
@@ -284,6 +287,63 @@ public:
     }
 
     core::Status purge(core::Time) override { return core::ok(); }  // PEXPIREAT does it
+
+    // Budget counters: `<prefix>budget:<key>:<window>`, INCRBY then PEXPIREAT, pipelined.
+    core::Result<std::vector<CounterRow>> add_counters(std::span<const CounterRow> deltas) override {
+        if (!cmd_) return fail("not connected");
+        std::vector<std::string> keys;
+        for (const auto& d : deltas) {
+            keys.push_back(cfg_.prefix + "budget:" + d.key + ":" + std::to_string(d.window));
+            const std::string n = std::to_string(d.count);
+            const std::string at = std::to_string(core::to_unix_micros(d.expires) / 1000 + 1);
+            for (auto args : {std::vector<std::string_view>{"INCRBY", keys.back(), n},
+                              std::vector<std::string_view>{"PEXPIREAT", keys.back(), at}}) {
+                std::vector<const char*> argv;
+                std::vector<std::size_t> lens;
+                for (auto a : args) argv.push_back(a.data()), lens.push_back(a.size());
+                if (redisAppendCommandArgv(cmd_.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK)
+                    return fail("INCRBY: " + context_error(cmd_.get()));
+            }
+        }
+        std::vector<CounterRow> out;
+        for (const auto& d : deltas) {
+            for (int i = 0; i < 2; ++i) {
+                void* raw = nullptr;
+                if (redisGetReply(cmd_.get(), &raw) != REDIS_OK || !raw) return fail("INCRBY: " + context_error(cmd_.get()));
+                Reply r(static_cast<redisReply*>(raw));
+                if (r->type == REDIS_REPLY_ERROR) return fail("INCRBY: " + std::string(reply_text(*r)));
+                if (i == 0) out.push_back({d.key, d.window, static_cast<std::uint64_t>(std::max<long long>(r->integer, 0)), d.expires});
+            }
+        }
+        return out;
+    }
+
+    core::Result<std::vector<CounterRow>> counter_snapshot(core::Time now) override {
+        if (!cmd_) return fail("not connected");
+        const std::string prefix = cfg_.prefix + "budget:";
+        std::vector<CounterRow> out;
+        std::string cursor = "0";
+        do {
+            auto r = run(cmd_.get(), {"SCAN", cursor, "MATCH", glob_escape(prefix) + "*", "COUNT", std::to_string(kScanCount)});
+            if (!r || (*r)->type != REDIS_REPLY_ARRAY || (*r)->elements != 2) return fail("SCAN: unexpected reply");
+            cursor = std::string(reply_text(*(*r)->element[0]));
+            const redisReply& keys = *(*r)->element[1];
+            for (std::size_t i = 0; i < keys.elements; ++i) {
+                const std::string key(reply_text(*keys.element[i]));
+                const auto colon = key.rfind(':');
+                std::int64_t win = 0;
+                auto [ptr, ec] = std::from_chars(key.data() + colon + 1, key.data() + key.size(), win);
+                if (colon == std::string::npos || colon < prefix.size() || ec != std::errc()) continue;
+                auto got = run(cmd_.get(), {"GET", key});
+                if (!got || (*got)->type != REDIS_REPLY_STRING) continue;  // gone meanwhile, or foreign
+                std::uint64_t count = 0;
+                const auto v = reply_text(**got);
+                std::from_chars(v.data(), v.data() + v.size(), count);
+                out.push_back({key.substr(prefix.size(), colon - prefix.size()), win, count, now});
+            }
+        } while (cursor != "0");
+        return out;
+    }
 
     std::string describe() const override { return cfg_.describe; }
 

@@ -159,6 +159,10 @@ core::Result<StoreUrl> parse_store_url(std::string_view url) {
     return u;
 }
 
+core::Result<std::vector<SharedBackend::Row>> SharedBackend::read_rows(const std::string&) {
+    return core::make_error(describe() + ": only SQL engines (postgresql://, mysql://) answer queries");
+}
+
 core::Result<std::unique_ptr<SharedBackend>> make_backend(const StoreUrl& url) {
     if (url.scheme == "redis" || url.scheme == "rediss") return make_redis_backend(url);  // rediss: a clear "no TLS" error
     if (url.scheme == "postgresql") return make_pgsql_backend(url);

@@ -31,12 +31,15 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/login_event.hpp"
 #include "core/result.hpp"
+#include "store/counter_store.hpp"
 
 namespace rp::store {
 
@@ -92,6 +95,29 @@ public:
     virtual core::Status purge(core::Time now) = 0;
 
     virtual std::string describe() const = 0;  // e.g. "redis://127.0.0.1:6379/0", no password
+
+    // SQL engines, for `relaypermit import sql`: on a connection of its own (same URL parameters,
+    // nothing created, the session read-only), runs `query` and returns its rows as text (NULL:
+    // nullopt); at most k_max_read_rows rows. Others: an error.
+    using Row = std::vector<std::optional<std::string>>;
+    static constexpr std::size_t k_max_read_rows = 10'000'000;
+    virtual core::Result<std::vector<Row>> read_rows(const std::string& query);
+    // Budget counters (store/counter_store.hpp), on a backend instance of their own (its own
+    // connection): add each delta to its row, atomically per row against other daemons, and
+    // return the totals in order; rows expire at their `expires`. An engine without them
+    // answers an error (the daemon then counts locally only).
+    virtual core::Result<std::vector<CounterRow>> add_counters(std::span<const CounterRow> deltas) {
+        (void)deltas;
+        return core::make_error(describe() + ": budget counters are not supported by this engine");
+    }
+    virtual core::Result<std::vector<CounterRow>> counter_snapshot(core::Time now) {
+        (void)now;
+        return core::make_error(describe() + ": budget counters are not supported by this engine");
+    }
+    virtual core::Status purge_counters(core::Time now) {
+        (void)now;
+        return core::ok();
+    }
 };
 
 // Factories: validate the URL's parameters and return an unconnected backend.

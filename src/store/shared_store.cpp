@@ -422,14 +422,7 @@ void SharedStore::worker_main() {
 
 // ---- factory ----
 
-core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts) {
-    if (opts.url.empty() || opts.url == "embedded" || opts.url.starts_with("embedded:")) {
-        EmbeddedOptions eo;
-        eo.max_permits = opts.max_permits;
-        auto s = EmbeddedStore::open(opts.state_dir + "/permits.db", opts.read_only, std::move(eo));
-        if (!s) return s.error();
-        return std::unique_ptr<PermitStore>(std::move(*s));
-    }
+core::Result<StoreUrl> resolve_store_url(const StoreOptions& opts) {
     auto url = parse_store_url(opts.url);
     if (!url) return make_error("store: " + url.error().message);
     if (!opts.password_file.empty()) {
@@ -440,6 +433,19 @@ core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts) 
         while (!pw.empty() && (pw.back() == '\r' || pw.back() == '\n')) pw.pop_back();
         url->password = pw;
     }
+    return url;
+}
+
+core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts) {
+    if (opts.url.empty() || opts.url == "embedded" || opts.url.starts_with("embedded:")) {
+        EmbeddedOptions eo;
+        eo.max_permits = opts.max_permits;
+        auto s = EmbeddedStore::open(opts.state_dir + "/permits.db", opts.read_only, std::move(eo));
+        if (!s) return s.error();
+        return std::unique_ptr<PermitStore>(std::move(*s));
+    }
+    auto url = resolve_store_url(opts);
+    if (!url) return url.error();
     auto backend = make_backend(*url);
     if (!backend) return backend.error();
     auto s = SharedStore::open(opts.state_dir + "/shared-outbox.db", std::move(*backend), opts.read_only,

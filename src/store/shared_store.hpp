@@ -53,6 +53,7 @@ public:
     core::Result<std::vector<core::Permit>> revoke_user(const std::string& user) override;
     core::Result<std::vector<core::Permit>> expire(core::Time now) override;
     std::vector<core::Permit> list(core::Time now) const override;
+    const PermitTable& table() const override { return table_; }
     std::size_t size() const override { return table_.size(); }
     std::optional<core::Time> next_expiry() const override { return table_.next_expiry(); }
     std::optional<std::string> find_checkpoint(const std::string& key) const override;
@@ -107,5 +108,8 @@ private:
     std::unique_ptr<SharedBackend> backend_;
     WorkerThread worker_;
 };
+
+// `store = URL` parsed, with the password from store_password_file when one is named.
+core::Result<StoreUrl> resolve_store_url(const StoreOptions& opts);
 
 }  // namespace rp::store

@@ -12,6 +12,9 @@ namespace {
 
 constexpr std::size_t k_read_buffer_size = 64 * 1024;
 constexpr std::size_t k_feed_slice = 4 * 1024;
+// produce() calls per connection and loop turn: enough to keep a fast reader's socket buffer
+// full, few enough that other connections wait at most a few pieces' work.
+constexpr int k_produce_rounds = 2;
 
 }  // namespace
 
@@ -110,7 +113,9 @@ void ConnServer::on_event(Connection& c, std::uint32_t events) {
             close_connection(c);
             return;
         }
-        if (!c.unfed.empty() && !feed(c, {})) return;  // what waited at the cap, once below it
+        if (!pump(c)) return;
+        if (!c.unfed.empty() && !c.session->producing() && !feed(c, {}))
+            return;  // what waited at the cap, once below it
     }
     if ((events & (EPOLLIN | EPOLLHUP)) != 0) {
         if ((c.interest & EPOLLIN) != 0) {
@@ -147,7 +152,7 @@ bool ConnServer::feed(Connection& c, std::string_view data) {
     std::string waiting;  // holds what waited while `data` views it
     for (;;) {
         while (!data.empty()) {
-            if (c.out.size() >= limits_.soft_output) {
+            if (c.out.size() >= limits_.soft_output || c.session->producing()) {
                 c.unfed.append(data);  // at most one read: reading stops until the peer drains
                 break;
             }
@@ -164,7 +169,8 @@ bool ConnServer::feed(Connection& c, std::string_view data) {
             close_connection(c);
             return false;
         }
-        if (c.unfed.empty() || c.out.size() >= limits_.soft_output) return true;
+        if (!pump(c)) return false;
+        if (c.unfed.empty() || c.out.size() >= limits_.soft_output || c.session->producing()) return true;
         waiting = std::move(c.unfed);  // the peer read enough: go on with what waited
         c.unfed.clear();
         data = waiting;
@@ -198,6 +204,23 @@ bool ConnServer::after_session(Connection& c, StreamSession::Next next) {
     return true;
 }
 
+bool ConnServer::pump(Connection& c) {
+    for (int round = 0; round < k_produce_rounds && !c.closing && c.session->producing() &&
+                        c.out.size() < limits_.soft_output;
+         ++round) {
+        const std::size_t before = c.out.size();
+        const auto next = c.session->produce(c.out);
+        if (c.out.size() > before) acceptor_.touch(c.id);  // progress: the peer reads what it asked for
+        counts_.peak_pending = std::max<std::uint64_t>(counts_.peak_pending, c.out.size());
+        if (next != StreamSession::Next::more || c.out.size() > limits_.hard_output) return after_session(c, next);
+        if (!flush(c)) {
+            close_connection(c);
+            return false;
+        }
+    }
+    return true;
+}
+
 bool ConnServer::flush(Connection& c) {
     std::size_t sent = 0;
     while (sent < c.out.size()) {
@@ -219,10 +242,15 @@ bool ConnServer::flush(Connection& c) {
 
 void ConnServer::update_interest(Connection& c) {
     std::uint32_t want = 0;
-    const bool below_cap = c.out.size() < limits_.soft_output && c.unfed.empty();
+    const bool producing = !c.closing && c.session->producing();
+    const bool capped = c.out.size() >= limits_.soft_output;
+    const bool below_cap = !capped && c.unfed.empty() && !producing;
     if (below_cap && !c.closing) want |= EPOLLIN;
-    if (!c.out.empty()) want |= EPOLLOUT;
-    if ((want & EPOLLIN) == 0 && (c.interest & EPOLLIN) != 0 && !c.closing) ++counts_.paused;
+    // Producing: the socket is writable at once when the peer keeps up, so the next piece comes
+    // on the next loop turn (level-triggered), after every other ready descriptor.
+    if (!c.out.empty() || producing) want |= EPOLLOUT;
+    if ((want & EPOLLIN) == 0 && (c.interest & EPOLLIN) != 0 && !c.closing && (capped || !producing))
+        ++counts_.paused;
     if (want != c.interest) {
         c.interest = want;
         loop_.modify(c.fd.get(), want);

@@ -17,6 +17,14 @@
 // the cap. Above `hard_output` the connection is closed at once (stats.overflow). A paused peer
 // completes no request, so the idle rule closes it if it never reads.
 //
+// Replies produced on demand (a listing of any length, or requests a session holds back to keep
+// within its own output budget): while the session says producing(), the connection is not fed
+// nor read, and produce() is called whenever the unsent output is below `soft_output`, a few
+// times per loop turn at most (k_produce_rounds). So a reply is generated only as fast as the
+// peer drains it (memory per connection stays at the cap whatever the reply's length), and each
+// loop turn does a bounded amount of it (lookups on other connections are never stalled). A peer
+// that stops reading stops the production; the idle rule closes it.
+//
 // Serving a control socket: bind the unix socket yourself (mode, group), then
 //     ConnServer control(loop, "control", {{.max_connections = 64, .max_per_peer = 0,
 //                        .idle_timeout = 60s}}, PeerFilter::any(), factory, check);
@@ -64,6 +72,15 @@ public:
     // The peer shut down its sending side. Whatever is appended to `out` is sent (best effort)
     // before the connection closes.
     virtual void on_eof(std::string& out) { (void)out; }
+    // True while the session has output to produce on demand (see the file comment); the
+    // connection is then neither fed nor read.
+    virtual bool producing() const { return false; }
+    // Appends the next piece of output: bounded work (and bytes) per call. Called only while
+    // producing() and the unsent output is below soft_output.
+    virtual Next produce(std::string& out) {
+        (void)out;
+        return Next::more;
+    }
     // Why the last on_data returned malformed, for the log.
     virtual std::string_view error_text() const { return "malformed request"; }
 };
@@ -118,6 +135,7 @@ private:
     bool read_and_answer(Connection& c);  // false when the connection has been closed
     bool feed(Connection& c, std::string_view data);  // false when closed
     bool after_session(Connection& c, StreamSession::Next next);  // false when closed
+    bool pump(Connection& c);  // produce() while below the cap; false when closed
     bool flush(Connection& c);  // false on a write error
     void update_interest(Connection& c);
     void close_connection(Connection& c, bool release = true);

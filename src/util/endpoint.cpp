@@ -1,6 +1,8 @@
 #include "util/endpoint.hpp"
 
 #include "util/fs_safe.hpp"
+#include "util/log.hpp"
+#include "util/systemd_fds.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -110,6 +112,13 @@ core::Result<UniqueFd> listen_impl(const Endpoint& ep, const ListenOptions& opts
     auto sa = to_sockaddr(ep);
     if (!sa) return sa.error();
     const int sock_type = ep.kind == Endpoint::Kind::udp ? SOCK_DGRAM : SOCK_STREAM;
+    // Socket activation: a socket the service manager passed, bound to this very address, is
+    // taken instead of binding (its unix socket file is the manager's: `file` stays empty, so
+    // closing never removes it).
+    if (auto passed = ListenFds::process().take_socket(&sa->ss, sa->len, sock_type)) {
+        log(Level::info, "{}: using the socket passed by the service manager", ep.to_string());
+        return std::move(*passed);
+    }
     UniqueFd fd(socket(sa->ss.ss_family, sock_type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) return make_error("socket: " + errno_text());
     if (ep.kind == Endpoint::Kind::unix_stream) {

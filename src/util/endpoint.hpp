@@ -34,6 +34,8 @@ struct ListenOptions {
 };
 
 // Binds and listens (stream) or binds (datagram); the fd is non-blocking and close-on-exec.
+// A socket passed by the service manager (systemd_fds.hpp) bound to the same address is taken
+// instead (a dup), so a socket unit's listener serves the configured endpoint.
 // A stale unix socket file (nobody accepting) is replaced; a live one is an error. A unix socket
 // is bound with util::bind_unix (fs_safe.hpp): its directory must not be a symlink nor writable by
 // group or others (unless sticky), and the file is created with unix_mode, no chmod afterwards.

@@ -91,6 +91,19 @@ def unix_accepts(path: str) -> bool:
         return False
 
 
+def unix_answers(path: str) -> bool:
+    """True once the daemon's loop answers on its control socket: every step of the start,
+    sources included, is done by then (a bound socket alone only means the first steps ran)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(0.5)
+            s.connect(path)
+            s.sendall(b'{"cmd":"status"}\n')
+            return len(s.recv(1)) == 1
+    except OSError:
+        return False
+
+
 def make_dir(path: Path, mode: int = 0o755, owner: Optional[str] = None) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, mode)
@@ -548,7 +561,7 @@ class Relaypermit:
                                    f"{tail(self.stderr_path)}")
             # A kill -9 leaves the old control socket file behind: connect, not just exists().
             return (port_accepts("127.0.0.1", self.policy_port)
-                    and unix_accepts(str(self.control_socket)))
+                    and unix_answers(str(self.control_socket)))
         wait_until(ready, timeout, what="relaypermit policy port and control socket")
 
     def kill9(self) -> None:

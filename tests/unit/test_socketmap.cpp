@@ -173,6 +173,48 @@ TEST(SocketmapAnswer, PostfixAndSendmailKeys) {
     }
 }
 
+// The admin's own access entries ([socketmap] static) are answered beside the permits, and an
+// entry for the very key a permit would answer wins (as in the sendmail-access export).
+TEST(SocketmapAnswer, SendmailStaticEntriesBesideThePermits) {
+    FakeOracle oracle;
+    oracle.permitted.insert(*core::Address::parse("192.0.2.1"));
+    oracle.permitted.insert(*core::Address::parse("192.0.2.9"));
+    const std::vector<std::pair<std::string, std::string>> records = {
+        {"to:example.net", "REJECT"},
+        {"from:spammer@example.com", "550 5.7.1 go away"},
+        {"connect:10.1.2", "RELAY"},
+        {"connect:192.0.2.9", "REJECT"},
+        {std::string(max_static_key + 1, 'x'), "OK"},
+    };
+    const StaticAnswers statics = make_static_answers(records);
+    EXPECT_EQ(statics.size(), 4u);  // the over-long key is left out
+    struct Case {
+        std::string request;
+        std::string answer;
+        bool permitted;
+    };
+    const std::vector<Case> cases = {
+        {"access to:example.net", "OK REJECT", false},
+        {"access To:Example.NET", "OK REJECT", false},
+        {"access from:spammer@example.com", "OK 550 5.7.1 go away", false},
+        {"access connect:10.1.2", "OK RELAY", false},    // the admin's network entry (Sendmail shortens)
+        {"access connect:10.1.2.3", "NOTFOUND ", false},  // no permit, no exact entry
+        {"access connect:192.0.2.1", "OK RELAY", true},   // a permit
+        {"access connect:192.0.2.9", "OK REJECT", false}, // the admin's entry wins over a permit
+        {"access to:example.org", "NOTFOUND ", false},
+        {"access " + std::string(max_static_key + 1, 'x'), "NOTFOUND ", false},
+        {"relaypermit to:example.net", "NOTFOUND ", false},  // Postfix maps never see the statics
+    };
+    for (const auto& c : cases) {
+        bool permitted = !c.permitted;
+        EXPECT_EQ(socketmap_answer(c.request, oracle, permitted, &statics), c.answer) << c.request;
+        EXPECT_EQ(permitted, c.permitted) << c.request;
+    }
+    // Without statics nothing changes.
+    bool permitted = false;
+    EXPECT_EQ(socketmap_answer("access to:example.net", oracle, permitted, nullptr), "NOTFOUND ");
+}
+
 class SocketmapFrontendTest : public streamtest::StreamFrontendTest {};
 
 TEST_F(SocketmapFrontendTest, ManyRequestsPerConnectionPipelinedAndSplit) {

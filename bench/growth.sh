@@ -1,0 +1,14 @@
+#!/bin/sh
+# Growth figures of issue 14 in one go: the CPU model, then bench/scale_bench.py (RSS, start,
+# status, lookups, list time, policy p99 during full lists, restart after SIGTERM and kill -9,
+# mass expiry) and bench/export_bench (freshness and loop hold of an export rewrite, the copy now
+# spread over loop turns) at 1k / 10k / 100k / 1M permits. Figures, not tests; docs/benchmarks.md
+# quotes them. Needs a build with -DRELAYPERMIT_BENCH=ON.
+# Usage: bench/growth.sh [BUILD_DIR] [SIZES]   (defaults: build, 1000,10000,100000,1000000)
+set -eu
+build=${1:-build}
+sizes=${2:-1000,10000,100000,1000000}
+here=$(dirname "$0")
+lscpu | grep -E '^(Model name|CPU\(s\)):'
+python3 "$here/scale_bench.py" --build "$build" --sizes "$sizes" --duration 2
+"$build/bench/export_bench" --sizes "$sizes" --types postfix-cdb,opensmtpd-table --rounds 3
