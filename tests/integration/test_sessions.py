@@ -74,6 +74,9 @@ def test_open_imap_session_outlives_ttl_and_logout_ends_it_ttl_later(dovecot, se
     wait_extended(d, "127.0.0.2", login_at + 3 * TTL_S)
     assert d.check("127.0.0.2").returncode == 0
     assert d.permit_for("127.0.0.2")["session"] == "open"
+    header, *rows = d.cli("list").stdout.splitlines()
+    assert header.split()[4:6] == ["SESSION", "BUDGET"], header
+    assert any(r.split()[0] == "127.0.0.2" and r.split()[4:6] == ["open", "-"] for r in rows), rows
 
     m.logout()
     dovecot.wait_log("Disconnected: Logged out")
