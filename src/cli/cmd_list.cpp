@@ -76,7 +76,8 @@ static std::string budget_cell(const nlohmann::json& permit) {
 
 std::string format_permit_header() {
     char line[160];
-    std::snprintf(line, sizeof line, "%-40s %-20s %-21s %-21s %-15s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "BUDGET", "SOURCE");
+    std::snprintf(line, sizeof line, "%-40s %-20s %-21s %-21s %-7s %-15s %s\n", "IP", "USER", "GRANTED", "EXPIRES", "SESSION",
+                  "BUDGET", "SOURCE");
     return line;
 }
 
@@ -85,10 +86,13 @@ std::string format_permit_row(const nlohmann::json& p) {
     const auto user = raw.empty() ? std::string("-") : util::escape_value(raw);  // one row, no terminal escapes
     const auto source = util::escape_text(p.value("source", ""));
     const auto budget = budget_cell(p);
-    std::string line(40 + 20 + 21 + 21 + 16 + 5 + user.size() + source.size() + budget.size() + 64, '\0');
-    const int n = std::snprintf(line.data(), line.size(), "%-40s %-20s %-21s %-21s %-15s %s\n", p.value("ip", "").c_str(),
-                                user.c_str(), p.value("granted", "").c_str(), p.value("expires", "").c_str(),
-                                budget.c_str(), source.c_str());
+    // open, closed or none (max_lifetime, docs/limits.md); "-" offline, where no daemon knows it
+    const auto session = util::escape_text(p.value("session", "-"));
+    std::string line(40 + 20 + 21 + 21 + 8 + 16 + 5 + user.size() + source.size() + budget.size() + session.size() + 64,
+                     '\0');
+    const int n = std::snprintf(line.data(), line.size(), "%-40s %-20s %-21s %-21s %-7s %-15s %s\n",
+                                p.value("ip", "").c_str(), user.c_str(), p.value("granted", "").c_str(),
+                                p.value("expires", "").c_str(), session.c_str(), budget.c_str(), source.c_str());
     line.resize(n > 0 ? std::min(static_cast<std::size_t>(n), line.size() - 1) : 0);
     return line;
 }

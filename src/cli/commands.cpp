@@ -277,6 +277,10 @@ int cmd_status(const ParsedArgs& a) {
                     "replaced %llu, alerts %llu\n",
                     l.value("recipients", 0ULL), l.value("messages", 0ULL), l.value("addresses_per_user", 0ULL),
                     l.value("permits_per_prefix", 0ULL), l.value("replaced", 0ULL), l.value("alerts", 0ULL));
+    if (const auto& ses = r->value("sessions", nlohmann::json::object()); ses.value("enabled", false))  // max_lifetime
+        std::printf("sessions: %llu open; opened %llu, ended %llu, capped %llu, dropped %llu, save failures %llu\n",
+                    ses.value("open", 0ULL), ses.value("opened", 0ULL), ses.value("ended", 0ULL),
+                    ses.value("capped", 0ULL), ses.value("dropped", 0ULL), ses.value("save_failures", 0ULL));
     return k_ok;
 }
 

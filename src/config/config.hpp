@@ -125,8 +125,10 @@ struct Config {
     std::string state_dir = "/var/lib/relaypermit";
     core::Duration ttl = std::chrono::minutes(30);
     core::Duration max_ttl = std::chrono::hours(24);  // bound on any permit's lifetime (`allow --ttl`); >= ttl
-    // The longest a session's permit lives, however often it is extended; 0 = unset. When set,
-    // ttl <= max_lifetime <= max_ttl (checked when the file is read).
+    // Session-aware lifetime (docs/limits.md): with it set (> 0), a login that opens a session
+    // whose end the server logs keeps its permit while the session is open and ttl after it
+    // ends, never longer than max_lifetime after the login. 0 = unset: ttl after the login.
+    // ttl <= max_lifetime <= max_ttl.
     core::Duration max_lifetime{0};
     std::string control_socket = "/run/relaypermit/control.sock";
     std::string control_group;  // group allowed to use the control socket, besides root

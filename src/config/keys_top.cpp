@@ -62,7 +62,7 @@ const KeyRow<Config> k_top_keys[] = {
      set_duration<&Config::ttl>, show_member<&Config::ttl>},
     {{"max_ttl", "duration", "the longest lifetime of any permit (allow --ttl); at least ttl"},
      set_duration<&Config::max_ttl>, show_member<&Config::max_ttl>},
-    {{"max_lifetime", "duration", "the longest a session's permit lives however often it is extended; 0 = unset"},
+    {{"max_lifetime", "duration", "session-aware lifetime: open session + ttl, at most this long after the login; 0 = unset"},
      set_max_lifetime, show_member<&Config::max_lifetime>},
     {{"control_socket", "path", "the control socket of list, allow, revoke, check, status"},
      set_abs_path<&Config::control_socket>, show_member<&Config::control_socket>},

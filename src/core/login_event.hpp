@@ -24,6 +24,14 @@ enum class TimeOrigin : std::uint8_t {
     reading,  // the line had no time the parser understands; the reading time stands in
 };
 
+// What a LoginEvent reports. A session_end carries no address: it names the session (server +
+// `session`) a login opened, which the daemon's SessionTable maps back to its network.
+enum class LoginKind : std::uint8_t {
+    login,        // a successful login (opens a session when `session` is set and max_lifetime is)
+    session_end,  // the server's end line for `session` (Dovecot "Disconnected: ..."), or a
+                  // push protocol's logout (whoson LOGOUT)
+};
+
 struct LoginEvent {
     Address ip;
     std::string user;    // as logged; may be empty
@@ -34,6 +42,11 @@ struct LoginEvent {
     // Read from a backlog (a file read from its start or its checkpoint before the source reached
     // the end) rather than live. An event with time_origin == reading from a backlog never grants.
     bool backlog = false;
+    LoginKind kind = LoginKind::login;
+    // The server's id for the session this login opened or this end closes ("" = none: the
+    // permit lives ttl after the login). Dovecot: the `session=<...>` value; a push source may
+    // use any stable id of its own (e.g. "whoson").
+    std::string session{};  // (a default member initializer: brace-initialising callers may omit it)
 };
 
 struct Permit {

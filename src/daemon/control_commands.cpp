@@ -149,6 +149,7 @@ ControlReply Daemon::control_list(const ControlRequest& req, const ControlPeer&)
     return {"", std::make_unique<PermitListStream>(store_->table(), clock_, std::move(filter),
         [this](const core::Permit& p, nlohmann::json& j) {
             if (auto b = budget_json(p); !b.empty()) j["budget"] = std::move(b);  // [limits] budgets
+            j["session"] = session_state_name(sessions_.state(p.network, clock_.now()));  // open, closed or none
         })};
 }
 
@@ -180,14 +181,16 @@ ControlReply Daemon::control_revoke(const ControlRequest& req, const ControlPeer
         log(Level::info, "revoke ip={} user={} by=uid:{}", p.network.to_string(), util::esc(p.user.empty() ? "-" : p.user),
             static_cast<long>(peer.uid));
     }
+    const auto ended = end_revoked_sessions(*gone, req.user);  // and the sessions behind them
     reschedule_expiry();
-    return reply({{"ok", true}, {"removed", gone->size()}});
+    return reply({{"ok", true}, {"removed", gone->size()}, {"sessions_ended", ended}});
 }
 
 // The reply is rendered from the same DaemonStats as /metrics and /health (daemon_stats.hpp).
 ControlReply Daemon::control_status(const ControlRequest&, const ControlPeer&) {
     auto j = status_json(collect_stats());
     j["limits"] = limits_status_json();
+    j["sessions"] = sessions_status_json();
     return reply(j);
 }
 

@@ -36,7 +36,7 @@ int Daemon::run() {
     static constexpr Step steps[] = {
         &Daemon::find_user,     &Daemon::make_state_dir,  &Daemon::open_control,     &Daemon::bind_frontends,
         &Daemon::bind_sources,  &Daemon::open_metrics,    &Daemon::drop_privileges,  &Daemon::open_store,     &Daemon::open_limits,
-        &Daemon::open_exports,  &Daemon::take_spool,      &Daemon::purge_expired,    &Daemon::start_sources,
+        &Daemon::open_exports,  &Daemon::restore_sessions, &Daemon::take_spool,      &Daemon::purge_expired,  &Daemon::start_sources,
         &Daemon::close_passed_fds, &Daemon::watch_signals,
     };
     for (const Step step : steps) {
@@ -148,7 +148,8 @@ void Daemon::shut_down() {
     if (metrics_) metrics_->close();
     watchdog_.reset();
     exports_.stop();  // fail closed: no permit stays in a file nobody keeps current
-    close_limits();   // the last budget counts reach the store
+    save_sessions_now();  // open sessions survive the restart (sessions.cpp)
+    close_limits();       // the last budget counts reach the store
     if (control_) {
         control_.reset();
         util::remove_socket_file(cfg_.control_socket, 0, 0);

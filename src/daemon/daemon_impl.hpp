@@ -8,6 +8,7 @@
 //   control_commands.cpp  the control socket (util::ConnServer + ControlSession) and its command table
 //   observe.cpp         DaemonStats for status/metrics/health, the [metrics] listener, systemd
 //                       watchdog and STATUS=, closing unclaimed passed sockets
+//   sessions.cpp        session-aware lifetime: open/end sessions, refresh timer, saved table
 // Thread-safety: single-threaded; everything runs on the loop thread.
 #pragma once
 
@@ -34,6 +35,8 @@
 #include "daemon/daemon.hpp"
 #include "daemon/permit_policy.hpp"
 #include "daemon/privileges.hpp"
+#include "daemon/session_file.hpp"
+#include "daemon/session_table.hpp"
 #include "exports/export_scheduler.hpp"
 #include "exports/exporter.hpp"
 #include "frontends/frontend.hpp"
@@ -96,6 +99,7 @@ private:
     core::Status drop_privileges() { return daemon::drop_privileges(run_as_); }
     core::Status open_store();
     core::Status open_exports();
+    core::Status restore_sessions();  // sessions.cpp
     core::Status take_spool();
     core::Status purge_expired();
     core::Status start_sources() { return start_new_sources(); }
@@ -209,6 +213,21 @@ private:
     // One line per source and frontend with its counters: hourly and at shutdown.
     void log_stats();
     void schedule_stats();
+    // sessions.cpp (session_table.hpp, docs/limits.md)
+    // A granted login that names a session opens it on the permit's network.
+    void open_session(const core::LoginEvent& e, const core::Permit& granted);
+    // A session_end event (a server's end line, a push's logout): ends the session (or, with
+    // no session id, every session on e.ip's network) and adds the permit for ttl after it.
+    void end_session(const core::LoginEvent& e, core::Time now, std::vector<core::Permit>& permits,
+                     std::vector<std::string>& servers);
+    // Ends the sessions behind revoked permits (and of `user`, for revoke --user).
+    std::size_t end_revoked_sessions(const std::vector<core::Permit>& gone, const std::optional<std::string>& user);
+    void refresh_sessions();
+    void schedule_session_refresh();
+    void save_sessions_soon();
+    void save_sessions_now();
+    nlohmann::json sessions_status_json() const;
+
     // `servers[i]` names the pattern set behind permits[i] (for the audit line); may be empty.
     // `by_uid`: the control-socket peer behind a direct grant (for the audit line), or -1.
     core::Result<std::vector<store::GrantOutcome>> grant(std::vector<core::Permit> permits,
@@ -259,6 +278,10 @@ private:
     std::unique_ptr<SdWatchdog> watchdog_;
     std::string last_status_;  // the STATUS= text last sent
     std::unique_ptr<LimitsState> limits_;  // [limits]; set by apply_settings (limits.cpp)
+    SessionTable sessions_;
+    SessionFileWriter session_writer_;
+    util::EventLoop::TimerId session_timer_ = 0, session_save_timer_ = 0;
+    std::uint64_t sessions_opened_ = 0, sessions_ended_ = 0, sessions_capped_ = 0;
 };
 
 }  // namespace rp::daemon

@@ -89,11 +89,16 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
     for (const auto& e : events) {
         if (e.time_origin == core::TimeOrigin::line)  // how far behind the source reads (status, metrics)
             lag_by_source_[e.source] = std::chrono::duration<double>(now - e.time).count();
+        if (e.kind == core::LoginKind::session_end) {  // sessions.cpp
+            end_session(e, now, permits, servers);
+            continue;
+        }
         auto d = grant_policy_.decide(e, std::nullopt, now);
         if (!d.granted()) {
             count_refusal(e, d);
             continue;
         }
+        if (grant_policy_.opens_session(e)) open_session(e, *d.permit);
         permits.push_back(std::move(*d.permit));
         servers.push_back(e.server);
     }
@@ -212,6 +217,9 @@ void Daemon::log_stats() {
         log(Level::info, "stats frontend={} connections={} requests={} permitted={} malformed={} refused={}", fe.name,
             c.connections, c.requests, c.permitted, c.malformed, c.refused);
     }
+    if (grant_policy_.sessions_enabled())
+        log(Level::info, "stats sessions open={} opened={} ended={} capped={} dropped={}", sessions_.size(),
+            sessions_opened_, sessions_ended_, sessions_capped_, sessions_.dropped());
     const auto& ss = st.store;
     log(Level::info, "stats store={} permits={} grants={} extends={} expired={} revoked={}{}", st.store_name, st.permits,
         st.grants, st.extends, st.expired, st.revoked,

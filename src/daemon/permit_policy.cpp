@@ -54,4 +54,26 @@ PolicyDecision PermitPolicy::decide(const core::LoginEvent& login, std::optional
     return d;
 }
 
+// --- Session-aware lifetime -------------------------------------------------------------------
+
+core::Time PermitPolicy::session_cap(core::Time login, core::Time now) const {
+    return std::min(login, now) + s_.max_lifetime;
+}
+
+core::Time PermitPolicy::session_expiry(core::Time at, core::Time cap, core::Time now) const {
+    return std::min(std::min(at, now) + s_.ttl, cap);
+}
+
+core::Time PermitPolicy::session_due(core::Time expires, core::Time cap) const {
+    return expires >= cap ? cap : expires - s_.ttl / 2;
+}
+
+std::optional<core::Permit> PermitPolicy::session_permit(const core::Cidr& net, const std::string& user,
+                                                         const std::string& source, core::Time at, core::Time cap,
+                                                         core::Time now) const {
+    const auto expires = session_expiry(at, cap, now);
+    if (expires <= now) return std::nullopt;
+    return core::Permit{net, user, source, std::min(at, now), expires};
+}
+
 }  // namespace rp::daemon

@@ -45,6 +45,8 @@ struct PolicySettings {
     core::Duration ttl = std::chrono::minutes(30);       // REQUIRES: 0 < ttl <= max_ttl
     core::Duration max_ttl = std::chrono::hours(24);
     int ipv6_prefix = 128;                               // REQUIRES: 32..128
+    // Session-aware lifetime (docs/limits.md); zero = off. REQUIRES: ttl <= max_lifetime <= max_ttl.
+    core::Duration max_lifetime{0};
 };
 
 struct PolicyDecision {
@@ -70,6 +72,25 @@ public:
     // The `ignore` entry containing `a`, if any.
     std::optional<core::Cidr> find_ignore(const core::Address& a) const;
     const PolicySettings& settings() const { return s_; }
+
+    // --- Session-aware lifetime (session_table.hpp, docs/limits.md) ---------------------------
+    // A login opens a session when max_lifetime is set and the login names one (LoginEvent::
+    // session); its permit itself is decide()'s. Then, pure like decide():
+    //   cap     = login + max_lifetime (login clamped to now): no expiry of the session beyond it;
+    //   expiry  = min(at + ttl, cap) with `at` = now while the session is open (a refresh), or
+    //             the end line's time (clamped to now) when it ends.
+    // A session_permit() whose expiry is not after `now` is nullopt (nothing to extend).
+    bool sessions_enabled() const { return s_.max_lifetime > core::Duration::zero(); }
+    bool opens_session(const core::LoginEvent& login) const {
+        return sessions_enabled() && login.kind == core::LoginKind::login && !login.session.empty();
+    }
+    core::Time session_cap(core::Time login, core::Time now) const;
+    core::Time session_expiry(core::Time at, core::Time cap, core::Time now) const;
+    // When a session's permit that lasts until `expires` wants extending: half the ttl before,
+    // or at `cap` once the cap is reached (then the session is over: its end line was lost).
+    core::Time session_due(core::Time expires, core::Time cap) const;
+    std::optional<core::Permit> session_permit(const core::Cidr& net, const std::string& user, const std::string& source,
+                                               core::Time at, core::Time cap, core::Time now) const;
 
 private:
     PolicySettings s_;

@@ -160,7 +160,7 @@ void Daemon::apply_settings(const config::Config& cfg) {
         log(Level::info, "ignore_mynetworks: {} network(s) from Postfix's mynetworks added to ignore", nets.size());
         cfg_.ignore.insert(cfg_.ignore.end(), nets.begin(), nets.end());
     }
-    grant_policy_ = PermitPolicy({cfg_.ignore, cfg_.ttl, cfg_.max_ttl, cfg_.ipv6_prefix});
+    grant_policy_ = PermitPolicy({cfg_.ignore, cfg_.ttl, cfg_.max_ttl, cfg_.ipv6_prefix, cfg_.max_lifetime});
     apply_limits(cfg_.limits);
 }
 
@@ -263,7 +263,8 @@ sources::LineParser Daemon::parser_for(const config::SourceConfig& sc, const Mat
     const std::string name = sc.name;
     auto parse = [matcher, state, name](std::string_view lines, core::Time now, std::vector<core::LoginEvent>& out) {
         matcher->scan(lines, now, *state, [&](const matching::LoginMatch& hit) {
-            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time, hit.time_origin});
+            out.push_back({hit.ip, std::string(hit.user), std::string(hit.server), name, hit.time, hit.time_origin,
+                           false, hit.kind, std::string(hit.session)});
         });
     };
     // Sources that queue lines (fifo, datagrams) queue only the prefilter's candidates.
@@ -319,6 +320,10 @@ std::vector<matching::PatternSpec> user_pattern_specs(const config::Config& cfg)
         const std::string label = p.role == config::PatternRole::login ? p.name : std::string(config::to_string(p.role));
         out.push_back({p.name, label, {}, "", p.regex, true, role});
     }
+    // Session end lines only matter with max_lifetime (docs/limits.md); without it the prefilter
+    // keeps its 8 literals. Matcher::build keeps those of the enabled servers only.
+    if (cfg.max_lifetime.count() > 0)
+        for (const auto& p : matching::builtin_session_end_patterns()) out.push_back(p);
     return out;
 }
 

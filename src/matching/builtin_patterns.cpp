@@ -34,6 +34,10 @@ const std::vector<PatternSpec>& builtin_patterns() {
     // Dovecot 2.0-2.3 "Login:", 2.4 "Logged in:"; elements after user=<> may be reordered or
     // customised (login_log_format_elements), so anything may stand between user and rip.
     static const std::string dovecot_fields = R"(user=<(?<user>.*?)>(?:, .*)?, rip=)" RP_IP "(?:,|$)";
+    // The login's session id (2.x: the last field, "session=<8T9Vr+dhxqR/AAAB>"), which its end
+    // line names (builtin_session_end_patterns). Searched after the last rip=, where the server
+    // writes it and no user-chosen text stands; not for proxies, whose end the backend logs.
+    static const std::string dovecot_session = R"((?:.*, session=<(?<session>[A-Za-z0-9+/]{1,64})>)?)";
     static const std::vector<Literal> dovecot_literals = {"Login: ", "ogged i"};
     // "pop" is there for the program tags of the pop family (popa3d, spop3d, vm-pop3d, cucipop,
     // qpopper's popper, vpopmail), whose session lines have no rarer text. Dovecot writes "pop"
@@ -46,10 +50,10 @@ const std::vector<PatternSpec>& builtin_patterns() {
         // Through syslog: "host dovecot: imap-login: Login: user=<...>, ..." The syslog tag is
         // Dovecot's instance_name ("dovecot" unless changed): any tag containing "dovecot".
         {"dovecot", "login", dovecot_literals, "(?i)dovecot",
-         "^(?:imap|pop3)-login: (?:Info: )?(?:Login|Logged in): " + dovecot_fields},
+         "^(?:imap|pop3)-login: (?:Info: )?(?:Login|Logged in): " + dovecot_fields + dovecot_session},
         // Dovecot's own log file (log_path): "imap-login: Info: Login: user=<...>, ..."
         {"dovecot", "login-logfile", dovecot_literals, "^(?:imap|pop3)-login$",
-         "^(?:Info: )?(?:Login|Logged in): " + dovecot_fields},
+         "^(?:Info: )?(?:Login|Logged in): " + dovecot_fields + dovecot_session},
         // Dovecot 1.x through syslog writes its own date and level after "dovecot:":
         // "dovecot: Nov 22 00:31:13 Info: imap-login: Login: user=<a>, method=PLAIN, rip=..."
         {"dovecot", "login-v1", {"Login: "}, "(?i)dovecot",
@@ -161,6 +165,33 @@ const std::vector<PatternSpec>& builtin_patterns() {
         // line, a Subject in a Postfix warning) is not a login.
         {"apple", "login", {"ucc"}, "(?i)^$|apple|mailservice",
          R"re(^(?:IMAP|POP3?) User "(?<user>[^"]*)" log on successful from )re" RP_IP "$"},
+    };
+    return patterns;
+}
+
+// Session end lines (docs/limits.md). Dovecot 2.3 writes, for every end of an IMAP or POP3
+// session, with its default mail_log_prefix "%s(%u)<%{pid}><%{session}>: " (seen from the real
+// 2.3.19 in tests/integration/test_sessions.py):
+//   "imap(alice)<5544><8T9Vr+dhxqR/AAAB>: Disconnected: Logged out in=32 out=788 ..."
+//   "imap(bob)<5548><NQNYr+dh0qR/AAAB>: Disconnected: Connection closed (No commands sent) in=0 ..."
+//   "pop3(alice)<5552><X91ar+dhSL5/AAAB>: Disconnected: Logged out top=0/0, retr=0/0, ..."
+// (also "Disconnected for inactivity", "Disconnected in IDLE"; "Logged out ..." without
+// "Disconnected: " in other releases). The session id is the login's session=<...>. The user is
+// written between "(" and ")" and cannot hold ')' there, so the structure before it is fixed.
+// Literal ")<" (the end of "(user)<pid>"): one literal for both protocols and both forms; the
+// lines holding it are Dovecot's session-process lines, about one per session.
+const std::vector<PatternSpec>& builtin_session_end_patterns() {
+    static const std::string tail =
+        R"((?:imap|pop3)\((?<user>[^()\s]*)\)<(?<pid>\d+)><(?<session>[A-Za-z0-9+/]{1,64})>: )";
+    static const std::string what = "(?:Disconnected|Logged out)";
+    static const std::vector<PatternSpec> patterns = {
+        // Through syslog: "host dovecot: imap(alice)<5544><8T9V...>: Disconnected: Logged out ..."
+        {"dovecot", "session-end", {")<"}, "(?i)dovecot", "^" + tail + what, false, R::session_end},
+        // Dovecot's own log file: "Dec 05 19:06:07 imap(alice)<5544><8T9V...>: Info: Disconnected: ..."
+        // (the "tag" is "imap(alice)<5544><...>": matched on the whole line, after 1 to 4 time
+        // tokens, as log_timestamp writes them).
+        {"dovecot", "session-end-logfile", {")<"}, "", "^(?:\\S+ +){1,4}?" + tail + "Info: " + what, true,
+         R::session_end},
     };
     return patterns;
 }

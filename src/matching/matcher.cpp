@@ -159,8 +159,15 @@ std::optional<LoginMatch> Matcher::match_impl(std::string_view line, std::uint64
         const LineTime lt = login_time(md, p->time_group, text, parsed, now);
         const auto time = lt.time;
         auto login = [&](const core::Address& ip) {
-            return LoginMatch{ip, group(md, p->user_group, text), p->spec.server, p->spec.name, line, time, lt.origin, lt};
+            return LoginMatch{ip,   group(md, p->user_group, text), p->spec.server, p->spec.name, line, time, lt.origin,
+                              lt,   core::LoginKind::login,         group(md, p->session_group, text)};
         };
+        if (p->spec.role == PatternRole::session_end) {  // needs no state and has no address
+            auto end = login(core::Address());
+            end.kind = core::LoginKind::session_end;
+            if (end.session.empty()) continue;
+            return end;
+        }
         std::string_view pid = group(md, p->pid_group, text);
         if (pid.empty() && parsed) pid = parsed->pid;
         const std::string_view host = parsed ? parsed->host : std::string_view();

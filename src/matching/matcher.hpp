@@ -7,7 +7,8 @@
 //   - tag: a PCRE2 regex the program tag must match (evidence that the line comes from the
 //     server, empty = any tag),
 //   - regex: a PCRE2 regex matched against the message, with named groups `ip` (required),
-//     `user`, `pid` and `time` (optional). A `time` group that took part in the match gives the
+//     `user`, `pid`, `session` and `time` (optional; a session_end pattern has `session` and
+//     no `ip`). A `time` group that took part in the match gives the
 //     login's time (any form of log_time.hpp; one of no known form: the time is unknown);
 //     otherwise the time is the line's framing time (syslog_line.hpp), else unknown.
 // User patterns from the config (`[[pattern]]`) have no tag and no literal: their regex is
@@ -57,6 +58,8 @@ enum class PatternRole {
     login,          // the line records a successful login with its address
     session,        // first line of a two-line server: the client address of process `pid`
     session_login,  // second line: process `pid` authenticated; the login takes the cached address
+    session_end,    // the server's end line for the session in group `session` (no address);
+                    // reported as LoginMatch::kind == session_end (see builtin_session_end_patterns)
 };
 
 // A prefilter literal. An occurrence that begins one of `except` is not a hit: the literal is
@@ -86,6 +89,11 @@ struct PatternSpec {
 // The built-in pattern sets, in priority order.
 const std::vector<PatternSpec>& builtin_patterns();
 std::vector<std::string> builtin_servers();
+// The built-in session end lines (role session_end; Dovecot's "imap(user)<pid><session>:
+// Disconnected: ..."). Not part of builtin_patterns(): the daemon adds them to a matcher's
+// user patterns only when max_lifetime is set, so `scan` and the prefilter of a daemon without
+// max_lifetime stay as they were (their literal is Teddy's ninth, docs/limits.md).
+const std::vector<PatternSpec>& builtin_session_end_patterns();
 
 struct LoginMatch {
     core::Address ip;
@@ -96,6 +104,10 @@ struct LoginMatch {
     core::Time time;                 // resolved and clamped, see resolve_line_time()
     core::TimeOrigin time_origin;    // line: from the line or its framing; reading: unknown
     LineTime time_detail;            // the form and why (scan --explain); .time/.origin as above
+    // A login whose pattern has a `session` group carries the session id it opened (a view into
+    // the line, "" = none); a session_end match (no address: ip is unset) the id it closes.
+    core::LoginKind kind = core::LoginKind::login;
+    std::string_view session;
 };
 
 inline constexpr std::size_t k_max_sessions = 4096;
@@ -129,6 +141,7 @@ struct ChunkMatches {
         bool resolved = false;           // decided without the state: `match` is the result
         std::optional<LoginMatch> match;  // views into the scanned text until emit_chunk
         std::size_t user_begin = 0;       // offset of match->user in the line
+        std::size_t session_begin = 0;    // offset of match->session in the line
     };
     std::vector<Line> lines;
     std::string arena;

@@ -72,9 +72,13 @@ core::Result<std::unique_ptr<Matcher::Compiled>> compile_one(const PatternSpec& 
     c->user_group = group_number("user");
     c->pid_group = group_number("pid");
     c->time_group = group_number("time");
-    if (c->ip_group < 0 && spec.role != PatternRole::session_login)
+    c->session_group = group_number("session");
+    if (spec.role == PatternRole::session_end && c->session_group < 0)
+        return core::make_error(what + ": a session end pattern needs a named group (?<session>...)");
+    if (c->ip_group < 0 && spec.role != PatternRole::session_login && spec.role != PatternRole::session_end)
         return core::make_error(what + ": the regex has no named group (?<ip>...)");
-    if (spec.role != PatternRole::login && spec.whole_line && c->pid_group < 0)
+    if ((spec.role == PatternRole::session || spec.role == PatternRole::session_login) && spec.whole_line &&
+        c->pid_group < 0)
         return core::make_error(what + ": a two-line pattern needs a named group (?<pid>...)");
     return c;
 }
@@ -129,7 +133,8 @@ core::Status Matcher::compile_patterns(std::vector<PatternSpec> specs) {
 void Matcher::mark_stateful() {
     for (const auto& p : patterns_)
         p->stateful = std::any_of(patterns_.begin(), patterns_.end(), [&](const auto& q) {
-            return q->spec.server == p->spec.server && q->spec.role != PatternRole::login;
+            return q->spec.server == p->spec.server &&
+                   (q->spec.role == PatternRole::session || q->spec.role == PatternRole::session_login);
         });
 }
 

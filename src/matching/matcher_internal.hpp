@@ -26,7 +26,7 @@ struct Matcher::Compiled {
     bool tag_jit = false, regex_jit = false;  // JIT-compiled: matched with pcre2_jit_match
     int tag_id = -1;  // patterns with the same tag regex share its result within a line (< 64)
     bool stateful = false;  // a pattern of a two-line server: its result depends on the MatchState
-    int ip_group = -1, user_group = -1, pid_group = -1, time_group = -1;
+    int ip_group = -1, user_group = -1, pid_group = -1, time_group = -1, session_group = -1;
     std::uint64_t literal_mask = 0;  // bits of Matcher::literals_ this pattern needs (one of)
     Compiled() = default;
     Compiled(const Compiled&) = delete;

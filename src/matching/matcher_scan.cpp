@@ -107,6 +107,8 @@ void Matcher::scan_chunk(std::string_view text, core::Time now, ScanScratch& scr
         if (!needs_state && !match) return;  // nothing to emit, nothing to keep
         ChunkMatches::Line c{out.arena.size(), out.arena.size() + line.size(), mask, !needs_state, std::move(match)};
         if (c.match && !c.match->user.empty()) c.user_begin = static_cast<std::size_t>(c.match->user.data() - line.data());
+        if (c.match && !c.match->session.empty())
+            c.session_begin = static_cast<std::size_t>(c.match->session.data() - line.data());
         out.arena.append(line);
         out.lines.push_back(std::move(c));
     };
@@ -131,6 +133,7 @@ void Matcher::emit_chunk(ChunkMatches& chunk, core::Time now, MatchState& state,
             c.match = match_impl(line, c.mask, now, impl.scratch_md, &state, nullptr);
         } else if (c.match) {  // re-point the views from the scanned text to the copy
             c.match->user = line.substr(c.user_begin, c.match->user.size());
+            c.match->session = line.substr(c.session_begin, c.match->session.size());
             c.match->line = line.substr(0, c.match->line.size());
         }
         if (c.match) on_match(*c.match);

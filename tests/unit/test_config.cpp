@@ -103,3 +103,19 @@ TEST(Config, MaxTtlBoundsTtl) {
     ASSERT_FALSE(c);
     EXPECT_NE(c.error().message.find("max_ttl = \"0s\": must be positive"), std::string::npos) << c.error().message;
 }
+
+TEST(Config, MaxLifetimeLiesBetweenTtlAndMaxTtl) {
+    auto c = parse_config("ttl = \"30m\"\n", "x.toml");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->max_lifetime, rp::core::Duration::zero());  // unset: ttl after the login
+    c = parse_config("ttl = \"30m\"\nmax_lifetime = \"12h\"\n", "x.toml");
+    ASSERT_TRUE(c) << c.error().message;
+    EXPECT_EQ(c->max_lifetime, std::chrono::hours(12));
+    c = parse_config("ttl = \"30m\"\nmax_lifetime = \"10m\"\n", "x.toml");
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().message.find("must lie between ttl"), std::string::npos) << c.error().message;
+    c = parse_config("max_lifetime = \"2d\"\n", "x.toml");
+    ASSERT_FALSE(c);
+    c = parse_config("max_lifetime = \"0s\"\n", "x.toml");
+    ASSERT_FALSE(c);
+}
