@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "config/kinds.hpp"
 #include "exports/export_scheduler.hpp"
 #include "store/permit_table.hpp"
 #include "util/event_loop.hpp"
@@ -78,7 +79,7 @@ Figures measure(const std::string& type, std::size_t n, int rounds) {
     fs::remove_all(dir);
     fs::create_directories(dir);
     rp::config::ExportConfig cfg;
-    cfg.type = *config::from_string<config::ExportType>(type);
+    cfg.type = *rp::config::from_string<rp::config::ExportType>(type);
     cfg.path = (dir / (type == "postfix-cdb" ? "map.cdb" : type == "sendmail-access" ? "access.db" : "map")).string();
     if (type == "tcprules-cdb" || type == "sendmail-access") {
         cfg.static_path = (dir / "static").string();

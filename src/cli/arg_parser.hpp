@@ -30,7 +30,7 @@ struct CommandSpec {
     int max_positionals = 0;  // -1 = any number
     std::vector<OptionSpec> options;
     std::string summary;
-    std::string other_form;  // a second usage line, e.g. "--chain [--config FILE] -- PROGRAM [ARGS]"
+    std::string other_form{};  // a second usage line, e.g. "--chain [--config FILE] -- PROGRAM [ARGS]"
 };
 
 struct ParsedArgs {

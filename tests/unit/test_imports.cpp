@@ -170,7 +170,9 @@ TEST(ImportFiles, RelayCtrlDirectoryNeverFollowsSymlinks) {
     ASSERT_EQ(b->entries.size(), 2u);
     for (const auto& e : b->entries) {
         EXPECT_EQ(e.kind, EntryTime::login);
-        if (e.ip == ip("192.0.2.1")) EXPECT_EQ(e.time, core::from_unix_seconds(1790000000));
+        if (e.ip == ip("192.0.2.1")) {
+            EXPECT_EQ(e.time, core::from_unix_seconds(1790000000));
+        }
     }
     EXPECT_EQ(b->malformed, 3u);  // junk, the symlink, the directory
     ASSERT_EQ(::symlink(dir.c_str(), (d / "dirlink").c_str()), 0);
