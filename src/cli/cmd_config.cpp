@@ -14,6 +14,7 @@
 #include "matching/required_literal.hpp"
 #include "store/shared_backend.hpp"
 #include "util/log.hpp"
+#include "util/small_file.hpp"
 
 namespace rp::cli {
 namespace {
@@ -29,17 +30,15 @@ config::ConfigReport load_report(const ParsedArgs& a) {
 // A `static` file of an export: readable, and in the format its type merges (map_formats.hpp).
 std::optional<std::string> static_file_error(const config::ExportConfig& x) {
     const std::string where = x.line > 0 ? "export (line " + std::to_string(x.line) + "): static " : "export: static ";
-    std::ifstream in(x.static_path, std::ios::binary);
-    if (!in) return where + x.static_path + ": cannot read it";
-    std::ostringstream ss;
-    ss << in.rdbuf();
+    auto text = util::read_existing_small_file(x.static_path, exports::k_max_static_file);
+    if (!text) return where + text.error().message;
     core::Status st = core::ok();
     switch (x.type) {
         case config::ExportType::tcprules_cdb:
-            if (auto r = exports::parse_tcprules(ss.str()); !r) st = r.error();
+            if (auto r = exports::parse_tcprules(*text); !r) st = r.error();
             break;
         case config::ExportType::sendmail_access:
-            if (auto r = exports::parse_makemap(ss.str()); !r) st = r.error();
+            if (auto r = exports::parse_makemap(*text); !r) st = r.error();
             break;
         default:
             return where + x.static_path + ": a " + std::string(config::to_string(x.type)) + " export takes no static file";

@@ -1,15 +1,9 @@
 #include "config/allow_file.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
-#include <cstring>
 
-#include "util/unique_fd.hpp"
+#include "util/small_file.hpp"
 
 namespace rp::config {
 namespace {
@@ -18,26 +12,6 @@ std::string_view trim(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
     return s;
-}
-
-core::Result<std::string> read_small_file(const std::string& path) {
-    util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
-    if (!fd) return core::make_error("allow_file " + path + ": " + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
-        return core::make_error("allow_file " + path + ": not a regular file");
-    std::string out;
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return core::make_error("allow_file " + path + ": " + std::strerror(errno));
-        }
-        if (n == 0) return out;
-        out.append(buf, static_cast<std::size_t>(n));
-        if (out.size() > k_max_allow_file) return core::make_error("allow_file " + path + ": larger than 16 MiB");
-    }
 }
 
 }  // namespace
@@ -62,8 +36,8 @@ core::Result<std::vector<AllowFileEntry>> parse_allow_file(std::string_view text
 
 core::Status read_allow_files(Config& cfg) {
     for (const auto& path : cfg.allow_file) {
-        auto text = read_small_file(path);
-        if (!text) return text.error();
+        auto text = util::read_existing_small_file(path, k_max_allow_file);
+        if (!text) return core::make_error("allow_file " + text.error().message);
         auto entries = parse_allow_file(*text, path);
         if (!entries) return entries.error();
         for (auto& e : *entries) {

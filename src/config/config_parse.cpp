@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "config/tables.hpp"
+#include "util/small_file.hpp"
 
 namespace rp::config {
 namespace {
@@ -79,18 +80,20 @@ ConfigReport check_config_text(std::string_view text, const std::string& file_na
     return r;
 }
 
+// The configuration is the administrator's, but a FIFO or /dev/zero in its place must not hang
+// or exhaust `config check`, `run` or a reload (util/small_file.hpp).
+constexpr std::size_t k_max_config_file = 16u << 20;
+
 ConfigReport check_config_file(const std::string& path, bool explicit_path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    auto text = util::read_small_file(path, k_max_config_file);
+    if (!text || !text->has_value()) {
         ConfigReport r;
-        struct stat st {};
-        if (!explicit_path && stat(path.c_str(), &st) != 0 && errno == ENOENT) return r;
-        r.errors.push_back({0, "", "cannot read config file " + path + ": " + std::strerror(errno)});
+        if (!explicit_path && text) return r;  // the default path, absent: embedded defaults
+        r.errors.push_back({0, "", "cannot read config file " + (text ? path + ": " + std::strerror(ENOENT)
+                                                                       : text.error().message)});
         return r;
     }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return check_config_text(ss.str(), path);
+    return check_config_text(**text, path);
 }
 
 core::Result<Config> parse_config(std::string_view text, const std::string& file_name) {

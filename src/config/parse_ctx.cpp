@@ -7,6 +7,7 @@
 
 #include "util/endpoint.hpp"
 #include "util/redact.hpp"
+#include "util/small_file.hpp"
 
 namespace rp::config {
 namespace {
@@ -47,11 +48,12 @@ void Ctx::fail(int line, std::string_view key, const std::string& message) const
     if (errors) errors->push_back({line, std::string(key), message});
 }
 
+constexpr std::size_t k_max_secret_file = 64u << 10;  // a password or header line, with room
+
 core::Result<std::string> read_secret_line(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) return core::make_error("cannot read " + path + ": " + std::strerror(errno));
-    std::string line;
-    std::getline(in, line);
+    auto text = util::read_existing_small_file(path, k_max_secret_file);
+    if (!text) return core::make_error("cannot read " + text.error().message);
+    std::string line = text->substr(0, text->find('\n'));
     while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
     return line;
 }

@@ -51,7 +51,7 @@ void SessionTable::open(Session s, core::Time due) {
     if (!n.scheduled || due < n.due) set_due(net, due);
 }
 
-Session SessionTable::remove(const std::string& key) {
+Session SessionTable::remove(std::string key) {
     auto it = sessions_.find(key);
     Session s = std::move(it->second.s);
     by_age_.erase(it->second.seq);

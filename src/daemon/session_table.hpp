@@ -96,7 +96,7 @@ private:
         bool scheduled = false;
     };
     static std::string key_of(std::string_view server, std::string_view id);
-    Session remove(const std::string& key);
+    Session remove(std::string key);  // by value: callers pass keys that live in the table
     void unschedule(const core::Cidr& net, Net& n);
 
     std::size_t limit_;

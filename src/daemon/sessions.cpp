@@ -97,7 +97,10 @@ void Daemon::refresh_sessions() {
     std::vector<std::string> servers;
     for (const auto& net : sessions_.take_due(now, k_refresh_slice)) {
         std::vector<Session> capped, ended;
-        const bool live = store_->find(net.network(), now).has_value();
+        // A reload may have turned sessions off or put the network in `ignore`: then its open
+        // sessions end here instead of extending (the admin's mitigation takes effect at once).
+        const bool allowed = grant_policy_.sessions_enabled() && !grant_policy_.find_ignore(net.network());
+        const bool live = allowed && store_->find(net.network(), now).has_value();
         auto p = refresh_network(sessions_, grant_policy_, net, live, now, capped, ended);
         for (const auto& s : capped)
             log(Level::info, "session over {}: max_lifetime reached without its end line", session_text(s));

@@ -19,6 +19,7 @@
 #include "exports/map_formats.hpp"
 #include "util/event_loop.hpp"
 #include "util/unique_fd.hpp"
+#include "util/small_file.hpp"
 
 namespace rp::exports {
 namespace {
@@ -96,8 +97,8 @@ std::vector<std::string> live_keys(std::span<const core::Permit> live, core::Tim
 
 core::Result<std::string> read_static(const std::string& path) {
     if (path.empty()) return std::string();
-    auto text = read_file(path);
-    if (!text) return text.error();
+    auto text = util::read_small_file(path, k_max_static_file);
+    if (!text) return core::make_error("static file " + text.error().message);
     if (!text->has_value()) return core::make_error("static file " + path + " does not exist");
     return std::move(**text);
 }

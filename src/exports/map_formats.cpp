@@ -44,8 +44,10 @@ std::string leading_parts(const core::Address& a, int groups) {
     return out;
 }
 
-std::string line_error(std::size_t line, std::string_view what, std::string_view text) {
-    return "line " + std::to_string(line) + ": " + std::string(what) + ": '" + std::string(text) + "'";
+// The line's text is not quoted: the file may not be the one the administrator meant (a link to
+// a file the daemon must not show, read as root), and the number finds the line.
+std::string line_error(std::size_t line, std::string_view what) {
+    return "line " + std::to_string(line) + ": " + std::string(what);
 }
 
 // scan_ulong + "nothing after the digits", as tcprules' getnum().
@@ -121,22 +123,22 @@ core::Result<std::vector<Record>> parse_tcprules(std::string_view text) {
         } else if (x.starts_with("allow")) {
             x.remove_prefix(5);
         } else {
-            return core::make_error(line_error(lineno, "unable to parse this line", whole));
+            return core::make_error(line_error(lineno, "unable to parse this line"));
         }
         while (!x.empty()) {
-            if (x[0] != ',') return core::make_error(line_error(lineno, "unable to parse this line", whole));
+            if (x[0] != ',') return core::make_error(line_error(lineno, "unable to parse this line"));
             const auto eq = x.find('=');
             if (eq == std::string_view::npos)
-                return core::make_error(line_error(lineno, "unable to parse this line", whole));
+                return core::make_error(line_error(lineno, "unable to parse this line"));
             data += '+';
             data.append(x.substr(1, eq));  // "VAR="
             x.remove_prefix(eq + 1);
-            if (x.empty()) return core::make_error(line_error(lineno, "unable to parse this line", whole));
+            if (x.empty()) return core::make_error(line_error(lineno, "unable to parse this line"));
             const char quote = x[0];
             x.remove_prefix(1);
             const auto end = x.find(quote);
             if (end == std::string_view::npos)
-                return core::make_error(line_error(lineno, "unable to parse this line", whole));
+                return core::make_error(line_error(lineno, "unable to parse this line"));
             data.append(x.substr(0, end));
             data += '\0';
             x.remove_prefix(end + 1);
@@ -151,7 +153,7 @@ core::Result<std::vector<Record>> parse_tcprules(std::string_view text) {
             if (right == std::string_view::npos) right = address.size();
             const auto bot = getnum(address.substr(left, dash - left));
             auto top = getnum(address.substr(dash + 1, right - dash - 1));
-            if (!bot || !top) return core::make_error(line_error(lineno, "unable to parse this line", whole));
+            if (!bot || !top) return core::make_error(line_error(lineno, "unable to parse this line"));
             if (*top > 255) top = 255;
             for (unsigned long n = *bot; n <= *top; ++n) {
                 std::string key(address.substr(0, left));
@@ -177,15 +179,15 @@ core::Result<std::vector<Record>> parse_makemap(std::string_view text) {
         text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
         ++lineno;
         if (x.empty() || x[0] == '#') continue;
-        if (is_space(x[0])) return core::make_error(line_error(lineno, "syntax error (leading space)", x));
+        if (is_space(x[0])) return core::make_error(line_error(lineno, "syntax error (leading space)"));
         std::size_t k = 0;
         while (k < x.size() && !is_space(x[k])) ++k;
         std::string key(x.substr(0, k));
         std::size_t v = k;
         while (v < x.size() && is_space(x[v])) ++v;
-        if (v >= x.size()) return core::make_error(line_error(lineno, "no RHS for LHS", key));
+        if (v >= x.size()) return core::make_error(line_error(lineno, "no RHS for LHS"));
         for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (!seen.insert(key).second) return core::make_error(line_error(lineno, "duplicate key", key));
+        if (!seen.insert(key).second) return core::make_error(line_error(lineno, "duplicate key"));
         out.emplace_back(std::move(key), std::string(x.substr(v)));
     }
     return out;

@@ -24,6 +24,9 @@
 
 namespace rp::exports {
 
+// The largest `static` file an export merges (or `config check` reads): the admin's entries.
+inline constexpr std::size_t k_max_static_file = 64u << 20;
+
 using Record = std::pair<std::string, std::string>;  // key, value (exact bytes)
 
 // Postfix check_client_access key for a permit network: the address as Postfix's smtpd prints

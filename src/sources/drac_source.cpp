@@ -20,6 +20,7 @@
 #include "sources/dropin_source.hpp"
 #include "sources/drac_codec.hpp"
 #include "sources/rpcbind_client.hpp"
+#include "util/small_file.hpp"
 
 namespace rp::sources {
 namespace {
@@ -170,12 +171,10 @@ std::vector<core::Cidr> default_callers() {
 core::Result<std::vector<core::Cidr>> allowed_callers(const config::SourceConfig& cfg) {
     auto out = cfg.allow_from;
     if (!cfg.allow_file.empty()) {
-        std::ifstream in(cfg.allow_file);
-        if (!in) return core::make_error("allow_file " + cfg.allow_file + ": cannot be read");
-        std::stringstream text;
-        text << in.rdbuf();
+        auto text = util::read_existing_small_file(cfg.allow_file, 16u << 20);
+        if (!text) return core::make_error("allow_file " + text.error().message);
         std::vector<std::string> skipped;
-        auto nets = parse_dracd_allow(text.str(), skipped);
+        auto nets = parse_dracd_allow(*text, skipped);
         for (const auto& s : skipped) util::log(Level::warning, "{}: allow_file {}: {}: skipped", cfg.name, cfg.allow_file, s);
         out.insert(out.end(), nets.begin(), nets.end());
         if (nets.empty()) util::log(Level::warning, "{}: allow_file {} lists no network: every caller gets ADD_PERM",

@@ -11,6 +11,7 @@
 #include "store/embedded_store.hpp"
 #include "store/sqlite_stmt.hpp"
 #include "util/log.hpp"
+#include "util/small_file.hpp"
 
 namespace rp::store {
 namespace {
@@ -426,10 +427,9 @@ core::Result<StoreUrl> resolve_store_url(const StoreOptions& opts) {
     auto url = parse_store_url(opts.url);
     if (!url) return make_error("store: " + url.error().message);
     if (!opts.password_file.empty()) {
-        std::ifstream in(opts.password_file);
-        if (!in) return make_error("store_password_file " + opts.password_file + ": cannot read: " + std::strerror(errno));
-        std::string pw;
-        std::getline(in, pw);
+        auto text = util::read_existing_small_file(opts.password_file, 64u << 10);
+        if (!text) return make_error("store_password_file " + text.error().message);
+        std::string pw = text->substr(0, text->find('\n'));
         while (!pw.empty() && (pw.back() == '\r' || pw.back() == '\n')) pw.pop_back();
         url->password = pw;
     }
