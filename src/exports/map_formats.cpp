@@ -114,7 +114,6 @@ core::Result<std::vector<Record>> parse_tcprules(std::string_view text) {
         const auto colon = x.find(':');
         if (colon == std::string_view::npos) continue;
         const std::string_view address = x.substr(0, colon);
-        const std::string_view whole = x;
         x.remove_prefix(colon + 1);
         std::string data;
         if (x.starts_with("deny")) {

@@ -79,5 +79,7 @@ TEST(SmallFile, SocketmapStaticErrorsNameTheLineNotItsText) {
     ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
     EXPECT_FALSE(rp::daemon::read_socketmap_static(fifo));  // at once, not blocked on open
     auto t = rp::exports::parse_tcprules("192.0.2.1:allow,SECRET\"\n");
-    if (!t) EXPECT_EQ(t.error().message.find("SECRET"), std::string::npos) << t.error().message;
+    if (!t) {
+        EXPECT_EQ(t.error().message.find("SECRET"), std::string::npos) << t.error().message;
+    }
 }
