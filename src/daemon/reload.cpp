@@ -49,7 +49,9 @@ bool collide(const config::SourceConfig& a, const config::SourceConfig& b) {
 
 // The TLS files must be readable now, by the user the daemon runs as.
 core::Status check_tls_readable(const config::SourceConfig& sc) {
-    for (const auto* path : {&sc.tls_cert, &sc.tls_key, &sc.tls_ca}) {
+    // The files a source reads only when it opens: its TLS material and its `allow_file` (DRAC's
+    // dracd.allow). A changed file makes SIGHUP reopen the source, as rpc.dracd re-reads its list.
+    for (const auto* path : {&sc.tls_cert, &sc.tls_key, &sc.tls_ca, &sc.allow_file}) {
         if (path->empty()) continue;
         const int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0)

@@ -31,6 +31,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -418,6 +419,7 @@ def drac_cutover(site, text, toml, cut, now, allow, drac_client, postfix, old_li
         wait_until(lambda: postfix.relays("127.0.0.26"), what="Postfix to relay for a DRAC grant after reload")
         assert postfix.relays("127.0.0.24") and not postfix.relays("127.0.0.25")
     # A caller that dracd.allow does not list is refused, as rpc.dracd refuses it.
+    listed_callers = allow.read_text()
     allow.write_text("255.255.255.255 192.0.2.1\n")
     d.stop()
     d2 = site.start(port)
@@ -425,6 +427,16 @@ def drac_cutover(site, text, toml, cut, now, allow, drac_client, postfix, old_li
                what="the second registration with rpcbind")
     assert call_drac(drac_client, "udp", "192.0.2.23") == "1"  # ADD_PERM
     assert d2.permit_for("192.0.2.20") is not None, "the imported permits survive a restart"
+    # dracd.allow is re-read on SIGHUP (the config itself unchanged): the caller is listed again.
+    allow.write_text(listed_callers)
+    reloads = d2.stderr_path.read_text().count("configuration reloaded")
+    d2.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: d2.stderr_path.read_text().count("configuration reloaded") > reloads,
+               what="the reload after dracd.allow changed")
+    wait_until(lambda: d2.stderr_path.read_text().count("registered with rpcbind") >= 3,
+               what="the reopened DRAC source's registration with rpcbind")
+    assert call_drac(drac_client, "udp", "192.0.2.24") == "0"  # the caller is listed again
+    d2.wait_permitted("192.0.2.24")
 
 
 # ---- SQL table ----------------------------------------------------------------------------------
