@@ -49,9 +49,7 @@ bool collide(const config::SourceConfig& a, const config::SourceConfig& b) {
 
 // The TLS files must be readable now, by the user the daemon runs as.
 core::Status check_tls_readable(const config::SourceConfig& sc) {
-    // The files a source reads only when it opens: its TLS material and its `allow_file` (DRAC's
-    // dracd.allow). A changed file makes SIGHUP reopen the source, as rpc.dracd re-reads its list.
-    for (const auto* path : {&sc.tls_cert, &sc.tls_key, &sc.tls_ca, &sc.allow_file}) {
+    for (const auto* path : {&sc.tls_cert, &sc.tls_key, &sc.tls_ca}) {
         if (path->empty()) continue;
         const int fd = ::open(path->c_str(), O_RDONLY | O_CLOEXEC);
         if (fd < 0)
@@ -65,9 +63,11 @@ core::Status check_tls_readable(const config::SourceConfig& sc) {
 
 }  // namespace
 
+// The files a source reads only when it opens: its TLS material and its `allow_file` (DRAC's
+// dracd.allow). A changed file makes SIGHUP reopen the source, as rpc.dracd re-reads its list.
 std::string tls_stamp(const config::SourceConfig& sc) {
     std::string out;
-    for (const auto* path : {&sc.tls_cert, &sc.tls_key, &sc.tls_ca}) {
+    for (const auto* path : {&sc.tls_cert, &sc.tls_key, &sc.tls_ca, &sc.allow_file}) {
         if (path->empty()) continue;
         struct stat st {};
         if (::stat(path->c_str(), &st) != 0) {
