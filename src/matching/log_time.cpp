@@ -42,7 +42,7 @@ bool is_month_day(std::string_view s, std::size_t pos = 0) {
 
 // "00:31:13" at pos.
 bool is_clock(std::string_view s, std::size_t pos) {
-    return digits_at(s, pos, 2) && s.size() > pos + 2 && s[pos + 2] == ':' && digits_at(s, pos + 3, 2) &&
+    return s.size() >= pos + 8 && digits_at(s, pos, 2) && s[pos + 2] == ':' && digits_at(s, pos + 3, 2) &&
            s[pos + 5] == ':' && digits_at(s, pos + 6, 2);
 }
 
