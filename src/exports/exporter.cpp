@@ -34,24 +34,10 @@ core::Status make_dirs(const std::string& dir) {
     return core::ok();
 }
 
+// An export's current bytes, compared before a rewrite (nullopt: not written yet). The same
+// reader as every other file (util/small_file.hpp); the bound only stops a runaway file.
 core::Result<std::optional<std::string>> read_file(const std::string& path) {
-    util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) {
-        if (errno == ENOENT) return std::optional<std::string>();
-        return core::make_error(sys_error("cannot read " + path, errno));
-    }
-    std::string out;
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return core::make_error(sys_error("cannot read " + path, errno));
-        }
-        if (n == 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    return std::optional<std::string>(std::move(out));
+    return util::read_small_file(path, std::size_t{4} << 30);
 }
 
 core::Status write_all(int fd, std::string_view data, const std::string& path) {
