@@ -16,7 +16,8 @@ std::uint64_t PermitTable::hash(const Key& k) {
     std::uint64_t lo, hi;
     std::memcpy(&lo, k.bytes.data(), 8);
     std::memcpy(&hi, k.bytes.data() + 8, 8);
-    return mix64(lo ^ mix64(hi ^ (std::uint64_t{k.prefix} << 1 | k.v4)));
+    static const std::uint64_t seed = hash_seed();
+    return mix64(lo ^ seed ^ mix64(hi ^ (std::uint64_t{k.prefix} << 1 | k.v4) ^ (seed >> 7 | seed << 57)));
 }
 
 std::uint32_t PermitTable::locate(const Key& k, std::uint64_t h) const {

@@ -108,6 +108,7 @@ public:
               const std::function<void(const core::Permit&)>& visit) const;
     std::optional<core::Time> next_expiry() const;
     std::size_t size() const { return entries_.size(); }
+    std::size_t longest_probe_run() const { return index_.longest_run(); }  // tests
     void clear();
 
     // max_permits: 0 means no limit. Permits already stored stay; only new networks are refused.
