@@ -87,11 +87,8 @@ core::Status SyslogSource::load_tls() {
 
 SyslogSource::SyslogSource(std::string name, std::vector<core::Cidr> allow_from, LineParser parser, LoginSink& sink,
                            const core::Clock& clock, SyslogOptions opts)
-    : name_(std::move(name)),
+    : LineSource(std::move(name), std::move(parser), sink, clock),
       filter_(util::PeerFilter::allow_from(std::move(allow_from))),
-      parser_(std::move(parser)),
-      sink_(sink),
-      clock_(clock),
       opts_(opts) {
     buf_.resize(std::max(opts_.read_chunk, opts_.framing.max_frame_bytes + 1));
 }
