@@ -251,13 +251,9 @@ void SyslogSource::on_open(std::uint64_t id, util::UniqueFd fd, const util::Peer
     loop_->add(cfd, EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t) { on_conn(id); });
 }
 
-void SyslogSource::on_conn(std::uint64_t id) {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) return;
-    Conn& c = *it->second;
-    if (c.handshaking && !tls_handshake(id, c)) return;
-    const auto messages_before = framing_.messages;
-    std::size_t budget = opts_.max_bytes_per_wakeup;
+// Reads what connection `c` has, within `budget` bytes, and frames it into lines_. True when the
+// connection is to be closed (end of stream, a read error, a broken octet count).
+bool SyslogSource::read_conn(Conn& c, std::size_t& budget) {
     bool closing = false;
     while (budget > 0) {
         const std::size_t want = std::min(budget, opts_.read_chunk);
@@ -304,6 +300,17 @@ void SyslogSource::on_conn(std::uint64_t id) {
         }
         break;
     }
+    return closing;
+}
+
+void SyslogSource::on_conn(std::uint64_t id) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    Conn& c = *it->second;
+    if (c.handshaking && !tls_handshake(id, c)) return;
+    const auto messages_before = framing_.messages;
+    std::size_t budget = opts_.max_bytes_per_wakeup;
+    const bool closing = read_conn(c, budget);
     if (framing_.messages != messages_before) acceptor_->touch(id);  // a complete message: not idle
     process_lines();
     if (closing) {

@@ -144,6 +144,7 @@ private:
     void on_datagrams(Listener& l);
     void note_kernel_drops(Listener& l, msghdr& msg);
     void on_conn(std::uint64_t id);
+    bool read_conn(Conn& c, std::size_t& budget);
     bool tls_handshake(std::uint64_t id, Conn& c);
     core::Status load_tls();
     void close_conn(std::uint64_t id, bool release = true);
