@@ -66,8 +66,9 @@ struct FrontendKind {
 };
 std::span<const FrontendKind> frontend_kinds();
 
-// The identity of a source's TLS files (stat: device, inode, size, times); "" without TLS.
-std::string tls_stamp(const config::SourceConfig& sc);
+// The identity of the files a source reads only when it opens (its TLS files and `allow_file`,
+// DRAC's dracd.allow; stat: device, inode, size, times); "" when it names none.
+std::string source_files_stamp(const config::SourceConfig& sc);
 
 class Daemon final : public sources::LoginSink, public frontends::PermitOracle, public sources::PermitAccess {
 public:
@@ -244,7 +245,7 @@ private:
     std::shared_ptr<const matching::Matcher> matcher_;
     std::vector<std::unique_ptr<sources::Source>> sources_;
     std::vector<config::SourceConfig> source_cfgs_;  // sources_[i] was built from source_cfgs_[i]
-    std::vector<std::string> source_tls_;            // tls_stamp(source_cfgs_[i]) when it was opened
+    std::vector<std::string> source_file_stamps_;  // source_files_stamp(source_cfgs_[i]) when it was opened
     std::vector<sources::Source*> unstarted_;
     // The MTA frontends that listen, in FrontendType order (status, stats); `fe->` reaches the
     // frontend itself.
