@@ -36,12 +36,14 @@
 #include <ctime>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "store/dynlib.hpp"
 #include "store/shared_backend.hpp"
+#include "store/sql_counters.hpp"
 
 namespace rp::store {
 namespace {
@@ -210,15 +212,8 @@ public:
     ~MysqlBackend() override { disconnect(); }
 
     core::Status connect() override {
-        disconnect();
-        if (auto st = open_connection(); !st) return st;
-        for (const char* setup :
-             {"SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION',"
-              " time_zone = '+00:00', innodb_lock_wait_timeout = 10, autocommit = 1",
-              "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"}) {
-            if (auto st = command(setup); !st) return disconnect_with(st);
-        }
-        if (auto st = ensure_schema(); !st) return disconnect_with(st);
+        if (auto st = open_session(); !st) return st;
+        if (auto st = ensure_schema(kSchemaPresent, kSchema); !st) return disconnect_with(st);
         auto last = query("SELECT last_id FROM relaypermit_change_seq WHERE one = 1");
         if (!last) return disconnect_with(last.error());
         MYSQL_ROW row = api->mysql_fetch_row(last->get());
@@ -227,6 +222,38 @@ public:
             return disconnect_with(fail("relaypermit_change_seq has no row 1 (was it emptied by hand?)"));
         last_seen_ = id;
         return core::ok();
+    }
+
+    // Budget counters (store/sql_counters.hpp), on a connection that reads no change log.
+    core::Status connect_counters() override {
+        if (auto st = open_session(); !st) return st;
+        if (auto st = ensure_schema(sql_counters::k_mysql_schema_present, sql_counters::mysql_schema()); !st)
+            return disconnect_with(st);
+        return core::ok();
+    }
+
+    // Per slice, one transaction: the upsert, then a locking read of the same rows (our add and
+    // every add committed before it), then COMMIT.
+    core::Result<std::vector<CounterRow>> add_counters(std::span<const CounterRow> deltas) override {
+        if (!conn_) return not_connected();
+        using Totals = core::Result<std::vector<CounterRow>>;
+        return sql_counters::in_chunks(deltas, [this](std::span<const CounterRow> part) -> Totals {
+            if (auto st = batch("START TRANSACTION; " + sql_counters::mysql_add(part)); !st) return st.error();
+            auto stored = counter_rows(sql_counters::mysql_select_locked(part));
+            if (!stored) return rollback(stored.error()).error();
+            if (auto st = command("COMMIT"); !st) return rollback(st).error();
+            return sql_counters::in_order(part, *stored);
+        });
+    }
+
+    core::Result<std::vector<CounterRow>> counter_snapshot(core::Time now) override {
+        if (!conn_) return not_connected();
+        return counter_rows(sql_counters::mysql_snapshot(now));
+    }
+
+    core::Status purge_counters(core::Time now) override {
+        if (!conn_) return not_connected();
+        return command(sql_counters::mysql_purge(now));
     }
 
     // A plain connection with the URL's options (TLS as asked; no session settings, no schema).
@@ -394,6 +421,19 @@ public:
     std::string describe() const override { return url_.redacted(); }
 
 private:
+    // open_connection() plus the session settings every statement here relies on.
+    core::Status open_session() {
+        disconnect();
+        if (auto st = open_connection(); !st) return st;
+        for (const char* setup :
+             {"SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION',"
+              " time_zone = '+00:00', innodb_lock_wait_timeout = 10, autocommit = 1",
+              "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"}) {
+            if (auto st = command(setup); !st) return disconnect_with(st);
+        }
+        return core::ok();
+    }
+
     core::Error fail(const std::string& what) const { return make_error("store " + url_.redacted() + ": " + what); }
     core::Error not_connected() const { return fail("not connected"); }
     core::Status disconnect_with(const core::Status& st) {
@@ -439,6 +479,21 @@ private:
         return result;
     }
 
+    // The counter_key, win, n, expires_us rows `sql` selects (sql_counters::parse_row).
+    core::Result<std::vector<CounterRow>> counter_rows(const std::string& sql) {
+        auto r = query(sql);
+        if (!r) return r.error();
+        std::vector<CounterRow> out;
+        while (MYSQL_ROW row = api->mysql_fetch_row(r->get())) {
+            const unsigned long* len = api->mysql_fetch_lengths(r->get());
+            auto col = [&](int i) { return std::string_view(row[i] ? row[i] : "", len[i]); };
+            auto c = sql_counters::parse_row({col(0), col(1), col(2), col(3)});
+            if (!c) return fail(c.error().message);
+            out.push_back(std::move(*c));
+        }
+        return out;
+    }
+
     // network, username, source, granted_us, expires_us starting at column `at`.
     core::Result<core::Permit> row_to_permit(MYSQL_ROW row, const unsigned long* len, int at) const {
         const auto i = static_cast<std::size_t>(at);
@@ -451,9 +506,10 @@ private:
                             core::from_unix_micros(e)};
     }
 
-    core::Status ensure_schema() {
+    // Runs `ddl` under GET_LOCK unless `present_sql` (one 0/1 value) says all of it exists.
+    core::Status ensure_schema(const char* present_sql, std::span<const char* const> ddl) {
         {
-            auto present = query(kSchemaPresent);
+            auto present = query(present_sql);
             if (!present) return present.error();
             MYSQL_ROW row = api->mysql_fetch_row(present->get());
             if (row && row[0] && std::string_view(row[0]) == "1") return core::ok();
@@ -465,8 +521,8 @@ private:
             return fail("timed out waiting for another daemon to create the schema");
         lock->reset();
         core::Status result = core::ok();
-        for (const char* ddl : kSchema) {
-            if (auto st = command(ddl); !st) {
+        for (const char* statement : ddl) {
+            if (auto st = command(statement); !st) {
                 result = fail("creating the schema: " + st.error().message);
                 break;
             }

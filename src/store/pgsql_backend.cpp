@@ -40,12 +40,15 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "store/dynlib.hpp"
+#include "store/pgsql_text.hpp"
 #include "store/shared_backend.hpp"
+#include "store/sql_counters.hpp"
 
 namespace rp::store {
 namespace {
@@ -152,51 +155,6 @@ const char* const kPurge = "DELETE FROM relaypermit_permits WHERE expires <= " R
 // Connection keywords that come from the URL's own parts, not from ?parameters.
 const std::set<std::string> kFromUrlParts = {"user", "password", "dbname", "port"};
 
-// Valid UTF-8 without NUL: invalid sequences and NUL become U+FFFD.
-std::string sanitize_utf8(const std::string& s) {
-    std::string out;
-    out.reserve(s.size());
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const std::size_t n = s.size();
-    std::size_t i = 0;
-    while (i < n) {
-        const unsigned char c = p[i];
-        std::size_t len = 0;
-        std::uint32_t cp = 0;
-        if (c >= 0x01 && c < 0x80) len = 1, cp = c;
-        else if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1Fu;
-        else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0Fu;
-        else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07u;
-        bool valid = len > 0 && i + len <= n;
-        for (std::size_t k = 1; valid && k < len; ++k) {
-            if ((p[i + k] & 0xC0u) != 0x80u) valid = false;
-            else cp = (cp << 6) | (p[i + k] & 0x3Fu);
-        }
-        if (valid && ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-                      (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
-            valid = false;
-        if (valid) {
-            out.append(s, i, len);
-            i += len;
-        } else {
-            out += "\xEF\xBF\xBD";
-            ++i;
-        }
-    }
-    return out;
-}
-
-// Byte length of the first `chars` UTF-8 characters of s (s is valid UTF-8); npos if short.
-std::size_t utf8_prefix_bytes(std::string_view s, std::size_t chars) {
-    std::size_t i = 0;
-    for (std::size_t c = 0; c < chars; ++c) {
-        if (i >= s.size()) return std::string_view::npos;
-        const auto b = static_cast<unsigned char>(s[i]);
-        i += b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-    }
-    return i <= s.size() ? i : std::string_view::npos;
-}
-
 bool parse_i64(std::string_view s, std::int64_t& out) {
     if (s.empty()) return false;
     bool neg = s.front() == '-';
@@ -235,14 +193,8 @@ public:
     }
 
     core::Status connect() override {
-        disconnect();
-        if (auto st = open_connection(); !st) return st;
-        api->PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // IF NOT EXISTS notices
-        for (const char* setup : {"SET statement_timeout = '15s'", "SET lock_timeout = '10s'",
-                                  "SET client_min_messages = warning"}) {
-            if (auto st = command(setup); !st) return disconnect_with(st);
-        }
-        if (auto st = ensure_schema(); !st) return disconnect_with(st);
+        if (auto st = open_session(); !st) return st;
+        if (auto st = ensure_schema(kSchemaPresent, kSchema); !st) return disconnect_with(st);
         if (auto st = command((std::string("LISTEN ") + kChannel).c_str()); !st) return disconnect_with(st);
         if (auto st = watch_socket(); !st) return disconnect_with(st);
         return core::ok();
@@ -356,6 +308,40 @@ public:
 
     std::string describe() const override { return url_.redacted(); }
 
+    // Budget counters (store/sql_counters.hpp), on a connection that listens for nothing.
+    core::Status connect_counters() override {
+        if (auto st = open_session(); !st) return st;
+        if (auto st = ensure_schema(sql_counters::k_pg_schema_present, sql_counters::pg_schema()); !st)
+            return disconnect_with(st);
+        return core::ok();
+    }
+
+    core::Result<std::vector<CounterRow>> add_counters(std::span<const CounterRow> deltas) override {
+        if (!conn_) return not_connected();
+        using Totals = core::Result<std::vector<CounterRow>>;
+        return sql_counters::in_chunks(deltas, [this](std::span<const CounterRow> part) -> Totals {
+            auto r = exec(sql_counters::k_pg_add, sql_counters::pg_add_params(part));
+            if (!r) return r.error();
+            auto stored = counter_rows(r->get());
+            if (!stored) return stored.error();
+            return sql_counters::in_order(part, *stored);
+        });
+    }
+
+    core::Result<std::vector<CounterRow>> counter_snapshot(core::Time now) override {
+        if (!conn_) return not_connected();
+        auto r = exec(sql_counters::k_pg_snapshot, {std::to_string(core::to_unix_micros(now))});
+        if (!r) return r.error();
+        return counter_rows(r->get());
+    }
+
+    core::Status purge_counters(core::Time now) override {
+        if (!conn_) return not_connected();
+        auto r = exec(sql_counters::k_pg_purge, {std::to_string(core::to_unix_micros(now))});
+        if (!r) return r.error();
+        return core::ok();
+    }
+
 private:
     // A plain connection with the URL's parameters (no schema, no LISTEN).
     core::Status open_connection() {
@@ -372,6 +358,18 @@ private:
             auto err = fail("cannot connect: " + first_line(api->PQerrorMessage(conn_)));
             disconnect();
             return err;
+        }
+        return core::ok();
+    }
+
+    // open_connection() plus the session settings every statement here relies on.
+    core::Status open_session() {
+        disconnect();
+        if (auto st = open_connection(); !st) return st;
+        api->PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // IF NOT EXISTS notices
+        for (const char* setup : {"SET statement_timeout = '15s'", "SET lock_timeout = '10s'",
+                                  "SET client_min_messages = warning"}) {
+            if (auto st = command(setup); !st) return disconnect_with(st);
         }
         return core::ok();
     }
@@ -449,8 +447,9 @@ private:
         return core::ok();
     }
 
-    core::Status ensure_schema() {
-        auto present = exec(kSchemaPresent, {});
+    // Runs `ddl` under the schema lock unless `present` (one boolean) says all of it exists.
+    core::Status ensure_schema(const char* present_sql, std::span<const char* const> ddl) {
+        auto present = exec(present_sql, {});
         if (!present) return present.error();
         if (api->PQntuples(present->get()) == 1 && std::strcmp(api->PQgetvalue(present->get(), 0, 0), "t") == 0)
             return core::ok();
@@ -462,8 +461,8 @@ private:
         if (auto st = exec((std::string("SELECT pg_advisory_xact_lock(") + kSchemaLockKey + ")").c_str(), {});
             !st)
             return rollback(st.error());
-        for (const char* ddl : kSchema) {
-            if (auto st = command(ddl); !st) return rollback(fail("creating the schema: " + st.error().message));
+        for (const char* statement : ddl) {
+            if (auto st = command(statement); !st) return rollback(fail("creating the schema: " + st.error().message));
         }
         return command("COMMIT");
     }
@@ -479,6 +478,18 @@ private:
                 return fail(std::string("unreadable row for network '") + api->PQgetvalue(r, i, 0) + "'");
             out.push_back(core::Permit{*net, api->PQgetvalue(r, i, 1), api->PQgetvalue(r, i, 2),
                                        core::from_unix_micros(g), core::from_unix_micros(e)});
+        }
+        return out;
+    }
+
+    // counter_key, win, n, expires_us rows (sql_counters::parse_row).
+    core::Result<std::vector<CounterRow>> counter_rows(const PGresult* r) const {
+        std::vector<CounterRow> out;
+        for (int i = 0; i < api->PQntuples(r); ++i) {
+            auto row = sql_counters::parse_row({api->PQgetvalue(r, i, 0), api->PQgetvalue(r, i, 1),
+                                                api->PQgetvalue(r, i, 2), api->PQgetvalue(r, i, 3)});
+            if (!row) return fail(row.error().message);
+            out.push_back(std::move(*row));
         }
         return out;
     }

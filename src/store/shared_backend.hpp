@@ -103,9 +103,15 @@ public:
     static constexpr std::size_t k_max_read_rows = 10'000'000;
     virtual core::Result<std::vector<Row>> read_rows(const std::string& query);
     // Budget counters (store/counter_store.hpp), on a backend instance of their own (its own
-    // connection): add each delta to its row, atomically per row against other daemons, and
-    // return the totals in order; rows expire at their `expires`. An engine without them
-    // answers an error (the daemon then counts locally only).
+    // connection, opened by connect_counters()): add each delta to its row, atomically per row
+    // against other daemons, and return the totals in order; rows expire at their `expires`
+    // (Redis: PEXPIREAT; SQL engines: left out of counter_snapshot and deleted by
+    // purge_counters). An engine without them answers an error (the daemon then counts locally
+    // only).
+    // connect_counters() connects such an instance: SQL engines create the counter table when
+    // missing (the same way, under the same lock, as connect() creates the permits' schema, so
+    // a database prepared without it still serves permits) and listen for no changes.
+    virtual core::Status connect_counters() { return connect(); }
     virtual core::Result<std::vector<CounterRow>> add_counters(std::span<const CounterRow> deltas) {
         (void)deltas;
         return core::make_error(describe() + ": budget counters are not supported by this engine");

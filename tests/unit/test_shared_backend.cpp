@@ -489,6 +489,9 @@ TEST_P(SharedBackendConformance, UnreachableServerIsAnErrorNotAHang) {
     auto s = b->connect();
     EXPECT_FALSE(s);
     EXPECT_LT(steady_clock::now() - t0, 5s);
+    // The budget counters' connection likewise (the daemon then counts locally and retries).
+    EXPECT_FALSE(b->connect_counters());
+    EXPECT_FALSE(b->add_counters(std::vector<store::CounterRow>{{"r|192.0.2.1", 1, 1, now() + 1h}}));
     if (!s) {
         std::cout << "[ message  ] " << s.error().message << "\n";
         if (!url_.password.empty()) {
