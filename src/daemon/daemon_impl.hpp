@@ -224,6 +224,10 @@ private:
                      std::vector<std::string>& servers);
     // Ends the sessions behind revoked permits (and of `user`, for revoke --user).
     std::size_t end_revoked_sessions(const std::vector<core::Permit>& gone, const std::optional<std::string>& user);
+    // Another host revoked these networks (the shared store's removals): the sessions whose
+    // login is before now end, and a network that had any is removed once more, in case one of
+    // our refreshes crossed the revoke (docs/limits.md, "Revokes are final").
+    void end_removed_sessions(const std::vector<core::Permit>& removed);
     // A reload's or a restore's max_lifetime: caps tightened (SessionTable::tighten_caps).
     void tighten_session_caps();
     void refresh_sessions();

@@ -52,6 +52,7 @@ core::Result<std::size_t> Daemon::revoke(const core::Address& a, std::string_vie
         log(Level::info, "revoke ip={} user={} by={}", p.network.to_string(), util::esc(p.user.empty() ? "-" : p.user),
             util::escape_value(source));
     }
+    end_revoked_sessions(*gone, std::nullopt);  // a revoke is final for the sessions behind it
     if (!gone->empty()) reschedule_expiry();
     return gone->size();
 }

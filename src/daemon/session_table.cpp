@@ -91,6 +91,14 @@ std::vector<Session> SessionTable::end_network(const core::Cidr& net, std::optio
     return out;
 }
 
+std::vector<Session> SessionTable::end_logged_in_before(const core::Cidr& net, core::Time t) {
+    std::vector<Session> out;
+    for (const auto* s : on_network(net))
+        if (s->login < t) out.push_back(*s);
+    for (const auto& s : out) remove(key_of(s.server, s.id));
+    return out;
+}
+
 void SessionTable::tighten_caps(core::Duration max_lifetime) {
     for (auto& [key, e] : sessions_) {
         e.s.cap = std::min(e.s.cap, e.s.login + max_lifetime);

@@ -68,6 +68,10 @@ public:
     // logout, only that source's sessions).
     std::vector<Session> end_user(std::string_view user);
     std::vector<Session> end_network(const core::Cidr& net, std::optional<std::string_view> source = std::nullopt);
+    // Closes the sessions on `net` whose login is before `t`: a revoke seen at `t` (another
+    // host's, through the shared store) is final for every login before it; a later login's
+    // session goes on.
+    std::vector<Session> end_logged_in_before(const core::Cidr& net, core::Time t);
     // A new (smaller) max_lifetime, or restored sessions: every cap becomes
     // min(cap, login + max_lifetime) and a network whose earliest cap is before its refresh
     // time is rescheduled at that cap (the refresh then ends what is over).

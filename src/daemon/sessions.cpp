@@ -103,6 +103,33 @@ std::size_t Daemon::end_revoked_sessions(const std::vector<core::Permit>& gone, 
     return n;
 }
 
+void Daemon::end_removed_sessions(const std::vector<core::Permit>& removed) {
+    const auto now = clock_.now();
+    std::size_t n = 0;
+    for (const auto& p : removed) {
+        const auto ended = sessions_.end_logged_in_before(p.network, now);
+        if (ended.empty()) continue;
+        n += ended.size();
+        for (const auto& s : ended) log(Level::info, "session end {}: its permit was revoked on another host", session_text(s));
+        sessions_.mark_closed(p.network, now);
+        // One of our refreshes may have crossed the revoke and written the permit again: remove
+        // it once more (a no-op when it is gone; our outbox keeps the order: after that refresh).
+        if (auto again = store_->revoke(p.network.network()); !again)
+            log(Level::error, "sessions: cannot remove {} again after its revoke: {}", p.network.to_string(),
+                again.error().message);
+        else
+            for (const auto& g : *again) {
+                ++revoked_;
+                log(Level::info, "revoke ip={} user={} by=revoked_elsewhere", g.network.to_string(),
+                    util::esc(g.user.empty() ? "-" : g.user));
+            }
+    }
+    if (n == 0) return;
+    sessions_ended_ += n;
+    save_sessions_soon();
+    reschedule_expiry();
+}
+
 void Daemon::tighten_session_caps() {
     if (grant_policy_.sessions_enabled()) {
         sessions_.tighten_caps(grant_policy_.settings().max_lifetime);

@@ -264,6 +264,36 @@ TEST(Sessions, SmallerMaxLifetimeTightensOpenSessions) {
     EXPECT_EQ(w.sessions.all().front().cap, cap);
 }
 
+// Review of issue 17, item 1: another host's revoke, seen here through the shared store, is
+// final for every login before it: those sessions end, and even if a refresh of ours crossed the
+// revoke and wrote the permit again, no session extends it (the daemon also removes it again).
+// A login after the revoke keeps its session.
+TEST(Sessions, RevokeSeenFromAnotherHostEndsEarlierLogins) {
+    const auto net = core::Cidr::host(addr("192.0.2.1"));
+    {
+        World w;
+        w.login("192.0.2.1", "S1");
+        w.run(minutes(20));
+        // Host A revoked it; one of our refreshes crossed the revoke: the permit is there again.
+        EXPECT_TRUE(w.permitted("192.0.2.1"));
+        const auto ended = w.sessions.end_logged_in_before(net, w.now());
+        ASSERT_EQ(ended.size(), 1u);
+        w.run(minutes(31));  // nothing extends it: it runs out (and the daemon removes it at once)
+        EXPECT_FALSE(w.permitted("192.0.2.1"));
+    }
+    World w;
+    w.login("192.0.2.1", "S1");
+    w.run(minutes(20));
+    const auto seen = w.now();
+    w.clock.advance(seconds(1));
+    w.login("192.0.2.1", "S2");  // a login after the revoke earns its session normally
+    const auto ended = w.sessions.end_logged_in_before(net, seen);
+    ASSERT_EQ(ended.size(), 1u);
+    EXPECT_EQ(ended.front().id, "S1");
+    ASSERT_EQ(w.sessions.size(), 1u);
+    EXPECT_EQ(w.sessions.all().front().id, "S2");
+}
+
 TEST(Sessions, SavedTableRoundTripsAndSkipsBadLines) {
     const core::Time t0 = core::from_unix_seconds(1'900'000'000);
     std::vector<daemon::Session> in = {
