@@ -274,6 +274,7 @@ void Daemon::swap_in(ReloadPlan& plan) {
         plan.cfg.metrics = cfg_.metrics;
     }
     apply_settings(plan.cfg);
+    tighten_session_caps();  // a smaller max_lifetime bounds the open sessions too (sessions.cpp)
     matcher_ = plan.matcher;
     std::vector<std::unique_ptr<sources::Source>> next(plan.cfg.sources.size());
     unstarted_.clear();

@@ -90,6 +90,11 @@ public:
         (void)now;
         return 0;
     }
+    // The removals process_events() read from the shared table since the last call (another
+    // daemon's revokes, and the echo of ours), applied to the cache or not: the daemon ends the
+    // sessions behind them (docs/limits.md, "Revokes are final"). Each carries its network and
+    // the row as it was removed.
+    virtual std::vector<core::Permit> take_removed() { return {}; }
     virtual bool available() const { return true; }
     virtual StoreStatus status() const { return {}; }
 };

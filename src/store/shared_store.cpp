@@ -239,6 +239,9 @@ std::optional<std::string> SharedStore::find_checkpoint(const std::string& key) 
     return it->second;
 }
 
+// Removals kept for the daemon between two process_events() calls: it takes them after each.
+constexpr std::size_t k_max_removed = 100'000;
+
 std::size_t SharedStore::process_events(core::Time now) {
     if (!worker_.running()) return 0;
     worker_.drain_loop_fd();
@@ -286,6 +289,9 @@ std::size_t SharedStore::process_events(core::Time now) {
                     const auto m = table_.merge(c.permit, now).first;
                     if (m == PermitTable::Change::created || m == PermitTable::Change::extended) ++changed;
                 } else {
+                    // Told to the daemon even when the cache keeps a newer grant: a session
+                    // refresh that crossed the revoke must not outlive it.
+                    if (removed_.size() < k_max_removed) removed_.push_back(c.permit);
                     auto cached = table_.find_exact(c.permit.network);
                     if (cached && cached->granted <= c.permit.granted) {
                         table_.remove_exact(c.permit.network);

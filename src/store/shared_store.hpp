@@ -25,6 +25,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "store/permit_store.hpp"
 #include "store/permit_table.hpp"
@@ -61,6 +62,7 @@ public:
 
     int event_fd() const override { return worker_.loop_fd(); }
     std::size_t process_events(core::Time now) override;
+    std::vector<core::Permit> take_removed() override { return std::exchange(removed_, {}); }
     bool available() const override { return up_; }
     StoreStatus status() const override;
 
@@ -98,6 +100,7 @@ private:
     bool up_ = false;
     bool read_only_ = false;
     std::string last_error_;
+    std::vector<core::Permit> removed_;  // removals read since take_removed()
     std::uint64_t remote_changes_ = 0, connects_ = 0, outages_ = 0, pushed_ = 0;
 
     // shared with the worker, under worker_.mutex()
