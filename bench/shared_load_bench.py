@@ -12,7 +12,9 @@ PostgreSQL through COPY into the table the daemon itself created on a first, emp
   outage   (--outage) SIGTERM, the engine stopped, start with store_outage = "cache":
            start -> action=OK from the local snapshot alone; then the engine is started again
 Lookups answer DUNNO until the store is up (store_outage = "dunno"), so the first action=OK for
-a permitted client is the moment the snapshot is loaded. RSS is VmRSS once serving.
+a permitted client is the moment the snapshot is loaded. RSS is VmRSS once serving. CPU seconds
+(user + system) of the daemon and of the engine's processes up to that answer are printed too:
+on a shared 2-core host wall times stretch with the load, CPU seconds much less.
 
 Usage: bench/shared_load_bench.py [--build build] [--n 1000000] [--engines redis,postgresql]
        [--dir /work/benchdata/shared] [--rounds 3] [--outage]
@@ -25,7 +27,7 @@ from pathlib import Path
 here = Path(__file__).resolve().parent
 sys.path.insert(0, str(here))
 sys.path.insert(0, str(here.parent / "tests" / "integration"))
-from rp_harness import Relaypermit, policy_request  # noqa: E402
+from rp_harness import Relaypermit, policy_request, wait_until  # noqa: E402
 from scale_bench import network, rss_mb  # noqa: E402
 import restart_bench  # noqa: E402
 from store_redis import REDIS_CLI, RedisServer  # noqa: E402
@@ -97,8 +99,47 @@ def ask(port: int, t0: float, deadline: float = 300.0) -> float:
             time.sleep(0.002)
 
 
-def start_timed(d: Relaypermit) -> float:
-    return restart_bench.start_timed(d, answer=ask)
+def cpu_s(pids) -> float:
+    """User + system CPU seconds of these live processes (all their threads)."""
+    total = 0
+    for pid in pids:
+        try:
+            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(f[11]) + int(f[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def engine_pids(server) -> list:
+    """The engine's processes: redis-server, or PostgreSQL's whole session (one per connection)."""
+    if server is None or not server.running():
+        return []
+    if isinstance(server, RedisServer):
+        return [server.proc.pid]
+    sid = os.getsid(server.proc.pid)
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.getsid(int(pid)) == sid:
+                out.append(int(pid))
+        except OSError:
+            pass
+    return out
+
+
+CPU = {"daemon": [], "engine": []}
+
+
+def start_timed(d: Relaypermit, server=None) -> float:
+    """Start -> first action=OK; also records the CPU seconds the daemon and the engine spent
+    meanwhile (on a 2-core host shared with builds, wall times stretch; CPU seconds much less).
+    PostgreSQL's figure misses backends that ended meanwhile (none of the daemon's)."""
+    e0 = cpu_s(engine_pids(server))
+    took = restart_bench.start_timed(d, answer=ask)
+    CPU["daemon"].append(cpu_s([d.proc.pid]))
+    CPU["engine"].append(cpu_s(engine_pids(server)) - e0)
+    return took
 
 
 def stop(d: Relaypermit) -> None:
@@ -115,6 +156,8 @@ def wipe_local(d: Relaypermit) -> None:
 def run_engine(binary: Path, root: Path, engine: str, n: int, rounds: int, outage: bool):
     server = RedisServer(root / "redis") if engine == "redis" else PostgresServer(root / "pg", "benchpw")
     server.start()
+    CPU["daemon"].clear()
+    CPU["engine"].clear()
     d = Relaypermit(binary, root / f"daemon-{engine}", log_level="notice",
                     extra=f'store = "{server.url}"\nipv6_prefix = 64\nmax_permits = 2000000\n')
     try:
@@ -124,16 +167,17 @@ def run_engine(binary: Path, root: Path, engine: str, n: int, rounds: int, outag
         if engine == "redis":
             fill_redis(server, n, now_us, exp_us)
         else:
-            d.start(timeout=60)  # creates the schema
+            d.start(timeout=60)  # creates the schema, on its worker thread
+            wait_until(lambda: "store: available" in d.cli("status").stdout, 60, what="the schema")
             stop(d)
             fill_pg(server, n, now_us, exp_us)
         filled = time.monotonic() - t
         cold, warm, down = [], [], []
         for _ in range(rounds):
             wipe_local(d)
-            cold.append(start_timed(d))
+            cold.append(start_timed(d, server))
             stop(d)
-            warm.append(start_timed(d))
+            warm.append(start_timed(d, server))
             rss = rss_mb(d.proc.pid)
             stop(d)
         if outage:
@@ -144,7 +188,7 @@ def run_engine(binary: Path, root: Path, engine: str, n: int, rounds: int, outag
                 down.append(start_timed(d))
                 stop(d)
             server.start()
-        print(f"{engine}: cold {cold} restart {warm} down {down}", file=sys.stderr, flush=True)
+        print(f"{engine}: cold {cold} restart {warm} down {down} cpu {CPU}", file=sys.stderr, flush=True)
         return filled, cold, warm, down, rss
     finally:
         stop(d)
@@ -167,12 +211,13 @@ def main():
     os.chmod(root, 0o755)
     fmt = lambda xs: f"{statistics.median(xs):.2f} / {max(xs):.2f}" if xs else "-"
     print("| engine | permits | cold start s (median / max) | restart s (median / max) "
-          "| engine down, store_outage=cache s | RSS MB | filled in s |")
-    print("|---|---|---|---|---|---|---|")
+          "| engine down, store_outage=cache s | daemon CPU s | engine CPU s | RSS MB | filled in s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for engine in args.engines.split(","):
         filled, cold, warm, down, rss = run_engine(binary, root / engine, engine, args.n, args.rounds, args.outage)
-        print(f"| {engine} | {args.n:,} | {fmt(cold)} | {fmt(warm)} | {fmt(down)} | {rss:.0f} | {filled:.1f} |",
-              flush=True)
+        med = lambda xs: f"{statistics.median(xs):.2f}" if xs else "-"
+        print(f"| {engine} | {args.n:,} | {fmt(cold)} | {fmt(warm)} | {fmt(down)} | {med(CPU['daemon'])} "
+              f"| {med(CPU['engine'])} | {rss:.0f} | {filled:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -446,6 +446,10 @@ core::Status SharedStore::worker_load(bool resync) {
     if (!table) return table.error();
     News n{News::Kind::up, std::move(*table), {}, {}, {}, resync};
     post(std::move(n));
+    // The local copy's fsync after the hand-over: serving does not wait for the disk.
+    if (snapshot_writer_ && snapshot_writer_->writing())
+        if (auto w = snapshot_writer_->commit(); !w)
+            util::log(Level::warning, "store {}: local snapshot not written: {}", describe_, w.error().message);
     return core::ok();
 }
 

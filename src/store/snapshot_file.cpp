@@ -216,7 +216,12 @@ core::Result<std::unique_ptr<PermitTable>> fetch_snapshot(SharedBackend& backend
     auto table = std::make_unique<PermitTable>();
     table->set_limit(limit);
     table->begin_load(0);
-    if (writer && !writer->begin(core::to_unix_micros(now))) writer = nullptr;
+    if (writer)
+        if (auto st = writer->begin(core::to_unix_micros(now)); !st) {
+            util::log(util::Level::warning, "store {}: local snapshot not written: {}", backend.describe(),
+                      st.error().message);
+            writer = nullptr;
+        }
     auto st = backend.snapshot_to(now, [&](const PermitRow& r) {
         table->load(r.network, r.user, r.source, r.granted_us, r.expires_us);
         if (writer) writer->add({Change::Kind::upsert, r.network, r.user, r.source, r.granted_us, r.expires_us});
@@ -226,9 +231,6 @@ core::Result<std::unique_ptr<PermitTable>> fetch_snapshot(SharedBackend& backend
         if (writer) writer->abort();
         return st.error();
     }
-    if (writer)
-        if (auto w = writer->commit(); !w)
-            util::log(util::Level::warning, "store {}: local snapshot not written: {}", backend.describe(), w.error().message);
     return table;
 }
 

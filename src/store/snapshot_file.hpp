@@ -75,6 +75,7 @@ public:
     // On an error the file is deleted (it would miss these changes) until the next commit.
     core::Status append(std::span<const Change> changes);
 
+    bool writing() const { return tmp_.valid(); }  // begun, not yet committed or aborted
     std::size_t records_committed() const { return committed_; }
     std::size_t records_appended() const { return appended_; }
     const std::string& path() const { return path_; }
@@ -92,8 +93,9 @@ private:
 
 class PermitTable;
 
-// The engine's snapshot as a new table, built on the calling (worker) thread; also written to
-// `writer` when one is given (a failure to write is logged, the table is still returned).
+// The engine's snapshot as a new table, built on the calling (worker) thread; also begun in
+// `writer` when one is given, for the caller to commit() once the table is handed over (a
+// failure to write is logged, the table is still returned).
 // `limit`: max_permits (0: none).
 core::Result<std::unique_ptr<PermitTable>> fetch_snapshot(SharedBackend& backend, core::Time now, std::size_t limit,
                                                           SnapshotWriter* writer);
