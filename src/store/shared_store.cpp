@@ -73,15 +73,7 @@ core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& 
     if (auto st = s->exec(k_local_schema); !st) return st.error();
     s->limit_ = max_permits;
     s->table_.set_limit(max_permits);
-    if (!snapshot_path.empty()) {
-        s->snapshot_writer_ = std::make_unique<SnapshotWriter>(snapshot_path);
-        auto local = load_snapshot_file(snapshot_path, s->table_, wall_now());
-        if (!local)
-            util::log(Level::warning, "store {}: local snapshot ignored: {}", desc, local.error().message);
-        else if (local->written_us != 0)
-            util::log(Level::notice, "store {}: {} live permit(s) from the local snapshot of {} until the engine answers",
-                      desc, local->live, core::format_time(core::from_unix_micros(local->written_us)));
-    }
+    if (!snapshot_path.empty()) s->snapshot_writer_ = std::make_unique<SnapshotWriter>(snapshot_path);
     if (auto st = s->load_local(); !st) return st.error();
     s->todo_.assign(s->pending_.begin(), s->pending_.end());
     if (!s->pending_.empty())
@@ -263,6 +255,7 @@ std::size_t SharedStore::process_events(core::Time now) {
     for (auto& n : news) {
         switch (n.kind) {
         case News::Kind::up:
+        case News::Kind::local:
             changed += table_.size();
             apply_snapshot(n, now);
             changed += table_.size();
@@ -314,7 +307,8 @@ void SharedStore::apply_snapshot(News& n, core::Time now) {
         if (op.kind == Change::Kind::upsert) table_.merge(op.permit, now);
         else table_.remove_exact(op.permit.network);
     }
-    if (n.resync) return;  // the local copy compacted; the connection did not change
+    // The local copy while the engine is down at start; a refresh of the copy while connected.
+    if (n.kind == News::Kind::local || n.resync) return;
     ++connects_;
     if (!up_ || !last_error_.empty())
         util::log(Level::notice, "store {}: connected; {} live permit(s), {} queued change(s) to replay", describe_,
@@ -366,6 +360,7 @@ void SharedStore::worker_main() {
                 backoff = k_backoff_min;
             } else {
                 lost(st ? std::string() : st.error().message);
+                if (!local_tried_) worker_load_local();
                 // Back off; grants meanwhile only wake us to check for stop.
                 if (!worker_.pause(backoff)) break;
                 backoff = std::min(backoff * 2, k_backoff_max);
@@ -439,6 +434,22 @@ void SharedStore::worker_main() {
         }
     }
     backend_->disconnect();
+}
+
+void SharedStore::worker_load_local() {
+    local_tried_ = true;
+    if (!snapshot_writer_) return;
+    auto table = std::make_unique<PermitTable>();
+    table->set_limit(limit_);
+    auto local = load_snapshot_file(snapshot_writer_->path(), *table, wall_now());
+    if (!local) {
+        util::log(Level::warning, "store {}: local snapshot ignored: {}", describe_, local.error().message);
+        return;
+    }
+    if (local->written_us == 0) return;  // none yet
+    util::log(Level::notice, "store {}: {} live permit(s) from the local snapshot of {} until the engine answers",
+              describe_, local->live, core::format_time(core::from_unix_micros(local->written_us)));
+    post({News::Kind::local, std::move(table), {}, {}, {}, false});
 }
 
 core::Status SharedStore::worker_load(bool resync) {

@@ -41,9 +41,10 @@ public:
     // Opens (creating) the local state file `local_path` and starts the worker. read_only: no
     // outbox and no worker; the backend is connected once, synchronously, and its snapshot is
     // the table (for CLI fallbacks). snapshot_path: the local copy of the engine's table
-    // (store/snapshot_file.hpp; "" for none), loaded here before the outbox is laid over it, so
-    // the cache holds the permits last seen until the engine answers (served while
-    // store_outage = "cache"), and rewritten by the worker after each snapshot it reads.
+    // (store/snapshot_file.hpp; "" for none), rewritten by the worker after each snapshot it
+    // reads; when the first connection attempt fails, the worker loads it and the cache holds
+    // the permits last seen (the outbox laid over them) until the engine answers (served while
+    // store_outage = "cache").
     static core::Result<std::unique_ptr<SharedStore>> open(const std::string& local_path,
                                                            std::unique_ptr<SharedBackend> backend, bool read_only,
                                                            std::size_t max_permits = 0,
@@ -76,8 +77,8 @@ private:
         core::Permit permit;  // remove: only network (and granted) matter
     };
     struct News {
-        enum class Kind { up, down, changes, acked } kind;
-        std::unique_ptr<PermitTable> snapshot;  // up: the engine's table, built by the worker
+        enum class Kind { up, down, changes, acked, local } kind;
+        std::unique_ptr<PermitTable> snapshot;  // up: the engine's table; local: the local copy
         std::vector<Change> changes;         // changes
         std::vector<std::int64_t> acked;     // acked
         std::string error;                   // down
@@ -96,6 +97,8 @@ private:
     void post(News n);
     // Reads the engine's snapshot (and writes the local copy); on success posts it.
     core::Status worker_load(bool resync);
+    // Once, when the first connection fails: posts the local copy (kind local) if there is one.
+    void worker_load_local();
     void apply_snapshot(News& n, core::Time now);
 
     // loop thread
@@ -117,6 +120,7 @@ private:
     std::unique_ptr<SharedBackend> backend_;
     std::unique_ptr<SnapshotWriter> snapshot_writer_;  // null: no local copy
     std::size_t limit_ = 0;                            // max_permits
+    bool local_tried_ = false;                         // worker_load_local() ran
     WorkerThread worker_;
 };
 

@@ -100,7 +100,7 @@ class PermitTable;
 core::Result<std::unique_ptr<PermitTable>> fetch_snapshot(SharedBackend& backend, core::Time now, std::size_t limit,
                                                           SnapshotWriter* writer);
 
-// Loads the file at `path` into `table` (at start, before the outbox is laid over it): its
+// Loads the file at `path` into `table` (the worker, when the engine is down at start): its
 // permits whose expiry is after `now`, with the changes appended after them applied in order
 // (a removal deletes the permit if it was granted no later than the removed row). A missing
 // file loads nothing; an unreadable or damaged one loads nothing and is an error.

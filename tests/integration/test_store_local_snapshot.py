@@ -64,7 +64,8 @@ def test_daemon_starts_from_its_local_snapshot_while_redis_is_down(rp_binary, te
         wait_until(lambda: time.time() > short_expires + 0.5, 10, what="the short permit's expiry")
 
         a.start()  # Redis is down: the daemon starts all the same
-        assert action(a, "192.0.2.20") == "OK", "a live permit from the local copy is served"
+        wait_until(lambda: action(a, "192.0.2.20") == "OK", 10,
+                   what="a live permit from the local copy to be served")
         assert action(a, "192.0.2.21") != "OK", "an expired permit is never served"
         assert action(a, "192.0.2.22") != "OK", "a revoked permit does not come back"
         assert action(a, "192.0.2.23") != "OK", "B's grant is not known yet"
