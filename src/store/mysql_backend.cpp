@@ -63,7 +63,8 @@ namespace {
     X(mysql_optionsv) \
     X(mysql_real_connect) \
     X(mysql_real_query) \
-    X(mysql_store_result)
+    X(mysql_store_result) \
+    X(mysql_use_result)
 struct MysqlApi {
     RP_MYSQL_FUNCTIONS(RP_DYNLIB_DECLARE)
 } loaded_api;
@@ -321,18 +322,30 @@ public:
         conn_ = nullptr;
     }
 
-    core::Result<std::vector<core::Permit>> snapshot(core::Time now) override {
+    core::Result<std::vector<core::Permit>> snapshot(core::Time now) override { return collect_snapshot(now); }
+
+    // mysql_use_result: rows are read from the socket as they are fetched, not stored first.
+    core::Status snapshot_to(core::Time now, const PermitSink& sink) override {
         if (!conn_) return not_connected();
-        auto r = query("SELECT network, username, source, " RP_US("granted") ", " RP_US("expires") " FROM "
-                       "relaypermit_permits WHERE expires > " + datetime(now));
-        if (!r) return r.error();
-        std::vector<core::Permit> out;
-        while (MYSQL_ROW row = api->mysql_fetch_row(r->get())) {
-            auto p = row_to_permit(row, api->mysql_fetch_lengths(r->get()), 0);
-            if (!p) return p.error();
-            out.push_back(std::move(*p));
+        const std::string sql = "SELECT network, username, source, " RP_US("granted") ", " RP_US("expires") " FROM "
+                                "relaypermit_permits WHERE expires > " + datetime(now);
+        if (api->mysql_real_query(conn_, sql.data(), sql.size()) != 0) return fail(api->mysql_error(conn_));
+        ResultPtr r(api->mysql_use_result(conn_));
+        if (!r) return fail(api->mysql_errno(conn_) ? api->mysql_error(conn_) : "a query returned no result set");
+        core::Status st = core::ok();
+        while (MYSQL_ROW row = api->mysql_fetch_row(r.get())) {
+            if (!st) continue;  // read to the end: the connection stays usable
+            const unsigned long* len = api->mysql_fetch_lengths(r.get());
+            const auto text = [&](int i) { return std::string_view(row[i] ? row[i] : "", len[i]); };
+            auto net = core::Cidr::parse(text(0));
+            std::int64_t g = 0, e = 0;
+            if (!net || !parse_i64(row[3], len[3], g) || !parse_i64(row[4], len[4], e))
+                st = fail("unreadable row for network '" + std::string(text(0)) + "'");
+            else
+                sink({*net, text(1), text(2), g, e});
         }
-        return out;
+        if (st && api->mysql_errno(conn_)) st = fail(api->mysql_error(conn_));
+        return st;
     }
 
     // One round trip: lock the sequence, merge in SQL (each column takes the new value only when

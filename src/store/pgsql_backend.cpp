@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "store/dynlib.hpp"
+#include "store/pg_copy.hpp"
 #include "store/pgsql_text.hpp"
 #include "store/shared_backend.hpp"
 #include "store/sql_counters.hpp"
@@ -65,6 +66,8 @@ namespace {
     X(PQexecParams) \
     X(PQfinish) \
     X(PQfreemem) \
+    X(PQgetCopyData) \
+    X(PQgetResult) \
     X(PQgetisnull) \
     X(PQgetvalue) \
     X(PQnfields) \
@@ -141,10 +144,6 @@ const char* const kUpsert =
 const char* const kRemove =
     "WITH r AS (DELETE FROM relaypermit_permits WHERE network = $1::inet RETURNING *)"
     " SELECT pg_notify('relaypermit_permits', " RP_PAYLOAD_REMOVE ") FROM r";
-
-const char* const kSnapshot =
-    "SELECT network::text, username, source, " RP_US("granted") ", " RP_US("expires")
-    " FROM relaypermit_permits WHERE expires > " RP_TS("$1");
 
 const char* const kSelectSome =
     "SELECT network::text, username, source, " RP_US("granted") ", " RP_US("expires")
@@ -233,12 +232,39 @@ public:
         drain_eventfd();
     }
 
-    core::Result<std::vector<core::Permit>> snapshot(core::Time now) override {
+    core::Result<std::vector<core::Permit>> snapshot(core::Time now) override { return collect_snapshot(now); }
+
+    // COPY ... TO STDOUT in binary (store/pg_copy.hpp): rows stream in as the server reads
+    // them, with no text conversion on either side and no result set of them all.
+    core::Status snapshot_to(core::Time now, const PermitSink& sink) override {
         if (!conn_) return not_connected();
-        const std::string now_us = std::to_string(core::to_unix_micros(now));
-        auto r = exec(kSnapshot, {now_us});
-        if (!r) return r.error();
-        return rows_to_permits(r->get());
+        const std::string sql = "COPY (SELECT network, username, source, granted, expires FROM relaypermit_permits"
+                                " WHERE expires > (timestamptz 'epoch' + " +
+                                std::to_string(core::to_unix_micros(now)) +
+                                "::bigint * interval '1 microsecond')) TO STDOUT (FORMAT binary)";
+        ResultPtr r(api->PQexec(conn_, sql.c_str()));
+        if (!r || api->PQresultStatus(r.get()) != PGRES_COPY_OUT)
+            return fail(r ? first_line(api->PQresultErrorMessage(r.get())) : first_line(api->PQerrorMessage(conn_)));
+        r.reset();
+        PgCopyParser parser;
+        core::Status st = core::ok();
+        for (;;) {
+            char* buf = nullptr;
+            const int n = api->PQgetCopyData(conn_, &buf, 0);
+            if (n < 0) break;  // -1: done, -2: failed (the result below says why)
+            if (st) {
+                auto fed = parser.feed(std::string_view(buf, static_cast<std::size_t>(n)), sink);
+                if (!fed) st = fail(fed.error().message);
+            }
+            api->PQfreemem(buf);
+        }
+        while (PGresult* done = api->PQgetResult(conn_)) {  // read to the end: the connection stays usable
+            ResultPtr end(done);
+            if (st && api->PQresultStatus(done) != PGRES_COMMAND_OK) st = fail(first_line(api->PQresultErrorMessage(done)));
+        }
+        collect_notifies();
+        if (st && !parser.finished()) st = fail("COPY: the data ended early");
+        return st;
     }
 
     core::Status upsert(const core::Permit& p) override {

@@ -159,6 +159,24 @@ core::Result<StoreUrl> parse_store_url(std::string_view url) {
     return u;
 }
 
+core::Status SharedBackend::snapshot_to(core::Time now, const PermitSink& sink) {
+    auto rows = snapshot(now);
+    if (!rows) return rows.error();
+    for (const auto& p : *rows)
+        sink({p.network, p.user, p.source, core::to_unix_micros(p.granted), core::to_unix_micros(p.expires)});
+    return core::ok();
+}
+
+core::Result<std::vector<core::Permit>> SharedBackend::collect_snapshot(core::Time now) {
+    std::vector<core::Permit> out;
+    auto st = snapshot_to(now, [&](const PermitRow& r) {
+        out.push_back({r.network, std::string(r.user), std::string(r.source), core::from_unix_micros(r.granted_us),
+                       core::from_unix_micros(r.expires_us)});
+    });
+    if (!st) return st.error();
+    return out;
+}
+
 core::Result<std::vector<SharedBackend::Row>> SharedBackend::read_rows(const std::string&) {
     return core::make_error(describe() + ": only SQL engines (postgresql://, mysql://) answer queries");
 }

@@ -37,6 +37,7 @@ INSERT OR IGNORE INTO meta VALUES ('schema_version', '1');
 
 constexpr milliseconds k_backoff_min{100}, k_backoff_max{10000};
 constexpr std::chrono::seconds k_purge_every{60};
+constexpr std::size_t k_resync_min_changes = 100'000;
 
 core::Time wall_now() { return std::chrono::time_point_cast<core::Duration>(std::chrono::system_clock::now()); }
 
@@ -44,17 +45,17 @@ core::Time wall_now() { return std::chrono::time_point_cast<core::Duration>(std:
 
 core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& local_path,
                                                              std::unique_ptr<SharedBackend> backend, bool read_only,
-                                                             std::size_t max_permits) {
+                                                             std::size_t max_permits, const std::string& snapshot_path) {
     const std::string desc = backend->describe();
     if (read_only) {
         std::unique_ptr<SharedStore> s(new SharedStore(nullptr, std::move(backend), desc));
         s->read_only_ = true;
         auto st = s->backend_->connect();
         if (!st) return make_error("store " + desc + ": " + st.error().message);
-        auto snap = s->backend_->snapshot(wall_now());
+        auto snap = fetch_snapshot(*s->backend_, wall_now(), 0, nullptr);
         s->backend_->disconnect();
         if (!snap) return make_error("store " + desc + ": " + snap.error().message);
-        for (const auto& p : *snap) s->table_.merge(p, core::Time::min());
+        s->table_.replace_with(std::move(**snap));
         s->table_.set_limit(max_permits);
         s->up_ = true;
         return s;
@@ -70,8 +71,10 @@ core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& 
     std::unique_ptr<SharedStore> s(new SharedStore(db, std::move(backend), desc));
     if (auto st = s->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !st) return st.error();
     if (auto st = s->exec(k_local_schema); !st) return st.error();
-    if (auto st = s->load_local(); !st) return st.error();
+    s->limit_ = max_permits;
     s->table_.set_limit(max_permits);
+    if (!snapshot_path.empty()) s->snapshot_writer_ = std::make_unique<SnapshotWriter>(snapshot_path);
+    if (auto st = s->load_local(); !st) return st.error();
     s->todo_.assign(s->pending_.begin(), s->pending_.end());
     if (!s->pending_.empty())
         util::log(Level::notice, "store {}: {} queued change(s) from before the restart will be replayed", desc,
@@ -254,25 +257,12 @@ std::size_t SharedStore::process_events(core::Time now) {
     std::vector<std::int64_t> acked;
     for (auto& n : news) {
         switch (n.kind) {
-        case News::Kind::up: {
-            // The snapshot replaces the cache; our own unacknowledged ops are laid over it
-            // (the worker pushes them right after the snapshot).
+        case News::Kind::up:
+        case News::Kind::local:
             changed += table_.size();
-            table_.clear();
-            for (const auto& p : n.snapshot) table_.merge(p, now);
-            for (const auto& op : pending_) {
-                if (op.kind == Change::Kind::upsert) table_.merge(op.permit, now);
-                else table_.remove_exact(op.permit.network);
-            }
+            apply_snapshot(n, now);
             changed += table_.size();
-            ++connects_;
-            if (!up_ || !last_error_.empty())
-                util::log(Level::notice, "store {}: connected; {} live permit(s), {} queued change(s) to replay",
-                          describe_, n.snapshot.size(), pending_.size());
-            up_ = true;
-            last_error_.clear();
             break;
-        }
         case News::Kind::down:
             if (up_ || last_error_ != n.error)
                 util::log(Level::error, "store {}: unavailable: {}; lookups answer {}, changes are queued locally",
@@ -314,6 +304,25 @@ std::size_t SharedStore::process_events(core::Time now) {
     return changed;
 }
 
+void SharedStore::apply_snapshot(News& n, core::Time now) {
+    // The snapshot replaces the cache; our own unacknowledged ops are laid over it (the worker
+    // pushes them right after the snapshot). The table was built by the worker: O(1) here.
+    const std::size_t live = n.snapshot->size();
+    table_.replace_with(std::move(*n.snapshot));
+    for (const auto& op : pending_) {
+        if (op.kind == Change::Kind::upsert) table_.merge(op.permit, now);
+        else table_.remove_exact(op.permit.network);
+    }
+    // The local copy while the engine is down at start; a refresh of the copy while connected.
+    if (n.kind == News::Kind::local || n.resync) return;
+    ++connects_;
+    if (!up_ || !last_error_.empty())
+        util::log(Level::notice, "store {}: connected; {} live permit(s), {} queued change(s) to replay", describe_,
+                  live, pending_.size());
+    up_ = true;
+    last_error_.clear();
+}
+
 StoreStatus SharedStore::status() const {
     StoreStatus s;
     s.shared = true;
@@ -345,24 +354,19 @@ void SharedStore::worker_main() {
     auto lost = [&](const std::string& why) {
         backend_->disconnect();
         connected = false;
-        post({News::Kind::down, {}, {}, {}, why});
+        post({News::Kind::down, {}, {}, {}, why, false});
     };
     for (;;) {
         if (worker_.stopping()) break;
         if (!connected) {
             auto st = backend_->connect();
+            if (st) st = worker_load(false);
             if (st) {
-                auto snap = backend_->snapshot(wall_now());
-                if (snap) {
-                    connected = true;
-                    backoff = k_backoff_min;
-                    post({News::Kind::up, std::move(*snap), {}, {}, {}});
-                } else {
-                    st = snap.error();
-                }
-            }
-            if (!connected) {
+                connected = true;
+                backoff = k_backoff_min;
+            } else {
                 lost(st ? std::string() : st.error().message);
+                if (!local_tried_) worker_load_local();
                 // Back off; grants meanwhile only wake us to check for stop.
                 if (!worker_.pause(backoff)) break;
                 backoff = std::min(backoff * 2, k_backoff_max);
@@ -396,7 +400,7 @@ void SharedStore::worker_main() {
                 std::lock_guard lk(worker_.mutex());
                 todo_.erase(todo_.begin(), todo_.begin() + static_cast<std::ptrdiff_t>(done.size()));
             }
-            post({News::Kind::acked, {}, {}, std::move(done), {}});
+            post({News::Kind::acked, {}, {}, std::move(done), {}, false});
         }
         if (!failure.empty()) {
             lost(failure);
@@ -422,9 +426,48 @@ void SharedStore::worker_main() {
             lost(changes.error().message);
             continue;
         }
-        if (!changes->empty()) post({News::Kind::changes, {}, std::move(*changes), {}, {}});
+        if (changes->empty()) continue;
+        if (snapshot_writer_)
+            if (auto w = snapshot_writer_->append(*changes); !w)
+                util::log(Level::warning, "store {}: local snapshot dropped until the next one: {}", describe_,
+                          w.error().message);
+        post({News::Kind::changes, {}, std::move(*changes), {}, {}, false});
+        // The local copy grows by every change: once the changes outnumber the permits, read a
+        // fresh snapshot (which rewrites it).
+        if (snapshot_writer_ && snapshot_writer_->records_appended() >
+                                    std::max(snapshot_writer_->records_committed(), k_resync_min_changes)) {
+            if (auto st = worker_load(true); !st) lost(st.error().message);
+        }
     }
     backend_->disconnect();
+}
+
+void SharedStore::worker_load_local() {
+    local_tried_ = true;
+    if (!snapshot_writer_) return;
+    auto table = std::make_unique<PermitTable>();
+    table->set_limit(limit_);
+    auto local = load_snapshot_file(snapshot_writer_->path(), *table, wall_now());
+    if (!local) {
+        util::log(Level::warning, "store {}: local snapshot ignored: {}", describe_, local.error().message);
+        return;
+    }
+    if (local->written_us == 0) return;  // none yet
+    util::log(Level::notice, "store {}: {} live permit(s) from the local snapshot of {} until the engine answers",
+              describe_, local->live, core::format_time(core::from_unix_micros(local->written_us)));
+    post({News::Kind::local, std::move(table), {}, {}, {}, false});
+}
+
+core::Status SharedStore::worker_load(bool resync) {
+    auto table = fetch_snapshot(*backend_, wall_now(), limit_, snapshot_writer_.get());
+    if (!table) return table.error();
+    News n{News::Kind::up, std::move(*table), {}, {}, {}, resync};
+    post(std::move(n));
+    // The local copy's fsync after the hand-over: serving does not wait for the disk.
+    if (snapshot_writer_ && snapshot_writer_->writing())
+        if (auto w = snapshot_writer_->commit(); !w)
+            util::log(Level::warning, "store {}: local snapshot not written: {}", describe_, w.error().message);
+    return core::ok();
 }
 
 // ---- factory ----
@@ -455,7 +498,7 @@ core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts) 
     auto backend = make_backend(*url);
     if (!backend) return backend.error();
     auto s = SharedStore::open(opts.state_dir + "/shared-outbox.db", std::move(*backend), opts.read_only,
-                               opts.max_permits);
+                               opts.max_permits, opts.state_dir + "/shared-snapshot");
     if (!s) return s.error();
     return std::unique_ptr<PermitStore>(std::move(*s));
 }

@@ -30,6 +30,7 @@
 #include "store/permit_store.hpp"
 #include "store/permit_table.hpp"
 #include "store/shared_backend.hpp"
+#include "store/snapshot_file.hpp"
 #include "store/worker_thread.hpp"
 
 struct sqlite3;
@@ -40,10 +41,15 @@ class SharedStore final : public PermitStore {
 public:
     // Opens (creating) the local state file `local_path` and starts the worker. read_only: no
     // outbox and no worker; the backend is connected once, synchronously, and its snapshot is
-    // the table (for CLI fallbacks).
+    // the table (for CLI fallbacks). snapshot_path: the local copy of the engine's table
+    // (store/snapshot_file.hpp; "" for none), rewritten by the worker after each snapshot it
+    // reads; when the first connection attempt fails, the worker loads it and the cache holds
+    // the permits last seen (the outbox laid over them) until the engine answers (served while
+    // store_outage = "cache").
     static core::Result<std::unique_ptr<SharedStore>> open(const std::string& local_path,
                                                            std::unique_ptr<SharedBackend> backend, bool read_only,
-                                                           std::size_t max_permits = 0);
+                                                           std::size_t max_permits = 0,
+                                                           const std::string& snapshot_path = "");
     ~SharedStore() override;
 
     core::Result<std::vector<GrantOutcome>> grant(std::span<const core::Permit> permits,
@@ -73,11 +79,12 @@ private:
         core::Permit permit;  // remove: only network (and granted) matter
     };
     struct News {
-        enum class Kind { up, down, changes, acked } kind;
-        std::vector<core::Permit> snapshot;  // up
+        enum class Kind { up, down, changes, acked, local } kind;
+        std::unique_ptr<PermitTable> snapshot;  // up: the engine's table; local: the local copy
         std::vector<Change> changes;         // changes
         std::vector<std::int64_t> acked;     // acked
         std::string error;                   // down
+        bool resync = false;                 // up: a refresh of the local copy, not a reconnection
     };
 
     SharedStore(sqlite3* db, std::unique_ptr<SharedBackend> backend, std::string describe);
@@ -90,6 +97,11 @@ private:
 
     void worker_main();
     void post(News n);
+    // Reads the engine's snapshot (and writes the local copy); on success posts it.
+    core::Status worker_load(bool resync);
+    // Once, when the first connection fails: posts the local copy (kind local) if there is one.
+    void worker_load_local();
+    void apply_snapshot(News& n, core::Time now);
 
     // loop thread
     sqlite3* db_ = nullptr;
@@ -109,6 +121,9 @@ private:
 
     // worker thread
     std::unique_ptr<SharedBackend> backend_;
+    std::unique_ptr<SnapshotWriter> snapshot_writer_;  // null: no local copy
+    std::size_t limit_ = 0;                            // max_permits
+    bool local_tried_ = false;                         // worker_load_local() ran
     WorkerThread worker_;
 };
 

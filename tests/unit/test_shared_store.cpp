@@ -243,3 +243,47 @@ TEST(SharedStore, OpenStoreRejectsBadUrlsClearly) {
     ASSERT_FALSE(pw);
     EXPECT_NE(pw.error().message.find("store_password_file"), std::string::npos) << pw.error().message;
 }
+
+// Issue 14: the local snapshot. A store that saw the engine keeps a copy (snapshot + changes);
+// reopened while the engine is down it holds the live permits of that copy, without the revoked
+// one, and converges with the engine's table once the engine is back.
+TEST(SharedStore, StartsFromItsLocalSnapshotWhileTheEngineIsDown) {
+    TempDir a;
+    auto engine = std::make_shared<FakeEngine>();
+    const auto t0 = wall();
+    engine->rows["192.0.2.60"] = permit("192.0.2.60", "kept", t0, minutes(30));
+    engine->rows["192.0.2.61"] = permit("192.0.2.61", "revoked", t0, minutes(30));
+    const auto reopen = [&] {
+        auto s = store::SharedStore::open(a.path + "/o.db", std::make_unique<FakeBackend>(engine), false, 0,
+                                          a.path + "/snapshot");
+        EXPECT_TRUE(s) << (s ? "" : s.error().message);
+        return s ? std::move(*s) : nullptr;
+    };
+    {
+        auto s = reopen();
+        ASSERT_TRUE(s);
+        ASSERT_TRUE(pump_until(*s, [&] { return s->available(); }));
+        FakeBackend other(engine);  // another daemon revokes one permit
+        ASSERT_TRUE(other.remove(*core::Cidr::parse("192.0.2.61")));
+        ASSERT_TRUE(pump_until(*s, [&] { return !s->find(addr("192.0.2.61"), wall()); }));
+    }
+    engine->down = true;
+    engine->rows["192.0.2.62"] = permit("192.0.2.62", "while-stopped", t0, minutes(30));
+    auto s = reopen();
+    ASSERT_TRUE(s);
+    EXPECT_FALSE(s->available());
+    ASSERT_TRUE(pump_until(*s, [&] { return s->find(addr("192.0.2.60"), wall()).has_value(); }))
+        << "served from the local snapshot once the engine is found down";
+    EXPECT_FALSE(s->available());
+    EXPECT_FALSE(s->find(addr("192.0.2.61"), wall())) << "the revoke it had seen is kept";
+    EXPECT_FALSE(s->find(addr("192.0.2.60"), t0 + minutes(30))) << "never past its expiry";
+    EXPECT_FALSE(s->find(addr("192.0.2.62"), wall()));
+    ASSERT_TRUE(pump_until(*s, [&] { return s->status().outages == 1; })) << "the outage is counted";
+    EXPECT_TRUE(s->find(addr("192.0.2.60"), wall())) << "and the copy still served";
+    {
+        std::lock_guard lk(engine->mu);
+        engine->down = false;
+    }
+    ASSERT_TRUE(pump_until(*s, [&] { return s->available() && s->find(addr("192.0.2.62"), wall()); }));
+    EXPECT_TRUE(s->find(addr("192.0.2.60"), wall()));
+}

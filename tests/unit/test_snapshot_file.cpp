@@ -1,0 +1,231 @@
+// The shared stores' start-up paths (issue 14): the local snapshot file (store/snapshot_file.hpp),
+// the binary COPY parser of the PostgreSQL snapshot (store/pg_copy.hpp) and the table's O(1)
+// replacement. Pure logic on bytes and files in a temporary directory; no engine.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "store/permit_table.hpp"
+#include "store/pg_copy.hpp"
+#include "store/snapshot_file.hpp"
+
+using namespace rp;
+using store::Change;
+
+namespace {
+
+core::Cidr net(const char* s) { return *core::Cidr::parse(s); }
+constexpr std::int64_t k_t0 = 1'800'000'000'000'000;  // a fixed "now" in Unix microseconds
+core::Time at(std::int64_t us) { return core::from_unix_micros(us); }
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/rp-snap-XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+std::vector<store::SnapshotRecord> parse_all(std::string_view bytes, store::SnapshotInfo* info = nullptr) {
+    std::vector<store::SnapshotRecord> out;
+    auto r = store::parse_snapshot(bytes, [&](const store::SnapshotRecord& rec) { out.push_back(rec); });
+    EXPECT_TRUE(r) << (r ? "" : r.error().message);
+    if (r && info) *info = *r;
+    return out;
+}
+
+}  // namespace
+
+TEST(SnapshotFile, RecordsRoundTripWithAnyBytesInNames) {
+    const std::string user("a\0b\n\xff", 5);
+    std::string f = store::snapshot_header(k_t0);
+    store::append_snapshot_record(f, {Change::Kind::upsert, net("192.0.2.7"), user, "src", k_t0, k_t0 + 60});
+    store::append_snapshot_record(f, {Change::Kind::remove, net("2001:db8:1:2::/64"), "", "", k_t0 + 1, k_t0 + 2});
+    store::SnapshotInfo info;
+    auto recs = parse_all(f, &info);
+    ASSERT_EQ(recs.size(), 2u);
+    EXPECT_EQ(info.written_us, k_t0);
+    EXPECT_FALSE(info.torn_tail);
+    EXPECT_EQ(recs[0].network, net("192.0.2.7"));
+    EXPECT_EQ(recs[0].user, user);
+    EXPECT_EQ(recs[0].source, "src");
+    EXPECT_EQ(recs[0].expires_us, k_t0 + 60);
+    EXPECT_EQ(recs[1].kind, Change::Kind::remove);
+    EXPECT_EQ(recs[1].network, net("2001:db8:1:2::/64"));
+    EXPECT_EQ(recs[1].granted_us, k_t0 + 1);
+}
+
+TEST(SnapshotFile, ACutShortLastRecordIsIgnoredADamagedOneInTheMiddleIsAnError) {
+    std::string f = store::snapshot_header(k_t0);
+    store::append_snapshot_record(f, {Change::Kind::upsert, net("192.0.2.1"), "u", "s", k_t0, k_t0 + 60});
+    const std::size_t first_end = f.size();
+    store::append_snapshot_record(f, {Change::Kind::remove, net("192.0.2.1"), "u", "s", k_t0, k_t0 + 60});
+    for (std::size_t cut = first_end + 1; cut < f.size(); ++cut) {
+        store::SnapshotInfo info;
+        EXPECT_EQ(parse_all(std::string_view(f).substr(0, cut), &info).size(), 1u) << cut;
+        EXPECT_TRUE(info.torn_tail);
+    }
+    std::string damaged = f;
+    damaged[20] ^= 1;  // inside the first record, with a whole record after it
+    EXPECT_FALSE(store::parse_snapshot(damaged, [](const auto&) {}));
+    EXPECT_FALSE(store::parse_snapshot("RPSNAP0\n........", [](const auto&) {}));
+}
+
+TEST(SnapshotFile, WriterCommitsAppendsAndTheLoadKeepsOnlyLiveUnrevokedPermits) {
+    TempDir d;
+    const std::string path = d.path + "/shared-snapshot";
+    store::SnapshotWriter w(path);
+    ASSERT_TRUE(w.begin(k_t0));
+    w.add({Change::Kind::upsert, net("192.0.2.1"), "alive", "s", k_t0, k_t0 + 3600'000'000});
+    w.add({Change::Kind::upsert, net("192.0.2.2"), "expired", "s", k_t0 - 7200'000'000, k_t0 - 1});
+    w.add({Change::Kind::upsert, net("192.0.2.3"), "revoked", "s", k_t0, k_t0 + 3600'000'000});
+    w.add({Change::Kind::upsert, net("192.0.2.4"), "regranted", "s", k_t0, k_t0 + 3600'000'000});
+    EXPECT_FALSE(std::filesystem::exists(path)) << "nothing visible before commit()";
+    ASSERT_TRUE(w.commit());
+    const auto p = [](const char* n, const char* u, std::int64_t g) {
+        return core::Permit{net(n), u, "s", at(g), at(g + 3600'000'000)};
+    };
+    std::vector<Change> changes = {{Change::Kind::remove, p("192.0.2.3", "revoked", k_t0)},
+                                   {Change::Kind::remove, p("192.0.2.4", "regranted", k_t0 - 1)},  // older
+                                   {Change::Kind::upsert, p("192.0.2.5", "later", k_t0 + 5)}};
+    ASSERT_TRUE(w.append(changes));
+    EXPECT_EQ(w.records_committed(), 4u);
+    EXPECT_EQ(w.records_appended(), 3u);
+
+    store::PermitTable t;
+    auto loaded = store::load_snapshot_file(path, t, at(k_t0));
+    ASSERT_TRUE(loaded) << loaded.error().message;
+    EXPECT_EQ(loaded->written_us, k_t0);
+    EXPECT_EQ(loaded->live, 3u);
+    EXPECT_TRUE(t.find_exact(net("192.0.2.1")));
+    EXPECT_FALSE(t.find_exact(net("192.0.2.2"))) << "a permit past its expiry is never loaded";
+    EXPECT_FALSE(t.find_exact(net("192.0.2.3"))) << "a recorded removal is applied";
+    EXPECT_TRUE(t.find_exact(net("192.0.2.4"))) << "a removal older than the permit is not";
+    EXPECT_TRUE(t.find_exact(net("192.0.2.5")));
+    EXPECT_TRUE(t.find(*core::Address::parse("192.0.2.1"), at(k_t0)));
+    EXPECT_FALSE(t.find(*core::Address::parse("192.0.2.1"), at(k_t0 + 3600'000'000)));
+
+    store::PermitTable none;
+    auto missing = store::load_snapshot_file(d.path + "/absent", none, at(k_t0));
+    ASSERT_TRUE(missing);
+    EXPECT_EQ(missing->live, 0u);
+}
+
+TEST(SnapshotFile, TheLoadRespectsMaxPermits) {
+    TempDir d;
+    store::SnapshotWriter w(d.path + "/s");
+    ASSERT_TRUE(w.begin(k_t0));
+    for (const char* n : {"192.0.2.1", "192.0.2.2", "192.0.2.3"})
+        w.add({Change::Kind::upsert, net(n), "u", "s", k_t0, k_t0 + 60'000'000});
+    ASSERT_TRUE(w.commit());
+    store::PermitTable t;
+    t.set_limit(2);
+    ASSERT_TRUE(store::load_snapshot_file(d.path + "/s", t, at(k_t0)));
+    EXPECT_EQ(t.size(), 2u);
+    EXPECT_EQ(t.refused(), 1u);
+    EXPECT_EQ(t.limit(), 2u);
+}
+
+TEST(PermitTable, ReplaceWithEndsWalksAndKeepsTheLimit) {
+    store::PermitTable a, b;
+    a.set_limit(10);
+    a.merge({net("192.0.2.1"), "old", "s", at(k_t0), at(k_t0 + 60)}, at(k_t0));
+    auto cursor = a.open_cursor();
+    b.merge({net("192.0.2.2"), "new", "s", at(k_t0), at(k_t0 + 60)}, at(k_t0));
+    a.replace_with(std::move(b));
+    EXPECT_TRUE(cursor->ended);
+    EXPECT_EQ(a.size(), 1u);
+    EXPECT_EQ(a.limit(), 10u);
+    EXPECT_TRUE(a.find_exact(net("192.0.2.2")));
+    EXPECT_FALSE(a.find_exact(net("192.0.2.1")));
+}
+
+// ---- PostgreSQL binary COPY ----
+
+namespace {
+
+void be(std::string& s, std::uint64_t v, int n) {
+    for (int i = n - 1; i >= 0; --i) s += static_cast<char>(v >> (8 * i));
+}
+void field(std::string& s, std::string_view v) {
+    be(s, v.size(), 4);
+    s += v;
+}
+std::string inet(int family, int bits, std::initializer_list<int> bytes) {
+    std::string v;
+    v += static_cast<char>(family);
+    v += static_cast<char>(bits);
+    v += '\0';
+    v += static_cast<char>(bytes.size());
+    for (int b : bytes) v += static_cast<char>(b);
+    return v;
+}
+std::string ts(std::int64_t unix_us) {
+    std::string v;
+    be(v, static_cast<std::uint64_t>(unix_us - 946'684'800'000'000), 8);
+    return v;
+}
+std::string copy_stream() {
+    std::string s("PGCOPY\n\377\r\n\0", 11);
+    be(s, 0, 4);
+    be(s, 0, 4);
+    be(s, 5, 2);
+    field(s, inet(2, 32, {192, 0, 2, 9}));
+    field(s, "alice");
+    field(s, "dovecot");
+    field(s, ts(k_t0));
+    field(s, ts(k_t0 + 60));
+    be(s, 5, 2);
+    field(s, inet(3, 64, {0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0}));
+    field(s, "");
+    field(s, "s");
+    field(s, ts(k_t0));
+    field(s, ts(k_t0 + 61));
+    be(s, 5, 2);  // a NULL network: skipped
+    be(s, 0xffffffff, 4);
+    field(s, "x");
+    field(s, "y");
+    field(s, ts(k_t0));
+    field(s, ts(k_t0));
+    be(s, 0xffff, 2);
+    return s;
+}
+
+}  // namespace
+
+TEST(PgCopyParser, ReadsRowsWhateverTheChunking) {
+    const std::string s = copy_stream();
+    for (std::size_t chunk : {s.size(), std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{64}}) {
+        store::PgCopyParser p;
+        std::vector<core::Permit> rows;
+        for (std::size_t i = 0; i < s.size(); i += chunk) {
+            auto st = p.feed(std::string_view(s).substr(i, chunk), [&](const store::PermitRow& r) {
+                rows.push_back({r.network, std::string(r.user), std::string(r.source), at(r.granted_us), at(r.expires_us)});
+            });
+            ASSERT_TRUE(st) << st.error().message;
+        }
+        EXPECT_TRUE(p.finished());
+        ASSERT_EQ(rows.size(), 2u) << chunk;
+        EXPECT_EQ(p.skipped(), 1u);
+        EXPECT_EQ(rows[0].network, net("192.0.2.9"));
+        EXPECT_EQ(rows[0].user, "alice");
+        EXPECT_EQ(rows[0].source, "dovecot");
+        EXPECT_EQ(core::to_unix_micros(rows[0].granted), k_t0);
+        EXPECT_EQ(core::to_unix_micros(rows[0].expires), k_t0 + 60);
+        EXPECT_EQ(rows[1].network, net("2001:db8:1:2::/64"));
+    }
+}
+
+TEST(PgCopyParser, RejectsAnotherFormatAndDataAfterTheEnd) {
+    store::PgCopyParser text;
+    EXPECT_FALSE(text.feed("192.0.2.1\talice\tx\t2026-01-01\t2026-01-02\n", [](const auto&) {}));
+    store::PgCopyParser after;
+    EXPECT_FALSE(after.feed(copy_stream() + "xx", [](const auto&) {}));
+    store::PgCopyParser wide;
+    std::string s = copy_stream().substr(0, 19);
+    be(s, 7, 2);
+    EXPECT_FALSE(wide.feed(s, [](const auto&) {})) << "a row of another shape";
+}
