@@ -137,14 +137,14 @@ void Daemon::apply_caps(std::vector<core::Permit>& permits, std::vector<std::str
         l.index_built = std::chrono::steady_clock::now();
     }
     std::vector<core::Cidr> batch;  // accepted earlier in this batch: not in the store yet
+    std::vector<core::Permit> keep;
     const CapIndex::Live live = [&](const core::Cidr& net) -> std::optional<core::Permit> {
-        for (std::size_t i = 0; i < batch.size(); ++i)
-            if (batch[i] == net) return permits[i];
+        for (std::size_t i = 0; i < batch.size(); ++i)  // batch[i] is keep[i]'s network
+            if (batch[i] == net) return keep[i];
         auto p = store_->find(net.network(), now);
         if (p && p->network == net) return p;
         return std::nullopt;
     };
-    std::vector<core::Permit> keep;
     std::vector<std::string> keep_servers;
     l.last_cap_refusal.clear();
     for (std::size_t i = 0; i < permits.size(); ++i) {

@@ -37,6 +37,15 @@ TEST(TomlGuard, NonAsciiOnlyInStringsAndComments) {
         {"hash inside a string is not a comment", "a = \"#\" \xc3\xa9\n", 1},
         {"unterminated string ends at the line", "a = \"x\n\xc3\xa9 = 1\n", 2},
         {"escaped newline in a multi-line string counts the line", "a = \"\"\"x\\\ny\"\"\"\n\xc3\xa9\n", 3},
+        // Review: toml++ tests the character after a backslash, and the blanks after a
+        // line-ending backslash, for whitespace even inside strings.
+        {"non-ASCII escaped in a multi-line string", "a = \"\"\"\\\xcb\x8b\"\"\"\n", 1},
+        {"non-ASCII after a line-ending backslash", "a = \"\"\"x\\\n\xcb\x8b\"\"\"\n", 2},
+        {"non-ASCII after a line-ending backslash and blanks", "a = \"\"\"x\\  \n\n  \xcb\x8b\"\"\"\n", 3},
+        {"non-ASCII escaped in a basic string", "a = \"\\\xcb\x8b\"\n", 1},
+        {"line-ending backslash then text", "a = \"\"\"x\\\n  caf\xc3\xa9 \\\\ \\\" y\"\"\"\nb = 1\n", std::nullopt},
+        {"UTF-8 BOM", "\xef\xbb\xbfttl = \"30m\"\n", std::nullopt},
+        {"UTF-8 BOM, then a non-ASCII key", "\xef\xbb\xbf\xc3\xa9 = 1\n", 1},
     };
     for (const auto& c : cases) EXPECT_EQ(non_ascii_outside_strings(c.text), c.line) << c.name;
 }
