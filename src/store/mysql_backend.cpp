@@ -42,7 +42,7 @@
 #include <vector>
 
 #include "store/dynlib.hpp"
-#include "store/shared_backend.hpp"
+#include "store/sql_backend.hpp"
 #include "store/sql_counters.hpp"
 
 namespace rp::store {
@@ -128,6 +128,12 @@ const char* const kSchemaPresent =
 constexpr const char* kLockSequence =
     "START TRANSACTION; UPDATE relaypermit_change_seq SET last_id = LAST_INSERT_ID(last_id + 1) WHERE one = 1; ";
 
+const char* const kSessionSettings[] = {
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION',"
+    " time_zone = '+00:00', innodb_lock_wait_timeout = 10, autocommit = 1",
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"};
+const char* const kReadOnlySettings[] = {"SET SESSION TRANSACTION READ ONLY", "SET SESSION max_statement_time = 60"};
+
 const std::set<std::string> kParams = {"ssl", "ssl_ca", "ssl_capath", "ssl_cert", "ssl_key",
                                        "ssl_verify_server_cert", "connect_timeout", "password"};
 
@@ -172,19 +178,9 @@ std::pair<std::string, std::string> range_of(const core::Cidr& net) {
     return {first, last};
 }
 
+// A column's value (NULL: no number).
 bool parse_i64(const char* s, unsigned long len, std::int64_t& out) {
-    if (!s || len == 0) return false;
-    std::string_view v(s, len);
-    bool neg = v.front() == '-';
-    if (neg) v.remove_prefix(1);
-    if (v.empty() || v.size() > 18) return false;
-    std::int64_t x = 0;
-    for (char c : v) {
-        if (c < '0' || c > '9') return false;
-        x = x * 10 + (c - '0');
-    }
-    out = neg ? -x : x;
-    return true;
+    return s != nullptr && parse_sql_i64(std::string_view(s, len), out);
 }
 
 bool truthy(const std::string& v, bool& out) {
@@ -205,16 +201,15 @@ struct Options {
     std::string ca, capath, cert, key;
 };
 
-class MysqlBackend final : public SharedBackend {
+class MysqlBackend final : public SqlBackend {
 public:
-    MysqlBackend(StoreUrl url, Options opt) : url_(std::move(url)), opt_(std::move(opt)) {
+    MysqlBackend(StoreUrl url, Options opt) : SqlBackend(std::move(url)), opt_(std::move(opt)) {
         if (url_.password.empty() && url_.params.count("password")) url_.password = url_.params.at("password");
     }
     ~MysqlBackend() override { disconnect(); }
 
     core::Status connect() override {
-        if (auto st = open_session(); !st) return st;
-        if (auto st = ensure_schema(kSchemaPresent, kSchema); !st) return disconnect_with(st);
+        if (auto st = open_session({kSchemaPresent, kSchema}); !st) return st;
         auto last = query("SELECT last_id FROM relaypermit_change_seq WHERE one = 1");
         if (!last) return disconnect_with(last.error());
         MYSQL_ROW row = api->mysql_fetch_row(last->get());
@@ -227,10 +222,7 @@ public:
 
     // Budget counters (store/sql_counters.hpp), on a connection that reads no change log.
     core::Status connect_counters() override {
-        if (auto st = open_session(); !st) return st;
-        if (auto st = ensure_schema(sql_counters::k_mysql_schema_present, sql_counters::mysql_schema()); !st)
-            return disconnect_with(st);
-        return core::ok();
+        return open_session({sql_counters::k_mysql_schema_present, sql_counters::mysql_schema()});
     }
 
     // Per slice, one transaction: the upsert, then a locking read of the same rows (our add and
@@ -258,7 +250,7 @@ public:
     }
 
     // A plain connection with the URL's options (TLS as asked; no session settings, no schema).
-    core::Status open_connection() {
+    core::Status open_connection() override {
         conn_ = api->mysql_init(nullptr);
         if (!conn_) return fail("cannot allocate a MariaDB connection");
         const unsigned io_timeout = 15;
@@ -296,10 +288,7 @@ public:
     }
 
     core::Result<std::vector<Row>> read_rows(const std::string& sql) override {
-        disconnect();
-        if (auto st = open_connection(); !st) return st.error();
-        for (const char* setup : {"SET SESSION TRANSACTION READ ONLY", "SET SESSION max_statement_time = 60"})
-            if (auto st = command(setup); !st) return disconnect_with(st).error();
+        if (auto st = open_read_only(kReadOnlySettings); !st) return st.error();
         auto r = query(sql);
         if (!r) return disconnect_with(r.error()).error();
         std::vector<Row> rows;
@@ -431,34 +420,15 @@ public:
                      " relaypermit_change_seq WHERE one = 1)");
     }
 
-    std::string describe() const override { return url_.redacted(); }
-
 private:
-    // open_connection() plus the session settings every statement here relies on.
-    core::Status open_session() {
-        disconnect();
-        if (auto st = open_connection(); !st) return st;
-        for (const char* setup :
-             {"SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION',"
-              " time_zone = '+00:00', innodb_lock_wait_timeout = 10, autocommit = 1",
-              "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"}) {
-            if (auto st = command(setup); !st) return disconnect_with(st);
-        }
-        return core::ok();
-    }
+    std::span<const char* const> session_settings() const override { return kSessionSettings; }
 
-    core::Error fail(const std::string& what) const { return make_error("store " + url_.redacted() + ": " + what); }
-    core::Error not_connected() const { return fail("not connected"); }
-    core::Status disconnect_with(const core::Status& st) {
-        disconnect();
-        return st;
-    }
     core::Status rollback(const core::Status& st) {
         if (conn_) api->mysql_real_query(conn_, "ROLLBACK", 8);
         return st;
     }
 
-    core::Status command(const std::string& sql) {
+    core::Status command(const std::string& sql) override {
         if (api->mysql_real_query(conn_, sql.data(), sql.size()) != 0) return fail(api->mysql_error(conn_));
         // Statements here return no rows; drain anything unexpected so the connection stays usable.
         if (MYSQL_RES* r = api->mysql_store_result(conn_)) api->mysql_free_result(r);
@@ -519,10 +489,10 @@ private:
                             core::from_unix_micros(e)};
     }
 
-    // Runs `ddl` under GET_LOCK unless `present_sql` (one 0/1 value) says all of it exists.
-    core::Status ensure_schema(const char* present_sql, std::span<const char* const> ddl) {
+    // The lock: GET_LOCK, held by the connection until RELEASE_LOCK.
+    core::Status ensure_schema(const Schema& schema) override {
         {
-            auto present = query(present_sql);
+            auto present = query(schema.present);
             if (!present) return present.error();
             MYSQL_ROW row = api->mysql_fetch_row(present->get());
             if (row && row[0] && std::string_view(row[0]) == "1") return core::ok();
@@ -534,7 +504,7 @@ private:
             return fail("timed out waiting for another daemon to create the schema");
         lock->reset();
         core::Status result = core::ok();
-        for (const char* statement : ddl) {
+        for (const char* statement : schema.ddl) {
             if (auto st = command(statement); !st) {
                 result = fail("creating the schema: " + st.error().message);
                 break;
@@ -545,7 +515,6 @@ private:
         return result;
     }
 
-    StoreUrl url_;
     Options opt_;
     MYSQL* conn_ = nullptr;
     std::int64_t last_seen_ = 0;

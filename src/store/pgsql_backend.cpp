@@ -48,7 +48,7 @@
 #include "store/dynlib.hpp"
 #include "store/pg_copy.hpp"
 #include "store/pgsql_text.hpp"
-#include "store/shared_backend.hpp"
+#include "store/sql_backend.hpp"
 #include "store/sql_counters.hpp"
 
 namespace rp::store {
@@ -151,22 +151,12 @@ const char* const kSelectSome =
 
 const char* const kPurge = "DELETE FROM relaypermit_permits WHERE expires <= " RP_TS("$1");
 
+const char* const kSessionSettings[] = {"SET statement_timeout = '15s'", "SET lock_timeout = '10s'",
+                                        "SET client_min_messages = warning"};
+const char* const kReadOnlySettings[] = {"SET statement_timeout = '60s'", "SET default_transaction_read_only = on"};
+
 // Connection keywords that come from the URL's own parts, not from ?parameters.
 const std::set<std::string> kFromUrlParts = {"user", "password", "dbname", "port"};
-
-bool parse_i64(std::string_view s, std::int64_t& out) {
-    if (s.empty()) return false;
-    bool neg = s.front() == '-';
-    if (neg) s.remove_prefix(1);
-    if (s.empty() || s.size() > 18) return false;
-    std::int64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + (c - '0');
-    }
-    out = neg ? -v : v;
-    return true;
-}
 
 std::string first_line(const char* msg) {
     std::string s = msg ? msg : "";
@@ -181,10 +171,10 @@ struct ResultDeleter {
 };
 using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
 
-class PgsqlBackend final : public SharedBackend {
+class PgsqlBackend final : public SqlBackend {
 public:
     PgsqlBackend(StoreUrl url, std::vector<std::pair<std::string, std::string>> conn)
-        : url_(std::move(url)), conn_params_(std::move(conn)) {}
+        : SqlBackend(std::move(url)), conn_params_(std::move(conn)) {}
     ~PgsqlBackend() override {
         disconnect();
         if (epfd_ >= 0) ::close(epfd_);
@@ -192,18 +182,14 @@ public:
     }
 
     core::Status connect() override {
-        if (auto st = open_session(); !st) return st;
-        if (auto st = ensure_schema(kSchemaPresent, kSchema); !st) return disconnect_with(st);
-        if (auto st = command((std::string("LISTEN ") + kChannel).c_str()); !st) return disconnect_with(st);
+        if (auto st = open_session({kSchemaPresent, kSchema}); !st) return st;
+        if (auto st = command(std::string("LISTEN ") + kChannel); !st) return disconnect_with(st);
         if (auto st = watch_socket(); !st) return disconnect_with(st);
         return core::ok();
     }
 
     core::Result<std::vector<Row>> read_rows(const std::string& query) override {
-        disconnect();
-        if (auto st = open_connection(); !st) return st.error();
-        for (const char* setup : {"SET statement_timeout = '60s'", "SET default_transaction_read_only = on"})
-            if (auto st = command(setup); !st) return disconnect_with(st).error();
+        if (auto st = open_read_only(kReadOnlySettings); !st) return st.error();
         ResultPtr r(api->PQexec(conn_, query.c_str()));
         if (!r || api->PQresultStatus(r.get()) != PGRES_TUPLES_OK)
             return disconnect_with(fail(r ? first_line(api->PQresultErrorMessage(r.get()))
@@ -332,14 +318,9 @@ public:
         return core::ok();
     }
 
-    std::string describe() const override { return url_.redacted(); }
-
     // Budget counters (store/sql_counters.hpp), on a connection that listens for nothing.
     core::Status connect_counters() override {
-        if (auto st = open_session(); !st) return st;
-        if (auto st = ensure_schema(sql_counters::k_pg_schema_present, sql_counters::pg_schema()); !st)
-            return disconnect_with(st);
-        return core::ok();
+        return open_session({sql_counters::k_pg_schema_present, sql_counters::pg_schema()});
     }
 
     core::Result<std::vector<CounterRow>> add_counters(std::span<const CounterRow> deltas) override {
@@ -370,7 +351,7 @@ public:
 
 private:
     // A plain connection with the URL's parameters (no schema, no LISTEN).
-    core::Status open_connection() {
+    core::Status open_connection() override {
         std::vector<const char*> keys, values;
         for (const auto& [k, v] : conn_params_) {
             keys.push_back(k.c_str());
@@ -388,26 +369,10 @@ private:
         return core::ok();
     }
 
-    // open_connection() plus the session settings every statement here relies on.
-    core::Status open_session() {
-        disconnect();
-        if (auto st = open_connection(); !st) return st;
+    void prepare_session() override {
         api->PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // IF NOT EXISTS notices
-        for (const char* setup : {"SET statement_timeout = '15s'", "SET lock_timeout = '10s'",
-                                  "SET client_min_messages = warning"}) {
-            if (auto st = command(setup); !st) return disconnect_with(st);
-        }
-        return core::ok();
     }
-
-    core::Error fail(const std::string& what) const {
-        return make_error("store " + url_.redacted() + ": " + what);
-    }
-    core::Error not_connected() const { return fail("not connected"); }
-    core::Status disconnect_with(const core::Status& st) {
-        disconnect();
-        return st;
-    }
+    std::span<const char* const> session_settings() const override { return kSessionSettings; }
 
     core::Result<ResultPtr> exec(const char* sql, const std::vector<std::string>& params) {
         std::vector<const char*> values;
@@ -467,15 +432,15 @@ private:
         return core::ok();
     }
 
-    core::Status command(const char* sql) {
-        auto r = exec(sql, {});
+    core::Status command(const std::string& sql) override {
+        auto r = exec(sql.c_str(), {});
         if (!r) return r.error();
         return core::ok();
     }
 
-    // Runs `ddl` under the schema lock unless `present` (one boolean) says all of it exists.
-    core::Status ensure_schema(const char* present_sql, std::span<const char* const> ddl) {
-        auto present = exec(present_sql, {});
+    // The lock: a transaction-scoped advisory lock, released by the COMMIT.
+    core::Status ensure_schema(const Schema& schema) override {
+        auto present = exec(schema.present, {});
         if (!present) return present.error();
         if (api->PQntuples(present->get()) == 1 && std::strcmp(api->PQgetvalue(present->get(), 0, 0), "t") == 0)
             return core::ok();
@@ -487,7 +452,7 @@ private:
         if (auto st = exec((std::string("SELECT pg_advisory_xact_lock(") + kSchemaLockKey + ")").c_str(), {});
             !st)
             return rollback(st.error());
-        for (const char* statement : ddl) {
+        for (const char* statement : schema.ddl) {
             if (auto st = command(statement); !st) return rollback(fail("creating the schema: " + st.error().message));
         }
         return command("COMMIT");
@@ -500,7 +465,7 @@ private:
         for (int i = 0; i < n; ++i) {
             auto net = core::Cidr::parse(api->PQgetvalue(r, i, 0));
             std::int64_t g = 0, e = 0;
-            if (!net || !parse_i64(api->PQgetvalue(r, i, 3), g) || !parse_i64(api->PQgetvalue(r, i, 4), e))
+            if (!net || !parse_sql_i64(api->PQgetvalue(r, i, 3), g) || !parse_sql_i64(api->PQgetvalue(r, i, 4), e))
                 return fail(std::string("unreadable row for network '") + api->PQgetvalue(r, i, 0) + "'");
             out.push_back(core::Permit{*net, api->PQgetvalue(r, i, 1), api->PQgetvalue(r, i, 2),
                                        core::from_unix_micros(g), core::from_unix_micros(e)});
@@ -535,7 +500,7 @@ private:
         else return std::nullopt;
         std::int64_t g = 0, e = 0, chars = 0;
         auto net = core::Cidr::parse(fields[3]);
-        if (!net || !parse_i64(fields[1], g) || !parse_i64(fields[2], e) || !parse_i64(fields[4], chars) ||
+        if (!net || !parse_sql_i64(fields[1], g) || !parse_sql_i64(fields[2], e) || !parse_sql_i64(fields[4], chars) ||
             chars < 0)
             return std::nullopt;
         const auto split = utf8_prefix_bytes(s, static_cast<std::size_t>(chars));
@@ -545,7 +510,6 @@ private:
         return c;
     }
 
-    StoreUrl url_;
     std::vector<std::pair<std::string, std::string>> conn_params_;
     PGconn* conn_ = nullptr;
     int epfd_ = -1;  // change_fd(): the socket and evfd_

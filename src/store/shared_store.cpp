@@ -116,9 +116,8 @@ core::Status SharedStore::load_local() {
         else table_.remove_exact(p.network);
     }
     delete_acked(dead);
-    Stmt c(db_, "SELECT key, value FROM checkpoints");
-    if (!c.ok()) return make_error("store " + describe_ + ": local outbox: " + sqlite3_errmsg(db_));
-    while (c.step() == SQLITE_ROW) checkpoints_[c.col_text(0)] = c.col_text(1);
+    if (!sqlite_get_checkpoints(db_, checkpoints_))
+        return make_error("store " + describe_ + ": local outbox: " + sqlite3_errmsg(db_));
     return core::ok();
 }
 
@@ -145,7 +144,7 @@ core::Status SharedStore::write_outbox(std::vector<Op>& ops, std::span<const Che
         (void)exec("ROLLBACK");
         return make_error("store " + describe_ + ": local outbox: write failed: " + msg);
     }
-    for (const auto& c : checkpoints) checkpoints_[c.key] = c.value;
+    remember_checkpoints(checkpoints);
     return core::ok();
 }
 
@@ -192,10 +191,6 @@ core::Result<std::vector<GrantOutcome>> SharedStore::grant(std::span<const core:
     return out;
 }
 
-std::optional<core::Permit> SharedStore::find(const core::Address& a, core::Time now) const {
-    return table_.find(a, now);
-}
-
 core::Result<std::vector<core::Permit>> SharedStore::revoke(const core::Address& a) {
     if (read_only_) return make_error("permit store opened read-only");
     auto gone = table_.remove_covering(a);
@@ -232,14 +227,6 @@ core::Result<std::vector<core::Permit>> SharedStore::expire(core::Time now) {
     // The shared table drops (Redis) or purges (SQL, and the MTA query ignores) expired rows
     // itself; the cache just forgets them at their exact time.
     return table_.remove_expired(now, PermitTable::k_expire_slice);
-}
-
-std::vector<core::Permit> SharedStore::list(core::Time now) const { return table_.live(now); }
-
-std::optional<std::string> SharedStore::find_checkpoint(const std::string& key) const {
-    auto it = checkpoints_.find(key);
-    if (it == checkpoints_.end()) return std::nullopt;
-    return it->second;
 }
 
 // Removals kept for the daemon between two process_events() calls: it takes them after each.
@@ -347,6 +334,8 @@ void SharedStore::post(News n) {
     worker_.notify_loop();
 }
 
+// Connect (with back-off) and read the snapshot, push the outbox, purge now and then, wait for
+// changes or grants: each turn of the loop runs these steps; any error drops the connection.
 void SharedStore::worker_main() {
     milliseconds backoff = k_backoff_min;
     bool connected = false;
@@ -356,54 +345,21 @@ void SharedStore::worker_main() {
         connected = false;
         post({News::Kind::down, {}, {}, {}, why, false});
     };
-    for (;;) {
-        if (worker_.stopping()) break;
+    while (!worker_.stopping()) {
         if (!connected) {
-            auto st = backend_->connect();
-            if (st) st = worker_load(false);
-            if (st) {
-                connected = true;
-                backoff = k_backoff_min;
-            } else {
-                lost(st ? std::string() : st.error().message);
+            if (auto st = worker_connect(); !st) {
+                lost(st.error().message);
                 if (!local_tried_) worker_load_local();
                 // Back off; grants meanwhile only wake us to check for stop.
                 if (!worker_.pause(backoff)) break;
                 backoff = std::min(backoff * 2, k_backoff_max);
                 continue;
             }
+            connected = true;
+            backoff = k_backoff_min;
         }
-        // Push the queued ops, oldest first; an op is acknowledged only once the shared table has it.
-        std::vector<Op> batch;
-        {
-            std::lock_guard lk(worker_.mutex());
-            batch.assign(todo_.begin(), todo_.end());
-        }
-        std::vector<std::int64_t> done;
-        std::string failure;
-        const auto now = wall_now();
-        for (const auto& op : batch) {
-            core::Status st = core::ok();
-            if (op.kind == Change::Kind::upsert) {
-                if (op.permit.expires > now) st = backend_->upsert(op.permit);  // expired: nothing to replay
-            } else {
-                st = backend_->remove(op.permit.network);
-            }
-            if (!st) {
-                failure = st.error().message;
-                break;
-            }
-            done.push_back(op.id);
-        }
-        if (!done.empty()) {
-            {
-                std::lock_guard lk(worker_.mutex());
-                todo_.erase(todo_.begin(), todo_.begin() + static_cast<std::ptrdiff_t>(done.size()));
-            }
-            post({News::Kind::acked, {}, {}, std::move(done), {}, false});
-        }
-        if (!failure.empty()) {
-            lost(failure);
+        if (auto st = worker_push(); !st) {
+            lost(st.error().message);
             continue;
         }
         if (std::chrono::steady_clock::now() - last_purge >= k_purge_every) {
@@ -413,33 +369,70 @@ void SharedStore::worker_main() {
                 continue;
             }
         }
-        bool busy;
-        {
-            std::lock_guard lk(worker_.mutex());
-            busy = !todo_.empty();
-        }
         const int fd = backend_->change_fd();
-        const milliseconds wait = busy ? milliseconds(0) : fd >= 0 ? milliseconds(1000) : backend_->poll_interval();
+        const milliseconds wait = worker_busy() ? milliseconds(0)
+                                  : fd >= 0     ? milliseconds(1000)
+                                                : backend_->poll_interval();
         if (!worker_.wait(wait, fd)) break;
-        auto changes = backend_->read_changes();
-        if (!changes) {
-            lost(changes.error().message);
-            continue;
-        }
-        if (changes->empty()) continue;
-        if (snapshot_writer_)
-            if (auto w = snapshot_writer_->append(*changes); !w)
-                util::log(Level::warning, "store {}: local snapshot dropped until the next one: {}", describe_,
-                          w.error().message);
-        post({News::Kind::changes, {}, std::move(*changes), {}, {}, false});
-        // The local copy grows by every change: once the changes outnumber the permits, read a
-        // fresh snapshot (which rewrites it).
-        if (snapshot_writer_ && snapshot_writer_->records_appended() >
-                                    std::max(snapshot_writer_->records_committed(), k_resync_min_changes)) {
-            if (auto st = worker_load(true); !st) lost(st.error().message);
-        }
+        if (auto st = worker_read_changes(); !st) lost(st.error().message);
     }
     backend_->disconnect();
+}
+
+core::Status SharedStore::worker_connect() {
+    if (auto st = backend_->connect(); !st) return st;
+    return worker_load(false);
+}
+
+core::Status SharedStore::worker_push() {
+    // Push the queued ops, oldest first; an op is acknowledged only once the shared table has it.
+    std::vector<Op> batch;
+    {
+        std::lock_guard lk(worker_.mutex());
+        batch.assign(todo_.begin(), todo_.end());
+    }
+    std::vector<std::int64_t> done;
+    core::Status failure = core::ok();
+    const auto now = wall_now();
+    for (const auto& op : batch) {
+        if (op.kind == Change::Kind::upsert) {
+            if (op.permit.expires > now) failure = backend_->upsert(op.permit);  // expired: nothing to replay
+        } else {
+            failure = backend_->remove(op.permit.network);
+        }
+        if (!failure) break;
+        done.push_back(op.id);
+    }
+    if (!done.empty()) {
+        {
+            std::lock_guard lk(worker_.mutex());
+            todo_.erase(todo_.begin(), todo_.begin() + static_cast<std::ptrdiff_t>(done.size()));
+        }
+        post({News::Kind::acked, {}, {}, std::move(done), {}, false});
+    }
+    return failure;
+}
+
+bool SharedStore::worker_busy() {
+    std::lock_guard lk(worker_.mutex());
+    return !todo_.empty();
+}
+
+core::Status SharedStore::worker_read_changes() {
+    auto changes = backend_->read_changes();
+    if (!changes) return changes.error();
+    if (changes->empty()) return core::ok();
+    if (snapshot_writer_)
+        if (auto w = snapshot_writer_->append(*changes); !w)
+            util::log(Level::warning, "store {}: local snapshot dropped until the next one: {}", describe_,
+                      w.error().message);
+    post({News::Kind::changes, {}, std::move(*changes), {}, {}, false});
+    // The local copy grows by every change: once the changes outnumber the permits, read a
+    // fresh snapshot (which rewrites it).
+    if (snapshot_writer_ && snapshot_writer_->records_appended() >
+                                std::max(snapshot_writer_->records_committed(), k_resync_min_changes))
+        return worker_load(true);
+    return core::ok();
 }
 
 void SharedStore::worker_load_local() {

@@ -24,11 +24,9 @@
 #include <deque>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 
-#include "store/permit_store.hpp"
-#include "store/permit_table.hpp"
+#include "store/cached_store.hpp"
 #include "store/shared_backend.hpp"
 #include "store/snapshot_file.hpp"
 #include "store/worker_thread.hpp"
@@ -37,7 +35,7 @@ struct sqlite3;
 
 namespace rp::store {
 
-class SharedStore final : public PermitStore {
+class SharedStore final : public CachedStore {
 public:
     // Opens (creating) the local state file `local_path` and starts the worker. read_only: no
     // outbox and no worker; the backend is connected once, synchronously, and its snapshot is
@@ -55,15 +53,9 @@ public:
     core::Result<std::vector<GrantOutcome>> grant(std::span<const core::Permit> permits,
                                                   std::span<const Checkpoint> checkpoints,
                                                   core::Time now) override;
-    std::optional<core::Permit> find(const core::Address& a, core::Time now) const override;
     core::Result<std::vector<core::Permit>> revoke(const core::Address& a) override;
     core::Result<std::vector<core::Permit>> revoke_user(const std::string& user) override;
     core::Result<std::vector<core::Permit>> expire(core::Time now) override;
-    std::vector<core::Permit> list(core::Time now) const override;
-    const PermitTable& table() const override { return table_; }
-    std::size_t size() const override { return table_.size(); }
-    std::optional<core::Time> next_expiry() const override { return table_.next_expiry(); }
-    std::optional<std::string> find_checkpoint(const std::string& key) const override;
     std::string describe() const override { return describe_; }
 
     int event_fd() const override { return worker_.loop_fd(); }
@@ -96,6 +88,11 @@ private:
     void delete_acked(const std::vector<std::int64_t>& ids);
 
     void worker_main();
+    // worker_main's steps; an error means the connection is lost.
+    core::Status worker_connect();       // connects and reads the snapshot
+    core::Status worker_push();          // pushes the queued ops in order, posting the acknowledged
+    bool worker_busy();                  // ops are still queued: do not wait
+    core::Status worker_read_changes();  // posts the engine's news (and keeps the local copy)
     void post(News n);
     // Reads the engine's snapshot (and writes the local copy); on success posts it.
     core::Status worker_load(bool resync);
@@ -106,8 +103,6 @@ private:
     // loop thread
     sqlite3* db_ = nullptr;
     std::string describe_;
-    PermitTable table_;
-    std::unordered_map<std::string, std::string> checkpoints_;
     std::deque<Op> pending_;  // ops not yet acknowledged, in order
     bool up_ = false;
     bool read_only_ = false;
