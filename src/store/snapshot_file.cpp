@@ -67,7 +67,9 @@ bool decode_payload(std::string_view p, SnapshotRecord& r) {
 
 }  // namespace
 
-void append_snapshot_record(std::string& out, const SnapshotRecord& r) {
+bool append_snapshot_record(std::string& out, const SnapshotRecord& r) {
+    // The reader takes a length over the maximum for damage: never write one.
+    if (r.user.size() + r.source.size() > k_snapshot_max_record - k_fixed) return false;
     const auto& a = r.network.network();
     std::string p;
     p.reserve(k_fixed + r.user.size() + r.source.size());
@@ -83,6 +85,7 @@ void append_snapshot_record(std::string& out, const SnapshotRecord& r) {
     put<std::uint32_t>(out, static_cast<std::uint32_t>(p.size()));
     out += p;
     put<std::uint32_t>(out, fnv1a(p));
+    return true;
 }
 
 std::string snapshot_header(std::int64_t written_us) {
@@ -112,9 +115,11 @@ core::Result<SnapshotInfo> parse_snapshot(std::string_view bytes,
                 continue;
             }
         }
-        // Damaged. Only a record reaching the end of the file may be a cut-short append.
-        const bool last = left < 4 || n > k_snapshot_max_record || std::size_t{n} + 8 >= left;
-        if (!last) return make_error("damaged record at byte " + std::to_string(at));
+        // Only a record genuinely cut short at the end (a crash during an append) is a torn
+        // tail; a length over the maximum or a whole record with a bad checksum is damage,
+        // wherever it lies: dropping it and what follows could drop a revoke.
+        const bool cut_short = left < 4 || (n <= k_snapshot_max_record && std::size_t{n} + 8 > left);
+        if (!cut_short) return make_error("damaged record at byte " + std::to_string(at));
         info.torn_tail = true;
         break;
     }
@@ -131,13 +136,18 @@ core::Status SnapshotWriter::begin(std::int64_t written_us) {
     if (!tmp_) return make_error(sys_error("cannot create " + tmp_path_));
     buf_ = snapshot_header(written_us);
     failed_ = false;
+    oversized_ = false;
     pending_ = 0;
     return core::ok();
 }
 
 void SnapshotWriter::add(const SnapshotRecord& r) {
     if (!tmp_ || failed_) return;
-    append_snapshot_record(buf_, r);
+    if (!append_snapshot_record(buf_, r)) {
+        failed_ = true;
+        oversized_ = true;
+        return;
+    }
     ++pending_;
     if (buf_.size() >= k_flush_at) failed_ = !flush();
 }
@@ -156,7 +166,9 @@ core::Status SnapshotWriter::flush() {
 
 core::Status SnapshotWriter::commit() {
     if (!tmp_) return make_error("no snapshot begun");
-    auto st = failed_ ? make_error(sys_error("cannot write " + tmp_path_)) : flush();
+    auto st = oversized_ ? make_error("a permit's names exceed the record maximum")
+              : failed_  ? make_error(sys_error("cannot write " + tmp_path_))
+                         : flush();
     if (st && ::fsync(tmp_.get()) != 0) st = make_error(sys_error("cannot fsync " + tmp_path_));
     if (st && ::rename(tmp_path_.c_str(), path_.c_str()) != 0)
         st = make_error(sys_error("cannot rename " + tmp_path_ + " to " + path_));
@@ -190,11 +202,15 @@ core::Status SnapshotWriter::append(std::span<const Change> changes) {
     if (changes.empty() || !live_) return core::ok();
     appended_ += changes.size();
     std::string out;
+    bool fits = true;
     for (const auto& c : changes)
-        append_snapshot_record(out, {c.kind, c.permit.network, c.permit.user, c.permit.source,
-                                     core::to_unix_micros(c.permit.granted), core::to_unix_micros(c.permit.expires)});
-    util::UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW));
-    core::Status st = fd ? core::ok() : make_error(sys_error("cannot open " + path_));
+        fits = fits && append_snapshot_record(out, {c.kind, c.permit.network, c.permit.user, c.permit.source,
+                                                    core::to_unix_micros(c.permit.granted),
+                                                    core::to_unix_micros(c.permit.expires)});
+    util::UniqueFd fd(fits ? ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW) : -1);
+    core::Status st = !fits ? make_error("a change's names exceed the record maximum")
+                      : fd  ? core::ok()
+                            : make_error(sys_error("cannot open " + path_));
     for (std::size_t done = 0; st && done < out.size();) {
         const ssize_t w = ::write(fd.get(), out.data() + done, out.size() - done);
         if (w < 0 && errno == EINTR) continue;

@@ -12,9 +12,11 @@
 // each snapshot the worker reads from the engine; the changes announced afterwards (other
 // daemons' grants and revokes, and this daemon's own once acknowledged) are appended and
 // fdatasync'ed batch by batch, so a revoke the daemon has seen is never forgotten by a restart.
-// A record cut short at the end (a crash during an append) ends the file; a damaged record
-// with more data after it makes the whole file unreadable (the caller then ignores it): a
-// damaged file must not hide a revoke and bring back a revoked permit.
+// A record cut short at the end (a crash during an append: its length fits the maximum and
+// reaches past the end) ends the file; any other damage (a length over the maximum, a whole
+// record with a bad checksum, even the last one) makes the whole file unreadable (the caller
+// then ignores it): a damaged file must not hide a revoke and bring back a revoked permit. The
+// writer refuses a record over the maximum (the snapshot or append fails, the file goes).
 // Thread-safety: the writer belongs to one thread; parse_snapshot() is a pure function.
 // Security: the file lies in state_dir (0600, written by the daemon itself) but is parsed as
 // untrusted bytes: every length is checked against the data, nothing is trusted before its
@@ -45,8 +47,9 @@ struct SnapshotRecord {
     std::int64_t granted_us = 0, expires_us = 0;
 };
 
-// Appends one framed record to `out`.
-void append_snapshot_record(std::string& out, const SnapshotRecord& r);
+// Appends one framed record to `out`; false (nothing appended) when the payload would exceed
+// k_snapshot_max_record, which the reader takes for damage.
+[[nodiscard]] bool append_snapshot_record(std::string& out, const SnapshotRecord& r);
 // The header for a snapshot taken at `written_us`.
 std::string snapshot_header(std::int64_t written_us);
 
@@ -87,6 +90,7 @@ private:
     util::UniqueFd tmp_;
     std::string buf_;
     bool failed_ = false;
+    bool oversized_ = false;  // add() refused a record over k_snapshot_max_record
     bool live_ = false;  // path_ is a file this writer committed
     std::size_t pending_ = 0, committed_ = 0, appended_ = 0;
 };
