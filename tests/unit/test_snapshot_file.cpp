@@ -270,3 +270,26 @@ TEST(PgCopyParser, RejectsAnotherFormatAndDataAfterTheEnd) {
     EXPECT_FALSE(wide.feed(s, [](const auto&) {})) << "a row of another shape";
 }
 
+// Review: a timestamptz of +-infinity plus the epoch offset was signed overflow.
+TEST(PgCopyParser, SkipsARowWithAnInfiniteTimestamp) {
+    std::string s("PGCOPY\n\377\r\n\0", 11);
+    be(s, 0, 4);
+    be(s, 0, 4);
+    for (std::uint64_t inf : {std::uint64_t{0x7fffffffffffffff}, std::uint64_t{0x8000000000000000}}) {
+        be(s, 5, 2);
+        field(s, inet(2, 32, {192, 0, 2, 9}));
+        field(s, "alice");
+        field(s, "dovecot");
+        field(s, ts(k_t0));
+        std::string v;
+        be(v, inf, 8);
+        field(s, v);
+    }
+    be(s, 0xffff, 2);
+    store::PgCopyParser p;
+    std::size_t rows = 0;
+    ASSERT_TRUE(p.feed(s, [&](const store::PermitRow&) { ++rows; }));
+    EXPECT_EQ(rows, 0u);
+    EXPECT_EQ(p.skipped(), 2u);
+    EXPECT_TRUE(p.finished());
+}
