@@ -256,20 +256,20 @@ core::Result<LocalSnapshot> load_snapshot_file(const std::string& path, PermitTa
     LocalSnapshot out;
     if (!*bytes) return out;
     const auto now_us = core::to_unix_micros(now);
-    std::vector<std::pair<core::Cidr, std::int64_t>> removed;  // applied after the load, in order
     PermitTable fresh;
     fresh.set_limit(table.limit());
     fresh.begin_load((*bytes)->size() / 64);
+    // In file order: a removal deletes what came before it, a grant after it stays.
     auto info = parse_snapshot(**bytes, [&](const SnapshotRecord& r) {
-        if (r.kind == Change::Kind::remove) removed.emplace_back(r.network, r.granted_us);
-        else if (r.expires_us > now_us) fresh.load(r.network, r.user, r.source, r.granted_us, r.expires_us);
+        if (r.kind == Change::Kind::upsert) {
+            if (r.expires_us > now_us) fresh.load(r.network, r.user, r.source, r.granted_us, r.expires_us);
+        } else if (auto cached = fresh.find_exact(r.network);
+                   cached && core::to_unix_micros(cached->granted) <= r.granted_us) {
+            fresh.remove_exact(r.network);
+        }
     });
     fresh.end_load();
     if (!info) return core::make_error(path + ": " + info.error().message);
-    for (const auto& [net, granted_us] : removed) {
-        auto cached = fresh.find_exact(net);
-        if (cached && core::to_unix_micros(cached->granted) <= granted_us) fresh.remove_exact(net);
-    }
     table.replace_with(std::move(fresh));
     out.written_us = info->written_us;
     out.live = table.size();

@@ -105,8 +105,9 @@ core::Result<std::unique_ptr<PermitTable>> fetch_snapshot(SharedBackend& backend
                                                           SnapshotWriter* writer);
 
 // Loads the file at `path` into `table` (the worker, when the engine is down at start): its
-// permits whose expiry is after `now`, with the changes appended after them applied in order
-// (a removal deletes the permit if it was granted no later than the removed row). A missing
+// permits whose expiry is after `now`, every record applied in file order (a removal deletes
+// the permit read so far if it was granted no later than the removed row; a grant after it
+// stays). A missing
 // file loads nothing; an unreadable or damaged one loads nothing and is an error.
 struct LocalSnapshot {
     std::int64_t written_us = 0;
