@@ -133,7 +133,14 @@ core::Status SnapshotWriter::begin(std::int64_t written_us) {
     tmp_path_ = path_ + ".tmp";
     (void)::unlink(tmp_path_.c_str());  // O_EXCL below: never write through a planted link
     tmp_.reset(::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!tmp_) return make_error(sys_error("cannot create " + tmp_path_));
+    if (!tmp_) {
+        // The committed file would go on taking appends while missing what this snapshot
+        // reflects (changes never announced, e.g. during a disconnection): none until a commit.
+        auto st = make_error(sys_error("cannot create " + tmp_path_));
+        (void)::unlink(path_.c_str());
+        live_ = false;
+        return st;
+    }
     buf_ = snapshot_header(written_us);
     failed_ = false;
     oversized_ = false;

@@ -70,6 +70,8 @@ public:
     explicit SnapshotWriter(std::string path) : path_(std::move(path)) {}
     ~SnapshotWriter() { abort(); }
 
+    // On an error the committed file is deleted too (appends to it would miss what this
+    // snapshot reflects) and nothing is appended until a commit.
     core::Status begin(std::int64_t written_us);
     void add(const SnapshotRecord& r);  // buffered; errors surface in commit()
     core::Status commit();

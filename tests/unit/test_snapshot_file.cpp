@@ -174,6 +174,31 @@ TEST(SnapshotFile, TheLoadAppliesRecordsInFileOrder) {
     EXPECT_EQ(p->user, "again");
 }
 
+// Review: when begin() failed, the old file stayed and took appends while missing what the
+// new snapshot reflected.
+TEST(SnapshotFile, AFailedBeginDeletesTheFileAndStopsAppends) {
+    TempDir d;
+    const std::string path = d.path + "/s";
+    store::SnapshotWriter w(path);
+    ASSERT_TRUE(w.begin(k_t0));
+    w.add({Change::Kind::upsert, net("192.0.2.1"), "u", "s", k_t0, k_t0 + 3600'000'000});
+    ASSERT_TRUE(w.commit());
+    std::filesystem::create_directory(path + ".tmp");  // the temporary file cannot be created
+    EXPECT_FALSE(w.begin(k_t0 + 1));
+    EXPECT_FALSE(std::filesystem::exists(path));
+    const std::vector<Change> changes = {
+        {Change::Kind::upsert, core::Permit{net("192.0.2.2"), "u", "s", at(k_t0), at(k_t0 + 60)}}};
+    EXPECT_TRUE(w.append(changes));
+    EXPECT_FALSE(std::filesystem::exists(path)) << "nothing appended until a full snapshot is committed";
+    std::filesystem::remove(path + ".tmp");
+    ASSERT_TRUE(w.begin(k_t0 + 2));
+    ASSERT_TRUE(w.commit());
+    ASSERT_TRUE(w.append(changes));
+    store::PermitTable t;
+    ASSERT_TRUE(store::load_snapshot_file(path, t, at(k_t0)));
+    EXPECT_EQ(t.size(), 1u);
+}
+
 TEST(SnapshotFile, TheLoadRespectsMaxPermits) {
     TempDir d;
     store::SnapshotWriter w(d.path + "/s");
