@@ -258,7 +258,7 @@ core::Result<std::unique_ptr<PermitTable>> fetch_snapshot(SharedBackend& backend
 }
 
 core::Result<LocalSnapshot> load_snapshot_file(const std::string& path, PermitTable& table, core::Time now) {
-    auto bytes = util::read_small_file(path, std::size_t{4} << 30);
+    auto bytes = util::read_private_file(path, std::size_t{4} << 30);  // no link, ours, not shared
     if (!bytes) return bytes.error();
     LocalSnapshot out;
     if (!*bytes) return out;

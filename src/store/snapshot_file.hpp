@@ -18,7 +18,8 @@
 // then ignores it): a damaged file must not hide a revoke and bring back a revoked permit. The
 // writer refuses a record over the maximum (the snapshot or append fails, the file goes).
 // Thread-safety: the writer belongs to one thread; parse_snapshot() is a pure function.
-// Security: the file lies in state_dir (0600, written by the daemon itself) but is parsed as
+// Security: the file lies in state_dir (0600, written by the daemon itself; read only if it is
+// still a regular file of the daemon's user that nobody else may write) but is parsed as
 // untrusted bytes: every length is checked against the data, nothing is trusted before its
 // checksum matches, and a damaged file is an error value, never a crash (fuzz/snapshot_file_fuzz.cpp).
 #pragma once
@@ -109,8 +110,9 @@ core::Result<std::unique_ptr<PermitTable>> fetch_snapshot(SharedBackend& backend
 // Loads the file at `path` into `table` (the worker, when the engine is down at start): its
 // permits whose expiry is after `now`, every record applied in file order (a removal deletes
 // the permit read so far if it was granted no later than the removed row; a grant after it
-// stays). A missing
-// file loads nothing; an unreadable or damaged one loads nothing and is an error.
+// stays). A missing file loads nothing; an unreadable or damaged one, or one that is not the
+// daemon's own private file (util::read_private_file: a symbolic link, another owner, group or
+// other writable), loads nothing and is an error.
 struct LocalSnapshot {
     std::int64_t written_us = 0;
     std::size_t live = 0;  // permits loaded

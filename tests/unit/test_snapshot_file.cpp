@@ -199,6 +199,26 @@ TEST(SnapshotFile, AFailedBeginDeletesTheFileAndStopsAppends) {
     EXPECT_EQ(t.size(), 1u);
 }
 
+// Review: the file was read with read_small_file, through a symbolic link or when others
+// could write it.
+TEST(SnapshotFile, TheLoadReadsOnlyThePrivateFileOfTheDaemon) {
+    TempDir d;
+    const std::string path = d.path + "/s";
+    store::SnapshotWriter w(path);
+    ASSERT_TRUE(w.begin(k_t0));
+    w.add({Change::Kind::upsert, net("192.0.2.1"), "u", "s", k_t0, k_t0 + 3600'000'000});
+    ASSERT_TRUE(w.commit());
+    std::filesystem::create_symlink(path, d.path + "/link");
+    store::PermitTable t;
+    EXPECT_FALSE(store::load_snapshot_file(d.path + "/link", t, at(k_t0))) << "a symbolic link";
+    std::filesystem::permissions(path, std::filesystem::perms::group_write, std::filesystem::perm_options::add);
+    EXPECT_FALSE(store::load_snapshot_file(path, t, at(k_t0))) << "group writable";
+    EXPECT_EQ(t.size(), 0u);
+    std::filesystem::permissions(path, std::filesystem::perms::group_write, std::filesystem::perm_options::remove);
+    EXPECT_TRUE(store::load_snapshot_file(path, t, at(k_t0)));
+    EXPECT_EQ(t.size(), 1u);
+}
+
 TEST(SnapshotFile, TheLoadRespectsMaxPermits) {
     TempDir d;
     store::SnapshotWriter w(d.path + "/s");
