@@ -73,7 +73,8 @@ core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& 
     if (auto st = s->exec(k_local_schema); !st) return st.error();
     s->limit_ = max_permits;
     s->table_.set_limit(max_permits);
-    if (!snapshot_path.empty()) s->snapshot_writer_ = std::make_unique<SnapshotWriter>(snapshot_path);
+    if (!snapshot_path.empty())
+        s->snapshot_writer_ = std::make_unique<SnapshotWriter>(snapshot_path, snapshot_identity(desc));
     if (auto st = s->load_local(); !st) return st.error();
     s->todo_.assign(s->pending_.begin(), s->pending_.end());
     if (!s->pending_.empty())
@@ -447,7 +448,7 @@ void SharedStore::worker_load_local() {
     if (!snapshot_writer_) return;
     auto table = std::make_unique<PermitTable>();
     table->set_limit(limit_);
-    auto local = load_snapshot_file(snapshot_writer_->path(), *table, wall_now());
+    auto local = load_snapshot_file(snapshot_writer_->path(), snapshot_writer_->identity(), *table, wall_now());
     if (!local) {
         util::log(Level::warning, "store {}: local snapshot ignored: {}", describe_, local.error().message);
         return;

@@ -16,7 +16,7 @@ namespace {
 
 using core::make_error;
 
-constexpr std::size_t k_header = 16;            // magic + written_us
+constexpr std::size_t k_header = 24;            // magic + written_us + identity
 constexpr std::size_t k_fixed = 1 + 1 + 1 + 16 + 8 + 8 + 4;  // payload before the names
 constexpr std::size_t k_flush_at = 1u << 20;
 
@@ -88,18 +88,26 @@ bool append_snapshot_record(std::string& out, const SnapshotRecord& r) {
     return true;
 }
 
-std::string snapshot_header(std::int64_t written_us) {
+std::uint64_t snapshot_identity(std::string_view store_describe) {
+    std::uint64_t h = 14695981039346656037u;  // FNV-1a, 64 bits
+    for (unsigned char c : store_describe) h = (h ^ c) * 1099511628211u;
+    return h;
+}
+
+std::string snapshot_header(std::int64_t written_us, std::uint64_t identity) {
     std::string h(k_snapshot_magic);
     put<std::int64_t>(h, written_us);
+    put<std::uint64_t>(h, identity);
     return h;
 }
 
 core::Result<SnapshotInfo> parse_snapshot(std::string_view bytes,
                                           const std::function<void(const SnapshotRecord&)>& visit) {
     if (bytes.size() < k_header || bytes.substr(0, k_snapshot_magic.size()) != k_snapshot_magic)
-        return make_error("not a relaypermit snapshot (no RPSNAP1 header)");
+        return make_error("not a relaypermit snapshot (no RPSNAP2 header)");
     SnapshotInfo info;
     info.written_us = get<std::int64_t>(bytes.data() + 8);
+    info.identity = get<std::uint64_t>(bytes.data() + 16);
     std::size_t at = k_header;
     while (at < bytes.size()) {
         const std::size_t left = bytes.size() - at;
@@ -141,7 +149,7 @@ core::Status SnapshotWriter::begin(std::int64_t written_us) {
         live_ = false;
         return st;
     }
-    buf_ = snapshot_header(written_us);
+    buf_ = snapshot_header(written_us, identity_);
     failed_ = false;
     oversized_ = false;
     pending_ = 0;
@@ -257,11 +265,14 @@ core::Result<std::unique_ptr<PermitTable>> fetch_snapshot(SharedBackend& backend
     return table;
 }
 
-core::Result<LocalSnapshot> load_snapshot_file(const std::string& path, PermitTable& table, core::Time now) {
+core::Result<LocalSnapshot> load_snapshot_file(const std::string& path, std::uint64_t identity, PermitTable& table,
+                                              core::Time now) {
     auto bytes = util::read_private_file(path, std::size_t{4} << 30);  // no link, ours, not shared
     if (!bytes) return bytes.error();
     LocalSnapshot out;
     if (!*bytes) return out;
+    if ((*bytes)->size() >= k_header && get<std::uint64_t>((*bytes)->data() + 16) != identity)
+        return core::make_error(path + ": written for another store (its URL, key prefix or database changed)");
     const auto now_us = core::to_unix_micros(now);
     PermitTable fresh;
     fresh.set_limit(table.limit());

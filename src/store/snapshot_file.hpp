@@ -3,7 +3,8 @@
 // (served while store_outage = "cache"; docs/stores.md, "Outages").
 //
 // Format (little-endian, one writer: the SharedStore worker thread):
-//   header   "RPSNAP1\n" (8 bytes), i64 written_us (when the engine's snapshot was taken)
+//   header   "RPSNAP2\n" (8 bytes), i64 written_us (when the engine's snapshot was taken),
+//            u64 identity (snapshot_identity() of the store it copies)
 //   records  u32 n, n bytes of payload, u32 FNV-1a of the payload; payload =
 //            u8 kind (0 upsert, 1 remove), u8 v4 (1 = IPv4), u8 prefix, 16 address bytes
 //            (network byte order, 4 used for IPv4), i64 granted_us, i64 expires_us,
@@ -38,7 +39,7 @@
 
 namespace rp::store {
 
-inline constexpr std::string_view k_snapshot_magic = "RPSNAP1\n";
+inline constexpr std::string_view k_snapshot_magic = "RPSNAP2\n";
 inline constexpr std::size_t k_snapshot_max_record = 1u << 20;  // a user name is far shorter
 
 struct SnapshotRecord {
@@ -51,11 +52,16 @@ struct SnapshotRecord {
 // Appends one framed record to `out`; false (nothing appended) when the payload would exceed
 // k_snapshot_max_record, which the reader takes for damage.
 [[nodiscard]] bool append_snapshot_record(std::string& out, const SnapshotRecord& r);
-// The header for a snapshot taken at `written_us`.
-std::string snapshot_header(std::int64_t written_us);
+// Which store a file copies: a hash of the backend's describe() (engine, host, port, database,
+// key prefix, user; never a password). A file of another store is not loaded: after the store
+// URL, key prefix or database changed, the old store's permits must not be served.
+std::uint64_t snapshot_identity(std::string_view store_describe);
+// The header for a snapshot of the store `identity` taken at `written_us`.
+std::string snapshot_header(std::int64_t written_us, std::uint64_t identity);
 
 struct SnapshotInfo {
     std::int64_t written_us = 0;
+    std::uint64_t identity = 0;
     std::size_t records = 0;
     bool torn_tail = false;  // the last record was cut short (ignored)
 };
@@ -68,7 +74,7 @@ core::Result<SnapshotInfo> parse_snapshot(std::string_view bytes,
 // (fsync, rename, fsync of the directory); later append() changes to the committed file.
 class SnapshotWriter {
 public:
-    explicit SnapshotWriter(std::string path) : path_(std::move(path)) {}
+    SnapshotWriter(std::string path, std::uint64_t identity) : path_(std::move(path)), identity_(identity) {}
     ~SnapshotWriter() { abort(); }
 
     // On an error the committed file is deleted too (appends to it would miss what this
@@ -85,11 +91,13 @@ public:
     std::size_t records_committed() const { return committed_; }
     std::size_t records_appended() const { return appended_; }
     const std::string& path() const { return path_; }
+    std::uint64_t identity() const { return identity_; }
 
 private:
     core::Status flush();
 
     std::string path_, tmp_path_;
+    std::uint64_t identity_;
     util::UniqueFd tmp_;
     std::string buf_;
     bool failed_ = false;
@@ -112,11 +120,13 @@ core::Result<std::unique_ptr<PermitTable>> fetch_snapshot(SharedBackend& backend
 // the permit read so far if it was granted no later than the removed row; a grant after it
 // stays). A missing file loads nothing; an unreadable or damaged one, or one that is not the
 // daemon's own private file (util::read_private_file: a symbolic link, another owner, group or
-// other writable), loads nothing and is an error.
+// other writable), or a file of another store (its identity is not `identity`), loads nothing
+// and is an error.
 struct LocalSnapshot {
     std::int64_t written_us = 0;
     std::size_t live = 0;  // permits loaded
 };
-core::Result<LocalSnapshot> load_snapshot_file(const std::string& path, PermitTable& table, core::Time now);
+core::Result<LocalSnapshot> load_snapshot_file(const std::string& path, std::uint64_t identity, PermitTable& table,
+                                              core::Time now);
 
 }  // namespace rp::store
