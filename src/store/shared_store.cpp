@@ -401,6 +401,7 @@ void SharedStore::worker_main() {
                 std::lock_guard lk(worker_.mutex());
                 todo_.erase(todo_.begin(), todo_.begin() + static_cast<std::ptrdiff_t>(done.size()));
             }
+            append_acknowledged(std::span(batch).first(done.size()));  // before the outbox forgets them
             post({News::Kind::acked, {}, {}, std::move(done), {}, false});
         }
         if (!failure.empty()) {
@@ -441,6 +442,18 @@ void SharedStore::worker_main() {
         }
     }
     backend_->disconnect();
+}
+
+void SharedStore::append_acknowledged(std::span<const Op> ops) {
+    if (!snapshot_writer_) return;
+    std::vector<Change> removes;
+    for (const auto& op : ops)
+        if (op.kind == Change::Kind::remove)  // the engine deleted whatever row it held: any grant time
+            removes.push_back({Change::Kind::remove, core::Permit{op.permit.network, op.permit.user, op.permit.source,
+                                                                  core::Time::max(), op.permit.expires}});
+    if (auto w = snapshot_writer_->append(removes); !w)
+        util::log(Level::warning, "store {}: local snapshot dropped until the next one: {}", describe_,
+                  w.error().message);
 }
 
 void SharedStore::worker_load_local() {

@@ -99,6 +99,10 @@ private:
     void post(News n);
     // Reads the engine's snapshot (and writes the local copy); on success posts it.
     core::Status worker_load(bool resync);
+    // Appends this daemon's acknowledged removals to the local copy: the outbox forgets them at
+    // the acknowledgement, and an engine that dies before it announces them back would leave
+    // the copy serving a revoked permit at the next start with the engine down.
+    void append_acknowledged(std::span<const Op> ops);
     // Once, when the first connection fails: posts the local copy (kind local) if there is one.
     void worker_load_local();
     void apply_snapshot(News& n, core::Time now);

@@ -11,7 +11,7 @@
 //            u32 user length, user bytes, source bytes (the rest)
 // The file is written whole as a temporary file, fsynced and renamed over the old one, after
 // each snapshot the worker reads from the engine; the changes announced afterwards (other
-// daemons' grants and revokes, and this daemon's own once acknowledged) are appended and
+// daemons' grants and revokes, and this daemon's own; its revokes already at acknowledgement) are appended and
 // fdatasync'ed batch by batch, so a revoke the daemon has seen is never forgotten by a restart.
 // A record cut short at the end (a crash during an append: its length fits the maximum and
 // reaches past the end) ends the file; any other damage (a length over the maximum, a whole
