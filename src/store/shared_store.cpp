@@ -243,9 +243,6 @@ std::optional<std::string> SharedStore::find_checkpoint(const std::string& key) 
     return it->second;
 }
 
-// Removals kept for the daemon between two process_events() calls: it takes them after each.
-constexpr std::size_t k_max_removed = 100'000;
-
 std::size_t SharedStore::process_events(core::Time now) {
     if (!worker_.running()) return 0;
     worker_.drain_loop_fd();
@@ -282,7 +279,7 @@ std::size_t SharedStore::process_events(core::Time now) {
                 } else {
                     // Told to the daemon even when the cache keeps a newer grant: a session
                     // refresh that crossed the revoke must not outlive it.
-                    if (removed_.size() < k_max_removed) removed_.push_back(c.permit);
+                    note_removed(c.permit);
                     auto cached = table_.find_exact(c.permit.network);
                     if (cached && cached->granted <= c.permit.granted) {
                         table_.remove_exact(c.permit.network);
@@ -303,6 +300,21 @@ std::size_t SharedStore::process_events(core::Time now) {
         delete_acked(acked);
     }
     return changed;
+}
+
+// Coalesced by network, so repeated notices cost nothing; past the bound nothing is dropped
+// silently: the overflow makes the daemon re-check every session.
+void SharedStore::note_removed(const core::Permit& p) {
+    if (removed_.size() < k_max_removed || removed_.contains(p.network)) removed_.insert_or_assign(p.network, p);
+    else removed_overflow_ = true;
+}
+
+std::vector<core::Permit> SharedStore::take_removed() {
+    std::vector<core::Permit> out;
+    out.reserve(removed_.size());
+    for (auto& [net, p] : removed_) out.push_back(std::move(p));
+    removed_.clear();
+    return out;
 }
 
 void SharedStore::apply_snapshot(News& n, core::Time now) {

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include <array>
 #include <filesystem>
 #include <mutex>
 
@@ -324,4 +325,43 @@ TEST(SharedStore, AnAcknowledgedRevokeReachesTheLocalSnapshotWithoutTheEcho) {
     ASSERT_TRUE(pump_until(*s, [&] { return s->find(addr("192.0.2.70"), wall()).has_value(); }))
         << "served from the local snapshot";
     EXPECT_FALSE(s->find(addr("192.0.2.71"), wall())) << "the acknowledged revoke is in the copy";
+}
+
+// Review: removals kept for the daemon were capped and the rest dropped silently, so a burst of
+// forged removal notices (any account that may NOTIFY) hid a real revoke from the daemon's
+// session check. Now they are coalesced by network and an overflow is raised, never hidden.
+TEST(SharedStore, RemovalsAreCoalescedByNetworkAndAnOverflowIsRaised) {
+    TempDir a;
+    auto engine = std::make_shared<FakeEngine>();
+    auto s = open(a.path + "/o.db", engine);
+    ASSERT_TRUE(pump_until(*s, [&] { return s->available(); }));
+    const auto t0 = wall();
+    const auto removal = [&](std::size_t i) {
+        std::array<std::uint8_t, 16> b{0x20, 0x01, 0x0d, 0xb8};
+        for (int k = 0; k < 4; ++k) b[15 - k] = static_cast<std::uint8_t>(i >> (8 * k));
+        return store::Change{store::Change::Kind::remove,
+                             core::Permit{core::Cidr::host(core::Address::v6(b)), "forged", "x", t0, t0 + minutes(1)}};
+    };
+    std::size_t sent = 0;
+    const auto send = [&](std::size_t from, std::size_t to) {
+        std::lock_guard lk(engine->mu);
+        for (std::size_t i = from; i < to; ++i, ++sent) engine->log.push_back(removal(i));
+    };
+    const auto read_all = [&] { return pump_until(*s, [&] { return s->status().remote_changes >= sent; }); };
+    send(0, 1000);
+    send(0, 1000);  // the same networks again
+    ASSERT_TRUE(read_all());
+    EXPECT_EQ(s->take_removed().size(), 1000u) << "one per network";
+    EXPECT_FALSE(s->take_removed_overflow());
+    const std::size_t cap = store::SharedStore::k_max_removed;
+    send(0, cap);
+    {
+        std::lock_guard lk(engine->mu);
+        engine->log.push_back({store::Change::Kind::remove, permit("192.0.2.80", "real", t0, minutes(30))});
+        ++sent;
+    }
+    ASSERT_TRUE(read_all());
+    EXPECT_EQ(s->take_removed().size(), cap);
+    EXPECT_TRUE(s->take_removed_overflow()) << "the revoke past the bound is not hidden";
+    EXPECT_FALSE(s->take_removed_overflow()) << "raised once";
 }
