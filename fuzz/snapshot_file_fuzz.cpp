@@ -11,10 +11,10 @@
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using rp::store::SnapshotRecord;
     const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-    std::string again = rp::store::snapshot_header(0);
+    std::string again = rp::store::snapshot_header(0, 0);
     std::size_t n = 0;
     (void)rp::store::parse_snapshot(bytes, [&](const SnapshotRecord& r) {
-        rp::store::append_snapshot_record(again, r);
+        if (!rp::store::append_snapshot_record(again, r)) std::abort();  // a parsed record always fits
         ++n;
     });
     std::size_t m = 0;

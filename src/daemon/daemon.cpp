@@ -101,6 +101,7 @@ core::Status Daemon::open_store() {
         loop_.add(fd, EPOLLIN, [this](std::uint32_t) {
             if (store_->process_events(clock_.now()) > 0) reschedule_expiry();
             if (auto removed = store_->take_removed(); !removed.empty()) end_removed_sessions(removed);
+            if (store_->take_removed_overflow()) end_sessions_without_permit();
         });
     }
     return core::ok();

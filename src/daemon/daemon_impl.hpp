@@ -229,6 +229,9 @@ private:
     // login is before now end, and a network that had any is removed once more, in case one of
     // our refreshes crossed the revoke (docs/limits.md, "Revokes are final").
     void end_removed_sessions(const std::vector<core::Permit>& removed);
+    // The store read more removals than it could keep (store::PermitStore::take_removed_overflow):
+    // every session whose network the store no longer holds is ended as if revoked elsewhere.
+    void end_sessions_without_permit();
     // A reload's or a restore's max_lifetime: caps tightened (SessionTable::tighten_caps).
     void tighten_session_caps();
     void refresh_sessions();

@@ -3,6 +3,7 @@
 // they run out, end lines close them with ttl more, and the table is saved in the state dir.
 // Every expiry comes from PermitPolicy's session functions; every change goes through grant().
 #include <algorithm>
+#include <set>
 
 #include "daemon/daemon_impl.hpp"
 #include "util/log.hpp"
@@ -128,6 +129,17 @@ void Daemon::end_removed_sessions(const std::vector<core::Permit>& removed) {
     sessions_ended_ += n;
     save_sessions_soon();
     reschedule_expiry();
+}
+
+void Daemon::end_sessions_without_permit() {
+    std::set<core::Cidr> seen;
+    std::vector<core::Permit> gone;
+    for (const auto& s : sessions_.all())
+        if (seen.insert(s.network).second && !store_->table().find_exact(s.network))
+            gone.push_back(core::Permit{s.network, {}, {}, {}, {}});
+    log(Level::warning, "sessions: more removals than the store keeps at once; {} session network(s) without a permit "
+        "are treated as revoked", gone.size());
+    end_removed_sessions(gone);
 }
 
 void Daemon::tighten_session_caps() {

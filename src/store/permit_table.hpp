@@ -87,7 +87,8 @@ public:
     // views (no per-permit allocation) and leaves the expiry heap unordered; end_load() orders
     // it once, in O(n), instead of one sift per permit. `expected` reserves the records and
     // indexes up front. A new network beyond limit() is refused (counted), as by merge().
-    // REQUIRES: nothing but load() between the two calls.
+    // REQUIRES: nothing but load(), find_exact() and remove_exact() between the two calls
+    // (a removal keeps the records and the heap positions consistent; end_load() orders all).
     void begin_load(std::size_t expected);
     void load(const core::Cidr& net, std::string_view user, std::string_view source, std::int64_t granted_us,
               std::int64_t expires_us);

@@ -65,12 +65,19 @@ core::Result<std::size_t> PgCopyParser::tuple(std::string_view s, const PermitSi
         at += static_cast<std::size_t>(len);
     }
     const auto net = null ? std::nullopt : inet(f[0]);
-    if (!net || f[3].size() != 8 || f[4].size() != 8) {
+    std::int64_t granted_us = 0, expires_us = 0;
+    // A timestamptz of +-infinity is INT64_MAX/MIN: shifting +infinity to the Unix epoch would
+    // overflow (undefined behaviour), and no permit is granted at or expires at either infinity.
+    const auto us = [](std::string_view v, std::int64_t& out) {
+        if (v.size() != 8) return false;
+        const auto pg = static_cast<std::int64_t>(be(v.data(), 8));
+        return pg != INT64_MIN && pg != INT64_MAX && !__builtin_add_overflow(pg, k_pg_epoch_us, &out);
+    };
+    if (!net || !us(f[3], granted_us) || !us(f[4], expires_us)) {
         ++skipped_;
         return at;
     }
-    const auto us = [](std::string_view v) { return static_cast<std::int64_t>(be(v.data(), 8)) + k_pg_epoch_us; };
-    sink({*net, f[1], f[2], us(f[3]), us(f[4])});
+    sink({*net, f[1], f[2], granted_us, expires_us});
     ++rows_;
     return at;
 }

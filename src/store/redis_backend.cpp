@@ -373,8 +373,10 @@ private:
         return r;
     }
 
-    // The values of `keys` in order (null where a key holds no string: gone, or another type).
-    // The replies are kept in values_ until the next call.
+    // The values of `keys` in order (null where a key is gone or holds another type). Any other
+    // error fails the whole snapshot: a key skipped on MOVED, ASK, NOPERM or TRYAGAIN would make
+    // a partial snapshot pass for complete (and its permits vanish from every cache). The
+    // replies are kept in values_ until the next call.
     core::Result<std::vector<const redisReply*>> fetch_values(const std::vector<std::string_view>& keys) {
         values_.clear();
         std::vector<const redisReply*> out(keys.size(), nullptr);
@@ -391,7 +393,8 @@ private:
                 values_.push_back(std::move(r));
                 return out;
             }
-            use_mget_ = false;  // e.g. CROSSSLOT from a cluster proxy: one GET per key
+            if (!mget_refused(*r)) return fail("MGET: unexpected reply: " + reply_summary(*r));
+            use_mget_ = false;  // a cluster proxy's CROSSSLOT, or no MGET: one GET per key
         }
         for (auto k : keys)
             if (auto st = append(cmd_.get(), {"GET", k}); !st) return st.error();
@@ -399,9 +402,25 @@ private:
             void* raw = nullptr;
             if (redisGetReply(cmd_.get(), &raw) != REDIS_OK || !raw) return fail("GET: " + context_error(cmd_.get()));
             values_.emplace_back(static_cast<redisReply*>(raw));
-            out[i] = values_.back().get();  // an error reply (WRONGTYPE) is skipped like a missing key
+            const redisReply& v = *values_.back();
+            if (v.type == REDIS_REPLY_STRING) out[i] = &v;
+            else if (v.type != REDIS_REPLY_NIL && !reply_starts(v, "WRONGTYPE"))  // another type: not ours
+                return fail("GET: unexpected reply: " + reply_summary(v));
         }
         return out;
+    }
+
+    static bool reply_starts(const redisReply& r, std::string_view word) {
+        return r.type == REDIS_REPLY_ERROR && reply_text(r).starts_with(word);
+    }
+    // MGET itself refused, rather than an answer about the keys.
+    static bool mget_refused(const redisReply& r) {
+        return reply_starts(r, "CROSSSLOT") || reply_starts(r, "ERR unknown command") ||
+               (reply_starts(r, "NOPERM") && reply_text(r).find("'mget'") != std::string_view::npos);
+    }
+    static std::string reply_summary(const redisReply& r) {
+        if (r.type == REDIS_REPLY_ERROR) return std::string(reply_text(r).substr(0, 200));
+        return "type " + std::to_string(r.type);
     }
 
     // Pipelining: queue one command (binary safe).

@@ -73,7 +73,8 @@ core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& 
     if (auto st = s->exec(k_local_schema); !st) return st.error();
     s->limit_ = max_permits;
     s->table_.set_limit(max_permits);
-    if (!snapshot_path.empty()) s->snapshot_writer_ = std::make_unique<SnapshotWriter>(snapshot_path);
+    if (!snapshot_path.empty())
+        s->snapshot_writer_ = std::make_unique<SnapshotWriter>(snapshot_path, snapshot_identity(desc));
     if (auto st = s->load_local(); !st) return st.error();
     s->todo_.assign(s->pending_.begin(), s->pending_.end());
     if (!s->pending_.empty())
@@ -229,8 +230,6 @@ core::Result<std::vector<core::Permit>> SharedStore::expire(core::Time now) {
     return table_.remove_expired(now, PermitTable::k_expire_slice);
 }
 
-// Removals kept for the daemon between two process_events() calls: it takes them after each.
-constexpr std::size_t k_max_removed = 100'000;
 
 std::size_t SharedStore::process_events(core::Time now) {
     if (!worker_.running()) return 0;
@@ -268,7 +267,7 @@ std::size_t SharedStore::process_events(core::Time now) {
                 } else {
                     // Told to the daemon even when the cache keeps a newer grant: a session
                     // refresh that crossed the revoke must not outlive it.
-                    if (removed_.size() < k_max_removed) removed_.push_back(c.permit);
+                    note_removed(c.permit);
                     auto cached = table_.find_exact(c.permit.network);
                     if (cached && cached->granted <= c.permit.granted) {
                         table_.remove_exact(c.permit.network);
@@ -289,6 +288,21 @@ std::size_t SharedStore::process_events(core::Time now) {
         delete_acked(acked);
     }
     return changed;
+}
+
+// Coalesced by network, so repeated notices cost nothing; past the bound nothing is dropped
+// silently: the overflow makes the daemon re-check every session.
+void SharedStore::note_removed(const core::Permit& p) {
+    if (removed_.size() < k_max_removed || removed_.contains(p.network)) removed_.insert_or_assign(p.network, p);
+    else removed_overflow_ = true;
+}
+
+std::vector<core::Permit> SharedStore::take_removed() {
+    std::vector<core::Permit> out;
+    out.reserve(removed_.size());
+    for (auto& [net, p] : removed_) out.push_back(std::move(p));
+    removed_.clear();
+    return out;
 }
 
 void SharedStore::apply_snapshot(News& n, core::Time now) {
@@ -408,6 +422,7 @@ core::Status SharedStore::worker_push() {
             std::lock_guard lk(worker_.mutex());
             todo_.erase(todo_.begin(), todo_.begin() + static_cast<std::ptrdiff_t>(done.size()));
         }
+        append_acknowledged(std::span(batch).first(done.size()));  // before the outbox forgets them
         post({News::Kind::acked, {}, {}, std::move(done), {}, false});
     }
     return failure;
@@ -435,12 +450,24 @@ core::Status SharedStore::worker_read_changes() {
     return core::ok();
 }
 
+void SharedStore::append_acknowledged(std::span<const Op> ops) {
+    if (!snapshot_writer_) return;
+    std::vector<Change> removes;
+    for (const auto& op : ops)
+        if (op.kind == Change::Kind::remove)  // the engine deleted whatever row it held: any grant time
+            removes.push_back({Change::Kind::remove, core::Permit{op.permit.network, op.permit.user, op.permit.source,
+                                                                  core::Time::max(), op.permit.expires}});
+    if (auto w = snapshot_writer_->append(removes); !w)
+        util::log(Level::warning, "store {}: local snapshot dropped until the next one: {}", describe_,
+                  w.error().message);
+}
+
 void SharedStore::worker_load_local() {
     local_tried_ = true;
     if (!snapshot_writer_) return;
     auto table = std::make_unique<PermitTable>();
     table->set_limit(limit_);
-    auto local = load_snapshot_file(snapshot_writer_->path(), *table, wall_now());
+    auto local = load_snapshot_file(snapshot_writer_->path(), snapshot_writer_->identity(), *table, wall_now());
     if (!local) {
         util::log(Level::warning, "store {}: local snapshot ignored: {}", describe_, local.error().message);
         return;

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -60,7 +61,10 @@ public:
 
     int event_fd() const override { return worker_.loop_fd(); }
     std::size_t process_events(core::Time now) override;
-    std::vector<core::Permit> take_removed() override { return std::exchange(removed_, {}); }
+    std::vector<core::Permit> take_removed() override;
+    bool take_removed_overflow() override { return std::exchange(removed_overflow_, false); }
+    // Distinct networks kept for take_removed() between two calls; more raise the overflow.
+    static constexpr std::size_t k_max_removed = 100'000;
     bool available() const override { return up_; }
     StoreStatus status() const override;
 
@@ -96,9 +100,14 @@ private:
     void post(News n);
     // Reads the engine's snapshot (and writes the local copy); on success posts it.
     core::Status worker_load(bool resync);
+    // Appends this daemon's acknowledged removals to the local copy: the outbox forgets them at
+    // the acknowledgement, and an engine that dies before it announces them back would leave
+    // the copy serving a revoked permit at the next start with the engine down.
+    void append_acknowledged(std::span<const Op> ops);
     // Once, when the first connection fails: posts the local copy (kind local) if there is one.
     void worker_load_local();
     void apply_snapshot(News& n, core::Time now);
+    void note_removed(const core::Permit& p);
 
     // loop thread
     sqlite3* db_ = nullptr;
@@ -107,7 +116,8 @@ private:
     bool up_ = false;
     bool read_only_ = false;
     std::string last_error_;
-    std::vector<core::Permit> removed_;  // removals read since take_removed()
+    std::map<core::Cidr, core::Permit> removed_;  // removals read since take_removed(), by network
+    bool removed_overflow_ = false;                // a removal did not fit in removed_
     std::uint64_t remote_changes_ = 0, connects_ = 0, outages_ = 0, pushed_ = 0;
 
     // shared with the worker, under worker_.mutex()

@@ -16,7 +16,7 @@ namespace {
 
 using core::make_error;
 
-constexpr std::size_t k_header = 16;            // magic + written_us
+constexpr std::size_t k_header = 24;            // magic + written_us + identity
 constexpr std::size_t k_fixed = 1 + 1 + 1 + 16 + 8 + 8 + 4;  // payload before the names
 constexpr std::size_t k_flush_at = 1u << 20;
 
@@ -67,7 +67,9 @@ bool decode_payload(std::string_view p, SnapshotRecord& r) {
 
 }  // namespace
 
-void append_snapshot_record(std::string& out, const SnapshotRecord& r) {
+bool append_snapshot_record(std::string& out, const SnapshotRecord& r) {
+    // The reader takes a length over the maximum for damage: never write one.
+    if (r.user.size() + r.source.size() > k_snapshot_max_record - k_fixed) return false;
     const auto& a = r.network.network();
     std::string p;
     p.reserve(k_fixed + r.user.size() + r.source.size());
@@ -83,20 +85,29 @@ void append_snapshot_record(std::string& out, const SnapshotRecord& r) {
     put<std::uint32_t>(out, static_cast<std::uint32_t>(p.size()));
     out += p;
     put<std::uint32_t>(out, fnv1a(p));
+    return true;
 }
 
-std::string snapshot_header(std::int64_t written_us) {
+std::uint64_t snapshot_identity(std::string_view store_describe) {
+    std::uint64_t h = 14695981039346656037u;  // FNV-1a, 64 bits
+    for (unsigned char c : store_describe) h = (h ^ c) * 1099511628211u;
+    return h;
+}
+
+std::string snapshot_header(std::int64_t written_us, std::uint64_t identity) {
     std::string h(k_snapshot_magic);
     put<std::int64_t>(h, written_us);
+    put<std::uint64_t>(h, identity);
     return h;
 }
 
 core::Result<SnapshotInfo> parse_snapshot(std::string_view bytes,
                                           const std::function<void(const SnapshotRecord&)>& visit) {
     if (bytes.size() < k_header || bytes.substr(0, k_snapshot_magic.size()) != k_snapshot_magic)
-        return make_error("not a relaypermit snapshot (no RPSNAP1 header)");
+        return make_error("not a relaypermit snapshot (no RPSNAP2 header)");
     SnapshotInfo info;
     info.written_us = get<std::int64_t>(bytes.data() + 8);
+    info.identity = get<std::uint64_t>(bytes.data() + 16);
     std::size_t at = k_header;
     while (at < bytes.size()) {
         const std::size_t left = bytes.size() - at;
@@ -112,9 +123,11 @@ core::Result<SnapshotInfo> parse_snapshot(std::string_view bytes,
                 continue;
             }
         }
-        // Damaged. Only a record reaching the end of the file may be a cut-short append.
-        const bool last = left < 4 || n > k_snapshot_max_record || std::size_t{n} + 8 >= left;
-        if (!last) return make_error("damaged record at byte " + std::to_string(at));
+        // Only a record genuinely cut short at the end (a crash during an append) is a torn
+        // tail; a length over the maximum or a whole record with a bad checksum is damage,
+        // wherever it lies: dropping it and what follows could drop a revoke.
+        const bool cut_short = left < 4 || (n <= k_snapshot_max_record && std::size_t{n} + 8 > left);
+        if (!cut_short) return make_error("damaged record at byte " + std::to_string(at));
         info.torn_tail = true;
         break;
     }
@@ -128,16 +141,28 @@ core::Status SnapshotWriter::begin(std::int64_t written_us) {
     tmp_path_ = path_ + ".tmp";
     (void)::unlink(tmp_path_.c_str());  // O_EXCL below: never write through a planted link
     tmp_.reset(::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!tmp_) return make_error(sys_error("cannot create " + tmp_path_));
-    buf_ = snapshot_header(written_us);
+    if (!tmp_) {
+        // The committed file would go on taking appends while missing what this snapshot
+        // reflects (changes never announced, e.g. during a disconnection): none until a commit.
+        auto st = make_error(sys_error("cannot create " + tmp_path_));
+        (void)::unlink(path_.c_str());
+        live_ = false;
+        return st;
+    }
+    buf_ = snapshot_header(written_us, identity_);
     failed_ = false;
+    oversized_ = false;
     pending_ = 0;
     return core::ok();
 }
 
 void SnapshotWriter::add(const SnapshotRecord& r) {
     if (!tmp_ || failed_) return;
-    append_snapshot_record(buf_, r);
+    if (!append_snapshot_record(buf_, r)) {
+        failed_ = true;
+        oversized_ = true;
+        return;
+    }
     ++pending_;
     if (buf_.size() >= k_flush_at) failed_ = !flush();
 }
@@ -156,7 +181,9 @@ core::Status SnapshotWriter::flush() {
 
 core::Status SnapshotWriter::commit() {
     if (!tmp_) return make_error("no snapshot begun");
-    auto st = failed_ ? make_error(sys_error("cannot write " + tmp_path_)) : flush();
+    auto st = oversized_ ? make_error("a permit's names exceed the record maximum")
+              : failed_  ? make_error(sys_error("cannot write " + tmp_path_))
+                         : flush();
     if (st && ::fsync(tmp_.get()) != 0) st = make_error(sys_error("cannot fsync " + tmp_path_));
     if (st && ::rename(tmp_path_.c_str(), path_.c_str()) != 0)
         st = make_error(sys_error("cannot rename " + tmp_path_ + " to " + path_));
@@ -190,11 +217,15 @@ core::Status SnapshotWriter::append(std::span<const Change> changes) {
     if (changes.empty() || !live_) return core::ok();
     appended_ += changes.size();
     std::string out;
+    bool fits = true;
     for (const auto& c : changes)
-        append_snapshot_record(out, {c.kind, c.permit.network, c.permit.user, c.permit.source,
-                                     core::to_unix_micros(c.permit.granted), core::to_unix_micros(c.permit.expires)});
-    util::UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW));
-    core::Status st = fd ? core::ok() : make_error(sys_error("cannot open " + path_));
+        fits = fits && append_snapshot_record(out, {c.kind, c.permit.network, c.permit.user, c.permit.source,
+                                                    core::to_unix_micros(c.permit.granted),
+                                                    core::to_unix_micros(c.permit.expires)});
+    util::UniqueFd fd(fits ? ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW) : -1);
+    core::Status st = !fits ? make_error("a change's names exceed the record maximum")
+                      : fd  ? core::ok()
+                            : make_error(sys_error("cannot open " + path_));
     for (std::size_t done = 0; st && done < out.size();) {
         const ssize_t w = ::write(fd.get(), out.data() + done, out.size() - done);
         if (w < 0 && errno == EINTR) continue;
@@ -234,26 +265,29 @@ core::Result<std::unique_ptr<PermitTable>> fetch_snapshot(SharedBackend& backend
     return table;
 }
 
-core::Result<LocalSnapshot> load_snapshot_file(const std::string& path, PermitTable& table, core::Time now) {
-    auto bytes = util::read_small_file(path, std::size_t{4} << 30);
+core::Result<LocalSnapshot> load_snapshot_file(const std::string& path, std::uint64_t identity, PermitTable& table,
+                                              core::Time now) {
+    auto bytes = util::read_private_file(path, std::size_t{4} << 30);  // no link, ours, not shared
     if (!bytes) return bytes.error();
     LocalSnapshot out;
     if (!*bytes) return out;
+    if ((*bytes)->size() >= k_header && get<std::uint64_t>((*bytes)->data() + 16) != identity)
+        return core::make_error(path + ": written for another store (its URL, key prefix or database changed)");
     const auto now_us = core::to_unix_micros(now);
-    std::vector<std::pair<core::Cidr, std::int64_t>> removed;  // applied after the load, in order
     PermitTable fresh;
     fresh.set_limit(table.limit());
     fresh.begin_load((*bytes)->size() / 64);
+    // In file order: a removal deletes what came before it, a grant after it stays.
     auto info = parse_snapshot(**bytes, [&](const SnapshotRecord& r) {
-        if (r.kind == Change::Kind::remove) removed.emplace_back(r.network, r.granted_us);
-        else if (r.expires_us > now_us) fresh.load(r.network, r.user, r.source, r.granted_us, r.expires_us);
+        if (r.kind == Change::Kind::upsert) {
+            if (r.expires_us > now_us) fresh.load(r.network, r.user, r.source, r.granted_us, r.expires_us);
+        } else if (auto cached = fresh.find_exact(r.network);
+                   cached && core::to_unix_micros(cached->granted) <= r.granted_us) {
+            fresh.remove_exact(r.network);
+        }
     });
     fresh.end_load();
     if (!info) return core::make_error(path + ": " + info.error().message);
-    for (const auto& [net, granted_us] : removed) {
-        auto cached = fresh.find_exact(net);
-        if (cached && core::to_unix_micros(cached->granted) <= granted_us) fresh.remove_exact(net);
-    }
     table.replace_with(std::move(fresh));
     out.written_us = info->written_us;
     out.live = table.size();
