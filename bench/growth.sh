@@ -3,7 +3,9 @@
 # status, lookups, list time, policy p99 during full lists, restart after SIGTERM and kill -9,
 # mass expiry), bench/restart_bench.py (process start -> first policy answer after SIGTERM and
 # kill -9; state under its --dir) and bench/export_bench (freshness and loop hold of an export
-# rewrite, the copy now spread over loop turns) at 1k / 10k / 100k / 1M permits. Figures, not tests; docs/benchmarks.md
+# rewrite, the copy now spread over loop turns) at 1k / 10k / 100k / 1M permits, and
+# bench/shared_load_bench.py (a start with store = redis:// / postgresql:// at 1M permits, and
+# with the engine down; needs root, redis-server and PostgreSQL 15). Figures, not tests; docs/benchmarks.md
 # quotes them. Needs a build with -DRELAYPERMIT_BENCH=ON.
 # Usage: bench/growth.sh [BUILD_DIR] [SIZES]   (defaults: build, 1000,10000,100000,1000000)
 set -eu
@@ -14,3 +16,6 @@ lscpu | grep -E '^(Model name|CPU\(s\)):'
 python3 "$here/scale_bench.py" --build "$build" --sizes "$sizes" --duration 2
 python3 "$here/restart_bench.py" --build "$build" --sizes "$sizes" --rounds 3
 "$build/bench/export_bench" --sizes "$sizes" --types postfix-cdb,opensmtpd-table --rounds 3
+if [ "$(id -u)" = 0 ] && [ -x /usr/bin/redis-server ] && [ -x /usr/lib/postgresql/15/bin/postgres ]; then
+    python3 "$here/shared_load_bench.py" --build "$build" --rounds 3 --outage
+fi

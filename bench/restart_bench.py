@@ -50,13 +50,14 @@ def first_answer(port: int, t0: float, deadline: float = 120.0) -> float:
     return took
 
 
-def start_timed(d: Relaypermit) -> float:
+def start_timed(d: Relaypermit, answer=first_answer) -> float:
+    """Starts the daemon; answer(policy_port, t0) waits for the answer and returns the time."""
     err = open(d.stderr_path, "a")
     t0 = time.monotonic()
     d.proc = subprocess.Popen([str(d.binary), "run", "--config", str(d.config)],
                               stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     err.close()
-    return first_answer(d.policy_port, t0)
+    return answer(d.policy_port, t0)
 
 
 def stop(d: Relaypermit, how: str) -> None:

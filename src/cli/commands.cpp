@@ -360,6 +360,51 @@ bool print_group(const std::string& group) {
     return any;
 }
 
+// `relaypermit help [COMMAND [SUBCOMMAND]]`: the usage of that command or group, else the list.
+int print_help_for(const std::vector<std::string>& argv) {
+    if (argv.size() > 1) {
+        std::string name = argv[1];
+        if (argv.size() > 2) name += " " + argv[2];
+        for (const auto& c : commands())
+            if (c.spec.name == name) {
+                std::printf("%s", usage(c.spec).c_str());
+                return k_ok;
+            }
+        if (print_group(argv[1])) return k_ok;
+    }
+    print_help();
+    return k_ok;
+}
+
+// How many words of `argv` name command `c` (two-word commands, "config check", match on both
+// words); 0 when they do not name it.
+std::size_t words_naming(const Command& c, const std::vector<std::string>& argv) {
+    const auto space = c.spec.name.find(' ');
+    if (space == std::string::npos) return argv[0] == c.spec.name ? 1 : 0;
+    if (argv.size() < 2 || argv[0] != c.spec.name.substr(0, space) || argv[1] != c.spec.name.substr(space + 1))
+        return 0;
+    return 2;
+}
+
+// Runs command `c` with the words after its name: its usage for --help/-h (before any "--"),
+// else its parsed options, or the parse error and its usage.
+int run_command(const Command& c, const std::vector<std::string>& rest) {
+    for (const auto& r : rest) {
+        if (r == "--") break;
+        if (r == "--help" || r == "-h") {
+            std::printf("%s", usage(c.spec).c_str());
+            return k_ok;
+        }
+    }
+    auto parsed = parse_args(c.spec, rest);
+    if (!parsed) {
+        err(parsed.error().message);
+        std::fprintf(stderr, "%s", usage(c.spec).c_str());
+        return k_error;
+    }
+    return c.run(*parsed);
+}
+
 }  // namespace
 
 int dispatch(const std::vector<std::string>& argv) {
@@ -371,20 +416,7 @@ int dispatch(const std::vector<std::string>& argv) {
         std::printf("relaypermit %s\n", RELAYPERMIT_VERSION);
         return k_ok;
     }
-    if (argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
-        if (argv.size() > 1) {
-            std::string name = argv[1];
-            if (argv.size() > 2) name += " " + argv[2];
-            for (const auto& c : commands())
-                if (c.spec.name == name) {
-                    std::printf("%s", usage(c.spec).c_str());
-                    return k_ok;
-                }
-            if (print_group(argv[1])) return k_ok;
-        }
-        print_help();
-        return k_ok;
-    }
+    if (argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") return print_help_for(argv);
     // "config", "config --help": the usage of each "config ..." command.
     if (argv.size() == 1 || argv[1] == "--help" || argv[1] == "-h") {
         const bool asked = argv.size() > 1;
@@ -394,31 +426,9 @@ int dispatch(const std::vector<std::string>& argv) {
         }
     }
     for (const auto& c : commands()) {
-        // Two-word commands ("config check") match on both words.
-        const auto space = c.spec.name.find(' ');
-        std::size_t consumed = 1;
-        if (space == std::string::npos) {
-            if (argv[0] != c.spec.name) continue;
-        } else {
-            if (argv.size() < 2 || argv[0] != c.spec.name.substr(0, space) || argv[1] != c.spec.name.substr(space + 1))
-                continue;
-            consumed = 2;
-        }
-        std::vector<std::string> rest(argv.begin() + static_cast<std::ptrdiff_t>(consumed), argv.end());
-        for (const auto& r : rest) {
-            if (r == "--") break;
-            if (r == "--help" || r == "-h") {
-                std::printf("%s", usage(c.spec).c_str());
-                return k_ok;
-            }
-        }
-        auto parsed = parse_args(c.spec, rest);
-        if (!parsed) {
-            err(parsed.error().message);
-            std::fprintf(stderr, "%s", usage(c.spec).c_str());
-            return k_error;
-        }
-        return c.run(*parsed);
+        const std::size_t consumed = words_naming(c, argv);
+        if (consumed == 0) continue;
+        return run_command(c, std::vector<std::string>(argv.begin() + static_cast<std::ptrdiff_t>(consumed), argv.end()));
     }
     err("unknown command '" + argv[0] + "' (try 'relaypermit --help')");
     return k_error;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "config/tables.hpp"
+#include "config/toml_guard.hpp"
 #include "util/small_file.hpp"
 
 namespace rp::config {
@@ -66,6 +67,12 @@ ConfigReport check_config_text(std::string_view text, const std::string& file_na
     r.config.file = file_name;
     if (blank(text)) return r;  // an empty file means the built-in defaults
     r.has_content = true;
+    if (const auto line = non_ascii_outside_strings(text)) {
+        r.errors.push_back({*line, "", file_name + ":" + std::to_string(*line) +
+                                           ": a non-ASCII character outside a string or comment (TOML allows "
+                                           "them only in quoted strings and comments)"});
+        return r;
+    }
     toml::table root;
     try {
         root = toml::parse(text, file_name);

@@ -35,6 +35,20 @@ nlohmann::json counts_json(const ImportCounts& c) {
             {"unchanged", c.unchanged}, {"refusals", c.refusals}};
 }
 
+// Counts what the store did with the granted permits: imported (unchanged ones too), or refused
+// because the table is full (max_permits).
+void count_grants(const std::vector<store::GrantOutcome>& outcomes, ImportCounts& counts) {
+    for (const auto& o : outcomes) {
+        if (o.change == store::GrantOutcome::Change::refused) {
+            ++counts.refused;
+            ++counts.refusals["max_permits"];
+        } else {
+            ++counts.imported;
+            if (o.change == store::GrantOutcome::Change::unchanged) ++counts.unchanged;
+        }
+    }
+}
+
 }  // namespace
 
 ControlReply Daemon::control_import(const ControlRequest& req, const ControlPeer& peer) {
@@ -87,15 +101,7 @@ nlohmann::json Daemon::import_json(const ControlRequest& req, const ControlPeer&
     if (!permits.empty()) {
         auto res = grant(std::move(permits), {}, {}, static_cast<long>(peer.uid));
         if (!res) return {{"ok", false}, {"error", res.error().message}};
-        for (const auto& o : *res) {
-            if (o.change == store::GrantOutcome::Change::refused) {
-                ++counts.refused;
-                ++counts.refusals["max_permits"];
-            } else {
-                ++counts.imported;
-                if (o.change == store::GrantOutcome::Change::unchanged) ++counts.unchanged;
-            }
-        }
+        count_grants(*res, counts);
     }
     log(Level::info, "import format={} entries={} imported={} expired={} refused={} by=uid:{}", req.format,
         req.entries.size(), counts.imported, counts.expired, counts.refused, static_cast<long>(peer.uid));

@@ -100,6 +100,8 @@ core::Status Daemon::open_store() {
         // A shared store: news from other daemons (and our own acknowledgements) arrive here.
         loop_.add(fd, EPOLLIN, [this](std::uint32_t) {
             if (store_->process_events(clock_.now()) > 0) reschedule_expiry();
+            if (auto removed = store_->take_removed(); !removed.empty()) end_removed_sessions(removed);
+            if (store_->take_removed_overflow()) end_sessions_without_permit();
         });
     }
     return core::ok();

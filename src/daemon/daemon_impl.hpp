@@ -66,8 +66,9 @@ struct FrontendKind {
 };
 std::span<const FrontendKind> frontend_kinds();
 
-// The identity of a source's TLS files (stat: device, inode, size, times); "" without TLS.
-std::string tls_stamp(const config::SourceConfig& sc);
+// The identity of the files a source reads only when it opens (its TLS files and `allow_file`,
+// DRAC's dracd.allow; stat: device, inode, size, times); "" when it names none.
+std::string source_files_stamp(const config::SourceConfig& sc);
 
 class Daemon final : public sources::LoginSink, public frontends::PermitOracle, public sources::PermitAccess {
 public:
@@ -137,7 +138,7 @@ private:
     core::Status open_counters();
     void close_limits();
     void apply_caps(std::vector<core::Permit>& permits, std::vector<std::string>& servers,
-                    std::vector<core::Permit>& refused);
+                    std::vector<core::Permit>& refused, std::vector<bool>& kept);
     void observe_grant(const core::Permit& p);
     void limit_event(std::string_view kind, const core::Permit& p, const std::string& detail);
     nlohmann::json limits_status_json() const;
@@ -214,14 +215,25 @@ private:
     void log_stats();
     void schedule_stats();
     // sessions.cpp (session_table.hpp, docs/limits.md)
-    // A granted login that names a session opens it on the permit's network.
-    void open_session(const core::LoginEvent& e, const core::Permit& granted);
+    // Logins that name a session open it on their permit's network, once the store took the
+    // permit (outcomes[i] is logins[i]'s); a refused permit opens none.
+    void open_sessions(std::span<const std::pair<core::LoginEvent, core::Permit>> logins,
+                       std::span<const store::GrantOutcome> outcomes);
     // A session_end event (a server's end line, a push's logout): ends the session (or, with
     // no session id, every session on e.ip's network) and adds the permit for ttl after it.
     void end_session(const core::LoginEvent& e, core::Time now, std::vector<core::Permit>& permits,
                      std::vector<std::string>& servers);
     // Ends the sessions behind revoked permits (and of `user`, for revoke --user).
     std::size_t end_revoked_sessions(const std::vector<core::Permit>& gone, const std::optional<std::string>& user);
+    // Another host revoked these networks (the shared store's removals): the sessions whose
+    // login is before now end, and a network that had any is removed once more, in case one of
+    // our refreshes crossed the revoke (docs/limits.md, "Revokes are final").
+    void end_removed_sessions(const std::vector<core::Permit>& removed);
+    // The store read more removals than it could keep (store::PermitStore::take_removed_overflow):
+    // every session whose network the store no longer holds is ended as if revoked elsewhere.
+    void end_sessions_without_permit();
+    // A reload's or a restore's max_lifetime: caps tightened (SessionTable::tighten_caps).
+    void tighten_session_caps();
     void refresh_sessions();
     void schedule_session_refresh();
     void save_sessions_soon();
@@ -244,7 +256,7 @@ private:
     std::shared_ptr<const matching::Matcher> matcher_;
     std::vector<std::unique_ptr<sources::Source>> sources_;
     std::vector<config::SourceConfig> source_cfgs_;  // sources_[i] was built from source_cfgs_[i]
-    std::vector<std::string> source_tls_;            // tls_stamp(source_cfgs_[i]) when it was opened
+    std::vector<std::string> source_file_stamps_;  // source_files_stamp(source_cfgs_[i]) when it was opened
     std::vector<sources::Source*> unstarted_;
     // The MTA frontends that listen, in FrontendType order (status, stats); `fe->` reaches the
     // frontend itself.

@@ -52,6 +52,7 @@ core::Result<std::size_t> Daemon::revoke(const core::Address& a, std::string_vie
         log(Level::info, "revoke ip={} user={} by={}", p.network.to_string(), util::esc(p.user.empty() ? "-" : p.user),
             util::escape_value(source));
     }
+    end_revoked_sessions(*gone, std::nullopt);  // a revoke is final for the sessions behind it
     if (!gone->empty()) reschedule_expiry();
     return gone->size();
 }
@@ -59,23 +60,31 @@ core::Result<std::size_t> Daemon::revoke(const core::Address& a, std::string_vie
 core::Result<std::vector<store::GrantOutcome>> Daemon::grant(std::vector<core::Permit> permits,
                                                              std::span<const core::Checkpoint> cps,
                                                              const std::vector<std::string>& servers_in, long by_uid) {
-    // [limits] caps (permit_caps.hpp): refused permits leave the batch; their outcome is `refused`.
+    // [limits] caps (permit_caps.hpp): refused permits leave the batch; their outcome is
+    // `refused`, in its own place: outcomes are in the order of `permits`.
+    const std::size_t n = permits.size();
     std::vector<std::string> servers = servers_in;
+    servers.resize(n);
     std::vector<core::Permit> capped;
-    apply_caps(permits, servers, capped);
-    auto res = store_->grant(permits, cps, clock_.now());
-    if (!res) return res;
-    for (auto& p : capped) res->push_back({store::GrantOutcome::Change::refused, std::move(p)});
-    for (std::size_t i = 0; i < res->size(); ++i) {
-        const auto& o = (*res)[i];
+    std::vector<bool> kept(n, true);
+    auto kept_servers = servers;
+    apply_caps(permits, kept_servers, capped, kept);
+    auto stored = store_->grant(permits, cps, clock_.now());
+    if (!stored) return stored;
+    std::vector<store::GrantOutcome> res;
+    res.reserve(n);
+    for (std::size_t i = 0, s = 0, c = 0; i < n; ++i)
+        res.push_back(kept[i] ? std::move((*stored)[s++])
+                              : store::GrantOutcome{store::GrantOutcome::Change::refused, std::move(capped[c++])});
+    for (std::size_t i = 0; i < res.size(); ++i) {
+        const auto& o = res[i];
         if (o.change == store::GrantOutcome::Change::unchanged) continue;
-        if (o.change == store::GrantOutcome::Change::refused) continue;  // max_permits: the store logs and counts
+        if (o.change == store::GrantOutcome::Change::refused) continue;  // caps, max_permits: logged and counted
         const bool created = o.change == store::GrantOutcome::Change::created;
         (created ? grants_ : extends_)++;
-        ++grants_by_server_[{o.permit.source, i < servers.size() ? servers[i] : std::string()}];
+        ++grants_by_server_[{o.permit.source, servers[i]}];
         observe_grant(o.permit);
-        log(Level::info, "{} {}{}", created ? "grant" : "extend",
-            permit_text(o.permit, i < servers.size() ? std::string_view(servers[i]) : std::string_view()),
+        log(Level::info, "{} {}{}", created ? "grant" : "extend", permit_text(o.permit, servers[i]),
             by_uid >= 0 ? fmt::format(" by=uid:{}", by_uid) : std::string());
     }
     reschedule_expiry();
@@ -86,6 +95,8 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
     const auto now = clock_.now();
     std::vector<core::Permit> permits;
     std::vector<std::string> servers;
+    std::vector<std::size_t> session_at;  // permits[session_at[k]] is session_logins[k]'s
+    std::vector<std::pair<core::LoginEvent, core::Permit>> session_logins;
     for (const auto& e : events) {
         if (e.time_origin == core::TimeOrigin::line)  // how far behind the source reads (status, metrics)
             lag_by_source_[e.source] = std::chrono::duration<double>(now - e.time).count();
@@ -98,7 +109,10 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
             count_refusal(e, d);
             continue;
         }
-        if (grant_policy_.opens_session(e)) open_session(e, *d.permit);
+        if (grant_policy_.opens_session(e)) {
+            session_at.push_back(permits.size());
+            session_logins.emplace_back(e, *d.permit);
+        }
         permits.push_back(std::move(*d.permit));
         servers.push_back(e.server);
     }
@@ -108,6 +122,11 @@ core::Status Daemon::deliver(std::span<const core::LoginEvent> events, const cor
         util::log(Level::error, "cannot record logins from {}: {}", checkpoint.key, res.error().message);
         return res.error();
     }
+    // Only a login whose permit was taken opens its session: one the caps or max_permits
+    // refused must never be extended by a session later.
+    std::vector<store::GrantOutcome> outcomes;
+    for (auto i : session_at) outcomes.push_back((*res)[i]);
+    if (!session_logins.empty()) open_sessions(session_logins, outcomes);
     return core::ok();
 }
 

@@ -123,9 +123,10 @@ void Daemon::limit_event(std::string_view kind, const core::Permit& p, const std
 }
 
 // The caps of the grant policy (permit_caps.hpp) over one batch, in order: refused permits are
-// taken out (and listed in `refused`), replace_oldest revokes the user's oldest permits.
+// taken out (and listed in `refused`; kept[i] = false for them), replace_oldest revokes the
+// user's oldest permits.
 void Daemon::apply_caps(std::vector<core::Permit>& permits, std::vector<std::string>& servers,
-                        std::vector<core::Permit>& refused) {
+                        std::vector<core::Permit>& refused, std::vector<bool>& kept) {
     if (!limits_ || !limits_->caps.enabled() || permits.empty()) return;
     auto& l = *limits_;
     const auto now = clock_.now();
@@ -136,14 +137,14 @@ void Daemon::apply_caps(std::vector<core::Permit>& permits, std::vector<std::str
         l.index_built = std::chrono::steady_clock::now();
     }
     std::vector<core::Cidr> batch;  // accepted earlier in this batch: not in the store yet
+    std::vector<core::Permit> keep;
     const CapIndex::Live live = [&](const core::Cidr& net) -> std::optional<core::Permit> {
-        for (std::size_t i = 0; i < batch.size(); ++i)
-            if (batch[i] == net) return permits[i];
+        for (std::size_t i = 0; i < batch.size(); ++i)  // batch[i] is keep[i]'s network
+            if (batch[i] == net) return keep[i];
         auto p = store_->find(net.network(), now);
         if (p && p->network == net) return p;
         return std::nullopt;
     };
-    std::vector<core::Permit> keep;
     std::vector<std::string> keep_servers;
     l.last_cap_refusal.clear();
     for (std::size_t i = 0; i < permits.size(); ++i) {
@@ -158,6 +159,7 @@ void Daemon::apply_caps(std::vector<core::Permit>& permits, std::vector<std::str
             limit_event(user_cap ? "addresses_per_user" : "permits_per_prefix", p, d.reason + "; no permit granted");
             l.last_cap_refusal = d.reason;
             refused.push_back(std::move(p));
+            kept[i] = false;
             continue;
         }
         for (const auto& net : d.replace) {

@@ -65,7 +65,7 @@ core::Status check_tls_readable(const config::SourceConfig& sc) {
 
 // The files a source reads only when it opens: its TLS material and its `allow_file` (DRAC's
 // dracd.allow). A changed file makes SIGHUP reopen the source, as rpc.dracd re-reads its list.
-std::string tls_stamp(const config::SourceConfig& sc) {
+std::string source_files_stamp(const config::SourceConfig& sc) {
     std::string out;
     for (const auto* path : {&sc.tls_cert, &sc.tls_key, &sc.tls_ca, &sc.allow_file}) {
         if (path->empty()) continue;
@@ -127,7 +127,7 @@ core::Status Daemon::plan_sources(ReloadPlan& plan) {
     std::vector<bool> kept(sources_.size(), false);
     for (std::size_t i = 0; i < next.size(); ++i) {
         for (std::size_t j = 0; j < sources_.size() && plan.source_from[i] == k_none; ++j) {
-            if (kept[j] || !source_cfgs_[j].same_as(next[i]) || source_tls_[j] != tls_stamp(next[i])) continue;
+            if (kept[j] || !source_cfgs_[j].same_as(next[i]) || source_file_stamps_[j] != source_files_stamp(next[i])) continue;
             kept[j] = true;
             plan.source_from[i] = j;
         }
@@ -263,7 +263,7 @@ void Daemon::restore_closed(ReloadPlan& plan, std::vector<std::unique_ptr<fronte
         if (!sources_[j]) {
             sources_.erase(sources_.begin() + static_cast<long>(j));
             source_cfgs_.erase(source_cfgs_.begin() + static_cast<long>(j));
-            source_tls_.erase(source_tls_.begin() + static_cast<long>(j));
+            source_file_stamps_.erase(source_file_stamps_.begin() + static_cast<long>(j));
         }
 }
 
@@ -274,6 +274,7 @@ void Daemon::swap_in(ReloadPlan& plan) {
         plan.cfg.metrics = cfg_.metrics;
     }
     apply_settings(plan.cfg);
+    tighten_session_caps();  // a smaller max_lifetime bounds the open sessions too (sessions.cpp)
     matcher_ = plan.matcher;
     std::vector<std::unique_ptr<sources::Source>> next(plan.cfg.sources.size());
     unstarted_.clear();
@@ -291,8 +292,8 @@ void Daemon::swap_in(ReloadPlan& plan) {
         if (old) old->stop(loop_);
     sources_ = std::move(next);
     source_cfgs_ = plan.cfg.sources;
-    source_tls_.clear();
-    for (const auto& sc : source_cfgs_) source_tls_.push_back(tls_stamp(sc));
+    source_file_stamps_.clear();
+    for (const auto& sc : source_cfgs_) source_file_stamps_.push_back(source_files_stamp(sc));
     for (std::size_t k = 0; k < frontend_kinds().size(); ++k) {
         const auto step = plan.frontend_state[k];
         if (step == FrontendStep::keep) continue;

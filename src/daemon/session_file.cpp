@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "util/small_file.hpp"
+
 namespace rp::daemon {
 namespace {
 
@@ -64,26 +66,10 @@ DecodedSessions decode_sessions(std::string_view text) {
 }
 
 core::Result<DecodedSessions> read_session_file(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return DecodedSessions{};
-        return core::make_error(path + ": " + std::strerror(errno));
-    }
-    std::string text;
-    char buf[65536];
-    for (;;) {
-        const auto n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            const int e = errno;
-            ::close(fd);
-            return core::make_error(path + ": " + std::strerror(e));
-        }
-        if (n == 0) break;
-        text.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return decode_sessions(text);
+    auto text = util::read_private_file(path, k_max_session_file_bytes);
+    if (!text) return text.error();
+    if (!*text) return DecodedSessions{};
+    return decode_sessions(**text);
 }
 
 core::Status write_session_file(const std::string& path, const std::string& text) {

@@ -13,8 +13,10 @@
 // kept until the daemon finds its permit gone or its cap reached.
 // Thread-safety: the codec is pure; SessionFileWriter's methods are called from one thread (the
 // loop), its own thread only writes files.
-// Security: the file lives in the daemon's private state_dir; it is still parsed defensively
-// (fuzz/session_file_fuzz.cpp): every field is type-checked and the address must parse.
+// Security: the file lives in the daemon's private state_dir; it is still read like the admin's
+// files (util::read_private_file: O_NOFOLLOW|O_NONBLOCK, fstat regular, owner and mode, bounded
+// size) and parsed defensively (fuzz/session_file_fuzz.cpp): every field is type-checked, the
+// address must parse, and a line that does not is skipped, never a session.
 #pragma once
 
 #include <condition_variable>
@@ -40,7 +42,13 @@ struct DecodedSessions {
 };
 DecodedSessions decode_sessions(std::string_view text);
 
-// The file's sessions; a missing file is none. Other read errors are errors.
+// At most k_default_limit sessions of a few hundred bytes each: 64 MiB is far more.
+inline constexpr std::size_t k_max_session_file_bytes = 64u << 20;
+
+// The file's sessions; a missing file is none. Read by util::read_private_file: no symbolic
+// link, a regular file of at most k_max_session_file_bytes, owned by the daemon's user and
+// writable by nobody else; otherwise an error that never quotes the content (the daemon then
+// starts with no session: permits live ttl after their login). A malformed line is no session.
 core::Result<DecodedSessions> read_session_file(const std::string& path);
 // Writes `text` to `path` durably (tmp, fsync, rename). Used by the writer and at shutdown.
 core::Status write_session_file(const std::string& path, const std::string& text);

@@ -65,9 +65,10 @@ Session SessionTable::remove(std::string key) {
     return s;
 }
 
-std::optional<Session> SessionTable::end(std::string_view server, std::string_view id) {
+std::optional<Session> SessionTable::end(std::string_view server, std::string_view id, std::string_view source) {
     const auto key = key_of(server, id);
-    if (!sessions_.count(key)) return std::nullopt;
+    auto it = sessions_.find(key);
+    if (it == sessions_.end() || it->second.s.source != source) return std::nullopt;
     return remove(key);
 }
 
@@ -80,13 +81,30 @@ std::vector<Session> SessionTable::end_user(std::string_view user) {
     return out;
 }
 
-std::vector<Session> SessionTable::end_network(const core::Cidr& net) {
+std::vector<Session> SessionTable::end_network(const core::Cidr& net, std::optional<std::string_view> source) {
     std::vector<Session> out;
     auto it = nets_.find(net);
     if (it == nets_.end()) return out;
     const auto keys = it->second.keys;  // remove() erases the entry with its last key
-    for (const auto& k : keys) out.push_back(remove(k));
+    for (const auto& k : keys)
+        if (!source || sessions_.at(k).s.source == *source) out.push_back(remove(k));
     return out;
+}
+
+std::vector<Session> SessionTable::end_logged_in_before(const core::Cidr& net, core::Time t) {
+    std::vector<Session> out;
+    for (const auto* s : on_network(net))
+        if (s->login < t) out.push_back(*s);
+    for (const auto& s : out) remove(key_of(s.server, s.id));
+    return out;
+}
+
+void SessionTable::tighten_caps(core::Duration max_lifetime) {
+    for (auto& [key, e] : sessions_) {
+        e.s.cap = std::min(e.s.cap, e.s.login + max_lifetime);
+        auto& n = nets_.at(e.s.network);
+        if (!n.scheduled || e.s.cap < n.due) set_due(e.s.network, e.s.cap);
+    }
 }
 
 std::vector<Session> SessionTable::end_capped(const core::Cidr& net, core::Time now) {
@@ -146,6 +164,18 @@ void open_session(SessionTable& t, const PermitPolicy& policy, const core::Login
               policy.session_cap(granted.granted, granted.granted)};
     const auto due = policy.session_due(granted.expires, s.cap);
     t.open(std::move(s), due);
+}
+
+std::size_t open_granted_sessions(SessionTable& t, const PermitPolicy& policy,
+                                  std::span<const std::pair<core::LoginEvent, core::Permit>> logins,
+                                  std::span<const store::GrantOutcome> outcomes) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < logins.size() && i < outcomes.size(); ++i) {
+        if (outcomes[i].change == store::GrantOutcome::Change::refused) continue;  // caps, max_permits
+        open_session(t, policy, logins[i].first, logins[i].second);
+        ++n;
+    }
+    return n;
 }
 
 std::optional<core::Permit> refresh_network(SessionTable& t, const PermitPolicy& policy, const core::Cidr& net,

@@ -21,6 +21,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -31,6 +32,7 @@
 #include "core/login_event.hpp"
 #include "core/time.hpp"
 #include "daemon/permit_policy.hpp"
+#include "store/permit_store.hpp"
 
 namespace rp::daemon {
 
@@ -57,12 +59,23 @@ public:
     // Records an open session (replacing one with the same server and id). `due`: when its
     // network's permit next wants extending; the network keeps the earliest due of its sessions.
     void open(Session s, core::Time due);
-    // Closes the session (server, id) and returns it; nullopt when unknown (never opened here,
-    // dropped, or already ended).
-    std::optional<Session> end(std::string_view server, std::string_view id);
-    // Closes every session of `user` (revoke --user) / on `net` (revoke, a push's logout).
+    // Closes the session (server, id) that `source` opened and returns it; nullopt when unknown
+    // (never opened here, dropped, already ended) or opened by another source: an end line ends
+    // only a session of its own source, so a source whose lines are easier to forge (a file,
+    // a FIFO) cannot end one a trusted source (journald) opened.
+    std::optional<Session> end(std::string_view server, std::string_view id, std::string_view source);
+    // Closes every session of `user` (revoke --user) / on `net` (revoke; with `source`, a push's
+    // logout, only that source's sessions).
     std::vector<Session> end_user(std::string_view user);
-    std::vector<Session> end_network(const core::Cidr& net);
+    std::vector<Session> end_network(const core::Cidr& net, std::optional<std::string_view> source = std::nullopt);
+    // Closes the sessions on `net` whose login is before `t`: a revoke seen at `t` (another
+    // host's, through the shared store) is final for every login before it; a later login's
+    // session goes on.
+    std::vector<Session> end_logged_in_before(const core::Cidr& net, core::Time t);
+    // A new (smaller) max_lifetime, or restored sessions: every cap becomes
+    // min(cap, login + max_lifetime) and a network whose earliest cap is before its refresh
+    // time is rescheduled at that cap (the refresh then ends what is over).
+    void tighten_caps(core::Duration max_lifetime);
     // Closes the sessions of `net` whose cap is <= now (their end line was lost).
     std::vector<Session> end_capped(const core::Cidr& net, core::Time now);
 
@@ -113,8 +126,15 @@ private:
 // a live permit for the network now; a session never revives a permit that is gone.
 
 // Opens the session a granted login names (policy.opens_session(login)) on `granted`'s network.
+// REQUIRES: the store took `granted` (created, extended or unchanged): a permit the caps or
+// max_permits refused opens no session (open_granted_sessions checks it).
 void open_session(SessionTable& t, const PermitPolicy& policy, const core::LoginEvent& login,
                   const core::Permit& granted);
+// After a grant: opens the session of each login in `logins` whose permit `outcomes` (same
+// order) says was taken; a refused one opens none. Returns how many were opened.
+std::size_t open_granted_sessions(SessionTable& t, const PermitPolicy& policy,
+                                  std::span<const std::pair<core::LoginEvent, core::Permit>> logins,
+                                  std::span<const store::GrantOutcome> outcomes);
 
 // One refresh of `net` (taken from take_due): sessions whose cap passed are closed (appended to
 // `capped`: their end line was lost); if sessions remain and the permit is live, returns the

@@ -3,6 +3,7 @@
 // they run out, end lines close them with ttl more, and the table is saved in the state dir.
 // Every expiry comes from PermitPolicy's session functions; every change goes through grant().
 #include <algorithm>
+#include <set>
 
 #include "daemon/daemon_impl.hpp"
 #include "util/log.hpp"
@@ -27,10 +28,16 @@ core::Status Daemon::restore_sessions() {
     if (!grant_policy_.sessions_enabled()) return core::ok();
     const auto path = cfg_.state_dir + "/" + k_session_file;
     auto saved = read_session_file(path);
-    if (!saved) return core::make_error("sessions: " + saved.error().message);
+    if (!saved) {  // refused (a link, another owner, writable by others, too big): no session
+        log(Level::error, "sessions: {}; starting without saved sessions (their permits run out ttl after the login)",
+            saved.error().message);
+        saved = DecodedSessions{};
+    }
     const auto now = clock_.now();
     std::size_t kept = 0;
     for (auto& s : saved->sessions) {
+        // Saved under a longer max_lifetime? The cap is the smaller of the two.
+        s.cap = std::min(s.cap, grant_policy_.session_cap(s.login, now));
         // A session never revives a permit: one whose permit ended while we were stopped is over.
         const auto live = store_->find(s.network.network(), now);
         if (s.cap <= now || !live) continue;
@@ -46,15 +53,21 @@ core::Status Daemon::restore_sessions() {
     return core::ok();
 }
 
-void Daemon::open_session(const core::LoginEvent& e, const core::Permit& granted) {
+void Daemon::open_sessions(std::span<const std::pair<core::LoginEvent, core::Permit>> logins,
+                           std::span<const store::GrantOutcome> outcomes) {
     const auto dropped = sessions_.dropped();
-    daemon::open_session(sessions_, grant_policy_, e, granted);
-    log(Level::debug, "session open ip={} user={} server={} session={}", granted.network.to_string(),
-        util::esc(e.user.empty() ? "-" : e.user), util::esc(e.server), util::esc(e.session));
+    const auto opened = open_granted_sessions(sessions_, grant_policy_, logins, outcomes);
+    for (std::size_t i = 0; i < logins.size() && i < outcomes.size(); ++i) {
+        const auto& [e, granted] = logins[i];
+        log(Level::debug, "session {} ip={} user={} server={} session={}",
+            outcomes[i].change == store::GrantOutcome::Change::refused ? "refused" : "open", granted.network.to_string(),
+            util::esc(e.user.empty() ? "-" : e.user), util::esc(e.server), util::esc(e.session));
+    }
     if (sessions_.dropped() != dropped)
         log(Level::warning, "sessions: {} open sessions held (the limit): the oldest dropped ({} so far)",
             sessions_.limit(), sessions_.dropped());
-    ++sessions_opened_;
+    if (opened == 0) return;
+    sessions_opened_ += opened;
     save_sessions_soon();
     schedule_session_refresh();
 }
@@ -63,9 +76,9 @@ void Daemon::end_session(const core::LoginEvent& e, core::Time now, std::vector<
                          std::vector<std::string>& servers) {
     std::vector<Session> ended;
     if (!e.session.empty()) {
-        if (auto s = sessions_.end(e.server, e.session)) ended.push_back(std::move(*s));
-    } else {
-        ended = sessions_.end_network(grant_policy_.network_for(e.ip));  // a push's logout by address
+        if (auto s = sessions_.end(e.server, e.session, e.source)) ended.push_back(std::move(*s));
+    } else {  // a push's logout by address: that source's sessions only
+        ended = sessions_.end_network(grant_policy_.network_for(e.ip), std::string_view(e.source));
     }
     for (const auto& s : ended) {
         ++sessions_ended_;
@@ -89,6 +102,57 @@ std::size_t Daemon::end_revoked_sessions(const std::vector<core::Permit>& gone, 
         save_sessions_soon();
     }
     return n;
+}
+
+void Daemon::end_removed_sessions(const std::vector<core::Permit>& removed) {
+    const auto now = clock_.now();
+    std::size_t n = 0;
+    for (const auto& p : removed) {
+        const auto ended = sessions_.end_logged_in_before(p.network, now);
+        if (ended.empty()) continue;
+        n += ended.size();
+        for (const auto& s : ended) log(Level::info, "session end {}: its permit was revoked on another host", session_text(s));
+        sessions_.mark_closed(p.network, now);
+        // One of our refreshes may have crossed the revoke and written the permit again: remove
+        // it once more (a no-op when it is gone; our outbox keeps the order: after that refresh).
+        if (auto again = store_->revoke(p.network.network()); !again)
+            log(Level::error, "sessions: cannot remove {} again after its revoke: {}", p.network.to_string(),
+                again.error().message);
+        else
+            for (const auto& g : *again) {
+                ++revoked_;
+                log(Level::info, "revoke ip={} user={} by=revoked_elsewhere", g.network.to_string(),
+                    util::esc(g.user.empty() ? "-" : g.user));
+            }
+    }
+    if (n == 0) return;
+    sessions_ended_ += n;
+    save_sessions_soon();
+    reschedule_expiry();
+}
+
+void Daemon::end_sessions_without_permit() {
+    std::set<core::Cidr> seen;
+    std::vector<core::Permit> gone;
+    for (const auto& s : sessions_.all())
+        if (seen.insert(s.network).second && !store_->table().find_exact(s.network))
+            gone.push_back(core::Permit{s.network, {}, {}, {}, {}});
+    log(Level::warning, "sessions: more removals than the store keeps at once; {} session network(s) without a permit "
+        "are treated as revoked", gone.size());
+    end_removed_sessions(gone);
+}
+
+void Daemon::tighten_session_caps() {
+    if (grant_policy_.sessions_enabled()) {
+        sessions_.tighten_caps(grant_policy_.settings().max_lifetime);
+    } else if (sessions_.size() != 0) {
+        // max_lifetime unset: no session keeps a permit any more; each runs out ttl after its
+        // last extension, and the saved table is emptied.
+        sessions_ended_ += sessions_.size();
+        for (const auto& s : sessions_.all()) sessions_.end(s.server, s.id, s.source);
+        if (session_writer_.running()) session_writer_.save({});
+    }
+    schedule_session_refresh();
 }
 
 void Daemon::refresh_sessions() {

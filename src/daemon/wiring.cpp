@@ -299,7 +299,7 @@ core::Status Daemon::bind_sources() {
         unstarted_.push_back(src->get());
         sources_.push_back(std::move(*src));
         source_cfgs_.push_back(sc);
-        source_tls_.push_back(tls_stamp(sc));
+        source_file_stamps_.push_back(source_files_stamp(sc));
     }
     return core::ok();
 }

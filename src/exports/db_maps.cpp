@@ -5,9 +5,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <set>
 
 #include "exports/atomic_file.hpp"
+#include "exports/file_exporter.hpp"
 
 namespace rp::exports {
 namespace {
@@ -23,29 +23,25 @@ std::string fingerprint(std::span<const Record> records) {
     return out;
 }
 
-class PostfixDbExporter final : public Exporter {
+class PostfixDbExporter final : public FileExporter {
 public:
     explicit PostfixDbExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path),
+        : FileExporter(std::move(cfg)),
           file_(cfg_.path, cfg_.type == config::ExportType::postfix_lmdb ? DbMapFile::Kind::lmdb : DbMapFile::Kind::bdb_hash) {}
-    const std::string& describe() const override { return describe_; }
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
-        std::set<std::string> keys;
-        for (const auto& p : live)
-            if (p.expires > now)
-                if (auto k = postfix_key(p.network)) keys.insert(*k + '\0');
+        // postmap's keys and values carry their trailing NUL (db_maps.hpp).
+        auto with_nul = [](const core::Cidr& network) {
+            auto k = postfix_key(network);
+            if (k) *k += '\0';
+            return k;
+        };
         std::vector<Record> records;
-        for (const auto& k : keys) records.emplace_back(k, std::string("OK\0", 3));
-        auto replaced = file_.replace_if_changed(records);
-        if (!replaced) return core::make_error(describe_ + ": " + replaced.error().message);
-        if (*replaced) ++replacements_;
-        return core::ok();
+        for (auto& k : live_keys(live, now, with_nul)) records.emplace_back(std::move(k), std::string("OK\0", 3));
+        return finish(file_.replace_if_changed(records));
     }
 
 private:
-    config::ExportConfig cfg_;
-    std::string describe_;
     DbMapFile file_;
 };
 

@@ -16,6 +16,7 @@
 #include "exports/after_write.hpp"
 #include "exports/atomic_file.hpp"
 #include "exports/db_maps.hpp"
+#include "exports/file_exporter.hpp"
 #include "exports/map_formats.hpp"
 #include "util/event_loop.hpp"
 #include "util/unique_fd.hpp"
@@ -70,17 +71,6 @@ core::Result<bool> replace_if_changed(const std::string& path, std::string_view 
     return true;
 }
 
-// Sorted, unique keys of the live permits that the format can express.
-template <typename KeyFn>
-std::vector<std::string> live_keys(std::span<const core::Permit> live, core::Time now, KeyFn key) {
-    std::set<std::string> keys;
-    for (const auto& p : live) {
-        if (p.expires <= now) continue;
-        if (auto k = key(p.network)) keys.insert(std::move(*k));
-    }
-    return {keys.begin(), keys.end()};
-}
-
 core::Result<std::string> read_static(const std::string& path) {
     if (path.empty()) return std::string();
     auto text = util::read_small_file(path, k_max_static_file);
@@ -90,12 +80,10 @@ core::Result<std::string> read_static(const std::string& path) {
 }
 
 // postfix-cdb and tcprules-cdb: one CDB image, rewritten when its bytes change.
-class CdbExporter final : public Exporter {
+class CdbExporter final : public FileExporter {
 public:
-    CdbExporter(config::ExportConfig cfg, std::string relayclient)
-        : cfg_(std::move(cfg)), relay_value_(tcprules_relay_value(relayclient)),
-          describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
-    const std::string& describe() const override { return describe_; }
+    CdbExporter(config::ExportConfig cfg, std::string_view relayclient)
+        : FileExporter(std::move(cfg)), relay_value_(tcprules_relay_value(relayclient)) {}
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
         std::vector<Record> records;
@@ -113,24 +101,17 @@ public:
         }
         auto bytes = build_cdb(records);
         if (!bytes) return bytes.error();
-        auto s = replace_if_changed(cfg_.path, *bytes);
-        if (!s) return core::make_error(describe_ + ": " + s.error().message);
-        if (*s) ++replacements_;
-        return core::ok();
+        return finish(replace_if_changed(cfg_.path, *bytes));
     }
 
 private:
-    config::ExportConfig cfg_;
     std::string relay_value_;
-    std::string describe_;
 };
 
 // sendmail-access: a Berkeley DB hash as `makemap hash` writes it (no NUL, lowercased keys).
-class SendmailAccessExporter final : public Exporter {
+class SendmailAccessExporter final : public FileExporter {
 public:
-    explicit SendmailAccessExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
-    const std::string& describe() const override { return describe_; }
+    explicit SendmailAccessExporter(config::ExportConfig cfg) : FileExporter(std::move(cfg)) {}
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
         auto text = read_static(cfg_.static_path);
@@ -146,25 +127,18 @@ public:
 
         // A long-running sendmail keeps the old file open and reopens a map when fstat() of its
         // descriptor shows a newer mtime: DbMapFile bumps the old inode's mtime after the rename.
-        auto replaced = file_.replace_if_changed(records);
-        if (!replaced) return core::make_error(describe_ + ": " + replaced.error().message);
-        if (*replaced) ++replacements_;
-        return core::ok();
+        return finish(file_.replace_if_changed(records));
     }
 
 private:
-    config::ExportConfig cfg_;
-    std::string describe_;
     DbMapFile file_{cfg_.path, DbMapFile::Kind::bdb_hash};
 };
 
 // relay-ctrl-dir: one file per host permit, named by the address, mtime = grant time, content
 // "USER=name\0" when the user name is safe to put into the SMTP server's environment.
-class RelayCtrlDirExporter final : public Exporter {
+class RelayCtrlDirExporter final : public FileExporter {
 public:
-    explicit RelayCtrlDirExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
-    const std::string& describe() const override { return describe_; }
+    explicit RelayCtrlDirExporter(config::ExportConfig cfg) : FileExporter(std::move(cfg)) {}
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
         struct Want {
@@ -226,19 +200,14 @@ private:
         if (auto s = write_all(tmp->fd(), content, tmp->path()); !s) return s;
         return tmp->commit(file, 0644, &mtime);
     }
-
-    config::ExportConfig cfg_;
-    std::string describe_;
 };
 
 // opensmtpd-table: an OpenSMTPD file table (list of netaddr keys) for `match from src <t>`.
 // smtpd 6.8 refuses a file table without entries for `from src` at start ("may not be used for
 // from lookups"), so the file always holds 0.0.0.0, which no TCP client can connect from.
-class OpensmtpdTableExporter final : public Exporter {
+class OpensmtpdTableExporter final : public FileExporter {
 public:
-    explicit OpensmtpdTableExporter(config::ExportConfig cfg)
-        : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
-    const std::string& describe() const override { return describe_; }
+    explicit OpensmtpdTableExporter(config::ExportConfig cfg) : FileExporter(std::move(cfg)) {}
 
     core::Status write_map(std::span<const core::Permit> live, core::Time now) override {
         std::string text =
@@ -246,15 +215,8 @@ public:
             "# 0.0.0.0 keeps the table usable when no one is permitted (no client has that address).\n"
             "0.0.0.0\n";
         for (const auto& k : live_keys(live, now, opensmtpd_key)) text += k + '\n';
-        auto s = replace_if_changed(cfg_.path, text);
-        if (!s) return core::make_error(describe_ + ": " + s.error().message);
-        if (*s) ++replacements_;
-        return core::ok();
+        return finish(replace_if_changed(cfg_.path, text));
     }
-
-private:
-    config::ExportConfig cfg_;
-    std::string describe_;
 };
 
 // Any exporter plus its `after_write` command, run after each write that replaced the map and
@@ -290,6 +252,15 @@ private:
 }  // namespace
 
 Exporter::~Exporter() = default;
+
+FileExporter::FileExporter(config::ExportConfig cfg)
+    : cfg_(std::move(cfg)), describe_(std::string(config::to_string(cfg_.type)) + ":" + cfg_.path) {}
+
+core::Status FileExporter::finish(const core::Result<bool>& replaced) {
+    if (!replaced) return core::make_error(describe_ + ": " + replaced.error().message);
+    if (*replaced) ++replacements_;
+    return core::ok();
+}
 
 core::Status Exporter::write(std::span<const core::Permit> live, core::Time now) {
     const auto before = replacements_;

@@ -63,6 +63,80 @@ std::optional<unsigned long> getnum(std::string_view s) {
 
 util::UniqueFd memfd() { return util::UniqueFd(::memfd_create("rp-cdb", MFD_CLOEXEC)); }
 
+// Calls entry(line, lineno) for each line of `text` (without its '\n') that is neither empty nor
+// a '#' comment, as tcprules and makemap skip them; stops at the first error entry returns.
+template <typename Fn>
+core::Status each_entry(std::string_view text, Fn entry) {
+    std::size_t lineno = 0;
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        const std::string_view x = text.substr(0, nl);
+        text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+        ++lineno;
+        if (x.empty() || x[0] == '#') continue;
+        if (auto s = entry(x, lineno); !s) return s;
+    }
+    return core::ok();
+}
+
+// The data of a tcprules rule, what follows "ADDRESS:": `deny` or `allow`, then any number of
+// `,VAR="value"` (any quote character) as tcprules stores it ("D\0" for deny, "+VAR=value\0" per
+// variable). nullopt: unable to parse.
+std::optional<std::string> tcprules_data(std::string_view x) {
+    std::string data;
+    if (x.starts_with("deny")) {
+        data.append("D\0", 2);
+        x.remove_prefix(4);
+    } else if (x.starts_with("allow")) {
+        x.remove_prefix(5);
+    } else {
+        return std::nullopt;
+    }
+    while (!x.empty()) {
+        if (x[0] != ',') return std::nullopt;
+        const auto eq = x.find('=');
+        if (eq == std::string_view::npos) return std::nullopt;
+        data += '+';
+        data.append(x.substr(1, eq));  // "VAR="
+        x.remove_prefix(eq + 1);
+        if (x.empty()) return std::nullopt;
+        const char quote = x[0];
+        x.remove_prefix(1);
+        const auto end = x.find(quote);
+        if (end == std::string_view::npos) return std::nullopt;
+        data.append(x.substr(0, end));
+        data += '\0';
+        x.remove_prefix(end + 1);
+    }
+    return data;
+}
+
+// Appends the records of one rule: one per address of an a.b.c.X-Y range (tcprules'
+// doaddressdata(), only in keys without '=' and '@'), else the key as written. False: a bad range.
+bool add_tcprules_keys(std::string_view address, std::string data, std::vector<Record>& out) {
+    const auto dash = address.find('-');
+    if (address.find('=') != std::string_view::npos || address.find('@') != std::string_view::npos ||
+        dash == std::string_view::npos) {
+        out.emplace_back(std::string(address), std::move(data));
+        return true;
+    }
+    const auto dot = address.substr(0, dash).rfind('.');
+    const std::size_t left = dot == std::string_view::npos ? 0 : dot + 1;
+    auto right = address.find('.', dash + 1);
+    if (right == std::string_view::npos) right = address.size();
+    const auto bot = getnum(address.substr(left, dash - left));
+    auto top = getnum(address.substr(dash + 1, right - dash - 1));
+    if (!bot || !top) return false;
+    if (*top > 255) top = 255;
+    for (unsigned long n = *bot; n <= *top; ++n) {
+        std::string key(address.substr(0, left));
+        key += std::to_string(n);
+        key += address.substr(right);
+        out.emplace_back(std::move(key), data);
+    }
+    return true;
+}
+
 }  // namespace
 
 std::optional<std::string> postfix_key(const core::Cidr& network) {
@@ -103,81 +177,25 @@ std::string tcprules_relay_value(std::string_view relayclient) {
 
 core::Result<std::vector<Record>> parse_tcprules(std::string_view text) {
     std::vector<Record> out;
-    std::size_t lineno = 0;
-    while (!text.empty()) {
-        const auto nl = text.find('\n');
-        std::string_view x = text.substr(0, nl);
-        text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-        ++lineno;
-        if (x.empty() || x[0] == '#') continue;
+    auto s = each_entry(text, [&](std::string_view x, std::size_t lineno) -> core::Status {
         while (!x.empty() && (x.back() == ' ' || x.back() == '\t')) x.remove_suffix(1);
         const auto colon = x.find(':');
-        if (colon == std::string_view::npos) continue;
+        if (colon == std::string_view::npos) return core::ok();
         const std::string_view address = x.substr(0, colon);
-        x.remove_prefix(colon + 1);
-        std::string data;
-        if (x.starts_with("deny")) {
-            data.append("D\0", 2);
-            x.remove_prefix(4);
-        } else if (x.starts_with("allow")) {
-            x.remove_prefix(5);
-        } else {
+        auto data = tcprules_data(x.substr(colon + 1));
+        if (!data || !add_tcprules_keys(address, std::move(*data), out))
             return core::make_error(line_error(lineno, "unable to parse this line"));
-        }
-        while (!x.empty()) {
-            if (x[0] != ',') return core::make_error(line_error(lineno, "unable to parse this line"));
-            const auto eq = x.find('=');
-            if (eq == std::string_view::npos)
-                return core::make_error(line_error(lineno, "unable to parse this line"));
-            data += '+';
-            data.append(x.substr(1, eq));  // "VAR="
-            x.remove_prefix(eq + 1);
-            if (x.empty()) return core::make_error(line_error(lineno, "unable to parse this line"));
-            const char quote = x[0];
-            x.remove_prefix(1);
-            const auto end = x.find(quote);
-            if (end == std::string_view::npos)
-                return core::make_error(line_error(lineno, "unable to parse this line"));
-            data.append(x.substr(0, end));
-            data += '\0';
-            x.remove_prefix(end + 1);
-        }
-        // doaddressdata(): a.b.c.X-Y ranges, only in keys without '=' and '@'.
-        const auto dash = address.find('-');
-        if (address.find('=') == std::string_view::npos && address.find('@') == std::string_view::npos &&
-            dash != std::string_view::npos) {
-            const auto dot = address.substr(0, dash).rfind('.');
-            const std::size_t left = dot == std::string_view::npos ? 0 : dot + 1;
-            auto right = address.find('.', dash + 1);
-            if (right == std::string_view::npos) right = address.size();
-            const auto bot = getnum(address.substr(left, dash - left));
-            auto top = getnum(address.substr(dash + 1, right - dash - 1));
-            if (!bot || !top) return core::make_error(line_error(lineno, "unable to parse this line"));
-            if (*top > 255) top = 255;
-            for (unsigned long n = *bot; n <= *top; ++n) {
-                std::string key(address.substr(0, left));
-                key += std::to_string(n);
-                key += address.substr(right);
-                out.emplace_back(std::move(key), data);
-            }
-            continue;
-        }
-        out.emplace_back(std::string(address), std::move(data));
-    }
+        return core::ok();
+    });
+    if (!s) return s.error();
     return out;
 }
 
 core::Result<std::vector<Record>> parse_makemap(std::string_view text) {
     std::vector<Record> out;
     std::set<std::string> seen;
-    std::size_t lineno = 0;
     auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-    while (!text.empty()) {
-        const auto nl = text.find('\n');
-        std::string_view x = text.substr(0, nl);
-        text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-        ++lineno;
-        if (x.empty() || x[0] == '#') continue;
+    auto s = each_entry(text, [&](std::string_view x, std::size_t lineno) -> core::Status {
         if (is_space(x[0])) return core::make_error(line_error(lineno, "syntax error (leading space)"));
         std::size_t k = 0;
         while (k < x.size() && !is_space(x[k])) ++k;
@@ -188,7 +206,9 @@ core::Result<std::vector<Record>> parse_makemap(std::string_view text) {
         for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         if (!seen.insert(key).second) return core::make_error(line_error(lineno, "duplicate key"));
         out.emplace_back(std::move(key), std::string(x.substr(v)));
-    }
+        return core::ok();
+    });
+    if (!s) return s.error();
     return out;
 }
 

@@ -3,48 +3,35 @@
 #include <memory>
 
 #include "frontends/line_codec.hpp"
+#include "frontends/pipelined_session.hpp"
 
 namespace rp::frontends {
 namespace {
 
-class OpensmtpdSession final : public StreamSession {
+class OpensmtpdSession final : public PipelinedSession<RequestLineReader, RequestLineReader::Step::Kind::line> {
 public:
     OpensmtpdSession(const PermitOracle& oracle, FrontendCounters& counters, std::size_t max_line)
-        : oracle_(oracle), counters_(counters), reader_(max_line) {}
-
-    Next on_data(std::string_view in, std::string& out) override {
-        while (!in.empty()) {
-            const auto step = reader_.feed(in);
-            in.remove_prefix(step.consumed);
-            if (step.kind == RequestLineReader::Step::Kind::line) {
-                ++counters_.requests;
-                bool permitted = false;
-                opensmtpd_answer(reader_.line(), oracle_, out, permitted);
-                if (permitted) ++counters_.permitted;
-            } else if (step.kind == RequestLineReader::Step::Kind::error) {
-                return Next::malformed;
-            } else {
-                break;
-            }
-        }
-        return Next::more;
-    }
+        : PipelinedSession(RequestLineReader(max_line), counters), oracle_(oracle) {}
 
     std::string_view error_text() const override { return "line too long or NUL byte"; }
 
 private:
+    bool answer(std::string& out) override {
+        bool permitted = false;
+        opensmtpd_answer(parser_.line(), oracle_, out, permitted);
+        return permitted;
+    }
+
     const PermitOracle& oracle_;
-    FrontendCounters& counters_;
-    RequestLineReader reader_;
 };
 
 }  // namespace
 
 OpensmtpdFrontend::OpensmtpdFrontend(util::EventLoop& loop, const PermitOracle& oracle, OpensmtpdLimits limits)
-    : server_(loop, "opensmtpd table", StreamLimits{limits.idle_timeout, limits.max_clients},
-              [&oracle, max = limits.max_request_bytes](FrontendCounters& counters) -> std::unique_ptr<StreamSession> {
-                  return std::make_unique<OpensmtpdSession>(oracle, counters, max);
-              },
-              /*unix_only=*/true) {}
+    : StreamFrontend(loop, "opensmtpd table", StreamLimits{limits.idle_timeout, limits.max_clients},
+                     [&oracle, max = limits.max_request_bytes](FrontendCounters& counters) -> std::unique_ptr<StreamSession> {
+                         return std::make_unique<OpensmtpdSession>(oracle, counters, max);
+                     },
+                     /*unix_only=*/true) {}
 
 }  // namespace rp::frontends

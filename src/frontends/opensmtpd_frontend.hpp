@@ -34,19 +34,11 @@ struct OpensmtpdLimits {
     std::size_t max_clients = 1024;
 };
 
-class OpensmtpdFrontend final : public Frontend {
+class OpensmtpdFrontend final : public StreamFrontend {
 public:
     OpensmtpdFrontend(util::EventLoop& loop, const PermitOracle& oracle, OpensmtpdLimits limits = {});
-    // Only "unix:/path" endpoints; anything else is an error.
-    core::Status listen(const std::vector<std::string>& endpoints) override { return server_.listen(endpoints); }
-    void close() override { server_.close(); }
-    std::vector<std::string> local_endpoints() const override { return server_.local_endpoints(); }
-    FrontendCounters counters() const override { return server_.counters(); }
+    // listen(): only "unix:/path" endpoints; anything else is an error.
     std::string_view name() const override { return "opensmtpd"; }
-    util::ConnServerStats stats() const { return server_.stats(); }  // evictions, pauses, pending output
-
-private:
-    StreamServer server_;
 };
 
 }  // namespace rp::frontends

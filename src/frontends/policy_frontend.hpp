@@ -46,7 +46,7 @@ struct PolicyLimits {
     std::size_t max_clients = 4096;
 };
 
-class PolicyFrontend final : public Frontend {
+class PolicyFrontend final : public StreamFrontend {
 public:
     // Does not listen yet. `loop` and `oracle` must outlive the frontend.
     PolicyFrontend(util::EventLoop& loop, const PermitOracle& oracle, PolicyLimits limits = {});
@@ -54,27 +54,16 @@ public:
     PolicyFrontend(const PolicyFrontend&) = delete;
     PolicyFrontend& operator=(const PolicyFrontend&) = delete;
 
-    // Parses and binds every endpoint ("HOST:PORT", "tcp:HOST:PORT", "[v6]:PORT",
+    // listen() parses and binds every endpoint ("HOST:PORT", "tcp:HOST:PORT", "[v6]:PORT",
     // "unix:/path"; port 0 picks a free port, see local_endpoints()) and starts accepting.
     // All or nothing: on error nothing new is left listening and the error names the endpoint
     // (a udp endpoint is a config error: the protocol is stream only). May be called again after
     // close() (reload). Unix sockets are chmod 0666.
-    core::Status listen(const std::vector<std::string>& endpoints) override;
-
-    // Stops listening (removing the unix socket files this frontend created) and closes every
-    // connection. Counters are kept. Idempotent.
-    void close() override;
-
-    // The bound endpoints in canonical form, with the real port when 0 was asked:
-    // "tcp:127.0.0.1:43817", "unix:/run/relaypermit/policy".
-    std::vector<std::string> local_endpoints() const override;
-
-    FrontendCounters counters() const override;
+    // close() stops listening (removing the unix socket files this frontend created) and closes
+    // every connection. Counters are kept. Idempotent.
+    // local_endpoints(): the bound endpoints in canonical form, with the real port when 0 was
+    // asked: "tcp:127.0.0.1:43817", "unix:/run/relaypermit/policy".
     std::string_view name() const override { return "policy"; }
-    util::ConnServerStats stats() const { return server_.stats(); }  // evictions, pauses, pending output
-
-private:
-    StreamServer server_;
 };
 
 }  // namespace rp::frontends

@@ -46,9 +46,9 @@ private:
 }  // namespace
 
 ReadsocketFrontend::ReadsocketFrontend(util::EventLoop& loop, const PermitOracle& oracle, ReadsocketLimits limits)
-    : server_(loop, "readsocket", StreamLimits{limits.request_timeout, limits.max_clients},
-              [&oracle, max = limits.max_request_bytes](FrontendCounters& counters) -> std::unique_ptr<StreamSession> {
-                  return std::make_unique<ReadsocketSession>(oracle, counters, max);
-              }) {}
+    : StreamFrontend(loop, "readsocket", StreamLimits{limits.request_timeout, limits.max_clients},
+                     [&oracle, max = limits.max_request_bytes](FrontendCounters& counters) -> std::unique_ptr<StreamSession> {
+                         return std::make_unique<ReadsocketSession>(oracle, counters, max);
+                     }) {}
 
 }  // namespace rp::frontends

@@ -31,18 +31,10 @@ struct ReadsocketLimits {
     std::size_t max_clients = 4096;
 };
 
-class ReadsocketFrontend final : public Frontend {
+class ReadsocketFrontend final : public StreamFrontend {
 public:
     ReadsocketFrontend(util::EventLoop& loop, const PermitOracle& oracle, ReadsocketLimits limits = {});
-    core::Status listen(const std::vector<std::string>& endpoints) override { return server_.listen(endpoints); }
-    void close() override { server_.close(); }
-    std::vector<std::string> local_endpoints() const override { return server_.local_endpoints(); }
-    FrontendCounters counters() const override { return server_.counters(); }
     std::string_view name() const override { return "readsocket"; }
-    util::ConnServerStats stats() const { return server_.stats(); }  // evictions, pauses, pending output
-
-private:
-    StreamServer server_;
 };
 
 }  // namespace rp::frontends

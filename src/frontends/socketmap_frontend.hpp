@@ -35,23 +35,18 @@ struct SocketmapLimits {
     std::size_t max_clients = 4096;
 };
 
-class SocketmapFrontend final : public Frontend {
+class SocketmapFrontend final : public StreamFrontend {
 public:
     SocketmapFrontend(util::EventLoop& loop, const PermitOracle& oracle, SocketmapLimits limits = {});
-    // Endpoints as for PolicyFrontend::listen ("127.0.0.1:10032", "unix:/path"; port 0 = any).
-    core::Status listen(const std::vector<std::string>& endpoints) override { return server_.listen(endpoints); }
-    void close() override { server_.close(); }
-    std::vector<std::string> local_endpoints() const override { return server_.local_endpoints(); }
-    FrontendCounters counters() const override { return server_.counters(); }
+    ~SocketmapFrontend() override { close(); }  // before statics_ goes, which sessions read
+    // listen(): endpoints as for PolicyFrontend::listen ("127.0.0.1:10032", "unix:/path"; port 0 = any).
     std::string_view name() const override { return "socketmap"; }
-    util::ConnServerStats stats() const { return server_.stats(); }  // evictions, pauses, pending output
     // The admin's Sendmail access entries (`[socketmap] static`); null = none. Replaced whole on
     // reload; requests after the call see the new set.
     void set_static(std::shared_ptr<const StaticAnswers> statics) { statics_ = std::move(statics); }
 
 private:
-    std::shared_ptr<const StaticAnswers> statics_;  // before server_: sessions read it
-    StreamServer server_;
+    std::shared_ptr<const StaticAnswers> statics_;  // read by the sessions; they are closed first
 };
 
 }  // namespace rp::frontends

@@ -27,9 +27,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/result.hpp"
+#include "frontends/frontend.hpp"
 #include "frontends/permit_oracle.hpp"
 #include "util/conn_server.hpp"
 #include "util/event_loop.hpp"
@@ -78,6 +80,25 @@ private:
     bool unix_only_;
     std::string protocol_;
     util::ConnServer server_;
+};
+
+// A Frontend served by a StreamServer: listen, close, endpoints and counters are the server's;
+// the protocol is the session its factory makes. The concrete frontend names itself.
+class StreamFrontend : public Frontend {
+public:
+    core::Status listen(const std::vector<std::string>& endpoints) override { return server_.listen(endpoints); }
+    void close() override { server_.close(); }
+    std::vector<std::string> local_endpoints() const override { return server_.local_endpoints(); }
+    FrontendCounters counters() const override { return server_.counters(); }
+    util::ConnServerStats stats() const { return server_.stats(); }  // evictions, pauses, pending output
+
+protected:
+    // The StreamServer's arguments (loop, service, limits, factory, unix_only, protocol).
+    template <typename... Args>
+    explicit StreamFrontend(Args&&... args) : server_(std::forward<Args>(args)...) {}
+
+private:
+    StreamServer server_;
 };
 
 }  // namespace rp::frontends

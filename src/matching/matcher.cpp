@@ -96,6 +96,71 @@ bool tag_passes(const Matcher::Compiled& p, std::string_view tag, Matcher::Scrat
     return (scratch.tags_ok & bit) != 0;
 }
 
+// A line that pattern `p` matched: the whole line, the text the regex ran on, the line's syslog
+// framing, and the match data.
+struct Matched {
+    std::string_view line;
+    std::string_view text;
+    const std::optional<SyslogLine>& parsed;
+    pcre2_match_data* md;
+};
+
+// What a match of `p` means, with the pid cache of `state` for two-line servers: a login, or
+// nothing. `try_next` is set when the next pattern is to be tried instead (no address, no pending
+// session). Without a state, a pattern whose result depends on it sets *needs_state.
+std::optional<LoginMatch> decide(const Matcher::Compiled& p, const Matched& m, core::Time now, MatchState* state,
+                                 bool* needs_state, bool& try_next) {
+    auto* md = m.md;
+    const auto text = m.text;
+    const auto& parsed = m.parsed;
+    const LineTime lt = login_time(md, p.time_group, text, parsed, now);
+    const auto time = lt.time;
+    auto login = [&](const core::Address& ip) {
+        return LoginMatch{ip,   group(md, p.user_group, text), p.spec.server, p.spec.name, m.line, time, lt.origin,
+                          lt,   core::LoginKind::login,        group(md, p.session_group, text)};
+    };
+    auto next = [&]() -> std::optional<LoginMatch> {
+        try_next = true;
+        return std::nullopt;
+    };
+    if (p.spec.role == PatternRole::session_end) {  // needs no state and has no address
+        auto end = login(core::Address());
+        end.kind = core::LoginKind::session_end;
+        if (end.session.empty()) return next();
+        return end;
+    }
+    std::string_view pid = group(md, p.pid_group, text);
+    if (pid.empty() && parsed) pid = parsed->pid;
+    const std::string_view host = parsed ? parsed->host : std::string_view();
+    if (!state) {
+        if (p.stateful) {  // the result depends on the state: the caller must decide with it
+            *needs_state = true;
+            return std::nullopt;
+        }
+        // A one-line server: no session of its own to complete.
+        auto ip = core::Address::parse(group(md, p.ip_group, text));
+        if (!ip) return next();
+        return login(*ip);
+    }
+    auto& impl = state->impl();
+    if (p.spec.role == PatternRole::session_login) {
+        if (pid.empty()) return next();
+        auto s = impl.take(impl.make_key(p.spec.server, host, pid));
+        if (!s || time - s->time > k_session_timeout) return next();
+        return login(s->ip);
+    }
+    auto ip = core::Address::parse(group(md, p.ip_group, text));
+    if (!ip) return next();
+    if (p.spec.role == PatternRole::session) {
+        if (!pid.empty()) impl.remember(impl.make_key(p.spec.server, host, pid), *ip, time);
+        return std::nullopt;  // a session line is never a login by itself
+    }
+    // A one-line login completes any pending session of the same process (popa3d's patched
+    // one-line form follows its "Session from" line): one login, one event.
+    if (!pid.empty() && !impl.sessions.empty()) impl.take(impl.make_key(p.spec.server, host, pid));
+    return login(*ip);
+}
+
 }  // namespace
 
 bool Literal::hit_at(std::string_view buffer, std::size_t pos) const {
@@ -156,48 +221,9 @@ std::optional<LoginMatch> Matcher::match_impl(std::string_view line, std::uint64
             else ++state->impl().long_lines;
             return std::nullopt;
         }
-        const LineTime lt = login_time(md, p->time_group, text, parsed, now);
-        const auto time = lt.time;
-        auto login = [&](const core::Address& ip) {
-            return LoginMatch{ip,   group(md, p->user_group, text), p->spec.server, p->spec.name, line, time, lt.origin,
-                              lt,   core::LoginKind::login,         group(md, p->session_group, text)};
-        };
-        if (p->spec.role == PatternRole::session_end) {  // needs no state and has no address
-            auto end = login(core::Address());
-            end.kind = core::LoginKind::session_end;
-            if (end.session.empty()) continue;
-            return end;
-        }
-        std::string_view pid = group(md, p->pid_group, text);
-        if (pid.empty() && parsed) pid = parsed->pid;
-        const std::string_view host = parsed ? parsed->host : std::string_view();
-        if (!state) {
-            if (p->stateful) {  // the result depends on the state: the caller must decide with it
-                *needs_state = true;
-                return std::nullopt;
-            }
-            // A one-line server: no session of its own to complete.
-            auto ip = core::Address::parse(group(md, p->ip_group, text));
-            if (!ip) continue;
-            return login(*ip);
-        }
-        auto& impl = state->impl();
-        if (p->spec.role == PatternRole::session_login) {
-            if (pid.empty()) continue;
-            auto s = impl.take(impl.make_key(p->spec.server, host, pid));
-            if (!s || time - s->time > k_session_timeout) continue;
-            return login(s->ip);
-        }
-        auto ip = core::Address::parse(group(md, p->ip_group, text));
-        if (!ip) continue;
-        if (p->spec.role == PatternRole::session) {
-            if (!pid.empty()) impl.remember(impl.make_key(p->spec.server, host, pid), *ip, time);
-            return std::nullopt;  // a session line is never a login by itself
-        }
-        // A one-line login completes any pending session of the same process (popa3d's patched
-        // one-line form follows its "Session from" line): one login, one event.
-        if (!pid.empty() && !impl.sessions.empty()) impl.take(impl.make_key(p->spec.server, host, pid));
-        return login(*ip);
+        bool try_next = false;
+        auto found = decide(*p, Matched{line, text, parsed, md}, now, state, needs_state, try_next);
+        if (!try_next) return found;
     }
     return std::nullopt;
 }

@@ -66,60 +66,69 @@ std::optional<std::size_t> counted_quantifier(std::string_view re, std::size_t i
     return std::nullopt;
 }
 
+// What an escape (re[i] == '\\', with a character after it) is to a literal run.
+enum class Escape { itself, breaks_run, unread };
+Escape escape_kind(std::string_view re, std::size_t i) {
+    const char e = re[i + 1];
+    if (!is_ascii_alnum(e) && static_cast<unsigned char>(e) < 0x80) return Escape::itself;  // punctuation or space
+    if (e != 'N' && std::strchr("dDsSwWhHvVRbBAzZGK", e)) return Escape::breaks_run;       // a class or an assertion
+    if (e == 'N' && (i + 2 >= re.size() || re[i + 2] != '{')) return Escape::breaks_run;   // any character but a newline
+    return Escape::unread;  // \x.., \p{..}, \1, \g.., \t, ...: not read here
+}
+
+// The end of the group opening at re[i] ('('); nullopt when it is not read here: a comment, an
+// option setting ((?i), (?x), ...: changes what follows), or a group that does not close.
+std::optional<std::size_t> readable_group_end(std::string_view re, std::size_t i) {
+    if (re.substr(i, 2) == "(?") {
+        std::size_t j = i + 2;
+        if (j < re.size() && re[j] == '#') return std::nullopt;
+        while (j < re.size() && (std::isalpha(static_cast<unsigned char>(re[j])) || re[j] == '-' || re[j] == '^')) ++j;
+        if (j < re.size() && re[j] == ')') return std::nullopt;
+    }
+    return skip_group(re, i);
+}
+
+// The plain runs of a regex as they are read, and the longest so far.
+struct Runs {
+    std::string best, run;
+    void end_run() {
+        if (!run.empty() && run.size() >= best.size()) best = run;
+        run.clear();
+    }
+    // After a quantifier ending before `next`: the atom before it may occur zero times or be
+    // repeated, so it is not part of the run (a plain character is the run's last byte; a group
+    // or class ended it). Returns where reading goes on (past a lazy or possessive mark).
+    std::size_t quantified(std::string_view re, std::size_t next) {
+        if (!run.empty()) run.pop_back();
+        end_run();
+        if (next < re.size() && (re[next] == '?' || re[next] == '+')) ++next;
+        return next;
+    }
+};
+
 }  // namespace
 
 std::string required_literal(std::string_view re, std::size_t min_size) {
     if (re.find("\\Q") != std::string_view::npos || re.find("(*") != std::string_view::npos) return {};
-    std::string best, run;
-    auto end_run = [&] {
-        if (!run.empty() && run.size() >= best.size()) best = run;
-        run.clear();
-    };
-    // After a quantifier: the atom before it may occur zero times or be repeated, so it is not
-    // part of the run (a plain character is the run's last byte; a group or class ended it).
-    auto quantified = [&](std::size_t next) {
-        if (!run.empty()) run.pop_back();
-        end_run();
-        if (next < re.size() && (re[next] == '?' || re[next] == '+')) ++next;  // lazy, possessive
-        return next;
-    };
+    Runs r;
     std::size_t i = 0;
     while (i < re.size()) {
         const char c = re[i];
         switch (c) {
             case '\\': {
                 if (i + 1 >= re.size()) return {};
-                const char e = re[i + 1];
-                if (!is_ascii_alnum(e) && static_cast<unsigned char>(e) < 0x80) {
-                    run += e;  // escaped punctuation or space: itself
-                } else if (e != 'N' && std::strchr("dDsSwWhHvVRbBAzZGK", e)) {
-                    end_run();  // a class or an assertion
-                } else if (e == 'N' && (i + 2 >= re.size() || re[i + 2] != '{')) {
-                    end_run();  // any character but a newline
-                } else {
-                    return {};  // \x.., \p{..}, \1, \g.., \t, ...: not read here
-                }
+                const auto kind = escape_kind(re, i);
+                if (kind == Escape::unread) return {};
+                if (kind == Escape::itself) r.run += re[i + 1];
+                else r.end_run();
                 i += 2;
                 break;
             }
-            case '[': {
-                auto next = skip_class(re, i);
-                if (!next) return {};
-                end_run();
-                i = *next;
-                break;
-            }
+            case '[':
             case '(': {
-                if (re.substr(i, 2) == "(?") {
-                    std::size_t j = i + 2;
-                    if (j < re.size() && re[j] == '#') return {};  // a comment: not read here
-                    while (j < re.size() && (std::isalpha(static_cast<unsigned char>(re[j])) || re[j] == '-' || re[j] == '^'))
-                        ++j;
-                    if (j < re.size() && re[j] == ')') return {};  // (?i), (?x), ...: changes what follows
-                }
-                auto next = skip_group(re, i);
+                auto next = c == '[' ? skip_class(re, i) : readable_group_end(re, i);
                 if (!next) return {};
-                end_run();
+                r.end_run();
                 i = *next;
                 break;
             }
@@ -129,31 +138,31 @@ std::string required_literal(std::string_view re, std::size_t min_size) {
             case '.':
             case '^':
             case '$':
-                end_run();
+                r.end_run();
                 ++i;
                 break;
             case '*':
             case '+':
             case '?':
-                i = quantified(i + 1);
+                i = r.quantified(re, i + 1);
                 break;
             case '{':
                 if (auto next = counted_quantifier(re, i)) {
-                    i = quantified(*next);
+                    i = r.quantified(re, *next);
                 } else if (i + 1 < re.size() && re[i + 1] == ',') {
                     return {};  // {,n}: a quantifier in newer PCRE2, a literal in older
                 } else {
-                    run += c;
+                    r.run += c;
                     ++i;
                 }
                 break;
             default:
-                run += c;
+                r.run += c;
                 ++i;
         }
     }
-    end_run();
-    return best.size() >= min_size ? best : std::string{};
+    r.end_run();
+    return r.best.size() >= min_size ? r.best : std::string{};
 }
 
 }  // namespace rp::matching

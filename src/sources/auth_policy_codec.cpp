@@ -65,6 +65,95 @@ const char* status_text(int status) {
     }
 }
 
+// Where the header section of `all` ends: its first empty line (CRLF CRLF, or bare LF LF). `end`
+// is the offset just past the last header line's LF, `body_at` where the body starts; npos when
+// no empty line comes within the first `max_header_bytes`.
+struct HeaderEnd {
+    std::size_t end = std::string_view::npos;
+    std::size_t body_at = 0;
+};
+HeaderEnd find_header_end(std::string_view all, std::size_t max_header_bytes) {
+    for (std::size_t i = all.find('\n'); i != std::string_view::npos; i = all.find('\n', i + 1)) {
+        if (i + 1 < all.size() && all[i + 1] == '\n') return {i + 1, i + 2};
+        if (i + 2 < all.size() && all[i + 1] == '\r' && all[i + 2] == '\n') return {i + 1, i + 3};
+        if (i + 1 > max_header_bytes) break;
+    }
+    return {};
+}
+
+// Takes the first line off `head`, without its LF and one CR before it.
+std::string_view take_line(std::string_view& head) {
+    auto nl = head.find('\n');
+    std::string_view line = head.substr(0, nl);
+    head.remove_prefix(nl == std::string_view::npos ? head.size() : nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    return line;
+}
+
+// Request line: METHOD SP TARGET SP HTTP/1.x, into `req`. nullptr, or why it is refused (400).
+const char* parse_request_line(std::string_view rl, HttpRequest& req) {
+    const auto sp1 = rl.find(' ');
+    const auto sp2 = sp1 == std::string_view::npos ? sp1 : rl.find(' ', sp1 + 1);
+    if (sp1 == std::string_view::npos || sp2 == std::string_view::npos || rl.find(' ', sp2 + 1) != std::string_view::npos)
+        return "bad request line";
+    const auto method = rl.substr(0, sp1);
+    const auto target = rl.substr(sp1 + 1, sp2 - sp1 - 1);
+    const auto version = rl.substr(sp2 + 1);
+    if (method.empty() || !std::all_of(method.begin(), method.end(), is_tchar)) return "bad method";
+    if (target.empty() || has_ctl(target) || target.find_first_of(" \t") != std::string_view::npos)
+        return "bad request target";
+    if (version.size() != 8 || version.substr(0, 7) != "HTTP/1." || version[7] < '0' || version[7] > '9')
+        return "unsupported HTTP version";
+    req.method = std::string(method);
+    req.target = std::string(target);
+    req.minor_version = version[7] - '0';
+    return nullptr;
+}
+
+// What the header fields say about the body and the connection.
+struct Framing {
+    std::optional<std::uint64_t> content_length;
+    bool close = false, keep_alive = false;
+};
+
+// One header field's meaning for `f` (Content-Length, Connection). nullptr, or why it is refused.
+const char* note_header(const std::string& lname, std::string_view value, Framing& f) {
+    if (lname == "transfer-encoding") return "Transfer-Encoding is not supported";
+    if (lname == "content-length") {
+        if (value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            return "bad Content-Length";
+        std::uint64_t n = 0;
+        for (char c : value) n = n * 10 + static_cast<std::uint64_t>(c - '0');
+        if (f.content_length && *f.content_length != n) return "conflicting Content-Length";
+        f.content_length = n;
+    }
+    if (lname == "connection") {
+        f.close = f.close || list_has(value, "close");
+        f.keep_alive = f.keep_alive || list_has(value, "keep-alive");
+    }
+    return nullptr;
+}
+
+// The header lines of `head` into req.headers (names lowercased) and `f`. nullptr, or why they
+// are refused (400).
+const char* parse_header_fields(std::string_view head, std::size_t max_headers, HttpRequest& req, Framing& f) {
+    while (!head.empty()) {
+        const std::string_view line = take_line(head);
+        if (line.empty()) continue;  // cannot happen before the header section's end, kept for safety
+        if (line.front() == ' ' || line.front() == '\t') return "obsolete header line folding";
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos || colon == 0) return "bad header line";
+        const auto name = line.substr(0, colon);
+        if (!std::all_of(name.begin(), name.end(), is_tchar)) return "bad header name";
+        const auto value = trim(line.substr(colon + 1));
+        if (has_ctl(value)) return "control character in header value";
+        if (req.headers.size() >= max_headers) return "too many headers";
+        req.headers.emplace_back(to_lower(name), std::string(value));
+        if (const char* why = note_header(req.headers.back().first, value, f)) return why;
+    }
+    return nullptr;
+}
+
 }  // namespace
 
 std::optional<std::string_view> HttpRequest::header(std::string_view lower_name) const {
@@ -89,22 +178,8 @@ HttpRequestParser::State HttpRequestParser::next(HttpRequest* out) {
     if (start > 0) buf_.erase(0, start);
     if (buf_.empty()) return State::need_more;
 
-    // The header section ends at the first empty line (CRLF CRLF, or bare LF LF).
     const std::string_view all(buf_);
-    std::size_t end = std::string_view::npos, body_at = 0;
-    for (std::size_t i = all.find('\n'); i != std::string_view::npos; i = all.find('\n', i + 1)) {
-        if (i + 1 < all.size() && all[i + 1] == '\n') {
-            end = i + 1;
-            body_at = i + 2;
-            break;
-        }
-        if (i + 2 < all.size() && all[i + 1] == '\r' && all[i + 2] == '\n') {
-            end = i + 1;
-            body_at = i + 3;
-            break;
-        }
-        if (i + 1 > limits_.max_header_bytes) break;
-    }
+    const auto [end, body_at] = find_header_end(all, limits_.max_header_bytes);
     if (end == std::string_view::npos) {
         if (buf_.size() > limits_.max_header_bytes) return fail(400, "header section too long");
         return State::need_more;
@@ -113,67 +188,15 @@ HttpRequestParser::State HttpRequestParser::next(HttpRequest* out) {
 
     HttpRequest req;
     std::string_view head = all.substr(0, end);
-    auto take_line = [&head]() {
-        auto nl = head.find('\n');
-        std::string_view line = head.substr(0, nl);
-        head.remove_prefix(nl == std::string_view::npos ? head.size() : nl + 1);
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        return line;
-    };
-
-    // Request line: METHOD SP TARGET SP HTTP/1.x
-    const std::string_view rl = take_line();
-    const auto sp1 = rl.find(' ');
-    const auto sp2 = sp1 == std::string_view::npos ? sp1 : rl.find(' ', sp1 + 1);
-    if (sp1 == std::string_view::npos || sp2 == std::string_view::npos || rl.find(' ', sp2 + 1) != std::string_view::npos)
-        return fail(400, "bad request line");
-    const auto method = rl.substr(0, sp1);
-    const auto target = rl.substr(sp1 + 1, sp2 - sp1 - 1);
-    const auto version = rl.substr(sp2 + 1);
-    if (method.empty() || !std::all_of(method.begin(), method.end(), is_tchar)) return fail(400, "bad method");
-    if (target.empty() || has_ctl(target) || target.find_first_of(" \t") != std::string_view::npos)
-        return fail(400, "bad request target");
-    if (version.size() != 8 || version.substr(0, 7) != "HTTP/1." || version[7] < '0' || version[7] > '9')
-        return fail(400, "unsupported HTTP version");
-    req.method = std::string(method);
-    req.target = std::string(target);
-    req.minor_version = version[7] - '0';
-
-    std::optional<std::uint64_t> content_length;
-    bool connection_close = false, connection_keep_alive = false;
-    while (!head.empty()) {
-        const std::string_view line = take_line();
-        if (line.empty()) continue;  // cannot happen before `end`, kept for safety
-        if (line.front() == ' ' || line.front() == '\t') return fail(400, "obsolete header line folding");
-        const auto colon = line.find(':');
-        if (colon == std::string_view::npos || colon == 0) return fail(400, "bad header line");
-        const auto name = line.substr(0, colon);
-        if (!std::all_of(name.begin(), name.end(), is_tchar)) return fail(400, "bad header name");
-        const auto value = trim(line.substr(colon + 1));
-        if (has_ctl(value)) return fail(400, "control character in header value");
-        if (req.headers.size() >= limits_.max_headers) return fail(400, "too many headers");
-        req.headers.emplace_back(to_lower(name), std::string(value));
-        const auto& lname = req.headers.back().first;
-        if (lname == "transfer-encoding") return fail(400, "Transfer-Encoding is not supported");
-        if (lname == "content-length") {
-            if (value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; }))
-                return fail(400, "bad Content-Length");
-            std::uint64_t n = 0;
-            for (char c : value) n = n * 10 + static_cast<std::uint64_t>(c - '0');
-            if (content_length && *content_length != n) return fail(400, "conflicting Content-Length");
-            content_length = n;
-        }
-        if (lname == "connection") {
-            connection_close = connection_close || list_has(value, "close");
-            connection_keep_alive = connection_keep_alive || list_has(value, "keep-alive");
-        }
-    }
-    const std::uint64_t body_len = content_length.value_or(0);
+    if (const char* why = parse_request_line(take_line(head), req)) return fail(400, why);
+    Framing framing;
+    if (const char* why = parse_header_fields(head, limits_.max_headers, req, framing)) return fail(400, why);
+    const std::uint64_t body_len = framing.content_length.value_or(0);
     if (body_len > limits_.max_body_bytes) return fail(413, "body too large");
     if (buf_.size() - body_at < body_len) return State::need_more;
 
     req.body.assign(buf_, body_at, static_cast<std::size_t>(body_len));
-    req.keep_alive = req.minor_version >= 1 ? !connection_close : (connection_keep_alive && !connection_close);
+    req.keep_alive = req.minor_version >= 1 ? !framing.close : (framing.keep_alive && !framing.close);
     buf_.erase(0, body_at + static_cast<std::size_t>(body_len));
     *out = std::move(req);
     return State::request;

@@ -36,7 +36,7 @@ core::Result<gid_t> lookup_group(const std::string& group) {
 
 FifoSource::FifoSource(std::string name, std::string path, LineParser parser, LoginSink& sink,
                        const core::Clock& clock, FifoOptions opts)
-    : name_(std::move(name)), path_(std::move(path)), parser_(std::move(parser)), sink_(sink), clock_(clock), opts_(opts) {
+    : LineSource(std::move(name), std::move(parser), sink, clock), path_(std::move(path)), opts_(opts) {
     opts_.max_line_bytes = std::max<std::size_t>(opts_.max_line_bytes, 1);
     opts_.read_chunk = std::max<std::size_t>(opts_.read_chunk, 4096);
     opts_.batch_bytes = std::max<std::size_t>(opts_.batch_bytes, 1);

@@ -70,7 +70,7 @@ struct FifoOptions {
     const util::ListenFds* inherited = nullptr;
 };
 
-class FifoSource final : public Source {
+class FifoSource final : public LineSource {
 public:
     // REQUIRES: `sink` and `clock` outlive this object; after start(), so does the loop (or
     // stop() is called first). Events the parser leaves with an empty `source` get `name`.
@@ -80,7 +80,6 @@ public:
     FifoSource(const FifoSource&) = delete;
     FifoSource& operator=(const FifoSource&) = delete;
 
-    const std::string& name() const override { return name_; }
     const std::string& path() const { return path_; }
 
     // Creates the pipe if missing (mode, group), opens it O_RDWR|O_NONBLOCK and registers it.
@@ -90,7 +89,6 @@ public:
     // closes the pipe. The pipe itself stays. Safe to call when not started.
     void stop(util::EventLoop& loop) override;
     SourceCounters counters() const override { return counters_; }
-    void set_parser(LineParser parser, LineParser) override { parser_ = std::move(parser); }
 
     // Diagnostics (and tests): bytes of candidate lines waiting for the parser.
     std::size_t backlog_bytes() const { return backlog_.size() - head_; }
@@ -110,11 +108,7 @@ private:
     void on_continue();
     void on_retry();
 
-    std::string name_;
     std::string path_;
-    LineParser parser_;
-    LoginSink& sink_;
-    const core::Clock& clock_;
     FifoOptions opts_;
 
     util::EventLoop* loop_ = nullptr;

@@ -26,12 +26,9 @@ std::string parent_dir(const std::string& path) {
 
 FileTailSource::FileTailSource(std::string name, std::string path, LineParser parser, LoginSink& sink,
                                const core::Clock& clock, FileTailOptions opts)
-    : name_(std::move(name)),
+    : LineSource(std::move(name), std::move(parser), sink, clock),
       path_(std::move(path)),
       dir_(parent_dir(path_)),
-      parser_(std::move(parser)),
-      sink_(sink),
-      clock_(clock),
       opts_(opts),
       env_(opts.env != nullptr ? *opts.env : TailEnv::posix()),
       backlog_path_(opts.backlog_read_path) {

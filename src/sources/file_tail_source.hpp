@@ -87,7 +87,7 @@ struct FileTailOptions {
     TailEnv* env = nullptr;
 };
 
-class FileTailSource final : public Source {
+class FileTailSource final : public LineSource {
 public:
     // REQUIRES: `sink` and `clock` outlive this object; after start(), so does the loop (or
     // stop() is called first). Events the parser leaves with an empty `source` get `name`.
@@ -97,7 +97,6 @@ public:
     FileTailSource(const FileTailSource&) = delete;
     FileTailSource& operator=(const FileTailSource&) = delete;
 
-    const std::string& name() const override { return name_; }
     const std::string& path() const { return path_; }
 
     // Loads the checkpoint (sink.find_checkpoint(name)), opens the file(s) and registers an
@@ -111,7 +110,6 @@ public:
     void stop(util::EventLoop& loop) override;
     SourceCounters counters() const override;  // unread_bytes: what the open files hold past the read position
     std::string problem() const override;
-    void set_parser(LineParser parser, LineParser) override { parser_ = std::move(parser); }
 
     // Diagnostics (and tests): is `path` open, and how many rotated files are being drained.
     bool following() const { return current_ != nullptr; }
@@ -176,12 +174,8 @@ private:
     void delivered(util::EventLoop::Steady::time_point now);
     void arm_grace_timer(util::EventLoop::Steady::time_point now);
 
-    std::string name_;
     std::string path_;
     std::string dir_;
-    LineParser parser_;
-    LoginSink& sink_;
-    const core::Clock& clock_;
     FileTailOptions opts_;
 
     TailEnv& env_;

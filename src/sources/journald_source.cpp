@@ -45,7 +45,7 @@ void add(SourceCounters& to, const SourceCounters& c) {
 
 JournaldSource::JournaldSource(std::string name, JournaldOptions opts, LineParser parser, LoginSink& sink,
                                const core::Clock& clock)
-    : name_(std::move(name)), opts_(std::move(opts)), parser_(std::move(parser)), sink_(sink), clock_(clock) {
+    : LineSource(std::move(name), std::move(parser), sink, clock), opts_(std::move(opts)) {
     opts_.max_entries_per_wakeup = std::max<std::size_t>(opts_.max_entries_per_wakeup, 1);
 }
 

@@ -70,7 +70,7 @@ struct JournaldOptions {
     std::chrono::milliseconds poll_interval{1'000};
 };
 
-class JournaldSource final : public Source {
+class JournaldSource final : public LineSource {
 public:
     // REQUIRES: `sink` and `clock` outlive this object; after start(), so does the loop (or
     // stop() is called first). Events the parser leaves with an empty `source` get `name`.
@@ -80,7 +80,6 @@ public:
     JournaldSource(const JournaldSource&) = delete;
     JournaldSource& operator=(const JournaldSource&) = delete;
 
-    const std::string& name() const override { return name_; }
 
     // Opens the journal, seeks to the stored cursor (or the head) and registers with the loop;
     // reading starts from a 0 ms timer. Errors: the journal (file/directory) cannot be opened.
@@ -110,11 +109,7 @@ private:
     void on_continue();
     void on_retry();
 
-    std::string name_;
     JournaldOptions opts_;
-    LineParser parser_;
-    LoginSink& sink_;
-    const core::Clock& clock_;
 
     sd_journal* j_ = nullptr;
     util::EventLoop* loop_ = nullptr;

@@ -15,10 +15,12 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/login_event.hpp"
 #include "core/result.hpp"
+#include "core/time.hpp"
 #include "util/event_loop.hpp"
 
 namespace rp::sources {
@@ -99,6 +101,28 @@ public:
         (void)parser;
         (void)untrusted;
     }
+};
+
+// What every source that reads text through one LineParser shares (file tail, FIFO, syslog
+// receiver, journald): its name, its parser (replaced on reload), the sink it delivers to and the
+// clock that gives the reading time. A source with a second parser overrides set_parser().
+class LineSource : public Source {
+public:
+    const std::string& name() const override { return name_; }
+    void set_parser(LineParser parser, LineParser untrusted) override {
+        (void)untrusted;
+        parser_ = std::move(parser);
+    }
+
+protected:
+    // REQUIRES: `sink` and `clock` outlive the source.
+    LineSource(std::string name, LineParser parser, LoginSink& sink, const core::Clock& clock)
+        : name_(std::move(name)), parser_(std::move(parser)), sink_(sink), clock_(clock) {}
+
+    std::string name_;
+    LineParser parser_;
+    LoginSink& sink_;
+    const core::Clock& clock_;
 };
 
 }  // namespace rp::sources

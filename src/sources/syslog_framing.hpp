@@ -58,6 +58,14 @@ public:
 private:
     enum class State { start, count, counted_body, counted_skip, lf_body, lf_skip, broken };
     void emit(std::string_view msg, std::string& out, FramingStats& stats);
+    void set_broken(FramingStats& stats);  // a garbage octet count: counted malformed
+    // feed()'s step in each state: consumes from data[i] on, returns where the next step begins.
+    std::size_t on_start(std::string_view data, std::size_t i, FramingStats& stats);
+    std::size_t on_count(std::string_view data, std::size_t i, FramingStats& stats);
+    std::size_t on_counted_body(std::string_view data, std::size_t i, std::string& out, FramingStats& stats);
+    std::size_t on_counted_skip(std::string_view data, std::size_t i);
+    std::size_t on_lf_body(std::string_view data, std::size_t i, std::string& out, FramingStats& stats);
+    std::size_t on_lf_skip(std::string_view data, std::size_t i);
 
     SyslogFramingLimits limits_;
     State state_ = State::start;

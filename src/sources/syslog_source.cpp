@@ -87,11 +87,8 @@ core::Status SyslogSource::load_tls() {
 
 SyslogSource::SyslogSource(std::string name, std::vector<core::Cidr> allow_from, LineParser parser, LoginSink& sink,
                            const core::Clock& clock, SyslogOptions opts)
-    : name_(std::move(name)),
+    : LineSource(std::move(name), std::move(parser), sink, clock),
       filter_(util::PeerFilter::allow_from(std::move(allow_from))),
-      parser_(std::move(parser)),
-      sink_(sink),
-      clock_(clock),
       opts_(opts) {
     buf_.resize(std::max(opts_.read_chunk, opts_.framing.max_frame_bytes + 1));
 }
@@ -254,13 +251,9 @@ void SyslogSource::on_open(std::uint64_t id, util::UniqueFd fd, const util::Peer
     loop_->add(cfd, EPOLLIN | EPOLLRDHUP, [this, id](std::uint32_t) { on_conn(id); });
 }
 
-void SyslogSource::on_conn(std::uint64_t id) {
-    auto it = conns_.find(id);
-    if (it == conns_.end()) return;
-    Conn& c = *it->second;
-    if (c.handshaking && !tls_handshake(id, c)) return;
-    const auto messages_before = framing_.messages;
-    std::size_t budget = opts_.max_bytes_per_wakeup;
+// Reads what connection `c` has, within `budget` bytes, and frames it into lines_. True when the
+// connection is to be closed (end of stream, a read error, a broken octet count).
+bool SyslogSource::read_conn(Conn& c, std::size_t& budget) {
     bool closing = false;
     while (budget > 0) {
         const std::size_t want = std::min(budget, opts_.read_chunk);
@@ -307,6 +300,17 @@ void SyslogSource::on_conn(std::uint64_t id) {
         }
         break;
     }
+    return closing;
+}
+
+void SyslogSource::on_conn(std::uint64_t id) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) return;
+    Conn& c = *it->second;
+    if (c.handshaking && !tls_handshake(id, c)) return;
+    const auto messages_before = framing_.messages;
+    std::size_t budget = opts_.max_bytes_per_wakeup;
+    const bool closing = read_conn(c, budget);
     if (framing_.messages != messages_before) acceptor_->touch(id);  // a complete message: not idle
     process_lines();
     if (closing) {

@@ -82,7 +82,7 @@ struct SyslogOptions {
     std::chrono::milliseconds handshake_timeout{30'000};
 };
 
-class SyslogSource final : public Source {
+class SyslogSource final : public LineSource {
 public:
     // Parses and binds every listener. Errors: a bad or unsupported endpoint, bind failure.
     // REQUIRES: `sink` and `clock` outlive the source; `listen` is not empty.
@@ -94,13 +94,11 @@ public:
     SyslogSource(const SyslogSource&) = delete;
     SyslogSource& operator=(const SyslogSource&) = delete;
 
-    const std::string& name() const override { return name_; }
     // Registers the listeners with `loop`. REQUIRES: not started.
     core::Status start(util::EventLoop& loop) override;
     // Delivers pending events (best effort), unregisters, closes connections; listeners stay bound.
     void stop(util::EventLoop& loop) override;
     SourceCounters counters() const override;
-    void set_parser(LineParser parser, LineParser) override { parser_ = std::move(parser); }
 
     // The bound listeners in canonical form with their real ports ("tcp:127.0.0.1:40123",
     // "udp:[::1]:514", "unix:/run/x.sock"), in `listen` order.
@@ -146,6 +144,7 @@ private:
     void on_datagrams(Listener& l);
     void note_kernel_drops(Listener& l, msghdr& msg);
     void on_conn(std::uint64_t id);
+    bool read_conn(Conn& c, std::size_t& budget);
     bool tls_handshake(std::uint64_t id, Conn& c);
     core::Status load_tls();
     void close_conn(std::uint64_t id, bool release = true);
@@ -153,11 +152,7 @@ private:
     void flush_pending();
     void on_retry();
 
-    std::string name_;
     util::PeerFilter filter_;
-    LineParser parser_;
-    LoginSink& sink_;
-    const core::Clock& clock_;
     SyslogOptions opts_;
 
     util::EventLoop* loop_ = nullptr;

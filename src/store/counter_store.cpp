@@ -97,7 +97,7 @@ private:
 class SharedCounters final : public CounterBackend {
 public:
     explicit SharedCounters(std::unique_ptr<SharedBackend> b) : b_(std::move(b)) {}
-    core::Status connect() override { return b_->connect(); }
+    core::Status connect() override { return b_->connect_counters(); }
     void disconnect() override { b_->disconnect(); }
     core::Result<std::vector<CounterRow>> add(std::span<const CounterRow> deltas) override {
         return b_->add_counters(deltas);
@@ -121,9 +121,6 @@ core::Result<std::unique_ptr<CounterBackend>> open_counter_backend(const StoreOp
         return make_sqlite_counters(opts.state_dir + "/budgets.db");
     auto url = resolve_store_url(opts);
     if (!url) return url.error();
-    if (url->scheme != "redis")  // SQL engines: not yet (docs/limits.md)
-        return core::make_error("budgets are kept in Redis or the embedded store; " + url->redacted() +
-                                " cannot keep them yet (remove recipients/messages from [limits])");
     return make_shared_counters(*url);
 }
 

@@ -1,6 +1,7 @@
 // CounterStore: where the budget counters (daemon/budget_book.hpp) are kept, next to the
 // permits: with the embedded store in `state_dir/budgets.db` (SQLite), with a shared store in the
-// same engine (Redis INCRBY with PEXPIREAT; SQL upsert), so several SMTP hosts spend one budget.
+// same engine (Redis INCRBY with PEXPIREAT; PostgreSQL/MySQL upsert, store/sql_counters.hpp), so several
+// SMTP hosts spend one budget.
 // An interface of its own beside PermitStore (the permit interface is unchanged).
 //
 // The loop thread never waits for it: the daemon counts in its BudgetBook at once and hands the

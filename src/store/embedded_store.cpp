@@ -92,9 +92,8 @@ core::Status EmbeddedStore::load() {
                     sqlite3_column_int64(q.get(), 4));
     }
     table_.end_load();
-    Stmt c(db_, "SELECT key, value FROM checkpoints");
-    if (!c.ok()) return make_error("permit store " + path_ + ": " + sqlite3_errmsg(db_));
-    while (c.step() == SQLITE_ROW) checkpoints_[c.col_text(0)] = c.col_text(1);
+    if (!sqlite_get_checkpoints(db_, checkpoints_))
+        return make_error("permit store " + path_ + ": " + sqlite3_errmsg(db_));
     return core::ok();
 }
 
@@ -135,13 +134,9 @@ core::Result<std::vector<GrantOutcome>> EmbeddedStore::grant(std::span<const cor
         out.push_back({static_cast<GrantOutcome::Change>(change), std::move(stored)});
     }
     batch.checkpoints.assign(checkpoints.begin(), checkpoints.end());
-    for (const auto& c : checkpoints) checkpoints_[c.key] = c.value;
+    remember_checkpoints(checkpoints);
     enqueue(std::move(batch));
     return out;
-}
-
-std::optional<core::Permit> EmbeddedStore::find(const core::Address& a, core::Time now) const {
-    return table_.find(a, now);
 }
 
 void EmbeddedStore::queue_removals(const std::vector<core::Permit>& gone) {
@@ -173,16 +168,6 @@ core::Result<std::vector<core::Permit>> EmbeddedStore::expire(core::Time now) {
         purge_before_ = std::max(purge_before_, now);
     }
     return gone;
-}
-
-std::vector<core::Permit> EmbeddedStore::list(core::Time now) const { return table_.live(now); }
-
-std::optional<core::Time> EmbeddedStore::next_expiry() const { return table_.next_expiry(); }
-
-std::optional<std::string> EmbeddedStore::find_checkpoint(const std::string& key) const {
-    auto it = checkpoints_.find(key);
-    if (it == checkpoints_.end()) return std::nullopt;
-    return it->second;
 }
 
 std::size_t EmbeddedStore::process_events(core::Time) {

@@ -25,10 +25,8 @@
 #include <chrono>
 #include <deque>
 #include <functional>
-#include <unordered_map>
 
-#include "store/permit_store.hpp"
-#include "store/permit_table.hpp"
+#include "store/cached_store.hpp"
 #include "store/worker_thread.hpp"
 
 struct sqlite3;
@@ -45,7 +43,7 @@ struct EmbeddedOptions {
     std::function<bool()> before_commit;
 };
 
-class EmbeddedStore final : public PermitStore {
+class EmbeddedStore final : public CachedStore {
 public:
     static core::Result<std::unique_ptr<EmbeddedStore>> open(const std::string& path, bool read_only,
                                                              EmbeddedOptions opts = {});
@@ -54,15 +52,9 @@ public:
     core::Result<std::vector<GrantOutcome>> grant(std::span<const core::Permit> permits,
                                                   std::span<const Checkpoint> checkpoints,
                                                   core::Time now) override;
-    std::optional<core::Permit> find(const core::Address& a, core::Time now) const override;
     core::Result<std::vector<core::Permit>> revoke(const core::Address& a) override;
     core::Result<std::vector<core::Permit>> revoke_user(const std::string& user) override;
     core::Result<std::vector<core::Permit>> expire(core::Time now) override;
-    std::vector<core::Permit> list(core::Time now) const override;
-    const PermitTable& table() const override { return table_; }
-    std::size_t size() const override { return table_.size(); }
-    std::optional<core::Time> next_expiry() const override;
-    std::optional<std::string> find_checkpoint(const std::string& key) const override;
     std::string describe() const override { return "embedded:" + path_; }
     // Readable after each commit (or failed attempt); process_events() only drains it.
     int event_fd() const override { return writer_.loop_fd(); }
@@ -97,8 +89,6 @@ private:
     std::string path_;
     bool read_only_;
     EmbeddedOptions opts_;
-    PermitTable table_;
-    std::unordered_map<std::string, std::string> checkpoints_;
 
     // shared with the writer, under writer_.mutex()
     std::deque<Batch> queue_;

@@ -15,6 +15,14 @@
 
 namespace rp::store {
 
+// The process's secret hash seed, drawn once from the kernel (getrandom, never blocking: at
+// early boot it falls back to the clock, the pid and ASLR). Every key hash mixes it in.
+// Security: addresses and user names are chosen by clients (an IPv6 customer owns a /64); with
+// a public hash anyone could pick a million keys with one home slot and turn every insert and
+// lookup into a walk of that cluster (a stalled policy answer). The mixer is a bijection, so an
+// unseeded hash is trivially inverted; with the seed the homes are unknown to the client.
+std::uint64_t hash_seed();
+
 // A 64-bit mix (splitmix64's finaliser): spreads any key bits over the whole word.
 inline std::uint64_t mix64(std::uint64_t x) {
     x ^= x >> 30;
@@ -95,6 +103,17 @@ public:
         slots_.shrink_to_fit();
         mask_ = 0;
         count_ = 0;
+    }
+
+    // The longest run of occupied slots (a diagnostic for tests: lookups cost up to this).
+    std::size_t longest_run() const {
+        std::size_t best = 0, run = 0;
+        for (std::size_t k = 0; k < 2 * slots_.size(); ++k) {  // twice round: runs wrap
+            run = slots_[k & mask_].id != 0 ? run + 1 : 0;
+            if (run > best) best = run;
+            if (run >= slots_.size()) break;
+        }
+        return best;
     }
 
 private:

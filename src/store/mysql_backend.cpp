@@ -36,12 +36,14 @@
 #include <ctime>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "store/dynlib.hpp"
-#include "store/shared_backend.hpp"
+#include "store/sql_backend.hpp"
+#include "store/sql_counters.hpp"
 
 namespace rp::store {
 namespace {
@@ -61,7 +63,8 @@ namespace {
     X(mysql_optionsv) \
     X(mysql_real_connect) \
     X(mysql_real_query) \
-    X(mysql_store_result)
+    X(mysql_store_result) \
+    X(mysql_use_result)
 struct MysqlApi {
     RP_MYSQL_FUNCTIONS(RP_DYNLIB_DECLARE)
 } loaded_api;
@@ -125,6 +128,12 @@ const char* const kSchemaPresent =
 constexpr const char* kLockSequence =
     "START TRANSACTION; UPDATE relaypermit_change_seq SET last_id = LAST_INSERT_ID(last_id + 1) WHERE one = 1; ";
 
+const char* const kSessionSettings[] = {
+    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION',"
+    " time_zone = '+00:00', innodb_lock_wait_timeout = 10, autocommit = 1",
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"};
+const char* const kReadOnlySettings[] = {"SET SESSION TRANSACTION READ ONLY", "SET SESSION max_statement_time = 60"};
+
 const std::set<std::string> kParams = {"ssl", "ssl_ca", "ssl_capath", "ssl_cert", "ssl_key",
                                        "ssl_verify_server_cert", "connect_timeout", "password"};
 
@@ -169,19 +178,9 @@ std::pair<std::string, std::string> range_of(const core::Cidr& net) {
     return {first, last};
 }
 
+// A column's value (NULL: no number).
 bool parse_i64(const char* s, unsigned long len, std::int64_t& out) {
-    if (!s || len == 0) return false;
-    std::string_view v(s, len);
-    bool neg = v.front() == '-';
-    if (neg) v.remove_prefix(1);
-    if (v.empty() || v.size() > 18) return false;
-    std::int64_t x = 0;
-    for (char c : v) {
-        if (c < '0' || c > '9') return false;
-        x = x * 10 + (c - '0');
-    }
-    out = neg ? -x : x;
-    return true;
+    return s != nullptr && parse_sql_i64(std::string_view(s, len), out);
 }
 
 bool truthy(const std::string& v, bool& out) {
@@ -202,23 +201,15 @@ struct Options {
     std::string ca, capath, cert, key;
 };
 
-class MysqlBackend final : public SharedBackend {
+class MysqlBackend final : public SqlBackend {
 public:
-    MysqlBackend(StoreUrl url, Options opt) : url_(std::move(url)), opt_(std::move(opt)) {
+    MysqlBackend(StoreUrl url, Options opt) : SqlBackend(std::move(url)), opt_(std::move(opt)) {
         if (url_.password.empty() && url_.params.count("password")) url_.password = url_.params.at("password");
     }
     ~MysqlBackend() override { disconnect(); }
 
     core::Status connect() override {
-        disconnect();
-        if (auto st = open_connection(); !st) return st;
-        for (const char* setup :
-             {"SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION',"
-              " time_zone = '+00:00', innodb_lock_wait_timeout = 10, autocommit = 1",
-              "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"}) {
-            if (auto st = command(setup); !st) return disconnect_with(st);
-        }
-        if (auto st = ensure_schema(); !st) return disconnect_with(st);
+        if (auto st = open_session({kSchemaPresent, kSchema}); !st) return st;
         auto last = query("SELECT last_id FROM relaypermit_change_seq WHERE one = 1");
         if (!last) return disconnect_with(last.error());
         MYSQL_ROW row = api->mysql_fetch_row(last->get());
@@ -229,8 +220,37 @@ public:
         return core::ok();
     }
 
+    // Budget counters (store/sql_counters.hpp), on a connection that reads no change log.
+    core::Status connect_counters() override {
+        return open_session({sql_counters::k_mysql_schema_present, sql_counters::mysql_schema()});
+    }
+
+    // Per slice, one transaction: the upsert, then a locking read of the same rows (our add and
+    // every add committed before it), then COMMIT.
+    core::Result<std::vector<CounterRow>> add_counters(std::span<const CounterRow> deltas) override {
+        if (!conn_) return not_connected();
+        using Totals = core::Result<std::vector<CounterRow>>;
+        return sql_counters::in_chunks(deltas, [this](std::span<const CounterRow> part) -> Totals {
+            if (auto st = batch("START TRANSACTION; " + sql_counters::mysql_add(part)); !st) return st.error();
+            auto stored = counter_rows(sql_counters::mysql_select_locked(part));
+            if (!stored) return rollback(stored.error()).error();
+            if (auto st = command("COMMIT"); !st) return rollback(st).error();
+            return sql_counters::in_order(part, *stored);
+        });
+    }
+
+    core::Result<std::vector<CounterRow>> counter_snapshot(core::Time now) override {
+        if (!conn_) return not_connected();
+        return counter_rows(sql_counters::mysql_snapshot(now));
+    }
+
+    core::Status purge_counters(core::Time now) override {
+        if (!conn_) return not_connected();
+        return command(sql_counters::mysql_purge(now));
+    }
+
     // A plain connection with the URL's options (TLS as asked; no session settings, no schema).
-    core::Status open_connection() {
+    core::Status open_connection() override {
         conn_ = api->mysql_init(nullptr);
         if (!conn_) return fail("cannot allocate a MariaDB connection");
         const unsigned io_timeout = 15;
@@ -268,10 +288,7 @@ public:
     }
 
     core::Result<std::vector<Row>> read_rows(const std::string& sql) override {
-        disconnect();
-        if (auto st = open_connection(); !st) return st.error();
-        for (const char* setup : {"SET SESSION TRANSACTION READ ONLY", "SET SESSION max_statement_time = 60"})
-            if (auto st = command(setup); !st) return disconnect_with(st).error();
+        if (auto st = open_read_only(kReadOnlySettings); !st) return st.error();
         auto r = query(sql);
         if (!r) return disconnect_with(r.error()).error();
         std::vector<Row> rows;
@@ -294,18 +311,30 @@ public:
         conn_ = nullptr;
     }
 
-    core::Result<std::vector<core::Permit>> snapshot(core::Time now) override {
+    core::Result<std::vector<core::Permit>> snapshot(core::Time now) override { return collect_snapshot(now); }
+
+    // mysql_use_result: rows are read from the socket as they are fetched, not stored first.
+    core::Status snapshot_to(core::Time now, const PermitSink& sink) override {
         if (!conn_) return not_connected();
-        auto r = query("SELECT network, username, source, " RP_US("granted") ", " RP_US("expires") " FROM "
-                       "relaypermit_permits WHERE expires > " + datetime(now));
-        if (!r) return r.error();
-        std::vector<core::Permit> out;
-        while (MYSQL_ROW row = api->mysql_fetch_row(r->get())) {
-            auto p = row_to_permit(row, api->mysql_fetch_lengths(r->get()), 0);
-            if (!p) return p.error();
-            out.push_back(std::move(*p));
+        const std::string sql = "SELECT network, username, source, " RP_US("granted") ", " RP_US("expires") " FROM "
+                                "relaypermit_permits WHERE expires > " + datetime(now);
+        if (api->mysql_real_query(conn_, sql.data(), sql.size()) != 0) return fail(api->mysql_error(conn_));
+        ResultPtr r(api->mysql_use_result(conn_));
+        if (!r) return fail(api->mysql_errno(conn_) ? api->mysql_error(conn_) : "a query returned no result set");
+        core::Status st = core::ok();
+        while (MYSQL_ROW row = api->mysql_fetch_row(r.get())) {
+            if (!st) continue;  // read to the end: the connection stays usable
+            const unsigned long* len = api->mysql_fetch_lengths(r.get());
+            const auto text = [&](int i) { return std::string_view(row[i] ? row[i] : "", len[i]); };
+            auto net = core::Cidr::parse(text(0));
+            std::int64_t g = 0, e = 0;
+            if (!net || !parse_i64(row[3], len[3], g) || !parse_i64(row[4], len[4], e))
+                st = fail("unreadable row for network '" + std::string(text(0)) + "'");
+            else
+                sink({*net, text(1), text(2), g, e});
         }
-        return out;
+        if (st && api->mysql_errno(conn_)) st = fail(api->mysql_error(conn_));
+        return st;
     }
 
     // One round trip: lock the sequence, merge in SQL (each column takes the new value only when
@@ -391,21 +420,15 @@ public:
                      " relaypermit_change_seq WHERE one = 1)");
     }
 
-    std::string describe() const override { return url_.redacted(); }
-
 private:
-    core::Error fail(const std::string& what) const { return make_error("store " + url_.redacted() + ": " + what); }
-    core::Error not_connected() const { return fail("not connected"); }
-    core::Status disconnect_with(const core::Status& st) {
-        disconnect();
-        return st;
-    }
+    std::span<const char* const> session_settings() const override { return kSessionSettings; }
+
     core::Status rollback(const core::Status& st) {
         if (conn_) api->mysql_real_query(conn_, "ROLLBACK", 8);
         return st;
     }
 
-    core::Status command(const std::string& sql) {
+    core::Status command(const std::string& sql) override {
         if (api->mysql_real_query(conn_, sql.data(), sql.size()) != 0) return fail(api->mysql_error(conn_));
         // Statements here return no rows; drain anything unexpected so the connection stays usable.
         if (MYSQL_RES* r = api->mysql_store_result(conn_)) api->mysql_free_result(r);
@@ -439,6 +462,21 @@ private:
         return result;
     }
 
+    // The counter_key, win, n, expires_us rows `sql` selects (sql_counters::parse_row).
+    core::Result<std::vector<CounterRow>> counter_rows(const std::string& sql) {
+        auto r = query(sql);
+        if (!r) return r.error();
+        std::vector<CounterRow> out;
+        while (MYSQL_ROW row = api->mysql_fetch_row(r->get())) {
+            const unsigned long* len = api->mysql_fetch_lengths(r->get());
+            auto col = [&](int i) { return std::string_view(row[i] ? row[i] : "", len[i]); };
+            auto c = sql_counters::parse_row({col(0), col(1), col(2), col(3)});
+            if (!c) return fail(c.error().message);
+            out.push_back(std::move(*c));
+        }
+        return out;
+    }
+
     // network, username, source, granted_us, expires_us starting at column `at`.
     core::Result<core::Permit> row_to_permit(MYSQL_ROW row, const unsigned long* len, int at) const {
         const auto i = static_cast<std::size_t>(at);
@@ -451,9 +489,10 @@ private:
                             core::from_unix_micros(e)};
     }
 
-    core::Status ensure_schema() {
+    // The lock: GET_LOCK, held by the connection until RELEASE_LOCK.
+    core::Status ensure_schema(const Schema& schema) override {
         {
-            auto present = query(kSchemaPresent);
+            auto present = query(schema.present);
             if (!present) return present.error();
             MYSQL_ROW row = api->mysql_fetch_row(present->get());
             if (row && row[0] && std::string_view(row[0]) == "1") return core::ok();
@@ -465,8 +504,8 @@ private:
             return fail("timed out waiting for another daemon to create the schema");
         lock->reset();
         core::Status result = core::ok();
-        for (const char* ddl : kSchema) {
-            if (auto st = command(ddl); !st) {
+        for (const char* statement : schema.ddl) {
+            if (auto st = command(statement); !st) {
                 result = fail("creating the schema: " + st.error().message);
                 break;
             }
@@ -476,7 +515,6 @@ private:
         return result;
     }
 
-    StoreUrl url_;
     Options opt_;
     MYSQL* conn_ = nullptr;
     std::int64_t last_seen_ = 0;

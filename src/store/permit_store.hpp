@@ -90,6 +90,16 @@ public:
         (void)now;
         return 0;
     }
+    // The removals process_events() read from the shared table since the last call (another
+    // daemon's revokes, and the echo of ours), applied to the cache or not: the daemon ends the
+    // sessions behind them (docs/limits.md, "Revokes are final"). Each carries its network and
+    // the row as it was removed.
+    // At most one per network (the latest read).
+    virtual std::vector<core::Permit> take_removed() { return {}; }
+    // True when more networks were removed since the last call than the store keeps for
+    // take_removed() (a burst, or forged removal notices hiding a real one): the daemon must
+    // then re-check the network of every session against the table.
+    virtual bool take_removed_overflow() { return false; }
     virtual bool available() const { return true; }
     virtual StoreStatus status() const { return {}; }
 };

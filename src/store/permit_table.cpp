@@ -16,7 +16,8 @@ std::uint64_t PermitTable::hash(const Key& k) {
     std::uint64_t lo, hi;
     std::memcpy(&lo, k.bytes.data(), 8);
     std::memcpy(&hi, k.bytes.data() + 8, 8);
-    return mix64(lo ^ mix64(hi ^ (std::uint64_t{k.prefix} << 1 | k.v4)));
+    static const std::uint64_t seed = hash_seed();
+    return mix64(lo ^ seed ^ mix64(hi ^ (std::uint64_t{k.prefix} << 1 | k.v4) ^ (seed >> 7 | seed << 57)));
 }
 
 std::uint32_t PermitTable::locate(const Key& k, std::uint64_t h) const {
@@ -231,8 +232,10 @@ void PermitTable::load(const core::Cidr& net, std::string_view user, std::string
     const Key k = key_of(net);
     const auto h = hash(k);
     const Fields f{user, source, granted_us, expires_us};
-    if (const auto i = locate(k, h); i == FlatIndex::npos) insert(f, k, h);
-    else if (expires_us > entries_[i].expires_us) assign(i, f);  // two rows, one network: the later
+    if (const auto i = locate(k, h); i == FlatIndex::npos) {
+        if (limit_ != 0 && entries_.size() >= limit_) ++refused_;
+        else insert(f, k, h);
+    } else if (expires_us > entries_[i].expires_us) assign(i, f);  // two rows, one network: the later
 }
 
 void PermitTable::end_load() {
@@ -312,6 +315,18 @@ std::vector<core::Permit> PermitTable::live(core::Time now) const {
 std::optional<core::Time> PermitTable::next_expiry() const {
     if (heap_.empty()) return std::nullopt;
     return core::from_unix_micros(entries_[heap_.front()].expires_us);
+}
+
+void PermitTable::replace_with(PermitTable&& other) {
+    clear();  // ends open walks
+    entries_ = std::move(other.entries_);
+    index_ = std::move(other.index_);
+    heap_ = std::move(other.heap_);
+    strings_ = std::move(other.strings_);
+    v4_lengths_ = std::move(other.v4_lengths_);
+    v6_lengths_ = std::move(other.v6_lengths_);
+    refused_ += other.refused_;
+    other.clear();
 }
 
 void PermitTable::clear() {

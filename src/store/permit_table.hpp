@@ -86,7 +86,9 @@ public:
     // begin_load(n) and end_load(), load() merges like merge(p, epoch) but takes the names as
     // views (no per-permit allocation) and leaves the expiry heap unordered; end_load() orders
     // it once, in O(n), instead of one sift per permit. `expected` reserves the records and
-    // indexes up front. REQUIRES: nothing but load() between the two calls; limit not applied.
+    // indexes up front. A new network beyond limit() is refused (counted), as by merge().
+    // REQUIRES: nothing but load(), find_exact() and remove_exact() between the two calls
+    // (a removal keeps the records and the heap positions consistent; end_load() orders all).
     void begin_load(std::size_t expected);
     void load(const core::Cidr& net, std::string_view user, std::string_view source, std::int64_t granted_us,
               std::int64_t expires_us);
@@ -108,7 +110,11 @@ public:
               const std::function<void(const core::Permit&)>& visit) const;
     std::optional<core::Time> next_expiry() const;
     std::size_t size() const { return entries_.size(); }
+    std::size_t longest_probe_run() const { return index_.longest_run(); }  // tests
     void clear();
+    // Takes `other`'s permits in O(1) (a shared store's snapshot, built off the loop thread);
+    // ends open walks like clear(); keeps this table's limit, adds other's refused count.
+    void replace_with(PermitTable&& other);
 
     // max_permits: 0 means no limit. Permits already stored stay; only new networks are refused.
     void set_limit(std::size_t limit) { limit_ = limit; }

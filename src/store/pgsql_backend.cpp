@@ -40,12 +40,16 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "store/dynlib.hpp"
-#include "store/shared_backend.hpp"
+#include "store/pg_copy.hpp"
+#include "store/pgsql_text.hpp"
+#include "store/sql_backend.hpp"
+#include "store/sql_counters.hpp"
 
 namespace rp::store {
 namespace {
@@ -62,6 +66,8 @@ namespace {
     X(PQexecParams) \
     X(PQfinish) \
     X(PQfreemem) \
+    X(PQgetCopyData) \
+    X(PQgetResult) \
     X(PQgetisnull) \
     X(PQgetvalue) \
     X(PQnfields) \
@@ -139,77 +145,18 @@ const char* const kRemove =
     "WITH r AS (DELETE FROM relaypermit_permits WHERE network = $1::inet RETURNING *)"
     " SELECT pg_notify('relaypermit_permits', " RP_PAYLOAD_REMOVE ") FROM r";
 
-const char* const kSnapshot =
-    "SELECT network::text, username, source, " RP_US("granted") ", " RP_US("expires")
-    " FROM relaypermit_permits WHERE expires > " RP_TS("$1");
-
 const char* const kSelectSome =
     "SELECT network::text, username, source, " RP_US("granted") ", " RP_US("expires")
     " FROM relaypermit_permits WHERE network = ANY($1::inet[])";
 
 const char* const kPurge = "DELETE FROM relaypermit_permits WHERE expires <= " RP_TS("$1");
 
+const char* const kSessionSettings[] = {"SET statement_timeout = '15s'", "SET lock_timeout = '10s'",
+                                        "SET client_min_messages = warning"};
+const char* const kReadOnlySettings[] = {"SET statement_timeout = '60s'", "SET default_transaction_read_only = on"};
+
 // Connection keywords that come from the URL's own parts, not from ?parameters.
 const std::set<std::string> kFromUrlParts = {"user", "password", "dbname", "port"};
-
-// Valid UTF-8 without NUL: invalid sequences and NUL become U+FFFD.
-std::string sanitize_utf8(const std::string& s) {
-    std::string out;
-    out.reserve(s.size());
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const std::size_t n = s.size();
-    std::size_t i = 0;
-    while (i < n) {
-        const unsigned char c = p[i];
-        std::size_t len = 0;
-        std::uint32_t cp = 0;
-        if (c >= 0x01 && c < 0x80) len = 1, cp = c;
-        else if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1Fu;
-        else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0Fu;
-        else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07u;
-        bool valid = len > 0 && i + len <= n;
-        for (std::size_t k = 1; valid && k < len; ++k) {
-            if ((p[i + k] & 0xC0u) != 0x80u) valid = false;
-            else cp = (cp << 6) | (p[i + k] & 0x3Fu);
-        }
-        if (valid && ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-                      (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
-            valid = false;
-        if (valid) {
-            out.append(s, i, len);
-            i += len;
-        } else {
-            out += "\xEF\xBF\xBD";
-            ++i;
-        }
-    }
-    return out;
-}
-
-// Byte length of the first `chars` UTF-8 characters of s (s is valid UTF-8); npos if short.
-std::size_t utf8_prefix_bytes(std::string_view s, std::size_t chars) {
-    std::size_t i = 0;
-    for (std::size_t c = 0; c < chars; ++c) {
-        if (i >= s.size()) return std::string_view::npos;
-        const auto b = static_cast<unsigned char>(s[i]);
-        i += b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4;
-    }
-    return i <= s.size() ? i : std::string_view::npos;
-}
-
-bool parse_i64(std::string_view s, std::int64_t& out) {
-    if (s.empty()) return false;
-    bool neg = s.front() == '-';
-    if (neg) s.remove_prefix(1);
-    if (s.empty() || s.size() > 18) return false;
-    std::int64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + (c - '0');
-    }
-    out = neg ? -v : v;
-    return true;
-}
 
 std::string first_line(const char* msg) {
     std::string s = msg ? msg : "";
@@ -224,10 +171,10 @@ struct ResultDeleter {
 };
 using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
 
-class PgsqlBackend final : public SharedBackend {
+class PgsqlBackend final : public SqlBackend {
 public:
     PgsqlBackend(StoreUrl url, std::vector<std::pair<std::string, std::string>> conn)
-        : url_(std::move(url)), conn_params_(std::move(conn)) {}
+        : SqlBackend(std::move(url)), conn_params_(std::move(conn)) {}
     ~PgsqlBackend() override {
         disconnect();
         if (epfd_ >= 0) ::close(epfd_);
@@ -235,24 +182,14 @@ public:
     }
 
     core::Status connect() override {
-        disconnect();
-        if (auto st = open_connection(); !st) return st;
-        api->PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // IF NOT EXISTS notices
-        for (const char* setup : {"SET statement_timeout = '15s'", "SET lock_timeout = '10s'",
-                                  "SET client_min_messages = warning"}) {
-            if (auto st = command(setup); !st) return disconnect_with(st);
-        }
-        if (auto st = ensure_schema(); !st) return disconnect_with(st);
-        if (auto st = command((std::string("LISTEN ") + kChannel).c_str()); !st) return disconnect_with(st);
+        if (auto st = open_session({kSchemaPresent, kSchema}); !st) return st;
+        if (auto st = command(std::string("LISTEN ") + kChannel); !st) return disconnect_with(st);
         if (auto st = watch_socket(); !st) return disconnect_with(st);
         return core::ok();
     }
 
     core::Result<std::vector<Row>> read_rows(const std::string& query) override {
-        disconnect();
-        if (auto st = open_connection(); !st) return st.error();
-        for (const char* setup : {"SET statement_timeout = '60s'", "SET default_transaction_read_only = on"})
-            if (auto st = command(setup); !st) return disconnect_with(st).error();
+        if (auto st = open_read_only(kReadOnlySettings); !st) return st.error();
         ResultPtr r(api->PQexec(conn_, query.c_str()));
         if (!r || api->PQresultStatus(r.get()) != PGRES_TUPLES_OK)
             return disconnect_with(fail(r ? first_line(api->PQresultErrorMessage(r.get()))
@@ -281,12 +218,39 @@ public:
         drain_eventfd();
     }
 
-    core::Result<std::vector<core::Permit>> snapshot(core::Time now) override {
+    core::Result<std::vector<core::Permit>> snapshot(core::Time now) override { return collect_snapshot(now); }
+
+    // COPY ... TO STDOUT in binary (store/pg_copy.hpp): rows stream in as the server reads
+    // them, with no text conversion on either side and no result set of them all.
+    core::Status snapshot_to(core::Time now, const PermitSink& sink) override {
         if (!conn_) return not_connected();
-        const std::string now_us = std::to_string(core::to_unix_micros(now));
-        auto r = exec(kSnapshot, {now_us});
-        if (!r) return r.error();
-        return rows_to_permits(r->get());
+        const std::string sql = "COPY (SELECT network, username, source, granted, expires FROM relaypermit_permits"
+                                " WHERE expires > (timestamptz 'epoch' + " +
+                                std::to_string(core::to_unix_micros(now)) +
+                                "::bigint * interval '1 microsecond')) TO STDOUT (FORMAT binary)";
+        ResultPtr r(api->PQexec(conn_, sql.c_str()));
+        if (!r || api->PQresultStatus(r.get()) != PGRES_COPY_OUT)
+            return fail(r ? first_line(api->PQresultErrorMessage(r.get())) : first_line(api->PQerrorMessage(conn_)));
+        r.reset();
+        PgCopyParser parser;
+        core::Status st = core::ok();
+        for (;;) {
+            char* buf = nullptr;
+            const int n = api->PQgetCopyData(conn_, &buf, 0);
+            if (n < 0) break;  // -1: done, -2: failed (the result below says why)
+            if (st) {
+                auto fed = parser.feed(std::string_view(buf, static_cast<std::size_t>(n)), sink);
+                if (!fed) st = fail(fed.error().message);
+            }
+            api->PQfreemem(buf);
+        }
+        while (PGresult* done = api->PQgetResult(conn_)) {  // read to the end: the connection stays usable
+            ResultPtr end(done);
+            if (st && api->PQresultStatus(done) != PGRES_COMMAND_OK) st = fail(first_line(api->PQresultErrorMessage(done)));
+        }
+        collect_notifies();
+        if (st && !parser.finished()) st = fail("COPY: the data ended early");
+        return st;
     }
 
     core::Status upsert(const core::Permit& p) override {
@@ -354,11 +318,40 @@ public:
         return core::ok();
     }
 
-    std::string describe() const override { return url_.redacted(); }
+    // Budget counters (store/sql_counters.hpp), on a connection that listens for nothing.
+    core::Status connect_counters() override {
+        return open_session({sql_counters::k_pg_schema_present, sql_counters::pg_schema()});
+    }
+
+    core::Result<std::vector<CounterRow>> add_counters(std::span<const CounterRow> deltas) override {
+        if (!conn_) return not_connected();
+        using Totals = core::Result<std::vector<CounterRow>>;
+        return sql_counters::in_chunks(deltas, [this](std::span<const CounterRow> part) -> Totals {
+            auto r = exec(sql_counters::k_pg_add, sql_counters::pg_add_params(part));
+            if (!r) return r.error();
+            auto stored = counter_rows(r->get());
+            if (!stored) return stored.error();
+            return sql_counters::in_order(part, *stored);
+        });
+    }
+
+    core::Result<std::vector<CounterRow>> counter_snapshot(core::Time now) override {
+        if (!conn_) return not_connected();
+        auto r = exec(sql_counters::k_pg_snapshot, {std::to_string(core::to_unix_micros(now))});
+        if (!r) return r.error();
+        return counter_rows(r->get());
+    }
+
+    core::Status purge_counters(core::Time now) override {
+        if (!conn_) return not_connected();
+        auto r = exec(sql_counters::k_pg_purge, {std::to_string(core::to_unix_micros(now))});
+        if (!r) return r.error();
+        return core::ok();
+    }
 
 private:
     // A plain connection with the URL's parameters (no schema, no LISTEN).
-    core::Status open_connection() {
+    core::Status open_connection() override {
         std::vector<const char*> keys, values;
         for (const auto& [k, v] : conn_params_) {
             keys.push_back(k.c_str());
@@ -376,14 +369,10 @@ private:
         return core::ok();
     }
 
-    core::Error fail(const std::string& what) const {
-        return make_error("store " + url_.redacted() + ": " + what);
+    void prepare_session() override {
+        api->PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // IF NOT EXISTS notices
     }
-    core::Error not_connected() const { return fail("not connected"); }
-    core::Status disconnect_with(const core::Status& st) {
-        disconnect();
-        return st;
-    }
+    std::span<const char* const> session_settings() const override { return kSessionSettings; }
 
     core::Result<ResultPtr> exec(const char* sql, const std::vector<std::string>& params) {
         std::vector<const char*> values;
@@ -443,14 +432,15 @@ private:
         return core::ok();
     }
 
-    core::Status command(const char* sql) {
-        auto r = exec(sql, {});
+    core::Status command(const std::string& sql) override {
+        auto r = exec(sql.c_str(), {});
         if (!r) return r.error();
         return core::ok();
     }
 
-    core::Status ensure_schema() {
-        auto present = exec(kSchemaPresent, {});
+    // The lock: a transaction-scoped advisory lock, released by the COMMIT.
+    core::Status ensure_schema(const Schema& schema) override {
+        auto present = exec(schema.present, {});
         if (!present) return present.error();
         if (api->PQntuples(present->get()) == 1 && std::strcmp(api->PQgetvalue(present->get(), 0, 0), "t") == 0)
             return core::ok();
@@ -462,8 +452,8 @@ private:
         if (auto st = exec((std::string("SELECT pg_advisory_xact_lock(") + kSchemaLockKey + ")").c_str(), {});
             !st)
             return rollback(st.error());
-        for (const char* ddl : kSchema) {
-            if (auto st = command(ddl); !st) return rollback(fail("creating the schema: " + st.error().message));
+        for (const char* statement : schema.ddl) {
+            if (auto st = command(statement); !st) return rollback(fail("creating the schema: " + st.error().message));
         }
         return command("COMMIT");
     }
@@ -475,10 +465,22 @@ private:
         for (int i = 0; i < n; ++i) {
             auto net = core::Cidr::parse(api->PQgetvalue(r, i, 0));
             std::int64_t g = 0, e = 0;
-            if (!net || !parse_i64(api->PQgetvalue(r, i, 3), g) || !parse_i64(api->PQgetvalue(r, i, 4), e))
+            if (!net || !parse_sql_i64(api->PQgetvalue(r, i, 3), g) || !parse_sql_i64(api->PQgetvalue(r, i, 4), e))
                 return fail(std::string("unreadable row for network '") + api->PQgetvalue(r, i, 0) + "'");
             out.push_back(core::Permit{*net, api->PQgetvalue(r, i, 1), api->PQgetvalue(r, i, 2),
                                        core::from_unix_micros(g), core::from_unix_micros(e)});
+        }
+        return out;
+    }
+
+    // counter_key, win, n, expires_us rows (sql_counters::parse_row).
+    core::Result<std::vector<CounterRow>> counter_rows(const PGresult* r) const {
+        std::vector<CounterRow> out;
+        for (int i = 0; i < api->PQntuples(r); ++i) {
+            auto row = sql_counters::parse_row({api->PQgetvalue(r, i, 0), api->PQgetvalue(r, i, 1),
+                                                api->PQgetvalue(r, i, 2), api->PQgetvalue(r, i, 3)});
+            if (!row) return fail(row.error().message);
+            out.push_back(std::move(*row));
         }
         return out;
     }
@@ -498,7 +500,7 @@ private:
         else return std::nullopt;
         std::int64_t g = 0, e = 0, chars = 0;
         auto net = core::Cidr::parse(fields[3]);
-        if (!net || !parse_i64(fields[1], g) || !parse_i64(fields[2], e) || !parse_i64(fields[4], chars) ||
+        if (!net || !parse_sql_i64(fields[1], g) || !parse_sql_i64(fields[2], e) || !parse_sql_i64(fields[4], chars) ||
             chars < 0)
             return std::nullopt;
         const auto split = utf8_prefix_bytes(s, static_cast<std::size_t>(chars));
@@ -508,7 +510,6 @@ private:
         return c;
     }
 
-    StoreUrl url_;
     std::vector<std::pair<std::string, std::string>> conn_params_;
     PGconn* conn_ = nullptr;
     int epfd_ = -1;  // change_fd(): the socket and evfd_

@@ -24,7 +24,6 @@
 #include <cstring>
 #include <algorithm>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,7 +38,8 @@ using core::make_error;
 constexpr int kDefaultPort = 6379;
 constexpr long kDefaultTimeoutMs = 2000;
 constexpr std::string_view kDefaultPrefix = "relaypermit:";
-constexpr std::size_t kScanCount = 500;
+constexpr std::size_t kScanCount = 500;       // budget counters' SCAN
+constexpr std::size_t kSnapshotScanCount = 5000;  // keys per round trip of a snapshot
 constexpr int kMaxReadsPerCall = 64;  // 1 MiB per read_changes(); the fd stays readable for more
 
 // KEYS[1] the permit key. ARGV: 1 encoded value, 2 expires_us, 3 expires_ms (PEXPIREAT),
@@ -108,22 +108,26 @@ std::string encode_value(const core::Permit& p) {
     return v;
 }
 
-std::optional<core::Permit> decode_value(std::string_view v, const core::Cidr& net) {
+// A stored value as views into `v` (the snapshot's path: no copies).
+struct ValueView {
+    std::string_view user, source;
+    std::int64_t granted_us, expires_us;
+};
+std::optional<ValueView> decode_row(std::string_view v) {
     if (v.substr(0, 2) != "1:") return std::nullopt;
     v.remove_prefix(2);
     auto granted = take_number<std::int64_t>(v);
-    if (!granted) return std::nullopt;
-    auto expires = take_number<std::int64_t>(v);
-    if (!expires) return std::nullopt;
-    auto ulen = take_number<std::size_t>(v);
+    auto expires = granted ? take_number<std::int64_t>(v) : std::nullopt;
+    auto ulen = expires ? take_number<std::size_t>(v) : std::nullopt;
     if (!ulen || *ulen > v.size()) return std::nullopt;
-    core::Permit p;
-    p.network = net;
-    p.user = std::string(v.substr(0, *ulen));
-    p.source = std::string(v.substr(*ulen));
-    p.granted = core::from_unix_micros(*granted);
-    p.expires = core::from_unix_micros(*expires);
-    return p;
+    return ValueView{v.substr(0, *ulen), v.substr(*ulen), *granted, *expires};
+}
+
+std::optional<core::Permit> decode_value(std::string_view v, const core::Cidr& net) {
+    auto r = decode_row(v);
+    if (!r) return std::nullopt;
+    return core::Permit{net, std::string(r->user), std::string(r->source), core::from_unix_micros(r->granted_us),
+                        core::from_unix_micros(r->expires_us)};
 }
 
 // SCAN MATCH treats * ? [ ] \ specially; the prefix is literal.
@@ -192,12 +196,15 @@ public:
         pending_.clear();
     }
 
-    core::Result<std::vector<core::Permit>> snapshot(core::Time now) override {
+    core::Result<std::vector<core::Permit>> snapshot(core::Time now) override { return collect_snapshot(now); }
+
+    // SCAN with a large COUNT, then the values of the batch's keys with one MGET (a cluster
+    // proxy that refuses a multi-key MGET gets one pipelined GET per key from then on). About
+    // two round trips per kSnapshotScanCount keys; a key SCAN returns twice is handed over twice.
+    core::Status snapshot_to(core::Time now, const PermitSink& sink) override {
         if (!cmd_) return fail("not connected");
-        std::vector<core::Permit> out;
-        std::set<std::string> seen;  // SCAN may return a key more than once
-        const std::string pattern = glob_escape(key_prefix_) + "*";
-        const std::string count = std::to_string(kScanCount);
+        const std::string pattern = glob_escape(key_prefix_) + "*", count = std::to_string(kSnapshotScanCount);
+        const auto now_us = core::to_unix_micros(now);
         std::string cursor = "0";
         do {
             auto r = run(cmd_.get(), {"SCAN", cursor, "MATCH", pattern, "COUNT", count});
@@ -207,38 +214,21 @@ public:
                 scan.element[0]->type != REDIS_REPLY_STRING || scan.element[1]->type != REDIS_REPLY_ARRAY)
                 return fail("SCAN: unexpected reply");
             cursor = std::string(reply_text(*scan.element[0]));
-            const redisReply& keys = *scan.element[1];
-            // GET each key, pipelined (one key per command, so a Cluster proxy can route them).
-            std::vector<std::string_view> batch;
-            for (std::size_t i = 0; i < keys.elements; ++i) {
-                if (keys.element[i]->type != REDIS_REPLY_STRING) continue;
-                batch.push_back(reply_text(*keys.element[i]));
-            }
-            for (auto key : batch) {
-                const char* argv[] = {"GET", key.data()};
-                const std::size_t lens[] = {3, key.size()};
-                if (redisAppendCommandArgv(cmd_.get(), 2, argv, lens) != REDIS_OK)
-                    return fail("GET: " + context_error(cmd_.get()));
-            }
-            for (auto key : batch) {
-                void* raw = nullptr;
-                if (redisGetReply(cmd_.get(), &raw) != REDIS_OK || !raw)
-                    return fail("GET: " + context_error(cmd_.get()));
-                Reply got(static_cast<redisReply*>(raw));
-                if (got->type == REDIS_REPLY_ERROR) {
-                    // WRONGTYPE: a foreign key under our prefix; skip it like any unparsable one.
-                    if (reply_text(*got).substr(0, 9) == "WRONGTYPE") continue;
-                    return fail("GET: " + std::string(reply_text(*got)));
-                }
-                if (got->type != REDIS_REPLY_STRING) continue;  // expired or deleted meanwhile
-                if (!seen.insert(std::string(key)).second) continue;
-                auto net = core::Cidr::parse(key.substr(key_prefix_.size()));
-                if (!net) continue;
-                auto p = decode_value(reply_text(*got), *net);
-                if (p && now < p->expires) out.push_back(std::move(*p));
+            std::vector<std::string_view> keys;
+            for (std::size_t i = 0; i < scan.element[1]->elements; ++i)
+                if (const redisReply* k = scan.element[1]->element[i]; k->type == REDIS_REPLY_STRING)
+                    keys.push_back(reply_text(*k));
+            auto values = fetch_values(keys);
+            if (!values) return values.error();
+            for (std::size_t i = 0; i < keys.size(); ++i) {
+                const redisReply* v = (*values)[i];
+                if (!v || v->type != REDIS_REPLY_STRING) continue;  // expired, deleted or foreign
+                auto net = core::Cidr::parse(keys[i].substr(key_prefix_.size()));
+                auto p = net ? decode_row(reply_text(*v)) : std::nullopt;
+                if (p && now_us < p->expires_us) sink({*net, p->user, p->source, p->granted_us, p->expires_us});
             }
         } while (cursor != "0");
-        return out;
+        return core::ok();
     }
 
     core::Status upsert(const core::Permit& p) override {
@@ -383,6 +373,66 @@ private:
         return r;
     }
 
+    // The values of `keys` in order (null where a key is gone or holds another type). Any other
+    // error fails the whole snapshot: a key skipped on MOVED, ASK, NOPERM or TRYAGAIN would make
+    // a partial snapshot pass for complete (and its permits vanish from every cache). The
+    // replies are kept in values_ until the next call.
+    core::Result<std::vector<const redisReply*>> fetch_values(const std::vector<std::string_view>& keys) {
+        values_.clear();
+        std::vector<const redisReply*> out(keys.size(), nullptr);
+        if (keys.empty()) return out;
+        if (use_mget_) {
+            std::vector<const char*> argv{"MGET"};
+            std::vector<std::size_t> lens{4};
+            for (auto k : keys) argv.push_back(k.data()), lens.push_back(k.size());
+            Reply r(static_cast<redisReply*>(
+                redisCommandArgv(cmd_.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
+            if (!r) return fail("MGET: " + context_error(cmd_.get()));
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == keys.size()) {
+                for (std::size_t i = 0; i < keys.size(); ++i) out[i] = r->element[i];
+                values_.push_back(std::move(r));
+                return out;
+            }
+            if (!mget_refused(*r)) return fail("MGET: unexpected reply: " + reply_summary(*r));
+            use_mget_ = false;  // a cluster proxy's CROSSSLOT, or no MGET: one GET per key
+        }
+        for (auto k : keys)
+            if (auto st = append(cmd_.get(), {"GET", k}); !st) return st.error();
+        for (std::size_t i = 0; i < keys.size(); ++i) {
+            void* raw = nullptr;
+            if (redisGetReply(cmd_.get(), &raw) != REDIS_OK || !raw) return fail("GET: " + context_error(cmd_.get()));
+            values_.emplace_back(static_cast<redisReply*>(raw));
+            const redisReply& v = *values_.back();
+            if (v.type == REDIS_REPLY_STRING) out[i] = &v;
+            else if (v.type != REDIS_REPLY_NIL && !reply_starts(v, "WRONGTYPE"))  // another type: not ours
+                return fail("GET: unexpected reply: " + reply_summary(v));
+        }
+        return out;
+    }
+
+    static bool reply_starts(const redisReply& r, std::string_view word) {
+        return r.type == REDIS_REPLY_ERROR && reply_text(r).starts_with(word);
+    }
+    // MGET itself refused, rather than an answer about the keys.
+    static bool mget_refused(const redisReply& r) {
+        return reply_starts(r, "CROSSSLOT") || reply_starts(r, "ERR unknown command") ||
+               (reply_starts(r, "NOPERM") && reply_text(r).find("'mget'") != std::string_view::npos);
+    }
+    static std::string reply_summary(const redisReply& r) {
+        if (r.type == REDIS_REPLY_ERROR) return std::string(reply_text(r).substr(0, 200));
+        return "type " + std::to_string(r.type);
+    }
+
+    // Pipelining: queue one command (binary safe).
+    core::Status append(redisContext* c, std::initializer_list<std::string_view> args) const {
+        const char* argv[8];
+        std::size_t lens[8];
+        int n = 0;
+        for (auto a : args) argv[n] = a.data(), lens[n++] = a.size();
+        if (redisAppendCommandArgv(c, n, argv, lens) != REDIS_OK) return fail(std::string(*args.begin()) + ": " + context_error(c));
+        return core::ok();
+    }
+
     core::Result<Reply> eval(const std::string& sha, std::string_view script, const std::string& key,
                              const std::vector<std::string>& args) const {
         auto call = [&](std::string_view verb, std::string_view body) {
@@ -453,6 +503,8 @@ private:
     std::string upsert_sha_, remove_sha_;
     Context cmd_, sub_;
     std::vector<Change> pending_;
+    bool use_mget_ = true;
+    std::vector<Reply> values_;  // fetch_values()' replies
 };
 
 }  // namespace

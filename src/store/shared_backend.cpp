@@ -55,12 +55,14 @@ std::string StoreUrl::redacted() const {
     return out;
 }
 
-core::Result<StoreUrl> parse_store_url(std::string_view url) {
-    StoreUrl u;
-    u.original = std::string(url);
+namespace {
+
+constexpr const char* k_url_shape = "store URL must look like scheme://host[:port][/database]";
+
+// The scheme, lower-cased, with the aliases folded; returns what follows "://".
+core::Result<std::string_view> parse_scheme(std::string_view url, StoreUrl& u) {
     const auto colon = url.find("://");
-    if (colon == std::string_view::npos || colon == 0)
-        return make_error("store URL must look like scheme://host[:port][/database]");
+    if (colon == std::string_view::npos || colon == 0) return make_error(k_url_shape);
     u.scheme = std::string(url.substr(0, colon));
     // RFC 3986 scheme characters only: otherwise the "scheme" is text in which "://" happens to
     // occur (in a password, say), and it would be printed.
@@ -68,52 +70,61 @@ core::Result<StoreUrl> parse_store_url(std::string_view url) {
         !std::all_of(u.scheme.begin(), u.scheme.end(), [](char c) {
             return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '+' || c == '.' || c == '-';
         }))
-        return make_error("store URL must look like scheme://host[:port][/database]");
+        return make_error(k_url_shape);
     for (auto& c : u.scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (u.scheme == "postgres") u.scheme = "postgresql";
     if (u.scheme == "mariadb") u.scheme = "mysql";
-    std::string_view rest = url.substr(colon + 3);
+    return url.substr(colon + 3);
+}
 
+// What follows "://", cut into its still-encoded parts.
+struct UrlParts {
+    std::optional<std::string_view> info;  // user[:password]
+    std::string_view host_port, path, query;
+};
+
+UrlParts split_url_rest(std::string_view rest) {
+    UrlParts parts;
     // userinfo ends at the LAST '@': a password may hold '/', '?', '#', ':' or '@' unescaped, so
     // neither the first '@' nor the path or query may end it (an '@' in the database name or a
     // parameter is written %40).
-    std::string_view info;
-    bool has_info = false;
     if (auto at = rest.rfind('@'); at != std::string_view::npos) {
-        info = rest.substr(0, at);
+        parts.info = rest.substr(0, at);
         rest = rest.substr(at + 1);
-        has_info = true;
     }
-    std::string_view query;
     if (auto q = rest.find('?'); q != std::string_view::npos) {
-        query = rest.substr(q + 1);
+        parts.query = rest.substr(q + 1);
         rest = rest.substr(0, q);
     }
-    std::string_view path;
     if (auto s = rest.find('/'); s != std::string_view::npos) {
-        path = rest.substr(s + 1);
+        parts.path = rest.substr(s + 1);
         rest = rest.substr(0, s);
     }
-    if (has_info) {
-        std::string_view user = info, pass;
-        bool has_pass = false;
-        if (auto c = info.find(':'); c != std::string_view::npos) {
-            user = info.substr(0, c);
-            pass = info.substr(c + 1);
-            has_pass = true;
-        }
-        auto du = percent_decode(user);
-        if (!du) return make_error("store URL: malformed %-escape in the user name");
-        u.user = *du;
-        if (has_pass) {
-            auto dp = percent_decode(pass);
-            if (!dp) return make_error("store URL: malformed %-escape in the password");
-            u.password = *dp;
-        }
+    parts.host_port = rest;
+    return parts;
+}
+
+core::Status parse_userinfo(std::string_view info, StoreUrl& u) {
+    std::string_view user = info;
+    std::optional<std::string_view> pass;
+    if (auto c = info.find(':'); c != std::string_view::npos) {
+        user = info.substr(0, c);
+        pass = info.substr(c + 1);
     }
-    // host[:port], host may be [v6]
-    std::string_view port;
-    bool port_given = false;
+    auto du = percent_decode(user);
+    if (!du) return make_error("store URL: malformed %-escape in the user name");
+    u.user = *du;
+    if (pass) {
+        auto dp = percent_decode(*pass);
+        if (!dp) return make_error("store URL: malformed %-escape in the password");
+        u.password = *dp;
+    }
+    return core::ok();
+}
+
+// host[:port], host may be [v6]
+core::Status parse_host_port(std::string_view rest, StoreUrl& u) {
+    std::optional<std::string_view> port;
     if (!rest.empty() && rest.front() == '[') {
         auto close = rest.find(']');
         if (close == std::string_view::npos) return make_error("store URL: '[' without ']' around the host");
@@ -122,27 +133,24 @@ core::Result<StoreUrl> parse_store_url(std::string_view url) {
         if (!rest.empty()) {
             if (rest.front() != ':') return make_error("store URL: unexpected text after ']'");
             port = rest.substr(1);
-            port_given = true;
         }
     } else if (auto c = rest.rfind(':'); c != std::string_view::npos) {
         u.host = std::string(rest.substr(0, c));
         port = rest.substr(c + 1);
-        port_given = true;
     } else {
         u.host = std::string(rest);
     }
-    if (port_given) {
+    if (port) {
         int p = 0;
-        auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-        if (ec != std::errc() || ptr != port.data() + port.size() || p < 1 || p > 65535)
+        auto [ptr, ec] = std::from_chars(port->data(), port->data() + port->size(), p);
+        if (ec != std::errc() || ptr != port->data() + port->size() || p < 1 || p > 65535)
             return make_error("store URL: port must be a number from 1 to 65535");
         u.port = p;
     }
-    if (!path.empty()) {
-        auto d = percent_decode(path);
-        if (!d) return make_error("store URL: malformed %-escape in the database name");
-        u.database = *d;
-    }
+    return core::ok();
+}
+
+core::Status parse_query(std::string_view query, StoreUrl& u) {
     while (!query.empty()) {
         auto amp = query.find('&');
         std::string_view kv = query.substr(0, amp);
@@ -155,8 +163,49 @@ core::Result<StoreUrl> parse_store_url(std::string_view url) {
         if (*k == "host") u.host = *v;  // libpq style: ?host=/run/postgresql for a unix socket
         else u.params[*k] = *v;
     }
+    return core::ok();
+}
+
+}  // namespace
+
+// Steps in the order the original single pass took them, so the first error reported for a URL
+// with several faults stays the same: scheme, userinfo, host/port, database, query.
+core::Result<StoreUrl> parse_store_url(std::string_view url) {
+    StoreUrl u;
+    u.original = std::string(url);
+    auto rest = parse_scheme(url, u);
+    if (!rest) return rest.error();
+    const UrlParts parts = split_url_rest(*rest);
+    if (parts.info) {
+        if (auto st = parse_userinfo(*parts.info, u); !st) return st.error();
+    }
+    if (auto st = parse_host_port(parts.host_port, u); !st) return st.error();
+    if (!parts.path.empty()) {
+        auto d = percent_decode(parts.path);
+        if (!d) return make_error("store URL: malformed %-escape in the database name");
+        u.database = *d;
+    }
+    if (auto st = parse_query(parts.query, u); !st) return st.error();
     if (u.host.empty()) return make_error("store URL: no host (write e.g. " + u.scheme + "://127.0.0.1/...)");
     return u;
+}
+
+core::Status SharedBackend::snapshot_to(core::Time now, const PermitSink& sink) {
+    auto rows = snapshot(now);
+    if (!rows) return rows.error();
+    for (const auto& p : *rows)
+        sink({p.network, p.user, p.source, core::to_unix_micros(p.granted), core::to_unix_micros(p.expires)});
+    return core::ok();
+}
+
+core::Result<std::vector<core::Permit>> SharedBackend::collect_snapshot(core::Time now) {
+    std::vector<core::Permit> out;
+    auto st = snapshot_to(now, [&](const PermitRow& r) {
+        out.push_back({r.network, std::string(r.user), std::string(r.source), core::from_unix_micros(r.granted_us),
+                       core::from_unix_micros(r.expires_us)});
+    });
+    if (!st) return st.error();
+    return out;
 }
 
 core::Result<std::vector<SharedBackend::Row>> SharedBackend::read_rows(const std::string&) {

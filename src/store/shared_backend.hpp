@@ -29,6 +29,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -66,6 +67,14 @@ struct StoreUrl {
 // parameter is written %40). Errors name the problem, never the password.
 core::Result<StoreUrl> parse_store_url(std::string_view url);
 
+// One permit as a backend streams it out of its engine (the views live during the call only).
+struct PermitRow {
+    const core::Cidr& network;
+    std::string_view user, source;
+    std::int64_t granted_us, expires_us;
+};
+using PermitSink = std::function<void(const PermitRow&)>;
+
 struct Change {
     enum class Kind { upsert, remove };
     Kind kind;
@@ -79,6 +88,12 @@ public:
     virtual core::Status connect() = 0;
     virtual void disconnect() = 0;
     virtual core::Result<std::vector<core::Permit>> snapshot(core::Time now) = 0;
+    // The same rows as snapshot(now), handed to `sink` one by one as they arrive, without a
+    // vector of them all (a start at 1M permits: Redis pipelined SCAN + GET, PostgreSQL
+    // COPY TO STDOUT in binary). A network may come more than once (Redis SCAN); the caller
+    // keeps the later expiry. On an error the rows already handed over are to be discarded.
+    // Default: snapshot(now), then each row.
+    virtual core::Status snapshot_to(core::Time now, const PermitSink& sink);
     virtual core::Status upsert(const core::Permit& p) = 0;
     virtual core::Status remove(const core::Cidr& net) = 0;
 
@@ -103,9 +118,15 @@ public:
     static constexpr std::size_t k_max_read_rows = 10'000'000;
     virtual core::Result<std::vector<Row>> read_rows(const std::string& query);
     // Budget counters (store/counter_store.hpp), on a backend instance of their own (its own
-    // connection): add each delta to its row, atomically per row against other daemons, and
-    // return the totals in order; rows expire at their `expires`. An engine without them
-    // answers an error (the daemon then counts locally only).
+    // connection, opened by connect_counters()): add each delta to its row, atomically per row
+    // against other daemons, and return the totals in order; rows expire at their `expires`
+    // (Redis: PEXPIREAT; SQL engines: left out of counter_snapshot and deleted by
+    // purge_counters). An engine without them answers an error (the daemon then counts locally
+    // only).
+    // connect_counters() connects such an instance: SQL engines create the counter table when
+    // missing (the same way, under the same lock, as connect() creates the permits' schema, so
+    // a database prepared without it still serves permits) and listen for no changes.
+    virtual core::Status connect_counters() { return connect(); }
     virtual core::Result<std::vector<CounterRow>> add_counters(std::span<const CounterRow> deltas) {
         (void)deltas;
         return core::make_error(describe() + ": budget counters are not supported by this engine");
@@ -118,6 +139,10 @@ public:
         (void)now;
         return core::ok();
     }
+
+protected:
+    // snapshot(now) for a backend that implements snapshot_to(): its rows collected.
+    core::Result<std::vector<core::Permit>> collect_snapshot(core::Time now);
 };
 
 // Factories: validate the URL's parameters and return an unconnected backend.

@@ -37,6 +37,7 @@ INSERT OR IGNORE INTO meta VALUES ('schema_version', '1');
 
 constexpr milliseconds k_backoff_min{100}, k_backoff_max{10000};
 constexpr std::chrono::seconds k_purge_every{60};
+constexpr std::size_t k_resync_min_changes = 100'000;
 
 core::Time wall_now() { return std::chrono::time_point_cast<core::Duration>(std::chrono::system_clock::now()); }
 
@@ -44,17 +45,17 @@ core::Time wall_now() { return std::chrono::time_point_cast<core::Duration>(std:
 
 core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& local_path,
                                                              std::unique_ptr<SharedBackend> backend, bool read_only,
-                                                             std::size_t max_permits) {
+                                                             std::size_t max_permits, const std::string& snapshot_path) {
     const std::string desc = backend->describe();
     if (read_only) {
         std::unique_ptr<SharedStore> s(new SharedStore(nullptr, std::move(backend), desc));
         s->read_only_ = true;
         auto st = s->backend_->connect();
         if (!st) return make_error("store " + desc + ": " + st.error().message);
-        auto snap = s->backend_->snapshot(wall_now());
+        auto snap = fetch_snapshot(*s->backend_, wall_now(), 0, nullptr);
         s->backend_->disconnect();
         if (!snap) return make_error("store " + desc + ": " + snap.error().message);
-        for (const auto& p : *snap) s->table_.merge(p, core::Time::min());
+        s->table_.replace_with(std::move(**snap));
         s->table_.set_limit(max_permits);
         s->up_ = true;
         return s;
@@ -70,8 +71,11 @@ core::Result<std::unique_ptr<SharedStore>> SharedStore::open(const std::string& 
     std::unique_ptr<SharedStore> s(new SharedStore(db, std::move(backend), desc));
     if (auto st = s->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !st) return st.error();
     if (auto st = s->exec(k_local_schema); !st) return st.error();
-    if (auto st = s->load_local(); !st) return st.error();
+    s->limit_ = max_permits;
     s->table_.set_limit(max_permits);
+    if (!snapshot_path.empty())
+        s->snapshot_writer_ = std::make_unique<SnapshotWriter>(snapshot_path, snapshot_identity(desc));
+    if (auto st = s->load_local(); !st) return st.error();
     s->todo_.assign(s->pending_.begin(), s->pending_.end());
     if (!s->pending_.empty())
         util::log(Level::notice, "store {}: {} queued change(s) from before the restart will be replayed", desc,
@@ -113,9 +117,8 @@ core::Status SharedStore::load_local() {
         else table_.remove_exact(p.network);
     }
     delete_acked(dead);
-    Stmt c(db_, "SELECT key, value FROM checkpoints");
-    if (!c.ok()) return make_error("store " + describe_ + ": local outbox: " + sqlite3_errmsg(db_));
-    while (c.step() == SQLITE_ROW) checkpoints_[c.col_text(0)] = c.col_text(1);
+    if (!sqlite_get_checkpoints(db_, checkpoints_))
+        return make_error("store " + describe_ + ": local outbox: " + sqlite3_errmsg(db_));
     return core::ok();
 }
 
@@ -142,7 +145,7 @@ core::Status SharedStore::write_outbox(std::vector<Op>& ops, std::span<const Che
         (void)exec("ROLLBACK");
         return make_error("store " + describe_ + ": local outbox: write failed: " + msg);
     }
-    for (const auto& c : checkpoints) checkpoints_[c.key] = c.value;
+    remember_checkpoints(checkpoints);
     return core::ok();
 }
 
@@ -189,10 +192,6 @@ core::Result<std::vector<GrantOutcome>> SharedStore::grant(std::span<const core:
     return out;
 }
 
-std::optional<core::Permit> SharedStore::find(const core::Address& a, core::Time now) const {
-    return table_.find(a, now);
-}
-
 core::Result<std::vector<core::Permit>> SharedStore::revoke(const core::Address& a) {
     if (read_only_) return make_error("permit store opened read-only");
     auto gone = table_.remove_covering(a);
@@ -231,13 +230,6 @@ core::Result<std::vector<core::Permit>> SharedStore::expire(core::Time now) {
     return table_.remove_expired(now, PermitTable::k_expire_slice);
 }
 
-std::vector<core::Permit> SharedStore::list(core::Time now) const { return table_.live(now); }
-
-std::optional<std::string> SharedStore::find_checkpoint(const std::string& key) const {
-    auto it = checkpoints_.find(key);
-    if (it == checkpoints_.end()) return std::nullopt;
-    return it->second;
-}
 
 std::size_t SharedStore::process_events(core::Time now) {
     if (!worker_.running()) return 0;
@@ -251,25 +243,12 @@ std::size_t SharedStore::process_events(core::Time now) {
     std::vector<std::int64_t> acked;
     for (auto& n : news) {
         switch (n.kind) {
-        case News::Kind::up: {
-            // The snapshot replaces the cache; our own unacknowledged ops are laid over it
-            // (the worker pushes them right after the snapshot).
+        case News::Kind::up:
+        case News::Kind::local:
             changed += table_.size();
-            table_.clear();
-            for (const auto& p : n.snapshot) table_.merge(p, now);
-            for (const auto& op : pending_) {
-                if (op.kind == Change::Kind::upsert) table_.merge(op.permit, now);
-                else table_.remove_exact(op.permit.network);
-            }
+            apply_snapshot(n, now);
             changed += table_.size();
-            ++connects_;
-            if (!up_ || !last_error_.empty())
-                util::log(Level::notice, "store {}: connected; {} live permit(s), {} queued change(s) to replay",
-                          describe_, n.snapshot.size(), pending_.size());
-            up_ = true;
-            last_error_.clear();
             break;
-        }
         case News::Kind::down:
             if (up_ || last_error_ != n.error)
                 util::log(Level::error, "store {}: unavailable: {}; lookups answer {}, changes are queued locally",
@@ -286,6 +265,9 @@ std::size_t SharedStore::process_events(core::Time now) {
                     const auto m = table_.merge(c.permit, now).first;
                     if (m == PermitTable::Change::created || m == PermitTable::Change::extended) ++changed;
                 } else {
+                    // Told to the daemon even when the cache keeps a newer grant: a session
+                    // refresh that crossed the revoke must not outlive it.
+                    note_removed(c.permit);
                     auto cached = table_.find_exact(c.permit.network);
                     if (cached && cached->granted <= c.permit.granted) {
                         table_.remove_exact(c.permit.network);
@@ -306,6 +288,40 @@ std::size_t SharedStore::process_events(core::Time now) {
         delete_acked(acked);
     }
     return changed;
+}
+
+// Coalesced by network, so repeated notices cost nothing; past the bound nothing is dropped
+// silently: the overflow makes the daemon re-check every session.
+void SharedStore::note_removed(const core::Permit& p) {
+    if (removed_.size() < k_max_removed || removed_.contains(p.network)) removed_.insert_or_assign(p.network, p);
+    else removed_overflow_ = true;
+}
+
+std::vector<core::Permit> SharedStore::take_removed() {
+    std::vector<core::Permit> out;
+    out.reserve(removed_.size());
+    for (auto& [net, p] : removed_) out.push_back(std::move(p));
+    removed_.clear();
+    return out;
+}
+
+void SharedStore::apply_snapshot(News& n, core::Time now) {
+    // The snapshot replaces the cache; our own unacknowledged ops are laid over it (the worker
+    // pushes them right after the snapshot). The table was built by the worker: O(1) here.
+    const std::size_t live = n.snapshot->size();
+    table_.replace_with(std::move(*n.snapshot));
+    for (const auto& op : pending_) {
+        if (op.kind == Change::Kind::upsert) table_.merge(op.permit, now);
+        else table_.remove_exact(op.permit.network);
+    }
+    // The local copy while the engine is down at start; a refresh of the copy while connected.
+    if (n.kind == News::Kind::local || n.resync) return;
+    ++connects_;
+    if (!up_ || !last_error_.empty())
+        util::log(Level::notice, "store {}: connected; {} live permit(s), {} queued change(s) to replay", describe_,
+                  live, pending_.size());
+    up_ = true;
+    last_error_.clear();
 }
 
 StoreStatus SharedStore::status() const {
@@ -332,6 +348,8 @@ void SharedStore::post(News n) {
     worker_.notify_loop();
 }
 
+// Connect (with back-off) and read the snapshot, push the outbox, purge now and then, wait for
+// changes or grants: each turn of the loop runs these steps; any error drops the connection.
 void SharedStore::worker_main() {
     milliseconds backoff = k_backoff_min;
     bool connected = false;
@@ -339,61 +357,23 @@ void SharedStore::worker_main() {
     auto lost = [&](const std::string& why) {
         backend_->disconnect();
         connected = false;
-        post({News::Kind::down, {}, {}, {}, why});
+        post({News::Kind::down, {}, {}, {}, why, false});
     };
-    for (;;) {
-        if (worker_.stopping()) break;
+    while (!worker_.stopping()) {
         if (!connected) {
-            auto st = backend_->connect();
-            if (st) {
-                auto snap = backend_->snapshot(wall_now());
-                if (snap) {
-                    connected = true;
-                    backoff = k_backoff_min;
-                    post({News::Kind::up, std::move(*snap), {}, {}, {}});
-                } else {
-                    st = snap.error();
-                }
-            }
-            if (!connected) {
-                lost(st ? std::string() : st.error().message);
+            if (auto st = worker_connect(); !st) {
+                lost(st.error().message);
+                if (!local_tried_) worker_load_local();
                 // Back off; grants meanwhile only wake us to check for stop.
                 if (!worker_.pause(backoff)) break;
                 backoff = std::min(backoff * 2, k_backoff_max);
                 continue;
             }
+            connected = true;
+            backoff = k_backoff_min;
         }
-        // Push the queued ops, oldest first; an op is acknowledged only once the shared table has it.
-        std::vector<Op> batch;
-        {
-            std::lock_guard lk(worker_.mutex());
-            batch.assign(todo_.begin(), todo_.end());
-        }
-        std::vector<std::int64_t> done;
-        std::string failure;
-        const auto now = wall_now();
-        for (const auto& op : batch) {
-            core::Status st = core::ok();
-            if (op.kind == Change::Kind::upsert) {
-                if (op.permit.expires > now) st = backend_->upsert(op.permit);  // expired: nothing to replay
-            } else {
-                st = backend_->remove(op.permit.network);
-            }
-            if (!st) {
-                failure = st.error().message;
-                break;
-            }
-            done.push_back(op.id);
-        }
-        if (!done.empty()) {
-            {
-                std::lock_guard lk(worker_.mutex());
-                todo_.erase(todo_.begin(), todo_.begin() + static_cast<std::ptrdiff_t>(done.size()));
-            }
-            post({News::Kind::acked, {}, {}, std::move(done), {}});
-        }
-        if (!failure.empty()) {
-            lost(failure);
+        if (auto st = worker_push(); !st) {
+            lost(st.error().message);
             continue;
         }
         if (std::chrono::steady_clock::now() - last_purge >= k_purge_every) {
@@ -403,22 +383,111 @@ void SharedStore::worker_main() {
                 continue;
             }
         }
-        bool busy;
-        {
-            std::lock_guard lk(worker_.mutex());
-            busy = !todo_.empty();
-        }
         const int fd = backend_->change_fd();
-        const milliseconds wait = busy ? milliseconds(0) : fd >= 0 ? milliseconds(1000) : backend_->poll_interval();
+        const milliseconds wait = worker_busy() ? milliseconds(0)
+                                  : fd >= 0     ? milliseconds(1000)
+                                                : backend_->poll_interval();
         if (!worker_.wait(wait, fd)) break;
-        auto changes = backend_->read_changes();
-        if (!changes) {
-            lost(changes.error().message);
-            continue;
-        }
-        if (!changes->empty()) post({News::Kind::changes, {}, std::move(*changes), {}, {}});
+        if (auto st = worker_read_changes(); !st) lost(st.error().message);
     }
     backend_->disconnect();
+}
+
+core::Status SharedStore::worker_connect() {
+    if (auto st = backend_->connect(); !st) return st;
+    return worker_load(false);
+}
+
+core::Status SharedStore::worker_push() {
+    // Push the queued ops, oldest first; an op is acknowledged only once the shared table has it.
+    std::vector<Op> batch;
+    {
+        std::lock_guard lk(worker_.mutex());
+        batch.assign(todo_.begin(), todo_.end());
+    }
+    std::vector<std::int64_t> done;
+    core::Status failure = core::ok();
+    const auto now = wall_now();
+    for (const auto& op : batch) {
+        if (op.kind == Change::Kind::upsert) {
+            if (op.permit.expires > now) failure = backend_->upsert(op.permit);  // expired: nothing to replay
+        } else {
+            failure = backend_->remove(op.permit.network);
+        }
+        if (!failure) break;
+        done.push_back(op.id);
+    }
+    if (!done.empty()) {
+        {
+            std::lock_guard lk(worker_.mutex());
+            todo_.erase(todo_.begin(), todo_.begin() + static_cast<std::ptrdiff_t>(done.size()));
+        }
+        append_acknowledged(std::span(batch).first(done.size()));  // before the outbox forgets them
+        post({News::Kind::acked, {}, {}, std::move(done), {}, false});
+    }
+    return failure;
+}
+
+bool SharedStore::worker_busy() {
+    std::lock_guard lk(worker_.mutex());
+    return !todo_.empty();
+}
+
+core::Status SharedStore::worker_read_changes() {
+    auto changes = backend_->read_changes();
+    if (!changes) return changes.error();
+    if (changes->empty()) return core::ok();
+    if (snapshot_writer_)
+        if (auto w = snapshot_writer_->append(*changes); !w)
+            util::log(Level::warning, "store {}: local snapshot dropped until the next one: {}", describe_,
+                      w.error().message);
+    post({News::Kind::changes, {}, std::move(*changes), {}, {}, false});
+    // The local copy grows by every change: once the changes outnumber the permits, read a
+    // fresh snapshot (which rewrites it).
+    if (snapshot_writer_ && snapshot_writer_->records_appended() >
+                                std::max(snapshot_writer_->records_committed(), k_resync_min_changes))
+        return worker_load(true);
+    return core::ok();
+}
+
+void SharedStore::append_acknowledged(std::span<const Op> ops) {
+    if (!snapshot_writer_) return;
+    std::vector<Change> removes;
+    for (const auto& op : ops)
+        if (op.kind == Change::Kind::remove)  // the engine deleted whatever row it held: any grant time
+            removes.push_back({Change::Kind::remove, core::Permit{op.permit.network, op.permit.user, op.permit.source,
+                                                                  core::Time::max(), op.permit.expires}});
+    if (auto w = snapshot_writer_->append(removes); !w)
+        util::log(Level::warning, "store {}: local snapshot dropped until the next one: {}", describe_,
+                  w.error().message);
+}
+
+void SharedStore::worker_load_local() {
+    local_tried_ = true;
+    if (!snapshot_writer_) return;
+    auto table = std::make_unique<PermitTable>();
+    table->set_limit(limit_);
+    auto local = load_snapshot_file(snapshot_writer_->path(), snapshot_writer_->identity(), *table, wall_now());
+    if (!local) {
+        util::log(Level::warning, "store {}: local snapshot ignored: {}", describe_, local.error().message);
+        return;
+    }
+    if (local->written_us == 0) return;  // none yet
+    util::log(Level::notice, "store {}: {} live permit(s) from the local snapshot of {} until the engine answers",
+              describe_, local->live, core::format_time(core::from_unix_micros(local->written_us)));
+    post({News::Kind::local, std::move(table), {}, {}, {}, false});
+}
+
+core::Status SharedStore::worker_load(bool resync) {
+    auto table = fetch_snapshot(*backend_, wall_now(), limit_, snapshot_writer_.get());
+    if (!table) return table.error();
+    News n{News::Kind::up, std::move(*table), {}, {}, {}, resync};
+    post(std::move(n));
+    // The local copy's fsync after the hand-over: serving does not wait for the disk.
+    if (snapshot_writer_ && snapshot_writer_->writing())
+        if (auto w = snapshot_writer_->commit(); !w)
+            util::log(Level::warning, "store {}: local snapshot not written: {}", describe_, w.error().message);
+    return core::ok();
 }
 
 // ---- factory ----
@@ -449,7 +518,7 @@ core::Result<std::unique_ptr<PermitStore>> open_store(const StoreOptions& opts) 
     auto backend = make_backend(*url);
     if (!backend) return backend.error();
     auto s = SharedStore::open(opts.state_dir + "/shared-outbox.db", std::move(*backend), opts.read_only,
-                               opts.max_permits);
+                               opts.max_permits, opts.state_dir + "/shared-snapshot");
     if (!s) return s.error();
     return std::unique_ptr<PermitStore>(std::move(*s));
 }

@@ -22,45 +22,49 @@
 
 #include <atomic>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <thread>
-#include <unordered_map>
+#include <utility>
 
-#include "store/permit_store.hpp"
-#include "store/permit_table.hpp"
+#include "store/cached_store.hpp"
 #include "store/shared_backend.hpp"
+#include "store/snapshot_file.hpp"
 #include "store/worker_thread.hpp"
 
 struct sqlite3;
 
 namespace rp::store {
 
-class SharedStore final : public PermitStore {
+class SharedStore final : public CachedStore {
 public:
     // Opens (creating) the local state file `local_path` and starts the worker. read_only: no
     // outbox and no worker; the backend is connected once, synchronously, and its snapshot is
-    // the table (for CLI fallbacks).
+    // the table (for CLI fallbacks). snapshot_path: the local copy of the engine's table
+    // (store/snapshot_file.hpp; "" for none), rewritten by the worker after each snapshot it
+    // reads; when the first connection attempt fails, the worker loads it and the cache holds
+    // the permits last seen (the outbox laid over them) until the engine answers (served while
+    // store_outage = "cache").
     static core::Result<std::unique_ptr<SharedStore>> open(const std::string& local_path,
                                                            std::unique_ptr<SharedBackend> backend, bool read_only,
-                                                           std::size_t max_permits = 0);
+                                                           std::size_t max_permits = 0,
+                                                           const std::string& snapshot_path = "");
     ~SharedStore() override;
 
     core::Result<std::vector<GrantOutcome>> grant(std::span<const core::Permit> permits,
                                                   std::span<const Checkpoint> checkpoints,
                                                   core::Time now) override;
-    std::optional<core::Permit> find(const core::Address& a, core::Time now) const override;
     core::Result<std::vector<core::Permit>> revoke(const core::Address& a) override;
     core::Result<std::vector<core::Permit>> revoke_user(const std::string& user) override;
     core::Result<std::vector<core::Permit>> expire(core::Time now) override;
-    std::vector<core::Permit> list(core::Time now) const override;
-    const PermitTable& table() const override { return table_; }
-    std::size_t size() const override { return table_.size(); }
-    std::optional<core::Time> next_expiry() const override { return table_.next_expiry(); }
-    std::optional<std::string> find_checkpoint(const std::string& key) const override;
     std::string describe() const override { return describe_; }
 
     int event_fd() const override { return worker_.loop_fd(); }
     std::size_t process_events(core::Time now) override;
+    std::vector<core::Permit> take_removed() override;
+    bool take_removed_overflow() override { return std::exchange(removed_overflow_, false); }
+    // Distinct networks kept for take_removed() between two calls; more raise the overflow.
+    static constexpr std::size_t k_max_removed = 100'000;
     bool available() const override { return up_; }
     StoreStatus status() const override;
 
@@ -71,11 +75,12 @@ private:
         core::Permit permit;  // remove: only network (and granted) matter
     };
     struct News {
-        enum class Kind { up, down, changes, acked } kind;
-        std::vector<core::Permit> snapshot;  // up
+        enum class Kind { up, down, changes, acked, local } kind;
+        std::unique_ptr<PermitTable> snapshot;  // up: the engine's table; local: the local copy
         std::vector<Change> changes;         // changes
         std::vector<std::int64_t> acked;     // acked
         std::string error;                   // down
+        bool resync = false;                 // up: a refresh of the local copy, not a reconnection
     };
 
     SharedStore(sqlite3* db, std::unique_ptr<SharedBackend> backend, std::string describe);
@@ -87,17 +92,32 @@ private:
     void delete_acked(const std::vector<std::int64_t>& ids);
 
     void worker_main();
+    // worker_main's steps; an error means the connection is lost.
+    core::Status worker_connect();       // connects and reads the snapshot
+    core::Status worker_push();          // pushes the queued ops in order, posting the acknowledged
+    bool worker_busy();                  // ops are still queued: do not wait
+    core::Status worker_read_changes();  // posts the engine's news (and keeps the local copy)
     void post(News n);
+    // Reads the engine's snapshot (and writes the local copy); on success posts it.
+    core::Status worker_load(bool resync);
+    // Appends this daemon's acknowledged removals to the local copy: the outbox forgets them at
+    // the acknowledgement, and an engine that dies before it announces them back would leave
+    // the copy serving a revoked permit at the next start with the engine down.
+    void append_acknowledged(std::span<const Op> ops);
+    // Once, when the first connection fails: posts the local copy (kind local) if there is one.
+    void worker_load_local();
+    void apply_snapshot(News& n, core::Time now);
+    void note_removed(const core::Permit& p);
 
     // loop thread
     sqlite3* db_ = nullptr;
     std::string describe_;
-    PermitTable table_;
-    std::unordered_map<std::string, std::string> checkpoints_;
     std::deque<Op> pending_;  // ops not yet acknowledged, in order
     bool up_ = false;
     bool read_only_ = false;
     std::string last_error_;
+    std::map<core::Cidr, core::Permit> removed_;  // removals read since take_removed(), by network
+    bool removed_overflow_ = false;                // a removal did not fit in removed_
     std::uint64_t remote_changes_ = 0, connects_ = 0, outages_ = 0, pushed_ = 0;
 
     // shared with the worker, under worker_.mutex()
@@ -106,6 +126,9 @@ private:
 
     // worker thread
     std::unique_ptr<SharedBackend> backend_;
+    std::unique_ptr<SnapshotWriter> snapshot_writer_;  // null: no local copy
+    std::size_t limit_ = 0;                            // max_permits
+    bool local_tried_ = false;                         // worker_load_local() ran
     WorkerThread worker_;
 };
 

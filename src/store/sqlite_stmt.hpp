@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "core/login_event.hpp"
 #include "core/result.hpp"
@@ -68,6 +69,15 @@ inline bool sqlite_put_checkpoints(sqlite3* db, std::span<const core::Checkpoint
         if (cp.step() != SQLITE_DONE) return false;
         cp.reset();
     }
+    return true;
+}
+
+// Reads every row of `checkpoints(key, value)` into `out` (both stores load them at open).
+// False: the query could not be prepared (sqlite3_errmsg says why).
+inline bool sqlite_get_checkpoints(sqlite3* db, std::unordered_map<std::string, std::string>& out) {
+    Stmt c(db, "SELECT key, value FROM checkpoints");
+    if (!c.ok()) return false;
+    while (c.step() == SQLITE_ROW) out[c.col_text(0)] = c.col_text(1);
     return true;
 }
 

@@ -127,9 +127,10 @@ public:
 
 private:
     static std::uint64_t hash(std::string_view s) {
-        std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a, then mixed: names are short
+        static const std::uint64_t seed = hash_seed();
+        std::uint64_t h = 0xcbf29ce484222325ULL ^ seed;  // seeded FNV-1a, then mixed: names are short
         for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
-        return mix64(h);
+        return mix64(h ^ seed);
     }
     std::vector<CompactString> strings_;
     std::vector<std::uint32_t> refs_;

@@ -22,6 +22,11 @@ namespace rp::util {
 // is not a readable regular file of at most `limit` bytes. Messages: "PATH: reason".
 core::Result<std::optional<std::string>> read_small_file(const std::string& path, std::size_t limit);
 
+// A file the daemon wrote itself in its private state_dir (sessions.jsonl): read_small_file's
+// rules, and also not through a symbolic link (O_NOFOLLOW), owned by the effective user and
+// writable by nobody else; anything else is an error (the caller treats it as no content).
+core::Result<std::optional<std::string>> read_private_file(const std::string& path, std::size_t limit);
+
 // The same, with a missing file as an error too.
 core::Result<std::string> read_existing_small_file(const std::string& path, std::size_t limit);
 

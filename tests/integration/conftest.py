@@ -63,7 +63,14 @@ def rp_binary(pytestconfig) -> Path:
 
 @pytest.fixture(scope="session")
 def unit_tests(rp_binary) -> Path:
-    """The rp_unit_tests binary of the same build (run against real servers by some tests)."""
+    """The rp_unit_tests binary run against real servers by some tests: RP_UNIT_TESTS if set
+    (scripts/test.sh points it at the sanitized build's, so the release build needs only the
+    daemon), else the one of the daemon's own build."""
+    override = os.environ.get("RP_UNIT_TESTS")
+    if override:
+        if not os.access(override, os.X_OK):
+            pytest.fail(f"RP_UNIT_TESTS={override}: not an executable file")
+        return Path(override).resolve()
     for candidate in (rp_binary.parent / "tests" / "rp_unit_tests",
                       rp_binary.parent.parent.parent / "tests" / "rp_unit_tests"):
         if os.access(candidate, os.X_OK):

@@ -182,3 +182,23 @@ def test_replace_oldest_and_prefix_cap(make_daemon):
     assert r.returncode == 1 and "198.51.100.0/24" in r.stdout + r.stderr, r.stdout + r.stderr
     limits = json.loads(d.cli("status", "--json").stdout)["limits"]
     assert limits["replaced"] == 1 and limits["permits_per_prefix"] == 1, limits
+
+
+def test_caps_over_one_batch_after_a_refusal(make_daemon, testdir):
+    """Review finding: within one batch of logins (a first start reads the whole log), the cap
+    check looked up the batch's earlier grants by the wrong index once a login had been refused,
+    so erin's third address slipped past addresses_per_user = 2."""
+    import datetime as dt
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+    log = testdir / "batch-mail.log"
+    logins = [("198.51.100.1", "bob"), ("198.51.100.2", "carl"),  # carl: refused, /25:1 is full
+              ("192.0.2.1", "erin"), ("192.0.2.200", "erin"), ("203.0.113.3", "erin")]
+    log.write_text("".join(
+        f"{now} pophost dovecot: pop3-login: Login: user=<{u}>, method=PLAIN, rip={ip}, lip=127.0.0.1, "
+        f"mpid={4000 + i}, session=<b{i}>\n" for i, (ip, u) in enumerate(logins)))
+    d = make_daemon(sources=[str(log)], extra='[limits]\naddresses_per_user = 2\npermits_per_prefix = "/25:1"\n')
+    d.start()
+    wait_until(lambda: d.permit_for("192.0.2.200") is not None, 10, what="the backlog to be granted")
+    assert d.permit_for("198.51.100.1") is not None and d.permit_for("198.51.100.2") is None
+    assert d.permit_for("192.0.2.1") is not None
+    assert d.permit_for("203.0.113.3") is None, "a third address for erin passed addresses_per_user = 2"

@@ -8,6 +8,7 @@ not from when the test ran. What remains of the host's speed: the daemon's loop 
 for half a ttl (3 s), or the permit runs out before its refresh (fail closed, by design)."""
 import imaplib
 import json
+import signal
 import socket
 import time
 from datetime import datetime
@@ -53,6 +54,13 @@ def open_session(dovecot, daemon, source, user="alice"):
     daemon.wait_permitted(source)
     wait_until(lambda: (daemon.permit_for(source) or {}).get("session") == "open", what="session state open")
     return m
+
+
+def started_session(make_daemon, dovecot, source, ttl=f"{TTL_S}s"):
+    """A daemon with max_lifetime = 1h and an open IMAP session from `source`."""
+    d = make_daemon(sources=[dovecot.log_path], ttl=ttl, extra='max_lifetime = "1h"')
+    d.start()
+    return d, open_session(dovecot, d, source)
 
 
 def wait_extended(daemon, ip, beyond: float):
@@ -114,9 +122,7 @@ def test_revoke_user_ends_the_users_sessions(dovecot, session_daemon):
 def test_open_session_survives_a_restart(dovecot, make_daemon):
     # A longer ttl: the permit must still be live when the daemon is back (a session never
     # revives a permit that ran out while the daemon was stopped).
-    d = make_daemon(sources=[dovecot.log_path], ttl="20s", extra='max_lifetime = "1h"')
-    d.start()
-    m = open_session(dovecot, d, "127.0.0.5")
+    d, m = started_session(make_daemon, dovecot, "127.0.0.5", ttl="20s")
     d.stop()
     assert (d.state_dir / "sessions.jsonl").read_text().count('"id"') == 1
     d.start()
@@ -149,4 +155,43 @@ def test_max_lifetime_bounds_a_session_whose_end_line_never_comes(dovecot, make_
     assert expires_epoch(p) <= granted + TTL_S + 1, p  # never beyond login + max_lifetime
     d.wait_not_permitted("127.0.0.7", timeout=TTL_S + 20)  # the IMAP connection is still open
     wait_until(lambda: status_sessions(d)["capped"] == 1, what="the session to be capped")
+    m.logout()
+
+
+def reload_with(daemon, extra: str):
+    """Rewrites the daemon's config with `extra` and sends SIGHUP; returns once it reloaded."""
+    before = daemon.stderr_path.read_text().count("configuration reloaded")
+    daemon.extra = extra
+    daemon.write_config()
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: daemon.stderr_path.read_text().count("configuration reloaded") > before, what="the reload")
+
+
+def test_reload_with_a_smaller_max_lifetime_tightens_open_sessions(dovecot, make_daemon):
+    # Review of issue 17, item 2: the session's cap was login + 1h; after a reload with
+    # max_lifetime = ttl it is login + ttl: the permit ends although the IMAP session stays open.
+    d, m = started_session(make_daemon, dovecot, "127.0.0.8")
+    reload_with(d, f'max_lifetime = "{TTL_S}s"')
+    d.wait_not_permitted("127.0.0.8", timeout=TTL_S + 20)  # the IMAP connection is still open
+    wait_until(lambda: status_sessions(d)["open"] == 0, what="the session to be capped")
+    assert status_sessions(d)["capped"] == 1
+    m.logout()
+
+
+def test_reload_without_max_lifetime_ends_session_awareness(dovecot, make_daemon):
+    d, m = started_session(make_daemon, dovecot, "127.0.0.9")
+    reload_with(d, "")
+    wait_until(lambda: status_sessions(d)["open"] == 0, what="the sessions to end")
+    d.wait_not_permitted("127.0.0.9", timeout=TTL_S + 20)  # ttl after its last extension
+    m.logout()
+
+
+def test_restart_with_a_smaller_max_lifetime_tightens_saved_sessions(dovecot, make_daemon):
+    d, m = started_session(make_daemon, dovecot, "127.0.0.10", ttl="20s")
+    d.stop()
+    d.extra = 'max_lifetime = "20s"'
+    d.write_config()
+    d.start()
+    d.wait_not_permitted("127.0.0.10", timeout=60)  # login + 20 s at the latest
+    wait_until(lambda: status_sessions(d)["open"] == 0, what="the restored session to be capped")
     m.logout()

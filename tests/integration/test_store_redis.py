@@ -7,6 +7,8 @@ tests/unit/test_shared_backend.cpp, run here with RP_TEST_REDIS_URL set:
     four daemons connecting at once; no lost update; propagation latency, printed);
   - RedisBackend.*: key layout and expiry, arbitrary bytes, foreign keys and messages,
     databases and prefixes kept apart, a killed subscriber connection;
+the budget counters (Engines/SharedCounters.*/redis, tests/unit/test_shared_counters.cpp) on
+a database of their own (their rows expire, not removed by the suite);
 and again as the least-privilege ACL user that docs/store-redis.md gives, on another database,
 and after the server was SIGKILLed and restarted on the same port.
 """
@@ -59,6 +61,10 @@ def test_redis_conformance(redis, unit_tests):
     out = gtest(unit_tests, redis.url, f"{CONFORMANCE}:{REDIS_ONLY}")
     assert "PropagationLatency/redis" in out
     assert redis.cli("DBSIZE") == "0", "the suite removes what it wrote"
+
+
+def test_redis_budget_counters(redis, unit_tests):
+    gtest(unit_tests, redis.url.replace("/0", "/4"), "Engines/SharedCounters.*/redis")
 
 
 def test_redis_acl_user_from_the_docs(redis, unit_tests):

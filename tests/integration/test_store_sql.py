@@ -7,7 +7,10 @@ suites, run here with the server's URL in the environment:
     (tests/unit/test_shared_backend.cpp), including schema creation by four daemons at once on
     the empty database (hence first), no lost update, and propagation latency (printed);
   - Engines/SqlBackend.*/<engine> and MysqlChangeLog.*: SQL-only checks
-    (tests/unit/test_sql_backend.cpp): the documented MTA query, purge, encodings.
+    (tests/unit/test_sql_backend.cpp): the documented MTA query, purge, encodings, the budget
+    counters' table;
+  - Engines/SharedCounters.*/<engine>: the budget counters every shared engine keeps
+    (tests/unit/test_shared_counters.cpp): atomic adds by several daemons, expiry, purge.
 Then the real Postfix client code answers from the table directly: `postmap -q` with the
 pgsql:/mysql: map files exactly as docs/store-sql.md gives them, with no relaypermit running.
 TLS: sslmode=require / ssl=true work against a server with a certificate and are refused by one
@@ -112,13 +115,14 @@ def write_cf(path: Path, engine: str, server) -> Path:
 
 def test_pgsql_conformance(pg, unit_tests):
     gtest(unit_tests, {"RP_TEST_PGSQL_URL": pg.url},
-          "Engines/SharedBackendConformance.*/pgsql:Engines/SqlBackend.*/pgsql"
+          "Engines/SharedBackendConformance.*/pgsql:Engines/SqlBackend.*/pgsql:Engines/SharedCounters.*/pgsql"
           ":-*WritesPostfixFixture*")
 
 
 def test_mysql_conformance(my, unit_tests):
     gtest(unit_tests, {"RP_TEST_MYSQL_URL": my.url},
           "Engines/SharedBackendConformance.*/mysql:Engines/SqlBackend.*/mysql:MysqlChangeLog.*"
+          ":Engines/SharedCounters.*/mysql"
           ":-*WritesPostfixFixture*:*ChangeFdStaysReadable*:*ForgedNotifications*")  # PostgreSQL only
 
 

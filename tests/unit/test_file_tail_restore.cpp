@@ -1,11 +1,18 @@
-// FileTailSource::restore's cases over an in-memory filesystem (MemTailEnv): rotation while
-// stopped, copytruncate while stopped, an unreadable checkpoint, a fingerprint mismatch (at the
-// path and on a renamed file), a file gone while stopped. Each case: follow a file, stop (the
-// position is stored), change the filesystem, start again, and check which logins come back and
-// in which order. No real files, no waits: the loop runs until a condition holds.
+// FileTailSource's rotation cases over an in-memory filesystem (MemTailEnv), without real files
+// or waits: the loop runs until a condition holds.
+// - restore: follow a file, stop (the position is stored), change the filesystem, start again,
+//   and check which logins come back and in which order: rotation while stopped, copytruncate
+//   while stopped, an unreadable checkpoint, a fingerprint mismatch (at the path and on a renamed
+//   file), a file gone while stopped.
+// - live (FileTailLiveTest): the filesystem changes while the source follows it: rename rotation
+//   with the writer still appending to the old file, rotation coalesced into one wake-up,
+//   copytruncate (also of lines not read yet), truncation, delete and recreate.
+// tests/unit/test_file_tail_source.cpp keeps one case of each kind on real files and inotify.
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -143,6 +150,115 @@ TEST_F(FileTailRestoreTest, FileGoneWhileStoppedContinuesWithTheNewOne) {
     run_until_users(2);
     EXPECT_EQ(sink_.users, (V{"a", "b"}));
 }
+
+std::string numbered(int from, int to) {
+    std::string s;
+    for (int i = from; i <= to; ++i) s += "LOGIN u" + std::to_string(i) + "\n";
+    return s;
+}
+
+// The live cases, one row each: a source follows the in-memory file while the rows' steps change
+// it. A step's change happens with the source asleep (so "before the source wakes" is exact
+// here); then the loop runs until `users` logins arrived in all, and `draining` says how many
+// rotated files are still read then. `drain`: the writers are done with the rotated files: past
+// the grace (on env's manual clock) they are closed. Every case ends with u1..uN in file order.
+using Change = std::function<void(rp::test::MemTailEnv& env, const std::string& path)>;
+struct Step {
+    Change change;
+    std::size_t users;
+    bool drain = false;
+    int draining = -1;  // -1: not checked
+};
+struct LiveCase {
+    const char* name;
+    std::vector<Step> steps;
+};
+
+const std::vector<LiveCase>& live_cases() {
+    using Env = rp::test::MemTailEnv;
+    using S = const std::string&;
+    static const std::vector<LiveCase> cases = {
+        {"RenameRotationDrainsTheOldFileWhileItsWriterAppends",
+         {{[](Env& e, S p) { e.write(p, numbered(1, 2)); }, 2},
+          {[](Env& e, S p) { e.rename(p, p + ".1"); e.write(p, numbered(3, 3)); }, 3, false, 1},
+          {[](Env& e, S p) { e.append(p + ".1", numbered(4, 5)); }, 5, true},  // no HUP yet: old file
+          {[](Env& e, S p) { e.append(p, numbered(6, 6)); }, 6}}},
+        {"RotationCoalescedIntoOneWakeUp",  // the old file grows, is renamed, grows; the new one fills
+         {{[](Env& e, S p) { e.write(p, numbered(1, 10)); }, 10},
+          {[](Env& e, S p) {
+               e.append(p, numbered(11, 500));
+               e.rename(p, p + ".1");
+               e.append(p + ".1", numbered(501, 600));
+               e.write(p, numbered(601, 1000));
+           },
+           1000}}},
+        {"Copytruncate",
+         {{[](Env& e, S p) { e.write(p, numbered(1, 3)); }, 3},
+          {[](Env& e, S p) { e.copy(p, p + ".1"); e.truncate(p); e.append(p, numbered(4, 4)); }, 4},
+          {[](Env& e, S p) { e.append(p, numbered(5, 6)); }, 6}}},
+        {"CopytruncateOfLinesNotReadYet",  // the last line is completed in the copy
+         {{[](Env& e, S p) { e.write(p, numbered(1, 1)); }, 1},
+          {[](Env& e, S p) {
+               e.append(p, numbered(2, 3) + "LOGIN u4");
+               e.copy(p, p + ".1");
+               e.append(p + ".1", "\n");
+               e.truncate(p);
+               e.append(p, numbered(5, 5));
+           },
+           5, true}}},
+        {"TruncatedAndRegrownBeforeWakeUp",  // longer than before: only the fingerprint tells
+         {{[](Env& e, S p) { e.write(p, numbered(1, 2)); }, 2},
+          {[](Env& e, S p) { e.truncate(p); e.append(p, "2026-11-22 new file\n" + numbered(3, 20)); }, 20}}},
+        {"TruncatedToSmallerThenGrown",
+         {{[](Env& e, S p) { e.write(p, numbered(1, 5)); }, 5},
+          {[](Env& e, S p) { e.truncate(p); e.append(p, numbered(6, 6)); }, 6},
+          {[](Env& e, S p) {
+               for (int i = 7; i <= 20; ++i) e.append(p, numbered(i, i));  // well past the old size
+           },
+           20}}},
+        {"DeletedAndRecreated",
+         {{[](Env& e, S p) { e.write(p, numbered(1, 2)); }, 2},
+          {[](Env& e, S p) { e.unlink(p); e.write(p, numbered(3, 4)); }, 4},  // a new inode
+          {[](Env& e, S p) { e.append(p, numbered(5, 5)); }, 5, true}}},
+    };
+    return cases;
+}
+
+class FileTailLiveTest : public FileTailRestoreTest, public ::testing::WithParamInterface<LiveCase> {
+protected:
+    bool run_until(const std::function<bool()>& done) {
+        const auto end = std::chrono::steady_clock::now() + 30s;
+        while (!done() && std::chrono::steady_clock::now() < end) loop_.run_once(5ms);
+        return done();
+    }
+};
+
+TEST_P(FileTailLiveTest, DeliversEveryLineOnceInFileOrder) {
+    auto o = opts();
+    o.drain_grace = 50ms;  // env_'s clock: a rotated file is read until a step advances it
+    FileTailSource src("file:test", path_, parse_logins, sink_, clock_, o);
+    ASSERT_TRUE(src.start(loop_));
+    std::size_t n = 0;
+    for (const auto& step : GetParam().steps) {
+        step.change(env_, path_);
+        ASSERT_TRUE(run_until([&] { return sink_.users.size() >= step.users; })) << "step " << n;
+        if (step.draining >= 0) {
+            EXPECT_EQ(src.draining_files(), static_cast<std::size_t>(step.draining)) << "step " << n;
+        }
+        if (step.drain) {
+            env_.advance(1s);
+            ASSERT_TRUE(run_until([&] { return src.draining_files() == 0; })) << "step " << n;
+        }
+        n = step.users;
+    }
+    src.stop(loop_);
+    V want;
+    for (std::size_t i = 1; i <= n; ++i) want.push_back("u" + std::to_string(i));
+    EXPECT_EQ(sink_.users, want);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rotation, FileTailLiveTest, ::testing::ValuesIn(live_cases()),
+                         [](const ::testing::TestParamInfo<LiveCase>& row) { return std::string(row.param.name); });
 
 TEST_F(FileTailRestoreTest, CheckpointFormatRoundTrips) {
     rp::sources::TailCheckpoint cp;

@@ -1,6 +1,7 @@
 // FileTailSource: appends, partial lines, rotation (rename, copytruncate, delete+recreate, while
-// stopped), restarts, bad input and store failures. Real files in a temporary directory; the
-// event loop is driven until a condition holds or a deadline passes (no fixed sleeps).
+// stopped: one case of each on real files and inotify, the others in memory in
+// test_file_tail_restore.cpp), restarts, bad input and store failures. Real files in a temporary
+// directory; the event loop is driven until a condition holds or a deadline passes (no fixed sleeps).
 #include "sources/file_tail_source.hpp"
 
 #include <fcntl.h>
@@ -275,23 +276,6 @@ TEST_F(FileTailTest, RenameRotationDrainsTheOldFile) {
     EXPECT_EQ(got, (std::vector<std::string>{"u1", "u2", "u3", "u4", "u5", "u6"}));
 }
 
-TEST_F(FileTailTest, RotationWithCoalescedEvents) {
-    // Everything happens before the source wakes: old file grows, is renamed, the new one fills.
-    append(log_, logins(1, 10));
-    start();
-    ASSERT_TRUE(wait_events(10));
-    {
-        Writer w(log_);
-        w.write(logins(11, 500));
-        ASSERT_EQ(::rename(log_.c_str(), (log_ + ".1").c_str()), 0);
-        w.write(logins(501, 600));  // to the renamed file
-    }
-    append(log_, logins(601, 1000));
-    ASSERT_TRUE(wait_events(1000));
-    run_for(50ms);
-    EXPECT_EQ(sink_.users(), names(1, 1000));
-}
-
 TEST_F(FileTailTest, CopyTruncate) {
     append(log_, logins(1, 3));
     start();
@@ -304,64 +288,6 @@ TEST_F(FileTailTest, CopyTruncate) {
     ASSERT_TRUE(wait_events(6));
     ASSERT_TRUE(wait_settled());
     EXPECT_EQ(sink_.users(), names(1, 6));
-}
-
-TEST_F(FileTailTest, CopyTruncateBeforeWeReadTheEnd) {
-    append(log_, logins(1, 1));
-    start();
-    ASSERT_TRUE(wait_events(1));
-    // Without running the loop: lines we have not read yet are copied away, then truncated.
-    append(log_, logins(2, 3) + "LOGIN 192.0.2.4 u4");  // the last line is completed in the copy
-    std::filesystem::copy_file(log_, log_ + ".1");
-    append(log_ + ".1", "\n");
-    ASSERT_EQ(::truncate(log_.c_str(), 0), 0);
-    append(log_, logins(5, 5));
-    ASSERT_TRUE(wait_events(5));
-    ASSERT_TRUE(run_until([&] { return src_->draining_files() == 0; }));
-    ASSERT_TRUE(wait_settled());
-    EXPECT_EQ(sink_.users(), names(1, 5));
-}
-
-TEST_F(FileTailTest, CopyTruncateWhileStopped) {
-    append(log_, logins(1, 2));
-    start();
-    ASSERT_TRUE(wait_events(2));
-    stop();
-    append(log_, logins(3, 4));
-    std::filesystem::copy_file(log_, log_ + ".1");
-    ASSERT_EQ(::truncate(log_.c_str(), 0), 0);
-    append(log_, logins(5, 5));
-    start();
-    ASSERT_TRUE(wait_events(5));
-    ASSERT_TRUE(run_until([&] { return src_->draining_files() == 0; }));
-    ASSERT_TRUE(wait_settled());
-    EXPECT_EQ(sink_.users(), names(1, 5));
-}
-
-TEST_F(FileTailTest, TruncatedAndRegrownBeforeWakeUp) {
-    append(log_, logins(1, 2));
-    start();
-    ASSERT_TRUE(wait_events(2));
-    // Without running the loop: truncate and write more than there was (the size check alone
-    // cannot see it; the fingerprint of the first bytes does).
-    ASSERT_EQ(::truncate(log_.c_str(), 0), 0);
-    append(log_, "2026-11-22 new file\n" + logins(3, 20));
-    ASSERT_TRUE(wait_events(20));
-    run_for(50ms);
-    EXPECT_EQ(sink_.users(), names(1, 20));
-}
-
-TEST_F(FileTailTest, TruncateToSmallerThenGrow) {
-    append(log_, logins(1, 5));
-    start();
-    ASSERT_TRUE(wait_events(5));
-    ASSERT_EQ(::truncate(log_.c_str(), 0), 0);
-    append(log_, logins(6, 6));
-    ASSERT_TRUE(wait_events(6));
-    for (int i = 7; i <= 20; ++i) append(log_, logins(i, i));  // grows well past the old size
-    ASSERT_TRUE(wait_events(20));
-    ASSERT_TRUE(wait_settled());
-    EXPECT_EQ(sink_.users(), names(1, 20));
 }
 
 TEST_F(FileTailTest, DeleteAndRecreate) {

@@ -40,7 +40,7 @@ struct World {
         if (policy.opens_session(e)) daemon::open_session(sessions, policy, e, *d.permit);
     }
     void end(const std::string& session, core::Duration ago = {}) {
-        auto s = sessions.end("dovecot", session);
+        auto s = sessions.end("dovecot", session, "file:test");
         if (!s) return;
         const bool live = table.find(s->network.network(), now()).has_value();
         if (auto p = daemon::close_session(sessions, policy, *s, live, now() - ago, now())) table.merge(*p, now());
@@ -183,9 +183,9 @@ TEST(Sessions, TableIsBoundedOldestDroppedFirst) {
     for (const char* id : {"A", "B", "C", "D", "E"}) w.login("192.0.2.1", id);
     EXPECT_EQ(w.sessions.size(), 3u);
     EXPECT_EQ(w.sessions.dropped(), 2u);
-    EXPECT_FALSE(w.sessions.end("dovecot", "A"));
-    EXPECT_FALSE(w.sessions.end("dovecot", "B"));
-    EXPECT_TRUE(w.sessions.end("dovecot", "C"));
+    EXPECT_FALSE(w.sessions.end("dovecot", "A", "file:test"));
+    EXPECT_FALSE(w.sessions.end("dovecot", "B", "file:test"));
+    EXPECT_TRUE(w.sessions.end("dovecot", "C", "file:test"));
 }
 
 TEST(Sessions, EndUserAndEndNetwork) {
@@ -201,6 +201,97 @@ TEST(Sessions, EndUserAndEndNetwork) {
     EXPECT_EQ(t.end_network(n2).size(), 1u);
     EXPECT_EQ(t.size(), 0u);
     EXPECT_FALSE(t.next_due());
+}
+
+// Review of issue 17, item 3: an end line ends only a session its own source opened (a file
+// anyone in group adm can write cannot end what journald opened), and a push's logout by
+// address only that source's sessions.
+TEST(Sessions, EndLineOfAnotherSourceEndsNothing) {
+    World w;
+    w.login("192.0.2.1", "S1");
+    EXPECT_FALSE(w.sessions.end("dovecot", "S1", "file:forged"));
+    const auto net = core::Cidr::host(addr("192.0.2.1"));
+    EXPECT_TRUE(w.sessions.end_network(net, std::string_view("whoson:other")).empty());
+    EXPECT_EQ(w.state("192.0.2.1"), daemon::SessionState::open);
+    EXPECT_TRUE(w.sessions.end("dovecot", "S1", "file:test"));
+}
+
+// Review of issue 17, item 4: a login whose permit the caps (or max_permits) refused opens no
+// session, so no refresh can extend a permit later granted to someone else on that network.
+TEST(Sessions, RefusedGrantOpensNoSession) {
+    World w;
+    std::vector<std::pair<core::LoginEvent, core::Permit>> logins;
+    std::vector<store::GrantOutcome> outcomes;
+    for (const char* ip : {"192.0.2.1", "192.0.2.2"}) {
+        core::LoginEvent e{addr(ip), "alice", "dovecot", "file:test", w.now()};
+        e.session = std::string("S-") + ip;
+        auto d = w.policy.decide(e, std::nullopt, w.now());
+        ASSERT_TRUE(d.granted());
+        logins.emplace_back(e, *d.permit);
+    }
+    outcomes.push_back({store::GrantOutcome::Change::refused, logins[0].second});
+    outcomes.push_back({store::GrantOutcome::Change::created, logins[1].second});
+    EXPECT_EQ(daemon::open_granted_sessions(w.sessions, w.policy, logins, outcomes), 1u);
+    w.table.merge(logins[1].second, w.now());  // what the store took
+    EXPECT_EQ(w.state("192.0.2.1"), daemon::SessionState::none);
+    EXPECT_EQ(w.state("192.0.2.2"), daemon::SessionState::open);
+    // Someone else's permit on the refused network later: the refused login extends nothing.
+    w.table.merge(core::Permit{core::Cidr::host(addr("192.0.2.1")), "bob", "x", w.now(), w.now() + minutes(30)}, w.now());
+    w.run(minutes(31));
+    EXPECT_FALSE(w.permitted("192.0.2.1"));
+    EXPECT_TRUE(w.permitted("192.0.2.2"));
+}
+
+// Review of issue 17, item 2: a smaller max_lifetime (a reload, or a restart with sessions saved
+// under the old one) tightens the caps of open sessions; nothing outlives login + the new one.
+TEST(Sessions, SmallerMaxLifetimeTightensOpenSessions) {
+    World w;  // max_lifetime 12h
+    w.login("192.0.2.1", "S1");
+    w.run(hours(1));
+    w.policy = daemon::PermitPolicy(daemon::PolicySettings{{}, minutes(30), hours(24), 128, hours(2)});
+    w.sessions.tighten_caps(hours(2));
+    EXPECT_EQ(w.sessions.all().front().cap, w.sessions.all().front().login + hours(2));
+    w.run(minutes(58));
+    EXPECT_TRUE(w.permitted("192.0.2.1"));
+    w.run(minutes(3));  // login + 2h passed: the session is capped, its permit over
+    EXPECT_FALSE(w.permitted("192.0.2.1"));
+    EXPECT_EQ(w.sessions.size(), 0u);
+    EXPECT_EQ(w.capped, 1u);
+    // A larger max_lifetime never widens a cap.
+    w.login("192.0.2.2", "S2");
+    const auto cap = w.sessions.all().front().cap;
+    w.sessions.tighten_caps(hours(24));
+    EXPECT_EQ(w.sessions.all().front().cap, cap);
+}
+
+// Review of issue 17, item 1: another host's revoke, seen here through the shared store, is
+// final for every login before it: those sessions end, and even if a refresh of ours crossed the
+// revoke and wrote the permit again, no session extends it (the daemon also removes it again).
+// A login after the revoke keeps its session.
+TEST(Sessions, RevokeSeenFromAnotherHostEndsEarlierLogins) {
+    const auto net = core::Cidr::host(addr("192.0.2.1"));
+    {
+        World w;
+        w.login("192.0.2.1", "S1");
+        w.run(minutes(20));
+        // Host A revoked it; one of our refreshes crossed the revoke: the permit is there again.
+        EXPECT_TRUE(w.permitted("192.0.2.1"));
+        const auto ended = w.sessions.end_logged_in_before(net, w.now());
+        ASSERT_EQ(ended.size(), 1u);
+        w.run(minutes(31));  // nothing extends it: it runs out (and the daemon removes it at once)
+        EXPECT_FALSE(w.permitted("192.0.2.1"));
+    }
+    World w;
+    w.login("192.0.2.1", "S1");
+    w.run(minutes(20));
+    const auto seen = w.now();
+    w.clock.advance(seconds(1));
+    w.login("192.0.2.1", "S2");  // a login after the revoke earns its session normally
+    const auto ended = w.sessions.end_logged_in_before(net, seen);
+    ASSERT_EQ(ended.size(), 1u);
+    EXPECT_EQ(ended.front().id, "S1");
+    ASSERT_EQ(w.sessions.size(), 1u);
+    EXPECT_EQ(w.sessions.all().front().id, "S2");
 }
 
 TEST(Sessions, SavedTableRoundTripsAndSkipsBadLines) {

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdlib.h>
 
+#include <array>
 #include <filesystem>
 #include <mutex>
 
@@ -29,6 +30,7 @@ struct FakeEngine {
     std::map<std::string, core::Permit> rows;
     std::vector<store::Change> log;
     bool down = false;
+    bool echo = true;  // false: changes are applied but never announced (an engine dying first)
     int connects = 0;
 };
 
@@ -59,7 +61,7 @@ public:
         auto it = e_->rows.find(key);
         if (it != e_->rows.end() && it->second.expires >= p.expires && it->second.expires > wall()) return core::ok();
         e_->rows[key] = p;
-        e_->log.push_back({store::Change::Kind::upsert, p});
+        if (e_->echo) e_->log.push_back({store::Change::Kind::upsert, p});
         return core::ok();
     }
     core::Status remove(const core::Cidr& net) override {
@@ -67,7 +69,7 @@ public:
         if (e_->down) return core::make_error("connection lost");
         auto it = e_->rows.find(net.to_string());
         if (it == e_->rows.end()) return core::ok();
-        e_->log.push_back({store::Change::Kind::remove, it->second});
+        if (e_->echo) e_->log.push_back({store::Change::Kind::remove, it->second});
         e_->rows.erase(it);
         return core::ok();
     }
@@ -100,6 +102,14 @@ struct TempDir {
 
 std::unique_ptr<store::SharedStore> open(const std::string& path, std::shared_ptr<FakeEngine> e) {
     auto s = store::SharedStore::open(path, std::make_unique<FakeBackend>(std::move(e)), false);
+    EXPECT_TRUE(s) << (s ? "" : s.error().message);
+    return s ? std::move(*s) : nullptr;
+}
+
+// A store in `dir` that keeps a local snapshot there.
+std::unique_ptr<store::SharedStore> open_with_snapshot(const std::string& dir, std::shared_ptr<FakeEngine> e) {
+    auto s = store::SharedStore::open(dir + "/o.db", std::make_unique<FakeBackend>(std::move(e)), false, 0,
+                                      dir + "/snapshot");
     EXPECT_TRUE(s) << (s ? "" : s.error().message);
     return s ? std::move(*s) : nullptr;
 }
@@ -242,4 +252,116 @@ TEST(SharedStore, OpenStoreRejectsBadUrlsClearly) {
     auto pw = store::open_store({a.path, "redis://127.0.0.1:1/0", "/nonexistent/pw", false});
     ASSERT_FALSE(pw);
     EXPECT_NE(pw.error().message.find("store_password_file"), std::string::npos) << pw.error().message;
+}
+
+// Issue 14: the local snapshot. A store that saw the engine keeps a copy (snapshot + changes);
+// reopened while the engine is down it holds the live permits of that copy, without the revoked
+// one, and converges with the engine's table once the engine is back.
+TEST(SharedStore, StartsFromItsLocalSnapshotWhileTheEngineIsDown) {
+    TempDir a;
+    auto engine = std::make_shared<FakeEngine>();
+    const auto t0 = wall();
+    engine->rows["192.0.2.60"] = permit("192.0.2.60", "kept", t0, minutes(30));
+    engine->rows["192.0.2.61"] = permit("192.0.2.61", "revoked", t0, minutes(30));
+    const auto reopen = [&] { return open_with_snapshot(a.path, engine); };
+    {
+        auto s = reopen();
+        ASSERT_TRUE(s);
+        ASSERT_TRUE(pump_until(*s, [&] { return s->available(); }));
+        FakeBackend other(engine);  // another daemon revokes one permit
+        ASSERT_TRUE(other.remove(*core::Cidr::parse("192.0.2.61")));
+        ASSERT_TRUE(pump_until(*s, [&] { return !s->find(addr("192.0.2.61"), wall()); }));
+    }
+    engine->down = true;
+    engine->rows["192.0.2.62"] = permit("192.0.2.62", "while-stopped", t0, minutes(30));
+    auto s = reopen();
+    ASSERT_TRUE(s);
+    EXPECT_FALSE(s->available());
+    ASSERT_TRUE(pump_until(*s, [&] { return s->find(addr("192.0.2.60"), wall()).has_value(); }))
+        << "served from the local snapshot once the engine is found down";
+    EXPECT_FALSE(s->available());
+    EXPECT_FALSE(s->find(addr("192.0.2.61"), wall())) << "the revoke it had seen is kept";
+    EXPECT_FALSE(s->find(addr("192.0.2.60"), t0 + minutes(30))) << "never past its expiry";
+    EXPECT_FALSE(s->find(addr("192.0.2.62"), wall()));
+    ASSERT_TRUE(pump_until(*s, [&] { return s->status().outages == 1; })) << "the outage is counted";
+    EXPECT_TRUE(s->find(addr("192.0.2.60"), wall())) << "and the copy still served";
+    {
+        std::lock_guard lk(engine->mu);
+        engine->down = false;
+    }
+    ASSERT_TRUE(pump_until(*s, [&] { return s->available() && s->find(addr("192.0.2.62"), wall()); }));
+    EXPECT_TRUE(s->find(addr("192.0.2.60"), wall()));
+}
+
+// Review: this daemon's own acknowledged revoke reached the local copy only with the engine's
+// echo; an engine that died before announcing it left a restart serving the revoked permit.
+TEST(SharedStore, AnAcknowledgedRevokeReachesTheLocalSnapshotWithoutTheEcho) {
+    TempDir a;
+    auto engine = std::make_shared<FakeEngine>();
+    const auto t0 = wall();
+    engine->rows["192.0.2.70"] = permit("192.0.2.70", "kept", t0, minutes(30));
+    engine->rows["192.0.2.71"] = permit("192.0.2.71", "revoked", t0, minutes(30));
+    const auto reopen = [&] { return open_with_snapshot(a.path, engine); };
+    {
+        auto s = reopen();
+        ASSERT_TRUE(s);
+        ASSERT_TRUE(pump_until(*s, [&] { return s->available(); }));
+        {
+            std::lock_guard lk(engine->mu);
+            engine->echo = false;
+        }
+        auto gone = s->revoke(addr("192.0.2.71"));
+        ASSERT_TRUE(gone);
+        ASSERT_TRUE(pump_until(*s, [&] { return s->status().queued == 0; })) << "acknowledged";
+        std::lock_guard lk(engine->mu);
+        ASSERT_EQ(engine->rows.count("192.0.2.71"), 0u);
+    }
+    {
+        std::lock_guard lk(engine->mu);
+        engine->down = true;
+    }
+    auto s = reopen();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(pump_until(*s, [&] { return s->find(addr("192.0.2.70"), wall()).has_value(); }))
+        << "served from the local snapshot";
+    EXPECT_FALSE(s->find(addr("192.0.2.71"), wall())) << "the acknowledged revoke is in the copy";
+}
+
+// Review: removals kept for the daemon were capped and the rest dropped silently, so a burst of
+// forged removal notices (any account that may NOTIFY) hid a real revoke from the daemon's
+// session check. Now they are coalesced by network and an overflow is raised, never hidden.
+TEST(SharedStore, RemovalsAreCoalescedByNetworkAndAnOverflowIsRaised) {
+    TempDir a;
+    auto engine = std::make_shared<FakeEngine>();
+    auto s = open(a.path + "/o.db", engine);
+    ASSERT_TRUE(pump_until(*s, [&] { return s->available(); }));
+    const auto t0 = wall();
+    const auto removal = [&](std::size_t i) {
+        std::array<std::uint8_t, 16> b{0x20, 0x01, 0x0d, 0xb8};
+        for (int k = 0; k < 4; ++k) b[15 - k] = static_cast<std::uint8_t>(i >> (8 * k));
+        return store::Change{store::Change::Kind::remove,
+                             core::Permit{core::Cidr::host(core::Address::v6(b)), "forged", "x", t0, t0 + minutes(1)}};
+    };
+    std::size_t sent = 0;
+    const auto send = [&](std::size_t from, std::size_t to) {
+        std::lock_guard lk(engine->mu);
+        for (std::size_t i = from; i < to; ++i, ++sent) engine->log.push_back(removal(i));
+    };
+    const auto read_all = [&] { return pump_until(*s, [&] { return s->status().remote_changes >= sent; }); };
+    send(0, 1000);
+    send(0, 1000);  // the same networks again
+    ASSERT_TRUE(read_all());
+    EXPECT_EQ(s->take_removed().size(), 1000u) << "one per network";
+    EXPECT_FALSE(s->take_removed_overflow());
+    const std::size_t cap = store::SharedStore::k_max_removed;
+    send(0, cap);
+    {
+        std::lock_guard lk(engine->mu);
+        engine->log.push_back({store::Change::Kind::remove, permit("192.0.2.80", "real", t0, minutes(30))});
+        ++sent;
+    }
+    ASSERT_TRUE(read_all());
+    EXPECT_EQ(s->take_removed().size(), cap);
+    EXPECT_TRUE(s->take_removed_overflow()) << "the revoke past the bound is not hidden";
+    EXPECT_FALSE(s->take_removed_overflow()) << "raised once";
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 
+#include "daemon/session_file.hpp"
 #include "daemon/socketmap_static.hpp"
 #include "exports/map_formats.hpp"
 #include "util/small_file.hpp"
@@ -82,4 +83,55 @@ TEST(SmallFile, SocketmapStaticErrorsNameTheLineNotItsText) {
     if (!t) {
         EXPECT_EQ(t.error().message.find("SECRET"), std::string::npos) << t.error().message;
     }
+}
+
+// Review of issue 17, item 5: the daemon's own state files (sessions.jsonl) are read the same
+// way, and also refused through a symbolic link, when owned by another user or writable by
+// others; the refusal never quotes the content.
+TEST(SmallFile, PrivateFileRefusesLinksOtherOwnersAndOthersWrite) {
+    using rp::util::read_private_file;
+    TempDir d;
+    const auto good = d.write("s", "secret line\n");
+    ::chmod(good.c_str(), 0600);
+    auto r = read_private_file(good, 100);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(**r, "secret line\n");
+    EXPECT_FALSE(*read_private_file((d.path / "missing").string(), 100));
+    fs::create_symlink(good, d.path / "link");
+    r = read_private_file((d.path / "link").string(), 100);
+    ASSERT_FALSE(r);
+    EXPECT_NE(r.error().message.find("symbolic link"), std::string::npos) << r.error().message;
+    for (mode_t mode : {0620, 0602}) {
+        ::chmod(good.c_str(), mode);
+        r = read_private_file(good, 100);
+        ASSERT_FALSE(r) << mode;
+        EXPECT_NE(r.error().message.find("writable by others"), std::string::npos) << r.error().message;
+        EXPECT_EQ(r.error().message.find("secret"), std::string::npos);
+    }
+    ::chmod(good.c_str(), 0600);
+    EXPECT_FALSE(read_private_file(good, 5));  // bounded
+    if (::geteuid() == 0) {  // as root the file can be given away
+        ASSERT_EQ(::chown(good.c_str(), 65534, 65534), 0);
+        r = read_private_file(good, 100);
+        ASSERT_FALSE(r);
+        EXPECT_NE(r.error().message.find("not owned"), std::string::npos) << r.error().message;
+    }
+    ::mkfifo((d.path / "fifo").c_str(), 0600);
+    EXPECT_FALSE(read_private_file((d.path / "fifo").string(), 100));  // at once, never blocks
+}
+
+TEST(SmallFile, SessionFileIsReadAsAPrivateFileAndBadLinesAreNoSessions) {
+    TempDir d;
+    const auto path = d.write("sessions.jsonl",
+                              "{\"server\":\"dovecot\",\"id\":\"A\",\"net\":\"192.0.2.1\",\"user\":\"u\",\"source\":\"s\","
+                              "\"login_us\":1,\"cap_us\":2}\n{\"server\":\"dovecot\",\"id\":\"B\",\"net\":\"192.0.2.1\"}\n"
+                              "\xff\xfe garbage\n");
+    ::chmod(path.c_str(), 0600);
+    auto r = rp::daemon::read_session_file(path);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(r->sessions.size(), 1u);
+    EXPECT_EQ(r->malformed, 2u);
+    ::chmod(path.c_str(), 0666);
+    EXPECT_FALSE(rp::daemon::read_session_file(path));
+    EXPECT_TRUE(rp::daemon::read_session_file((d.path / "none").string()));  // missing: no session
 }

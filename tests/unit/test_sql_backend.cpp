@@ -247,9 +247,10 @@ TEST_P(SqlBackend, SchemaCreationIsIdempotent) {
         EXPECT_TRUE(s) << s.error().message;
     }
     const std::string tables =
-        pg() ? "SELECT tablename FROM pg_tables WHERE tablename LIKE 'relaypermit%' ORDER BY 1"
+        pg() ? "SELECT tablename FROM pg_tables WHERE tablename LIKE 'relaypermit%'"
+               " AND tablename <> 'relaypermit_budget_counters' ORDER BY 1"
              : "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
-               " AND table_name LIKE 'relaypermit%'";
+               " AND table_name LIKE 'relaypermit%' AND table_name <> 'relaypermit_budget_counters'";
     auto rows = raw_->column(tables);
     ASSERT_TRUE(rows) << raw_->error;
     std::sort(rows->begin(), rows->end());
@@ -257,6 +258,57 @@ TEST_P(SqlBackend, SchemaCreationIsIdempotent) {
         pg() ? std::vector<std::string>{"relaypermit_permits"}
              : std::vector<std::string>{"relaypermit_change_seq", "relaypermit_changes", "relaypermit_permits"};
     EXPECT_EQ(*rows, want);
+}
+
+// Budgets on: the counters' connection creates relaypermit_budget_counters (four daemons at
+// once on a database without it, under the schema lock), idempotently; the permits' connect()
+// never does, so a database prepared without the table still serves permits.
+TEST_P(SqlBackend, CounterTableIsCreatedByTheCountersConnectionOnly) {
+    const std::string present = pg() ? "SELECT to_regclass('relaypermit_budget_counters') IS NOT NULL"
+                                     : "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"
+                                       " AND table_name = 'relaypermit_budget_counters'";
+    ASSERT_TRUE(raw_->column("DROP TABLE IF EXISTS relaypermit_budget_counters")) << raw_->error;
+    ASSERT_TRUE(connected());
+    EXPECT_EQ(raw_->column(present).value_or(std::vector<std::string>{}), std::vector<std::string>{pg() ? "f" : "0"});
+    constexpr int kDaemons = 4;
+    std::vector<std::unique_ptr<SharedBackend>> backends;
+    for (int i = 0; i < kDaemons; ++i) backends.push_back(store::make_backend(url_).value());
+    std::vector<std::string> errors(kDaemons);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kDaemons; ++i)
+        threads.emplace_back([&, i] {
+            auto st = backends[static_cast<std::size_t>(i)]->connect_counters();
+            if (!st) errors[static_cast<std::size_t>(i)] = st.error().message;
+        });
+    for (auto& t : threads) t.join();
+    for (const auto& e : errors) EXPECT_EQ(e, "");
+    EXPECT_EQ(raw_->column(present).value_or(std::vector<std::string>{}), std::vector<std::string>{pg() ? "t" : "1"});
+    auto again = backends[0]->connect_counters();
+    EXPECT_TRUE(again) << again.error().message;
+}
+
+// The documented columns; keys are stored as given, quotes, backslashes and braces included
+// (PostgreSQL gets them as array elements, MySQL as hex literals).
+TEST_P(SqlBackend, CounterRowsAreStoredAsDocumented) {
+    auto b = store::make_backend(url_);
+    ASSERT_TRUE(b);
+    auto st = (*b)->connect_counters();
+    ASSERT_TRUE(st) << st.error().message;
+    const std::string tag = std::to_string(std::random_device{}());
+    const std::string odd = "r|" + tag + "a'b\"c\\d{e},f";
+    const auto exp = core::from_unix_micros(1'900'000'000'123'457);
+    auto t = (*b)->add_counters(std::vector<store::CounterRow>{{odd, 11, 3, exp}, {"m|" + tag, 11, 1, exp}});
+    ASSERT_TRUE(t) << t.error().message;
+    ASSERT_EQ(t->size(), 2u);
+    EXPECT_EQ((*t)[0].key, odd);
+    EXPECT_EQ((*t)[0].count, 3u);
+    auto rows = raw_->column("SELECT concat(win, ' ', n, ' ', expires_us) FROM relaypermit_budget_counters"
+                             " WHERE counter_key = '" + raw_->quote(odd) + "'");
+    ASSERT_TRUE(rows) << raw_->error;
+    EXPECT_EQ(*rows, std::vector<std::string>{"11 3 1900000000123457"});
+    auto snap = (*b)->counter_snapshot(now());
+    ASSERT_TRUE(snap) << snap.error().message;
+    EXPECT_EQ(std::count(snap->begin(), snap->end(), store::CounterRow{odd, 11, 3, exp}), 1);
 }
 
 TEST_P(SqlBackend, DocumentedMtaQueryAnswersOkForLivePermitsOnly) {
