@@ -67,15 +67,20 @@ ConfigReport check_config_text(std::string_view text, const std::string& file_na
     r.config.file = file_name;
     if (blank(text)) return r;  // an empty file means the built-in defaults
     r.has_content = true;
-    if (const auto line = non_ascii_outside_strings(text)) {
-        r.errors.push_back({*line, "", file_name + ":" + std::to_string(*line) +
-                                           ": a non-ASCII character outside a string or comment (TOML allows "
-                                           "them only in quoted strings and comments)"});
+    auto ascii = ascii_toml(text);
+    if (const auto* refused = std::get_if<NonAsciiRefused>(&ascii)) {
+        const int line = refused->line;
+        r.errors.push_back({line, "", file_name + ":" + std::to_string(line) +
+                                          (refused->in_literal_string
+                                               ? ": a non-ASCII character in a literal string ('...'): use a basic "
+                                                 "string (\"...\") for text that is not ASCII"
+                                               : ": a non-ASCII character outside a string or comment, or invalid "
+                                                 "UTF-8 (TOML allows them only in strings and comments)")});
         return r;
     }
     toml::table root;
     try {
-        root = toml::parse(text, file_name);
+        root = toml::parse(std::get<std::string>(ascii), file_name);
     } catch (const toml::parse_error& e) {
         const int line = static_cast<int>(e.source().begin.line);
         r.errors.push_back({line, "", file_name + ":" + std::to_string(line) + ": " + std::string(e.description())});

@@ -1,20 +1,36 @@
-// toml_guard: a lexical check run on the config text before toml++ parses it.
+// toml_guard: the config text is made pure ASCII before toml++ parses it.
 //
-// TOML 1.0 allows non-ASCII only inside strings and comments. toml++ 3.3.0 (Debian 12's
-// libtomlplusplus) reaches `TOML_UNREACHABLE` (undefined behaviour: __builtin_unreachable in a
-// release build) when it tests such a character for whitespace, e.g. U+02CB after a bare key
-// (found by the config fuzz target; reproducer in fuzz/corpus/config/). So any byte >= 0x80
-// outside a string or comment is refused here, with its line, before toml++ sees the text.
+// toml++ 3.3.0 (Debian 12's libtomlplusplus) reaches `TOML_UNREACHABLE` (undefined behaviour:
+// __builtin_unreachable in a release build) when it tests some non-ASCII characters for
+// whitespace: U+00A1..U+0499, U+2C1E..U+3017 and U+FB36..U+FEFE fall into buckets its generated
+// table does not handle. It tests characters for whitespace in many places, error paths
+// included (the config fuzz target found three: after a bare key, after a backslash in a
+// multi-line string, in a number's error path), so guarding places is not enough: toml++ must
+// never decode a non-ASCII character at all. This pass hands it an equivalent ASCII text:
+//   - in a basic string ("..." and """..."""), each UTF-8 character becomes a \UXXXXXXXX escape,
+//     which toml++ decodes to the same character: the string's value is unchanged;
+//   - in a comment, each non-ASCII byte becomes '?' (comments have no value);
+//   - anywhere else (bare keys, values, literal strings '...' whose text cannot hold an escape)
+//     a non-ASCII byte is refused with its line, as is invalid UTF-8 in a string.
+// A leading UTF-8 BOM is dropped (toml++ skips it too). Lines are kept, so toml++'s line
+// numbers stay true. If this lexer ever disagrees with toml++ about where a string is, the
+// result is still pure ASCII: at worst toml++ reports a syntax error.
 // Thread-safety: pure function.
-// Security: reads the administrator's file; never quotes its content in the error.
+// Security: reads the administrator's file; errors never quote its content.
 #pragma once
 
-#include <optional>
+#include <string>
 #include <string_view>
+#include <variant>
 
 namespace rp::config {
 
-// The 1-based line of the first byte >= 0x80 outside a TOML string or comment, if any.
-std::optional<int> non_ascii_outside_strings(std::string_view text);
+struct NonAsciiRefused {
+    int line;  // 1-based
+    bool in_literal_string;
+};
+
+// The ASCII text toml++ may parse, or where a non-ASCII byte cannot be carried.
+std::variant<std::string, NonAsciiRefused> ascii_toml(std::string_view text);
 
 }  // namespace rp::config
