@@ -71,6 +71,9 @@ core::Result<bool> get_bool(const Ctx& c, const toml::node& n, std::string_view 
 core::Result<core::Duration> get_duration(const Ctx& c, const toml::node& n, std::string_view key) {
     if (auto i = n.as_integer()) {
         if (i->get() < 0) return c.err(n, key, "must not be negative");
+        // Seconds, within the bound of the string form (2^40 ms, ~35 years): a larger count
+        // overflowed the conversion to microseconds (found by the config campaign).
+        if (i->get() > (std::int64_t{1} << 40) / 1000) return c.err(n, key, "duration too long");
         return core::Duration(std::chrono::seconds(i->get()));
     }
     auto s = get_string(c, n, key);

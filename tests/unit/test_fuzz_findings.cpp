@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "config/config.hpp"
 #include "core/address.hpp"
 #include "core/time.hpp"
 #include "imports/import_parsers.hpp"
@@ -43,6 +44,13 @@ TEST(FuzzFindings, DurationSumIsBounded) {
     auto max = rp::core::parse_duration("1099511627775ms1ms"sv.substr(0, 15));
     ASSERT_TRUE(max);
     EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(*max).count(), 1099511627775);
+}
+
+// config_fuzz: a duration given as an integer (seconds) was not bounded like the string form:
+// `ttl = 22222222222222222` overflowed the conversion to microseconds (undefined behaviour).
+TEST(FuzzFindings, IntegerDurationIsBounded) {
+    EXPECT_FALSE(rp::config::parse_config("ttl = 22222222222222222\n", "t.toml"));
+    EXPECT_TRUE(rp::config::parse_config("ttl = 1800\n", "t.toml"));
 }
 
 // import_sql_fuzz: sscanf's %2d took signs and spaces and timegm carried out-of-range fields, so
