@@ -38,6 +38,13 @@ std::vector<store::SnapshotRecord> parse_all(std::string_view bytes, store::Snap
     return out;
 }
 
+// Commits, at k_t0, a snapshot holding one permit of `ip` lasting `life_us`.
+void commit_one(store::SnapshotWriter& w, const char* ip, const char* user, std::int64_t life_us) {
+    ASSERT_TRUE(w.begin(k_t0));
+    w.add({Change::Kind::upsert, net(ip), user, "s", k_t0, k_t0 + life_us});
+    ASSERT_TRUE(w.commit());
+}
+
 }  // namespace
 
 TEST(SnapshotFile, RecordsRoundTripWithAnyBytesInNames) {
@@ -107,9 +114,7 @@ TEST(SnapshotFile, TheWriterRefusesARecordOverTheMaximum) {
     w.add({Change::Kind::upsert, net("192.0.2.1"), big, "s", k_t0, k_t0 + 60});
     EXPECT_FALSE(w.commit());
     EXPECT_FALSE(std::filesystem::exists(path));
-    ASSERT_TRUE(w.begin(k_t0));
-    w.add({Change::Kind::upsert, net("192.0.2.1"), "u", "s", k_t0, k_t0 + 60});
-    ASSERT_TRUE(w.commit());
+    ASSERT_NO_FATAL_FAILURE(commit_one(w, "192.0.2.1", "u", 60));
     const std::vector<Change> changes = {{Change::Kind::upsert, core::Permit{net("192.0.2.2"), big, "s", at(k_t0), at(k_t0 + 60)}}};
     EXPECT_FALSE(w.append(changes));
     EXPECT_FALSE(std::filesystem::exists(path)) << "a file missing a change is not left behind";
@@ -161,9 +166,7 @@ TEST(SnapshotFile, TheLoadAppliesRecordsInFileOrder) {
     TempDir d;
     const std::string path = d.path + "/s";
     store::SnapshotWriter w(path, k_id);
-    ASSERT_TRUE(w.begin(k_t0));
-    w.add({Change::Kind::upsert, net("192.0.2.1"), "revoked", "s", k_t0, k_t0 + 7200'000'000});
-    ASSERT_TRUE(w.commit());
+    ASSERT_NO_FATAL_FAILURE(commit_one(w, "192.0.2.1", "revoked", 7200'000'000));
     const std::vector<Change> changes = {
         {Change::Kind::remove, core::Permit{net("192.0.2.1"), "revoked", "s", at(k_t0), at(k_t0 + 7200'000'000)}},
         {Change::Kind::upsert, core::Permit{net("192.0.2.1"), "again", "s", at(k_t0 + 10), at(k_t0 + 3600'000'000)}}};
@@ -181,9 +184,7 @@ TEST(SnapshotFile, AFailedBeginDeletesTheFileAndStopsAppends) {
     TempDir d;
     const std::string path = d.path + "/s";
     store::SnapshotWriter w(path, k_id);
-    ASSERT_TRUE(w.begin(k_t0));
-    w.add({Change::Kind::upsert, net("192.0.2.1"), "u", "s", k_t0, k_t0 + 3600'000'000});
-    ASSERT_TRUE(w.commit());
+    ASSERT_NO_FATAL_FAILURE(commit_one(w, "192.0.2.1", "u", 3600'000'000));
     std::filesystem::create_directory(path + ".tmp");  // the temporary file cannot be created
     EXPECT_FALSE(w.begin(k_t0 + 1));
     EXPECT_FALSE(std::filesystem::exists(path));
@@ -206,9 +207,7 @@ TEST(SnapshotFile, TheLoadReadsOnlyThePrivateFileOfTheDaemon) {
     TempDir d;
     const std::string path = d.path + "/s";
     store::SnapshotWriter w(path, k_id);
-    ASSERT_TRUE(w.begin(k_t0));
-    w.add({Change::Kind::upsert, net("192.0.2.1"), "u", "s", k_t0, k_t0 + 3600'000'000});
-    ASSERT_TRUE(w.commit());
+    ASSERT_NO_FATAL_FAILURE(commit_one(w, "192.0.2.1", "u", 3600'000'000));
     std::filesystem::create_symlink(path, d.path + "/link");
     store::PermitTable t;
     EXPECT_FALSE(store::load_snapshot_file(d.path + "/link", k_id, t, at(k_t0))) << "a symbolic link";
@@ -229,9 +228,7 @@ TEST(SnapshotFile, AFileOfAnotherStoreIsNotLoaded) {
     TempDir d;
     const std::string path = d.path + "/s";
     store::SnapshotWriter w(path, k_id);
-    ASSERT_TRUE(w.begin(k_t0));
-    w.add({Change::Kind::upsert, net("192.0.2.1"), "u", "s", k_t0, k_t0 + 3600'000'000});
-    ASSERT_TRUE(w.commit());
+    ASSERT_NO_FATAL_FAILURE(commit_one(w, "192.0.2.1", "u", 3600'000'000));
     store::PermitTable t;
     auto other = store::load_snapshot_file(path, k_id + 1, t, at(k_t0));
     ASSERT_FALSE(other);
