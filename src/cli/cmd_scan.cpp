@@ -59,11 +59,12 @@ bool scan_chunked(Scan& s, int fd, const std::string& name, int& status) {
     util::ReadPathChooser chooser(s.read_path, s.read_path == util::ReadPath::read || file->mapped());
     Worker caller(s.matcher);
     std::string error;
+    util::SparePool<matching::ChunkMatches> spare;  // emptied results, reused
     util::ordered_parallel_map<ChunkResult>(
         file->chunks(), util::ParallelOptions{s.threads}, caller,
         [&] { return std::make_unique<Worker>(s.matcher); },
         [&](std::size_t i, Worker& w) {
-            ChunkResult r;
+            ChunkResult r{spare.take(), {}};
             const auto path = chooser.path_for(i);
             const auto t0 = util::thread_cpu_time();
             std::size_t bytes = 0;
@@ -78,6 +79,7 @@ bool scan_chunked(Scan& s, int fd, const std::string& name, int& status) {
         [&](std::size_t, ChunkResult&& r) {
             if (!r.error.empty() && error.empty()) error = r.error;
             s.matcher.emit_chunk(r.matches, s.now, s.state, s.on_match);
+            spare.give(std::move(r.matches));
         });
     if (!error.empty()) {
         err(name + ": " + error);

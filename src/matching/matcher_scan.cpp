@@ -148,16 +148,20 @@ void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
         return scan(text, now, state, on_match);
     const auto cuts = util::line_cuts(text, opts.chunk_bytes);
     ScanScratch caller(*this);
+    util::SparePool<ChunkMatches> spare;
     util::ordered_parallel_map<ChunkMatches>(
         cuts.size() - 1, util::ParallelOptions{opts.threads}, caller, [&] { return std::make_unique<ScanScratch>(*this); },
         [&](std::size_t i, ScanScratch& scratch) {
             const std::string_view part = text.substr(cuts[i], cuts[i + 1] - cuts[i]);
-            ChunkMatches out;
+            ChunkMatches out = spare.take();
             scan_chunk(part, now, scratch, out);
             if (opts.release) opts.release(part.data(), part.size());
             return out;
         },
-        [&](std::size_t, ChunkMatches&& chunk) { emit_chunk(chunk, now, state, on_match); });
+        [&](std::size_t, ChunkMatches&& chunk) {
+            emit_chunk(chunk, now, state, on_match);
+            spare.give(std::move(chunk));  // emptied, its capacity kept
+        });
 }
 
 }  // namespace rp::matching

@@ -39,6 +39,19 @@ TEST(ParallelMap, ResultsArriveInOrderOnAnyNumberOfThreads) {
     }
 }
 
+TEST(ParallelMap, SparePoolHandsBackWhatWasGivenWithItsCapacity) {
+    rp::util::SparePool<std::string> pool;
+    EXPECT_TRUE(pool.take().empty());  // nothing given yet: a new one
+    std::string s(1000, 'x');
+    s.clear();
+    const auto cap = s.capacity();
+    pool.give(std::move(s));
+    const auto again = pool.take();
+    EXPECT_TRUE(again.empty());
+    EXPECT_EQ(again.capacity(), cap);
+    EXPECT_TRUE(pool.take().empty());
+}
+
 TEST(ParallelMap, LineCutsEndAtNewlines) {
     const std::string text = "a\nbb\n\nccc\ndddd";
     const auto cuts = rp::util::line_cuts(text, 2);
