@@ -8,12 +8,13 @@
 // done: "fresh" is that time (what an MTA waits to see the permit in the file), "loop held" the
 // largest timer lateness during it, "snapshot" the copy on the loop alone (the daemon's: a table
 // cursor, 2048 records per loop turn, summed over the turns; `--whole` copies with live() in one
-// go, sorted, as the daemon did before). Files go to a
+// go, sorted, as the daemon did before; `--glibc-fastbins` leaves glibc's fast bins on, as before
+// util::tune_allocator_for_latency). Files go to a
 // temporary directory on the file system of $TMPDIR (fsync included: that is what a rewrite costs).
 // Prints a Markdown table. Figures, not assertions.
 //
 // Usage: export_bench [--sizes 1000,10000,100000] [--types postfix-cdb,opensmtpd-table,...]
-//                     [--rounds 3] [--whole]
+//                     [--rounds 3] [--whole] [--glibc-fastbins]
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +30,7 @@
 #include "config/kinds.hpp"
 #include "exports/export_scheduler.hpp"
 #include "store/permit_table.hpp"
+#include "util/allocator.hpp"
 #include "util/event_loop.hpp"
 
 namespace {
@@ -155,6 +157,7 @@ Figures measure(const std::string& type, std::size_t n, int rounds) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    bool fastbins = false;
     std::vector<std::string> sizes = {"1000", "10000", "100000"};
     std::vector<std::string> types = {"postfix-cdb", "tcprules-cdb", "sendmail-access", "opensmtpd-table",
                                       "relay-ctrl-dir"};
@@ -166,11 +169,17 @@ int main(int argc, char** argv) {
             --i;
             continue;
         }
+        if (opt == "--glibc-fastbins") {
+            fastbins = true;
+            --i;
+            continue;
+        }
         if (i + 1 >= argc) break;
         if (opt == "--sizes") sizes = split(argv[i + 1]);
         else if (opt == "--types") types = split(argv[i + 1]);
         else if (opt == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
     }
+    if (!fastbins) rp::util::tune_allocator_for_latency();  // as relaypermit run does
     std::printf("| export | permits | fresh (ms) | loop held (ms) | of which snapshot (ms) |\n|---|---|---|---|---|\n");
     for (const auto& t : types) {
         for (const auto& s : sizes) {

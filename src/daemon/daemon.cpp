@@ -9,6 +9,7 @@
 #include "daemon/daemon_impl.hpp"
 #include "daemon/login_spool.hpp"
 #include "daemon/sd_notify.hpp"
+#include "util/allocator.hpp"
 #include "util/fs_safe.hpp"
 #include "util/log.hpp"
 
@@ -159,6 +160,7 @@ void Daemon::shut_down() {
 }
 
 int run_daemon(const RunOptions& opts) {
+    util::tune_allocator_for_latency();  // before any thread: see util/allocator.hpp
     Daemon d(opts);
     return d.run();
 }
