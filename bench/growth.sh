@@ -5,8 +5,10 @@
 # kill -9; state under its --dir) and bench/export_bench (freshness and loop hold of an export
 # rewrite, the copy now spread over loop turns) at 1k / 10k / 100k / 1M permits, and
 # bench/shared_load_bench.py (a start with store = redis:// / postgresql:// at 1M permits, and
-# with the engine down; needs root, redis-server and PostgreSQL 15). Figures, not tests; docs/benchmarks.md
-# quotes them. Needs a build with -DRELAYPERMIT_BENCH=ON.
+# with the engine down; needs root, redis-server and PostgreSQL 15), then bench/scan_bench.sh (scan
+# against cat with 1 and all pattern sets, 1 and all threads, and the read path taken, over a
+# 1 GB genlog.py log made once under $BENCH_DIR, or LOG=FILE). Figures, not tests;
+# docs/benchmarks.md quotes them. Needs a build with -DRELAYPERMIT_BENCH=ON.
 # Usage: bench/growth.sh [BUILD_DIR] [SIZES]   (defaults: build, 1000,10000,100000,1000000)
 set -eu
 build=${1:-build}
@@ -19,3 +21,4 @@ python3 "$here/restart_bench.py" --build "$build" --sizes "$sizes" --rounds 3
 if [ "$(id -u)" = 0 ] && [ -x /usr/bin/redis-server ] && [ -x /usr/lib/postgresql/15/bin/postgres ]; then
     python3 "$here/shared_load_bench.py" --build "$build" --rounds 3 --outage
 fi
+bash "$here/scan_bench.sh" "$build/relaypermit"
