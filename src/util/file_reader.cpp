@@ -48,12 +48,15 @@ thread_local GuardRange t_guard;
 std::size_t g_page = 0;  // set before the handler is installed
 struct sigaction g_old_sigbus {};
 
-// A lost page of the guarded mapping becomes a zero page, and the access is retried. Any other
-// SIGBUS: the previous handling, on the retried access.
+// A lost page of the guarded mapping (the kernel's BUS_ADRERR at an address in it) becomes a
+// zero page, and the access is retried. Any other SIGBUS: the previous handling, on the retried
+// access for a fault; a signal sent with kill() (si_code <= 0: its si_addr means nothing) is
+// raised again, so that it is neither taken for a lost page nor dropped.
 void on_sigbus(int, siginfo_t* info, void*) {
+    const bool fault = info->si_code > 0;
     const auto addr = reinterpret_cast<std::uintptr_t>(info->si_addr);
     GuardRange& g = t_guard;
-    if (addr >= g.lo && addr < g.hi) {
+    if (fault && info->si_code == BUS_ADRERR && addr >= g.lo && addr < g.hi) {
         void* page = reinterpret_cast<void*>(addr & ~(g_page - 1));
         if (::mmap(page, g_page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
             g.hit = true;
@@ -61,6 +64,7 @@ void on_sigbus(int, siginfo_t* info, void*) {
         }
     }
     ::sigaction(SIGBUS, &g_old_sigbus, nullptr);
+    if (!fault) ::raise(SIGBUS);  // SA_NODEFER: delivered now, with the previous handling
 }
 
 // While it lives, this thread's accesses to [p, p + n) cannot kill the process.

@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -220,6 +222,24 @@ TEST(FileReader, ReadRangeOfAFileThatShrinksWhileReadEndsWithTheSameBytes) {
         EXPECT_EQ(st.error().message, "the file shrank while it was read");
         EXPECT_GT(sum, 0u);
     }
+}
+
+// A SIGBUS sent with kill() while a mapping is read is no lost page: it is neither taken for one
+// (its si_addr is the sender's pid and uid) nor dropped, but handled as before the reader (the
+// default action: the process dies).
+TEST(FileReaderDeathTest, SigbusSentWhileMappedIsNotTakenForALostPage) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    const std::string text = sample_log();
+    TempFile f(text, "sent_sigbus");
+    EXPECT_DEATH(
+        {
+            auto chunked = ChunkedFile::open(f.fd(), 1 << 20, ReadPath::mmap);
+            ChunkBuffer buf(4096);
+            if (chunked) (void)chunked->read_chunk(0, ReadPath::mmap, buf, [](std::string_view) { ::raise(SIGBUS); });
+            std::fprintf(stderr, "survived\n");
+            std::_Exit(0);
+        },
+        "");
 }
 
 }  // namespace
