@@ -395,7 +395,9 @@ void SharedStore::worker_main() {
 
 core::Status SharedStore::worker_connect() {
     if (auto st = backend_->connect(); !st) return st;
-    return worker_load(false);
+    auto st = worker_load(false);
+    if (st) local_tried_ = true;  // the cache now holds the engine's table: an outage keeps serving it
+    return st;
 }
 
 core::Status SharedStore::worker_push() {

@@ -128,7 +128,10 @@ private:
     std::unique_ptr<SharedBackend> backend_;
     std::unique_ptr<SnapshotWriter> snapshot_writer_;  // null: no local copy
     std::size_t limit_ = 0;                            // max_permits
-    bool local_tried_ = false;                         // worker_load_local() ran
+    // The local copy is read at most once, and only before the first connection: after one,
+    // the cache is newer than the copy (own grants acknowledged but not yet echoed are in the
+    // cache only), and an outage must keep serving the cache, never fall back to the copy.
+    bool local_tried_ = false;                         // worker_load_local() ran, or connected
     WorkerThread worker_;
 };
 

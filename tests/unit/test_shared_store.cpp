@@ -32,6 +32,7 @@ struct FakeEngine {
     bool down = false;
     bool echo = true;  // false: changes are applied but never announced (an engine dying first)
     int connects = 0;
+    int attempts = 0;  // connect() calls, refused ones too
 };
 
 class FakeBackend final : public store::SharedBackend {
@@ -39,6 +40,7 @@ public:
     explicit FakeBackend(std::shared_ptr<FakeEngine> e) : e_(std::move(e)) {}
     core::Status connect() override {
         std::lock_guard lk(e_->mu);
+        ++e_->attempts;
         if (e_->down) return core::make_error("connection refused");
         ++e_->connects;
         cursor_ = e_->log.size();
@@ -325,6 +327,36 @@ TEST(SharedStore, AnAcknowledgedRevokeReachesTheLocalSnapshotWithoutTheEcho) {
     ASSERT_TRUE(pump_until(*s, [&] { return s->find(addr("192.0.2.70"), wall()).has_value(); }))
         << "served from the local snapshot";
     EXPECT_FALSE(s->find(addr("192.0.2.71"), wall())) << "the acknowledged revoke is in the copy";
+}
+
+// CI (stop 21): the local copy was read at the first failed reconnection even after the store
+// had been connected, and replaced a newer cache: a permit this daemon had granted and the
+// engine had acknowledged, but not yet echoed, was dropped while the engine was down
+// (test_limits_shared.py saw DUNNO for a permitted address right after killing MariaDB).
+TEST(SharedStore, AnOutageAfterConnectingKeepsServingTheCacheNotTheOlderLocalCopy) {
+    TempDir a;
+    auto engine = std::make_shared<FakeEngine>();
+    engine->echo = false;  // the engine applies our grant but has not announced it yet
+    auto s = open_with_snapshot(a.path, engine);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(pump_until(*s, [&] { return s->available(); }));
+    const auto now = wall();
+    ASSERT_TRUE(s->grant(std::vector{permit("192.0.2.80", "alice", now, minutes(30))}, {}, now));
+    ASSERT_TRUE(pump_until(*s, [&] { return s->status().queued == 0; })) << "acknowledged";
+    int before = 0;
+    {
+        std::lock_guard lk(engine->mu);
+        engine->down = true;
+        before = engine->attempts;
+    }
+    // Two refused reconnections: the copy, when it was read, was read after the first.
+    ASSERT_TRUE(pump_until(*s, [&] {
+        std::lock_guard lk(engine->mu);
+        return engine->attempts >= before + 2;
+    }));
+    s->process_events(wall());
+    EXPECT_FALSE(s->available());
+    EXPECT_TRUE(s->find(addr("192.0.2.80"), wall())) << "the cache is served through the outage";
 }
 
 // Review: removals kept for the daemon were capped and the rest dropped silently, so a burst of
