@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -299,7 +300,7 @@ ReadPathChooser::ReadPathChooser(ReadPath requested, bool mmap_possible)
     : requested_(mmap_possible ? requested : ReadPath::read), mmap_possible_(mmap_possible) {}
 
 ReadPath ReadPathChooser::best_locked() const {
-    const double r = best_ns_per_byte_[0], m = best_ns_per_byte_[1];
+    const double r = samples_[0].mean(), m = samples_[1].mean();
     return r >= 0 && m >= 0 && m < r ? ReadPath::mmap : ReadPath::read;
 }
 
@@ -307,15 +308,35 @@ ReadPath ReadPathChooser::path_for(std::size_t chunk) const {
     if (requested_ != ReadPath::automatic) return requested_;
     if (chunk < 2 * k_samples) return chunk % 2 == 0 ? ReadPath::read : ReadPath::mmap;
     std::lock_guard lock(mu_);
-    return best_locked();
+    const ReadPath best = best_locked();
+    const std::size_t every = probe_every_locked();
+    if (chunk % every != every - 1) return best;
+    return best == ReadPath::read ? ReadPath::mmap : ReadPath::read;  // a probe of the other path
+}
+
+// The dearer the other path, the rarer its probes: each costs (ratio - 1) chunks' worth, so
+// probing every (ratio - 1) / k_probe_budget chunks keeps them under that share of the time.
+std::size_t ReadPathChooser::probe_every_locked() const {
+    const double r = samples_[0].mean(), m = samples_[1].mean();
+    if (r <= 0 || m <= 0) return k_probe_every;
+    const double ratio = std::max(r, m) / std::min(r, m);
+    const double every = (ratio - 1) / k_probe_budget;
+    return every < static_cast<double>(k_probe_every) ? k_probe_every
+           : every > 1024.0                            ? 1024
+                                                       : static_cast<std::size_t>(std::lround(every));
 }
 
 void ReadPathChooser::report(ReadPath path, std::size_t bytes, std::chrono::nanoseconds cpu) {
     if (path == ReadPath::automatic || bytes == 0) return;
     const double per_byte = static_cast<double>(cpu.count()) / static_cast<double>(bytes);
     std::lock_guard lock(mu_);
-    double& best = best_ns_per_byte_[path == ReadPath::mmap ? 1 : 0];
-    if (best < 0 || per_byte < best) best = per_byte;
+    Samples& s = samples_[path == ReadPath::mmap ? 1 : 0];
+    if (s.first < 0) {
+        s.first = per_byte;
+    } else {
+        s.sum += per_byte;
+        ++s.later;
+    }
 }
 
 std::string ReadPathChooser::describe() const {
@@ -328,8 +349,8 @@ std::string ReadPathChooser::describe() const {
         std::snprintf(b, sizeof b, "%.3f ns/B", v);
         return std::string(b);
     };
-    return std::string(read_path_name(best_locked())) + " (auto: read " + figure(best_ns_per_byte_[0]) + ", mmap " +
-           figure(best_ns_per_byte_[1]) + ")";
+    return std::string(read_path_name(best_locked())) + " (auto: read " + figure(samples_[0].mean()) + ", mmap " +
+           figure(samples_[1].mean()) + ")";
 }
 
 }  // namespace rp::util

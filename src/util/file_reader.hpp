@@ -3,7 +3,7 @@
 // through read() into the thread's aligned buffer or through a shared mapping (mmap) whose pages
 // are populated before and dropped after the chunk. Which of the two is faster depends on the
 // host (on one virtual machine read() won by 2-3x, on another mmap did: docs/benchmarks.md), so
-// ReadPathChooser decides by measuring the first chunks both ways.
+// ReadPathChooser decides by measuring chunks both ways, at the start and now and then after.
 //
 // What it is not: a parser. Bytes are handed over as they are; a line is what ends at '\n' (a
 // last line without one counts too).
@@ -106,26 +106,41 @@ core::Result<RangeRead> read_range(int fd, std::uint64_t begin, std::uint64_t en
 std::chrono::nanoseconds thread_cpu_time();
 
 // Picks the read path for each chunk. read or mmap as requested: always that one. automatic:
-// the first 2 * k_samples chunks alternate (read first), each reporting the CPU time it took;
-// later chunks take the path whose best sample cost less per byte (CPU time of the reading
-// thread: the faults and copies count, time lost to other processes does not). Until both paths
-// have a sample, read.
+// the first 2 * k_samples chunks alternate (read first), each reporting the CPU time it took
+// (of the reading thread: the faults and copies count, time lost to other processes does not);
+// later chunks take the path whose samples cost less per byte on average, and now and then a
+// chunk takes the other path (every k_probe_every-th chunk at most, rarer the dearer that path
+// is, so the probes cost ~k_probe_budget of the time), so a choice that turns dearer later in
+// the file is revised. The average, not the best sample: on some hosts a path is cheap on most chunks
+// and several times dearer on a quarter of them (mmap under a nested hypervisor,
+// docs/benchmarks.md), which only the mean counts. Each path's first sample (cold caches, first
+// use of the scratch and the buffer) is left out once it has another. Until both paths have a
+// sample, read.
 class ReadPathChooser {
 public:
     static constexpr std::size_t k_samples = 3;
+    static constexpr std::size_t k_probe_every = 16;  // at most this often
+    static constexpr double k_probe_budget = 0.02;     // probes cost at most ~2% more than the best path
     explicit ReadPathChooser(ReadPath requested, bool mmap_possible = true);
     ReadPath path_for(std::size_t chunk) const;
     void report(ReadPath path, std::size_t bytes, std::chrono::nanoseconds cpu);
-    // The path the chunks after calibration take, e.g. "read", and for automatic why:
-    // "read (auto: read 0.21 ns/B, mmap 0.48 ns/B)".
+    // The path the chooser now takes, e.g. "read", and for automatic why: "read (auto: read
+    // 0.21 ns/B, mmap 0.48 ns/B)", each the mean of that path's samples.
     std::string describe() const;
 
 private:
+    struct Samples {
+        double first = -1;     // ns per byte of the first sample; -1: none yet
+        double sum = 0;        // of the later samples
+        std::size_t later = 0;
+        double mean() const { return later ? sum / static_cast<double>(later) : first; }
+    };
     ReadPath best_locked() const;
+    std::size_t probe_every_locked() const;
     ReadPath requested_;
     bool mmap_possible_;
     mutable std::mutex mu_;
-    double best_ns_per_byte_[2] = {-1, -1};  // read, mmap; -1 = no sample yet
+    Samples samples_[2];  // read, mmap
 };
 
 }  // namespace rp::util
