@@ -292,7 +292,7 @@ const std::vector<Command>& commands() {
            {"--pattern", "NAME", "only this pattern set (built-in server or [[pattern]] name); repeatable", true},
            {"--explain", "", "add the matching SERVER/PATTERN, the login's time and where it came from as extra columns"},
            {"--threads", "N", "threads for large files (default: CPUs, at most 4); output is the same"},
-           {"--read-path", "P", "how files are read: auto (measured on the first chunks; default), read or mmap"},
+           {"--read-path", "P", "how files are read: auto (measured on the chunks; default), read or mmap"},
            {"--stats", "", "print the read path taken (and why) to stderr"}},
           "print IP<TAB>USER<TAB>SERVER for each successful login in FILEs (or stdin)"},
          cmd_scan},

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Paired A/B of two relaypermit binaries' `scan` against `cat` on the same log.
+
+Each round runs `cat LOG`, then each binary with `--threads 1` and with the default threads, in
+that order, so that all commands see the same moment of the host; the best and the median of
+the rounds are printed with their ratio to cat's. Whole-process wall time. For a change to the
+scan path: build the binary before and after it and compare in one run (docs/benchmarks.md).
+
+Usage: bench/scan_ab.py OLD NEW [--log FILE] [--rounds N]
+(default log: /tmp/relaypermit-bench/genlog-7000000.log, what bench/scan_bench.sh makes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("old")
+    ap.add_argument("new")
+    ap.add_argument("--log", default="/tmp/relaypermit-bench/genlog-7000000.log")
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    cmds = {"cat": ["cat", args.log]}
+    for tag, binary in (("old", args.old), ("new", args.new)):
+        cmds[f"{tag} --threads 1"] = [binary, "scan", "--threads", "1", args.log]
+        cmds[f"{tag} default"] = [binary, "scan", args.log]
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    subprocess.run(["cat", args.log], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
+    for _ in range(args.rounds):
+        for name, cmd in cmds.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+            times[name].append(time.perf_counter() - t0)
+    cat_best, cat_median = min(times["cat"]), statistics.median(times["cat"])
+    print(f"{args.rounds} rounds, {args.log}")
+    print("| command | best s | median s | best ÷ cat | median ÷ cat |")
+    print("|---|---|---|---|---|")
+    for name, ts in times.items():
+        best, median = min(ts), statistics.median(ts)
+        print(f"| {name} | {best:.4f} | {median:.4f} | {best / cat_best:.2f} | {median / cat_median:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
