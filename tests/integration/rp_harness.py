@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import signal
 import smtplib
 import socket
@@ -111,6 +112,19 @@ def make_dir(path: Path, mode: int = 0o755, owner: Optional[str] = None) -> Path
         pw = pwd.getpwnam(owner)
         os.chown(path, pw.pw_uid, pw.pw_gid)
     return path
+
+
+def reachable_binary(binary: Path, directory: Path) -> Path:
+    """`binary` if any user may execute it (every directory above it searchable by others), else
+    a copy in `directory` (0755), for the unprivileged users the tests run it as (dovecot,
+    nobody): a build tree in root's 0700 home is out of their reach."""
+    binary = binary.resolve()
+    if all(os.stat(d).st_mode & 0o001 for d in binary.parents) and os.stat(binary).st_mode & 0o001:
+        return binary
+    dst = make_dir(directory) / binary.name
+    shutil.copy2(binary, dst)
+    os.chmod(dst, 0o755)
+    return dst
 
 
 def pid_alive(pid: int) -> bool:

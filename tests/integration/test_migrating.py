@@ -42,7 +42,7 @@ import pytest
 
 from conftest import _failed
 from rp_harness import (DEFAULT_TIMEOUT, PolicyClient, Postfix, Relaypermit, free_port, make_dir, port_accepts,
-                        run, tail, unix_answers, wait_until)
+                        reachable_binary, run, tail, unix_answers, wait_until)
 from store_sql import MariaDbServer, PostgresServer, have_mariadb, have_postgres
 from mta_servers import Sendmail
 from test_dropins import call_drac, drac_client, rpcbind, stderr_has, udp_ask  # noqa: F401 (fixtures)
@@ -117,7 +117,7 @@ class Site:
         self.wrapper = self.bin / "relaypermit"
         self.wrapper.write_text(
             "#!/bin/sh\n# the test's /usr/sbin/relaypermit: the same program with the site's config file\n"
-            f"BIN={shlex.quote(str(binary))} CFG={shlex.quote(str(self.config))}\n"
+            f"BIN={shlex.quote(str(reachable_binary(binary, testdir / 'program')))} CFG={shlex.quote(str(self.config))}\n"
             'case "$1" in\n'
             '  config) sub=$2; shift 2; exec "$BIN" config "$sub" --config "$CFG" "$@" ;;\n'
             '  "") exec "$BIN" ;;\n'

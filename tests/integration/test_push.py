@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import grp
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import USERS, _require_programs, _require_root
-from rp_harness import Dovecot, free_port, make_dir, tail, toml_str, unix_accepts, wait_until
+from rp_harness import Dovecot, free_port, reachable_binary, tail, toml_str, unix_accepts, wait_until
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,15 +118,6 @@ def push_dovecot(testdir, request):
             print(f"\n--- dovecot log ({dc.log_path}) ---\n{tail(dc.log_path, 60)}")
 
 
-def installed_binary(rp_binary: Path, testdir: Path) -> Path:
-    """A copy of the binary that user dovecot can execute (the build tree may not be reachable)."""
-    d = make_dir(testdir / "bin")
-    dst = d / "relaypermit"
-    shutil.copy2(rp_binary, dst)
-    os.chmod(dst, 0o755)
-    return dst
-
-
 def post_login_config(script: Path) -> str:
     # docs/dovecot-push.md, "Post-login script"
     return f"""\
@@ -195,7 +185,7 @@ class FrozenServer:
 
 def test_post_login_script_grants_and_never_blocks_logins(rp_binary, testdir, make_daemon, push_dovecot,
                                                           chain_wired):
-    binary = installed_binary(rp_binary, testdir)
+    binary = reachable_binary(rp_binary, testdir / "bin")  # user dovecot runs it
     rp = make_daemon(extra='control_group = "dovecot"')
     os.chmod(rp.config, 0o644)  # the script runs as user dovecot and reads it
     script = write_script(testdir, binary, rp.config)
