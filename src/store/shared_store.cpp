@@ -363,7 +363,7 @@ void SharedStore::worker_main() {
         if (!connected) {
             if (auto st = worker_connect(); !st) {
                 lost(st.error().message);
-                if (!local_tried_) worker_load_local();
+                if (!local_copy_done_) worker_load_local();
                 // Back off; grants meanwhile only wake us to check for stop.
                 if (!worker_.pause(backoff)) break;
                 backoff = std::min(backoff * 2, k_backoff_max);
@@ -396,7 +396,7 @@ void SharedStore::worker_main() {
 core::Status SharedStore::worker_connect() {
     if (auto st = backend_->connect(); !st) return st;
     auto st = worker_load(false);
-    if (st) local_tried_ = true;  // the cache now holds the engine's table: an outage keeps serving it
+    if (st) local_copy_done_ = true;  // the cache now holds the engine's table: an outage keeps serving it
     return st;
 }
 
@@ -465,7 +465,7 @@ void SharedStore::append_acknowledged(std::span<const Op> ops) {
 }
 
 void SharedStore::worker_load_local() {
-    local_tried_ = true;
+    local_copy_done_ = true;
     if (!snapshot_writer_) return;
     auto table = std::make_unique<PermitTable>();
     table->set_limit(limit_);

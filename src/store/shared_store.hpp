@@ -131,7 +131,7 @@ private:
     // The local copy is read at most once, and only before the first connection: after one,
     // the cache is newer than the copy (own grants acknowledged but not yet echoed are in the
     // cache only), and an outage must keep serving the cache, never fall back to the copy.
-    bool local_tried_ = false;                         // worker_load_local() ran, or connected
+    bool local_copy_done_ = false;                     // worker_load_local() ran, or the engine's table was loaded
     WorkerThread worker_;
 };
 

@@ -321,9 +321,9 @@ std::size_t ReadPathChooser::probe_every_locked() const {
     if (r <= 0 || m <= 0) return k_probe_every;
     const double ratio = std::max(r, m) / std::min(r, m);
     const double every = (ratio - 1) / k_probe_budget;
-    return every < static_cast<double>(k_probe_every) ? k_probe_every
-           : every > 1024.0                            ? 1024
-                                                       : static_cast<std::size_t>(std::lround(every));
+    if (every < static_cast<double>(k_probe_every)) return k_probe_every;
+    if (every > static_cast<double>(k_probe_rarest)) return k_probe_rarest;
+    return static_cast<std::size_t>(std::lround(every));
 }
 
 void ReadPathChooser::report(ReadPath path, std::size_t bytes, std::chrono::nanoseconds cpu) {

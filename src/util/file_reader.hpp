@@ -120,6 +120,7 @@ class ReadPathChooser {
 public:
     static constexpr std::size_t k_samples = 3;
     static constexpr std::size_t k_probe_every = 16;  // at most this often
+    static constexpr std::size_t k_probe_rarest = 1024;  // at least this often
     static constexpr double k_probe_budget = 0.02;     // probes cost at most ~2% more than the best path
     explicit ReadPathChooser(ReadPath requested, bool mmap_possible = true);
     ReadPath path_for(std::size_t chunk) const;
