@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import USERS, _require_programs, _require_root
-from rp_harness import Dovecot, free_port, reachable_binary, tail, toml_str, unix_accepts, wait_until
+from rp_harness import Dovecot, free_port, make_dir, reachable_binary, tail, toml_str, unix_accepts, wait_until
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ service postlogin {{
 
 
 def write_script(testdir: Path, binary: Path, config: Path) -> Path:
-    script = testdir / "bin" / "relaypermit-postlogin.sh"
+    script = make_dir(testdir / "bin") / "relaypermit-postlogin.sh"  # reachable_binary may not have made it
     script.write_text("#!/bin/sh\n"
                       f"exec {binary} allow --chain --config {config} -- \"$@\"\n")
     os.chmod(script, 0o755)
