@@ -5,6 +5,8 @@ Each round runs `cat LOG`, then each binary with `--threads 1` and with the defa
 that order, so that all commands see the same moment of the host; the best and the median of
 the rounds are printed with their ratio to cat's. Whole-process wall time. For a change to the
 scan path: build the binary before and after it and compare in one run (docs/benchmarks.md).
+Before the rounds, each command's output is compared with the old binary's (a change that
+finds other logins is no speed-up); during them the log is held in the page cache (pin.py).
 
 Usage: bench/scan_ab.py OLD NEW [--log FILE] [--rounds N]
 (default log: /tmp/relaypermit-bench/genlog-7000000.log, what bench/scan_bench.sh makes)
@@ -13,9 +15,13 @@ Usage: bench/scan_ab.py OLD NEW [--log FILE] [--rounds N]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import statistics
 import subprocess
+import sys
 import time
+
+from pin import pinned
 
 
 def main() -> None:
@@ -30,14 +36,18 @@ def main() -> None:
         cmds[f"{tag} --threads 1"] = [binary, "scan", "--threads", "1", args.log]
         cmds[f"{tag} default"] = [binary, "scan", args.log]
     times: dict[str, list[float]] = {k: [] for k in cmds}
-    subprocess.run(["cat", args.log], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
-    for _ in range(args.rounds):
-        for name, cmd in cmds.items():
-            t0 = time.perf_counter()
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
-            times[name].append(time.perf_counter() - t0)
+    outputs = {name: hashlib.sha256(subprocess.run(cmd, stdout=subprocess.PIPE, check=True).stdout).hexdigest()
+               for name, cmd in cmds.items() if name != "cat"}
+    if len(set(outputs.values())) != 1:
+        sys.exit("the outputs differ: " + ", ".join(f"{name} {digest[:12]}" for name, digest in outputs.items()))
+    with pinned(args.log):
+        for _ in range(args.rounds):
+            for name, cmd in cmds.items():
+                t0 = time.perf_counter()
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+                times[name].append(time.perf_counter() - t0)
     cat_best, cat_median = min(times["cat"]), statistics.median(times["cat"])
-    print(f"{args.rounds} rounds, {args.log}")
+    print(f"{args.rounds} rounds, {args.log}, the same output from every scan")
     print("| command | best s | median s | best ÷ cat | median ÷ cat |")
     print("|---|---|---|---|---|")
     for name, ts in times.items():
