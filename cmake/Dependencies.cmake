@@ -57,18 +57,24 @@ add_library(rp_lmdb INTERFACE)
 target_link_libraries(rp_lmdb INTERFACE ${RP_LMDB_STATIC} Threads::Threads)
 target_include_directories(rp_lmdb INTERFACE ${RP_LMDB_INCLUDE})
 
-# libsystemd (sd-journal) for the journald source. Debian ships no static archive, so this one is
-# linked dynamically (libsystemd.so.0 is present on every systemd host). Package: libsystemd-dev.
+# libsystemd (sd-journal) for the journald source, and GnuTLS for the syslog source's tls:
+# listeners (rsyslog's gtls driver is the usual client). Debian ships no static libsystemd, and
+# GnuTLS's archive would drag in nettle, gmp, p11-kit, idn2, tasn1; linked dynamically, the two
+# and their dependencies cost every start of every command ~8 ms (GnuTLS's constructor most).
+# So the sources use only their headers (rp_libsystemd_headers, rp_gnutls_headers) and open
+# libsystemd.so.0 / libgnutls.so.30 when a journald source or a tls: listener starts
+# (src/util/dynlib.hpp). rp_libsystemd and rp_gnutls link them, for tests that use their clients.
+# Packages: libsystemd-dev, libgnutls28-dev (at run time: libsystemd0, libgnutls30).
 pkg_check_modules(RP_LIBSYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
 add_library(rp_libsystemd INTERFACE)
 target_link_libraries(rp_libsystemd INTERFACE PkgConfig::RP_LIBSYSTEMD)
-
-# GnuTLS for the syslog source's tls: listeners (rsyslog's gtls driver is the usual client).
-# Linked dynamically: the static archive would drag in nettle, gmp, p11-kit, idn2, tasn1.
-# Package: libgnutls28-dev.
+add_library(rp_libsystemd_headers INTERFACE)
+target_include_directories(rp_libsystemd_headers INTERFACE ${RP_LIBSYSTEMD_INCLUDE_DIRS})
 pkg_check_modules(RP_GNUTLS REQUIRED IMPORTED_TARGET gnutls)
 add_library(rp_gnutls INTERFACE)
 target_link_libraries(rp_gnutls INTERFACE PkgConfig::RP_GNUTLS)
+add_library(rp_gnutls_headers INTERFACE)
+target_include_directories(rp_gnutls_headers INTERFACE ${RP_GNUTLS_INCLUDE_DIRS})
 
 # Shared permit stores (store = redis://, postgresql://, mysql://). hiredis has a static archive
 # and no dependencies; libpq and the MariaDB client pull in OpenSSL, Kerberos and LDAP, so the

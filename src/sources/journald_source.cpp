@@ -10,11 +10,46 @@
 #include <cstring>
 #include <utility>
 
+#include "util/dynlib.hpp"
+
 namespace rp::sources {
 namespace {
 
 using Steady = util::EventLoop::Steady;
 using util::Level;
+
+// libsystemd, opened by the first journald source to start (util/dynlib.hpp): other commands and
+// daemons start without it and its dependencies.
+#define RP_SD_JOURNAL_FUNCTIONS(X) \
+    X(sd_journal_close) \
+    X(sd_journal_get_cursor) \
+    X(sd_journal_get_data) \
+    X(sd_journal_get_events) \
+    X(sd_journal_get_fd) \
+    X(sd_journal_get_realtime_usec) \
+    X(sd_journal_get_timeout) \
+    X(sd_journal_next) \
+    X(sd_journal_open) \
+    X(sd_journal_open_directory) \
+    X(sd_journal_open_files) \
+    X(sd_journal_previous) \
+    X(sd_journal_process) \
+    X(sd_journal_seek_cursor) \
+    X(sd_journal_seek_head) \
+    X(sd_journal_set_data_threshold) \
+    X(sd_journal_test_cursor)
+struct SdJournalApi {
+    RP_SD_JOURNAL_FUNCTIONS(RP_DYNLIB_DECLARE)
+} loaded_sd_journal;
+const SdJournalApi& sj = loaded_sd_journal;  // filled by load_sd_journal(), which start() calls first
+
+core::Status load_sd_journal() {
+    auto fill = [](void* lib, const std::string& soname, SdJournalApi& out) -> core::Status {
+        RP_SD_JOURNAL_FUNCTIONS(RP_DYNLIB_LOAD)
+        return core::ok();
+    };
+    return util::load_api_once<SdJournalApi>("libsystemd.so.0", "libsystemd0", loaded_sd_journal, fill);
+}
 
 std::string errno_text(int e) { return std::strerror(e < 0 ? -e : e); }
 
@@ -51,7 +86,7 @@ JournaldSource::JournaldSource(std::string name, JournaldOptions opts, LineParse
 
 JournaldSource::~JournaldSource() {
     if (loop_ != nullptr) stop(*loop_);
-    if (j_ != nullptr) sd_journal_close(j_);
+    if (j_ != nullptr) sj.sd_journal_close(j_);
 }
 
 SourceCounters JournaldSource::counters() const {
@@ -65,18 +100,19 @@ SourceCounters JournaldSource::counters() const {
 core::Status JournaldSource::start(util::EventLoop& loop) {
     const std::string what = "journald source " + name_ + ": ";
     if (loop_ != nullptr) return core::make_error(what + "already started");
+    if (auto st = load_sd_journal(); !st) return core::make_error(what + st.error().message);
     int r = 0;
     if (opts_.path.empty()) {
-        r = sd_journal_open(&j_, SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM);
+        r = sj.sd_journal_open(&j_, SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM);
     } else {
         struct stat st {};
         if (::stat(opts_.path.c_str(), &st) != 0)
             return core::make_error(what + "cannot open " + opts_.path + ": " + errno_text(errno));
         if (S_ISDIR(st.st_mode)) {
-            r = sd_journal_open_directory(&j_, opts_.path.c_str(), 0);
+            r = sj.sd_journal_open_directory(&j_, opts_.path.c_str(), 0);
         } else {
             const char* files[] = {opts_.path.c_str(), nullptr};
-            r = sd_journal_open_files(&j_, files, 0);
+            r = sj.sd_journal_open_files(&j_, files, 0);
         }
     }
     if (r < 0) {
@@ -84,10 +120,10 @@ core::Status JournaldSource::start(util::EventLoop& loop) {
         return core::make_error(what + "cannot open the journal" + (opts_.path.empty() ? "" : " " + opts_.path) +
                                 ": " + errno_text(r));
     }
-    sd_journal_set_data_threshold(j_, 0);  // whole fields: we bound line length ourselves
+    sj.sd_journal_set_data_threshold(j_, 0);  // whole fields: we bound line length ourselves
     committed_cursor_ = sink_.find_checkpoint(name_);
     if (!seek_committed()) {
-        sd_journal_close(j_);
+        sj.sd_journal_close(j_);
         j_ = nullptr;
         return core::make_error(what + "cannot position in the journal");
     }
@@ -95,9 +131,9 @@ core::Status JournaldSource::start(util::EventLoop& loop) {
     failing_ = false;
     moved_ = false;
     last_delivery_ = Steady::now();
-    fd_ = sd_journal_get_fd(j_);
+    fd_ = sj.sd_journal_get_fd(j_);
     if (fd_ >= 0) {
-        const int ev = sd_journal_get_events(j_);
+        const int ev = sj.sd_journal_get_events(j_);
         loop.add(fd_, ev > 0 ? static_cast<std::uint32_t>(ev) : static_cast<std::uint32_t>(EPOLLIN), [this](std::uint32_t) { on_fd(); });
     } else {
         util::log(Level::info, "journald source {}: no journal fd ({}); polling every {} ms", name_, errno_text(fd_),
@@ -119,7 +155,7 @@ void JournaldSource::stop(util::EventLoop& loop) {
     if (fd_ >= 0) loop.remove(fd_);
     fd_ = -1;
     loop_ = nullptr;
-    sd_journal_close(j_);
+    sj.sd_journal_close(j_);
     j_ = nullptr;
     events_.clear();
     pending_counters_ = {};
@@ -130,28 +166,28 @@ bool JournaldSource::seek_committed() {
     events_.clear();
     pending_counters_ = {};
     moved_ = false;
-    if (!committed_cursor_) return sd_journal_seek_head(j_) >= 0;
+    if (!committed_cursor_) return sj.sd_journal_seek_head(j_) >= 0;
     const char* cursor = committed_cursor_->c_str();
-    if (int r = sd_journal_seek_cursor(j_, cursor); r < 0) {
+    if (int r = sj.sd_journal_seek_cursor(j_, cursor); r < 0) {
         util::log(Level::warning, "journald source {}: stored cursor unusable ({}); starting at the head", name_,
                   errno_text(r));
-        return sd_journal_seek_head(j_) >= 0;
+        return sj.sd_journal_seek_head(j_) >= 0;
     }
-    const int r = sd_journal_next(j_);
+    const int r = sj.sd_journal_next(j_);
     if (r <= 0) return true;  // nothing at or after the cursor yet
-    if (sd_journal_test_cursor(j_, cursor) > 0) return true;  // on the stored entry: skip it
+    if (sj.sd_journal_test_cursor(j_, cursor) > 0) return true;  // on the stored entry: skip it
     // The stored entry is gone (vacuumed, rotated away): this is the first unread one; step back
     // so that the next sd_journal_next() returns it.
-    if (sd_journal_previous(j_) > 0) return true;
+    if (sj.sd_journal_previous(j_) > 0) return true;
     // It is the very first entry of the journal.
-    return sd_journal_seek_head(j_) >= 0;
+    return sj.sd_journal_seek_head(j_) >= 0;
 }
 
 // ---- reading ---------------------------------------------------------------------------------
 
 void JournaldSource::on_fd() {
     if (j_ == nullptr) return;
-    const int r = sd_journal_process(j_);
+    const int r = sj.sd_journal_process(j_);
     if (r < 0) warn_.log(Level::error, "journald source {}: sd_journal_process: {}", name_, errno_text(r));
     if (continue_timer_ == 0) service();
 }
@@ -174,7 +210,7 @@ bool JournaldSource::read_entries(bool& more) {
     std::size_t budget = opts_.max_entries_per_wakeup;
     std::size_t line_bytes = 0;
     while (budget > 0) {
-        const int r = sd_journal_next(j_);
+        const int r = sj.sd_journal_next(j_);
         if (r < 0) {
             warn_.log(Level::error, "journald source {}: reading the journal: {}", name_, errno_text(r));
             break;
@@ -193,7 +229,7 @@ bool JournaldSource::read_entries(bool& more) {
 std::optional<std::string> JournaldSource::field(const char* name) {
     const void* data = nullptr;
     std::size_t len = 0;
-    if (sd_journal_get_data(j_, name, &data, &len) < 0) return std::nullopt;
+    if (sj.sd_journal_get_data(j_, name, &data, &len) < 0) return std::nullopt;
     const std::size_t prefix = std::strlen(name) + 1;  // "NAME="
     if (len < prefix) return std::nullopt;
     return std::string(static_cast<const char*>(data) + prefix, len - prefix);
@@ -266,7 +302,7 @@ void JournaldSource::handle_entry(std::size_t& line_bytes) {
     std::uint64_t usec = 0;
     if (auto src = field("_SOURCE_REALTIME_TIMESTAMP"); src && parse_int(*src) && *parse_int(*src) > 0)
         when = core::from_unix_micros(*parse_int(*src));
-    else if (sd_journal_get_realtime_usec(j_, &usec) >= 0)
+    else if (sj.sd_journal_get_realtime_usec(j_, &usec) >= 0)
         when = core::from_unix_micros(static_cast<std::int64_t>(usec));
     when = std::min(when, now);
     for (auto& e : scratch_) {
@@ -287,7 +323,7 @@ bool JournaldSource::flush(bool force) {
     if (!moved_) return true;
     if (events_.empty() && !force && Steady::now() - last_delivery_ < opts_.checkpoint_interval) return true;
     char* c = nullptr;
-    if (int r = sd_journal_get_cursor(j_, &c); r < 0) {
+    if (int r = sj.sd_journal_get_cursor(j_, &c); r < 0) {
         warn_.log(Level::error, "journald source {}: no cursor for the current entry: {}", name_, errno_text(r));
         return true;
     }
@@ -323,7 +359,7 @@ void JournaldSource::rearm_timeout() {
     if (timeout_timer_ != 0) loop_->cancel(timeout_timer_);
     timeout_timer_ = 0;
     std::uint64_t t = 0;
-    if (sd_journal_get_timeout(j_, &t) < 0 || t == UINT64_MAX) return;
+    if (sj.sd_journal_get_timeout(j_, &t) < 0 || t == UINT64_MAX) return;
     struct timespec ts {};
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
     const auto now_us = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000U + static_cast<std::uint64_t>(ts.tv_nsec) / 1000U;

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/dynlib.hpp"
 #include "util/endpoint.hpp"
 #include "util/fs_safe.hpp"
 
@@ -20,6 +21,43 @@ namespace {
 
 using core::make_error;
 using util::Level;
+
+// GnuTLS, opened by the first tls: listener (util/dynlib.hpp): other commands and daemons start
+// without it and its dependencies.
+#define RP_GNUTLS_FUNCTIONS(X) \
+    X(gnutls_certificate_allocate_credentials) \
+    X(gnutls_certificate_free_credentials) \
+    X(gnutls_certificate_server_set_request) \
+    X(gnutls_certificate_set_x509_key_file) \
+    X(gnutls_certificate_set_x509_trust_file) \
+    X(gnutls_certificate_verification_status_print) \
+    X(gnutls_certificate_verify_peers2) \
+    X(gnutls_credentials_set) \
+    X(gnutls_deinit) \
+    X(gnutls_error_is_fatal) \
+    X(gnutls_handshake) \
+    X(gnutls_init) \
+    X(gnutls_record_check_pending) \
+    X(gnutls_record_get_direction) \
+    X(gnutls_record_recv) \
+    X(gnutls_set_default_priority) \
+    X(gnutls_strerror) \
+    X(gnutls_transport_set_int2)
+struct GnutlsApi {
+    RP_GNUTLS_FUNCTIONS(RP_DYNLIB_DECLARE)
+    gnutls_free_function* free = nullptr;  // gnutls_free is a variable that holds the function
+} loaded_gnutls;
+const GnutlsApi& gt = loaded_gnutls;  // filled by load_gnutls(), which load_tls() calls first
+
+core::Status load_gnutls() {
+    auto fill = [](void* lib, const std::string& soname, GnutlsApi& out) -> core::Status {
+        RP_GNUTLS_FUNCTIONS(RP_DYNLIB_LOAD)
+        out.free = reinterpret_cast<gnutls_free_function*>(::dlsym(lib, "gnutls_free"));
+        if (out.free == nullptr) return make_error(soname + " has no gnutls_free (too old?)");
+        return core::ok();
+    };
+    return util::load_api_once<GnutlsApi>("libgnutls.so.30", "libgnutls30", loaded_gnutls, fill);
+}
 
 std::string errno_text() { return std::strerror(errno); }
 
@@ -56,28 +94,29 @@ struct SyslogSource::TlsSession {
 };
 
 void SyslogSource::TlsSessionDeleter::operator()(TlsSession* t) const {
-    if (t->s != nullptr) gnutls_deinit(t->s);
+    if (t->s != nullptr) gt.gnutls_deinit(t->s);
     delete t;
 }
 
 void SyslogSource::TlsContextDeleter::operator()(TlsContext* c) const {
-    if (c->cred != nullptr) gnutls_certificate_free_credentials(c->cred);
+    if (c->cred != nullptr) gt.gnutls_certificate_free_credentials(c->cred);
     delete c;
 }
 
 core::Status SyslogSource::load_tls() {
     if (tls_) return core::ok();
     if (opts_.tls_cert.empty() || opts_.tls_key.empty()) return make_error("a tls: listener needs tls_cert and tls_key");
+    if (auto st = load_gnutls(); !st) return make_error("a tls: listener needs GnuTLS: " + st.error().message);
     std::unique_ptr<TlsContext, TlsContextDeleter> ctx(new TlsContext);
-    if (const int r = gnutls_certificate_allocate_credentials(&ctx->cred); r < 0)
-        return make_error(std::string("TLS: ") + gnutls_strerror(r));
-    if (const int r = gnutls_certificate_set_x509_key_file(ctx->cred, opts_.tls_cert.c_str(), opts_.tls_key.c_str(),
+    if (const int r = gt.gnutls_certificate_allocate_credentials(&ctx->cred); r < 0)
+        return make_error(std::string("TLS: ") + gt.gnutls_strerror(r));
+    if (const int r = gt.gnutls_certificate_set_x509_key_file(ctx->cred, opts_.tls_cert.c_str(), opts_.tls_key.c_str(),
                                                            GNUTLS_X509_FMT_PEM);
         r < 0)
-        return make_error("TLS certificate " + opts_.tls_cert + " / key " + opts_.tls_key + ": " + gnutls_strerror(r));
+        return make_error("TLS certificate " + opts_.tls_cert + " / key " + opts_.tls_key + ": " + gt.gnutls_strerror(r));
     if (!opts_.tls_ca.empty()) {
-        const int n = gnutls_certificate_set_x509_trust_file(ctx->cred, opts_.tls_ca.c_str(), GNUTLS_X509_FMT_PEM);
-        if (n < 0) return make_error("TLS CA file " + opts_.tls_ca + ": " + gnutls_strerror(n));
+        const int n = gt.gnutls_certificate_set_x509_trust_file(ctx->cred, opts_.tls_ca.c_str(), GNUTLS_X509_FMT_PEM);
+        if (n < 0) return make_error("TLS CA file " + opts_.tls_ca + ": " + gt.gnutls_strerror(n));
         if (n == 0) return make_error("TLS CA file " + opts_.tls_ca + ": no certificate in it");
         ctx->require_client = true;
     }
@@ -228,16 +267,16 @@ void SyslogSource::on_open(std::uint64_t id, util::UniqueFd fd, const util::Peer
     const int cfd = c->fd.get();
     if (tls) {
         gnutls_session_t s = nullptr;
-        if (const int r = gnutls_init(&s, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL); r < 0) {
-            warn_.log(Level::warning, "syslog source {}: TLS session: {}", name_, gnutls_strerror(r));
+        if (const int r = gt.gnutls_init(&s, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL); r < 0) {
+            warn_.log(Level::warning, "syslog source {}: TLS session: {}", name_, gt.gnutls_strerror(r));
             acceptor_->release(id);
             return;  // closes
         }
         c->tls.reset(new TlsSession{s});
-        gnutls_set_default_priority(s);
-        gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, tls_->cred);
-        gnutls_certificate_server_set_request(s, tls_->require_client ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_IGNORE);
-        gnutls_transport_set_int(s, cfd);
+        gt.gnutls_set_default_priority(s);
+        gt.gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, tls_->cred);
+        gt.gnutls_certificate_server_set_request(s, tls_->require_client ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_IGNORE);
+        gt.gnutls_transport_set_int2(s, cfd, cfd);
         c->handshaking = true;
         c->handshake_timer = loop_->call_after(opts_.handshake_timeout, [this, id] {
             auto cit = conns_.find(id);
@@ -259,17 +298,17 @@ bool SyslogSource::read_conn(Conn& c, std::size_t& budget) {
         const std::size_t want = std::min(budget, opts_.read_chunk);
         ssize_t r = 0;
         if (c.tls) {
-            r = gnutls_record_recv(c.tls->s, buf_.data(), want);
+            r = gt.gnutls_record_recv(c.tls->s, buf_.data(), want);
             if (r == GNUTLS_E_AGAIN) {
-                loop_->modify(c.fd.get(), gnutls_record_get_direction(c.tls->s) == 1 ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
+                loop_->modify(c.fd.get(), gt.gnutls_record_get_direction(c.tls->s) == 1 ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
                 break;
             }
             if (r == GNUTLS_E_INTERRUPTED) continue;
             if (r < 0) {
-                if (r != GNUTLS_E_REHANDSHAKE && gnutls_error_is_fatal(static_cast<int>(r)) == 0) continue;
+                if (r != GNUTLS_E_REHANDSHAKE && gt.gnutls_error_is_fatal(static_cast<int>(r)) == 0) continue;
                 if (r != GNUTLS_E_PREMATURE_TERMINATION)
                     warn_.log(Level::warning, "syslog source {}: TLS connection from {}: {}", name_, c.peer,
-                              gnutls_strerror(static_cast<int>(r)));
+                              gt.gnutls_strerror(static_cast<int>(r)));
                 c.framer.finish(lines_, framing_);
                 closing = true;
                 break;
@@ -318,7 +357,7 @@ void SyslogSource::on_conn(std::uint64_t id) {
         return;
     }
     // Decrypted bytes waiting inside GnuTLS do not wake epoll: continue from a 0 ms timer.
-    if (c.tls && budget == 0 && gnutls_record_check_pending(c.tls->s) > 0 && c.continue_timer == 0)
+    if (c.tls && budget == 0 && gt.gnutls_record_check_pending(c.tls->s) > 0 && c.continue_timer == 0)
         c.continue_timer = loop_->call_after(std::chrono::milliseconds(0), [this, id] {
             auto cit = conns_.find(id);
             if (cit == conns_.end()) return;
@@ -330,28 +369,28 @@ void SyslogSource::on_conn(std::uint64_t id) {
 bool SyslogSource::tls_handshake(std::uint64_t id, Conn& c) {
     int r = 0;
     do {
-        r = gnutls_handshake(c.tls->s);
-    } while (r < 0 && r != GNUTLS_E_AGAIN && gnutls_error_is_fatal(r) == 0);
+        r = gt.gnutls_handshake(c.tls->s);
+    } while (r < 0 && r != GNUTLS_E_AGAIN && gt.gnutls_error_is_fatal(r) == 0);
     if (r == GNUTLS_E_AGAIN) {
-        loop_->modify(c.fd.get(), gnutls_record_get_direction(c.tls->s) == 1 ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
+        loop_->modify(c.fd.get(), gt.gnutls_record_get_direction(c.tls->s) == 1 ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
         return false;
     }
     if (r < 0) {
         ++untrusted_;
-        warn_.log(Level::warning, "syslog source {}: TLS handshake with {} failed: {}", name_, c.peer, gnutls_strerror(r));
+        warn_.log(Level::warning, "syslog source {}: TLS handshake with {} failed: {}", name_, c.peer, gt.gnutls_strerror(r));
         close_conn(id);
         return false;
     }
     if (tls_->require_client) {
         unsigned status = 0;
-        const int v = gnutls_certificate_verify_peers2(c.tls->s, &status);
+        const int v = gt.gnutls_certificate_verify_peers2(c.tls->s, &status);
         if (v < 0 || status != 0) {
             ++untrusted_;
             gnutls_datum_t text{};
-            std::string why = v < 0 ? gnutls_strerror(v) : "unverified";
-            if (v >= 0 && gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
+            std::string why = v < 0 ? gt.gnutls_strerror(v) : "unverified";
+            if (v >= 0 && gt.gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
                 why.assign(reinterpret_cast<const char*>(text.data), text.size);
-                gnutls_free(text.data);
+                (*gt.free)(text.data);
             }
             warn_.log(Level::warning, "syslog source {}: refused TLS client {}: certificate not accepted ({})", name_,
                       c.peer, why);

@@ -41,14 +41,14 @@
 #include <utility>
 #include <vector>
 
-#include "store/dynlib.hpp"
+#include "util/dynlib.hpp"
 #include "store/sql_backend.hpp"
 #include "store/sql_counters.hpp"
 
 namespace rp::store {
 namespace {
 
-// The client library's functions, loaded on first use (store/dynlib.hpp).
+// The client library's functions, loaded on first use (util/dynlib.hpp).
 #define RP_MYSQL_FUNCTIONS(X) \
     X(mysql_close) \
     X(mysql_errno) \
@@ -75,7 +75,7 @@ core::Status load_api() {
         RP_MYSQL_FUNCTIONS(RP_DYNLIB_LOAD)
         return core::ok();
     };
-    return load_api_once<MysqlApi>("libmariadb.so.3", "libmariadb3", loaded_api, fill);
+    return util::load_api_once<MysqlApi>("libmariadb.so.3", "libmariadb3", loaded_api, fill);
 }
 
 using core::make_error;

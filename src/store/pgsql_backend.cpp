@@ -45,7 +45,7 @@
 #include <utility>
 #include <vector>
 
-#include "store/dynlib.hpp"
+#include "util/dynlib.hpp"
 #include "store/pg_copy.hpp"
 #include "store/pgsql_text.hpp"
 #include "store/sql_backend.hpp"
@@ -54,7 +54,7 @@
 namespace rp::store {
 namespace {
 
-// The client library's functions, loaded on first use (store/dynlib.hpp).
+// The client library's functions, loaded on first use (util/dynlib.hpp).
 #define RP_PQ_FUNCTIONS(X) \
     X(PQclear) \
     X(PQconndefaults) \
@@ -88,7 +88,7 @@ core::Status load_api() {
         RP_PQ_FUNCTIONS(RP_DYNLIB_LOAD)
         return core::ok();
     };
-    return load_api_once<PqApi>("libpq.so.5", "libpq5", loaded_api, fill);
+    return util::load_api_once<PqApi>("libpq.so.5", "libpq5", loaded_api, fill);
 }
 
 using core::make_error;

@@ -127,6 +127,16 @@ def reachable_binary(binary: Path, directory: Path) -> Path:
     return dst
 
 
+def mapped_libraries(pid: int) -> set[str]:
+    """The file names of the shared libraries process `pid` has mapped (from /proc/PID/maps)."""
+    with open(f"/proc/{pid}/maps") as f:
+        return {os.path.basename(line.split()[5]) for line in f if len(line.split()) >= 6 and ".so" in line}
+
+
+# Libraries that relaypermit opens only when a feature needs them (src/util/dynlib.hpp).
+ON_DEMAND_LIBRARIES = ("libgnutls", "libsystemd", "libpq", "libmariadb")
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

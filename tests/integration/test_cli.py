@@ -4,6 +4,8 @@ copied alone to another directory, and the control commands' exit codes."""
 import shutil
 import subprocess
 
+from rp_harness import ON_DEMAND_LIBRARIES, mapped_libraries
+
 SAMPLE = """\
 Nov 22 00:31:13 imap-login: Info: Login: user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, mpid=14305, session=<Z5cNotNgTsDAAAIK>
 Nov 22 00:31:14 mail dovecot: pop3-login: Login: user=<bob>, method=PLAIN, rip=::ffff:198.51.100.4, lip=::ffff:198.51.100.1, mpid=14306, session=<Z5cNotNgTsDAAAIL>
@@ -77,6 +79,9 @@ def test_fresh_binary_alone_elsewhere(rp_binary, testdir):
     assert "not found" not in ldd.stdout, ldd.stdout
     libs = [line.split("=>")[1].split()[0] for line in ldd.stdout.splitlines() if "=>" in line]
     assert all(lib.startswith(("/lib/", "/lib64/", "/usr/lib/")) for lib in libs), ldd.stdout
+    # No command's start loads the libraries that only some features need: each costs
+    # milliseconds at every start, and `allow --chain` starts once per login.
+    assert not [lib for lib in libs if lib.split("/")[-1].startswith(ON_DEMAND_LIBRARIES)], ldd.stdout
 
 
 def test_control_commands_exit_codes(dovecot, make_daemon):
@@ -86,6 +91,9 @@ def test_control_commands_exit_codes(dovecot, make_daemon):
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     daemon.start()
     assert daemon.check("192.0.2.1").returncode == 1
+    # A daemon that follows a file has opened none of the on-demand libraries either.
+    loaded = mapped_libraries(daemon.proc.pid)
+    assert not [lib for lib in loaded if lib.startswith(ON_DEMAND_LIBRARIES)], loaded
     r = daemon.check("not-an-address")
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from rp_harness import wait_until
+from rp_harness import mapped_libraries, wait_until
 
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
 BOOT = "0123456789abcdef0123456789abcdef"
@@ -255,6 +255,7 @@ def test_journald_trusted_grants_forged_does_not_and_restart_resumes(make_daemon
     _start_or_skip(d, "journald", lambda: d.permit_for("192.0.2.20") is not None)
     d.wait_permitted("192.0.2.20")
     assert d.permit_for("192.0.2.66") is None
+    assert any(lib.startswith("libsystemd.so.0") for lib in mapped_libraries(d.proc.pid))  # src/util/dynlib.hpp
     d.stop()
     j.write("b.journal", [j.entry("dovecot.service", "log", "0", "192.0.2.21", "bob")])
     d.start()

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from rp_harness import free_port, make_dir, port_accepts, toml_str, wait_until
+from rp_harness import free_port, make_dir, mapped_libraries, port_accepts, toml_str, wait_until
 from syslog_helpers import (Forward, Rsyslog, dovecot_failed_login, dovecot_login, have,
                             make_self_signed, rsyslog_gtls_available)
 
@@ -160,6 +160,8 @@ def test_rsyslog_tls_forwarding_permits_relay(make_daemon, rsyslog_factory, test
     r = rsyslog_factory([Forward("tls", port)], tls_ca=cert)
     r.log(dovecot_login("alice", "127.0.0.61"))
     d.wait_permitted("127.0.0.61")
+    # GnuTLS was opened by the tls: listener, not linked at start (src/util/dynlib.hpp).
+    assert any(lib.startswith("libgnutls.so.30") for lib in mapped_libraries(d.proc.pid))
 
 
 @pytest.mark.skipif(not rsyslog_gtls_available(), reason="rsyslog-gnutls (rsyslog's gtls driver) is not installed")

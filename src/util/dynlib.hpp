@@ -1,8 +1,12 @@
-// Client libraries of the SQL engines are opened when a store first needs them, not when the
-// binary starts: libpq and the MariaDB client bring about 25 more libraries (OpenSSL, Kerberos,
-// LDAP, SASL) whose loading cost every start of every command ~5 ms, `scan` and the per-connection
-// `check --chain` included, and a host that uses neither engine does not need them installed.
-// The headers still define the functions' types at build time.
+// Libraries that only some features need are opened when a feature first needs them, not when
+// the binary starts. Each brings its own dependencies, and loading them costs every start of
+// every command, `scan` and the per-login `allow --chain`/`check --chain` included: libpq and the
+// MariaDB client ~25 more libraries (OpenSSL, Kerberos, LDAP, SASL, ~5 ms), GnuTLS (the syslog
+// source's tls: listeners; its constructor alone ~5 ms) and libsystemd (the journald source).
+// A host that uses none of those features does not even need them installed. The headers still
+// define the functions' types at build time.
+// Thread-safety: load_api_once is safe from any thread (a function-local static); the api it
+// fills is written once, before the first caller returns, and only read afterwards.
 #pragma once
 
 #include <dlfcn.h>
@@ -11,7 +15,7 @@
 
 #include "core/result.hpp"
 
-namespace rp::store {
+namespace rp::util {
 
 // dlopen(soname), with an error that names the Debian package to install.
 core::Result<void*> open_library(const std::string& soname, const std::string& package);
@@ -40,6 +44,6 @@ core::Status load_api_once(const std::string& soname, const std::string& package
 
 #define RP_DYNLIB_DECLARE(f) decltype(&::f) f = nullptr;
 #define RP_DYNLIB_LOAD(f) \
-    if (auto st = ::rp::store::load_symbol(lib, soname, #f, out.f); !st) return st;
+    if (auto st = ::rp::util::load_symbol(lib, soname, #f, out.f); !st) return st;
 
-}  // namespace rp::store
+}  // namespace rp::util

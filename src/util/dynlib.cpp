@@ -1,6 +1,6 @@
-#include "store/dynlib.hpp"
+#include "util/dynlib.hpp"
 
-namespace rp::store {
+namespace rp::util {
 
 core::Result<void*> open_library(const std::string& soname, const std::string& package) {
     if (void* lib = ::dlopen(soname.c_str(), RTLD_NOW | RTLD_LOCAL)) return lib;
@@ -9,4 +9,4 @@ core::Result<void*> open_library(const std::string& soname, const std::string& p
                             "): " + (why ? why : "unknown error"));
 }
 
-}  // namespace rp::store
+}  // namespace rp::util
