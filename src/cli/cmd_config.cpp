@@ -12,6 +12,8 @@
 #include "exports/map_formats.hpp"
 #include "matching/matcher.hpp"
 #include "matching/required_literal.hpp"
+#include "sources/journald_source.hpp"
+#include "sources/syslog_source.hpp"
 #include "store/shared_backend.hpp"
 #include "util/log.hpp"
 #include "util/small_file.hpp"
@@ -48,8 +50,8 @@ std::optional<std::string> static_file_error(const config::ExportConfig& x) {
 }
 
 // What building the configuration would refuse beyond its keys: the patterns, the shared
-// store's URL and parameters (without connecting), the exports' static files, [socketmap]
-// static and the allow_file lists.
+// store's URL and parameters (without connecting), the libraries that tls: listeners and
+// journald sources open, the exports' static files, [socketmap] static and the allow_file lists.
 std::vector<std::string> whole_config_errors(const config::Config& cfg) {
     std::vector<std::string> out;
     if (auto m = matching::Matcher::build(daemon::enabled_pattern_sets(cfg), daemon::user_pattern_specs(cfg)); !m)
@@ -65,6 +67,14 @@ std::vector<std::string> whole_config_errors(const config::Config& cfg) {
             if (auto e = static_file_error(x)) out.push_back(cfg.file + ": " + *e);
     if (auto statics = daemon::read_socketmap_static(cfg.socketmap.static_path); !statics)
         out.push_back(cfg.file + ": " + statics.error().message);
+    for (const auto& sc : cfg.sources) {  // the libraries opened when such a source starts
+        const bool tls = std::any_of(sc.listen.begin(), sc.listen.end(),
+                                     [](const std::string& e) { return e.starts_with("tls:"); });
+        core::Status st = core::ok();
+        if (sc.type == config::SourceType::syslog && tls) st = sources::load_tls_library();
+        if (sc.type == config::SourceType::journald) st = sources::load_journal_library();
+        if (!st) out.push_back(fmt::format("{}:{}: source {}: {}", cfg.file, sc.line, sc.name, st.error().message));
+    }
     auto with_files = cfg;  // the allow_file lists, read as the daemon reads them
     if (auto st = config::read_allow_files(with_files); !st) out.push_back(cfg.file + ": " + st.error().message);
     return out;

@@ -95,12 +95,14 @@ SourceCounters JournaldSource::counters() const {
     return c;
 }
 
+core::Status load_journal_library() { return load_sd_journal(); }
+
 // ---- start / stop ----------------------------------------------------------------------------
 
 core::Status JournaldSource::start(util::EventLoop& loop) {
     const std::string what = "journald source " + name_ + ": ";
     if (loop_ != nullptr) return core::make_error(what + "already started");
-    if (auto st = load_sd_journal(); !st) return core::make_error(what + st.error().message);
+    if (auto st = load_journal_library(); !st) return core::make_error(what + st.error().message);
     int r = 0;
     if (opts_.path.empty()) {
         r = sj.sd_journal_open(&j_, SD_JOURNAL_LOCAL_ONLY | SD_JOURNAL_SYSTEM);

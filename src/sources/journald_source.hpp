@@ -131,6 +131,10 @@ private:
     util::RateLimitedLog untrusted_log_;
 };
 
+// Opens libsystemd if it is not yet (util/dynlib.hpp): what a journald source needs to start.
+// For `config check`.
+core::Status load_journal_library();
+
 // The factory the daemon calls for `type = "journald"` (uses path, name, units, comms, exes, uids).
 // `untrusted_parser`: see JournaldOptions::untrusted_parser.
 core::Result<std::unique_ptr<Source>> open_journald_source(const config::SourceConfig& cfg, LineParser parser,

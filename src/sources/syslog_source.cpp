@@ -84,6 +84,11 @@ core::Result<util::UniqueFd> bind_unix_dgram(const std::string& path, mode_t mod
 
 }  // namespace
 
+core::Status load_tls_library() {
+    if (auto st = load_gnutls(); !st) return make_error("a tls: listener needs GnuTLS: " + st.error().message);
+    return core::ok();
+}
+
 struct SyslogSource::TlsContext {
     gnutls_certificate_credentials_t cred = nullptr;
     bool require_client = false;
@@ -106,7 +111,7 @@ void SyslogSource::TlsContextDeleter::operator()(TlsContext* c) const {
 core::Status SyslogSource::load_tls() {
     if (tls_) return core::ok();
     if (opts_.tls_cert.empty() || opts_.tls_key.empty()) return make_error("a tls: listener needs tls_cert and tls_key");
-    if (auto st = load_gnutls(); !st) return make_error("a tls: listener needs GnuTLS: " + st.error().message);
+    if (auto st = load_tls_library(); !st) return st;
     std::unique_ptr<TlsContext, TlsContextDeleter> ctx(new TlsContext);
     if (const int r = gt.gnutls_certificate_allocate_credentials(&ctx->cred); r < 0)
         return make_error(std::string("TLS: ") + gt.gnutls_strerror(r));

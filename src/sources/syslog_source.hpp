@@ -179,6 +179,10 @@ private:
 };
 
 // The factory the daemon calls for `type = "syslog"`: binds cfg.listen with cfg.allow_from.
+// Opens GnuTLS if it is not yet (util/dynlib.hpp): what a tls: listener needs. For checks that
+// come before any listener is set up (`config check`, a reload before it closes old listeners).
+core::Status load_tls_library();
+
 core::Result<std::unique_ptr<Source>> open_syslog_source(const config::SourceConfig& cfg, LineParser parser,
                                                          LoginSink& sink, const core::Clock& clock);
 

@@ -5,12 +5,13 @@
 // source's tls: listeners; its constructor alone ~5 ms) and libsystemd (the journald source).
 // A host that uses none of those features does not even need them installed. The headers still
 // define the functions' types at build time.
-// Thread-safety: load_api_once is safe from any thread (a function-local static); the api it
-// fills is written once, before the first caller returns, and only read afterwards.
+// Thread-safety: load_api_once is safe from any thread (a lock per Api type); the api it fills is
+// written before the first successful call returns, and only read afterwards.
 #pragma once
 
 #include <dlfcn.h>
 
+#include <mutex>
 #include <string>
 
 #include "core/result.hpp"
@@ -28,18 +29,27 @@ core::Status load_symbol(void* lib, const std::string& soname, const char* name,
     return core::ok();
 }
 
-// Opens `soname` once (per Api type) and fills `api` through fill(); later calls return the
-// first result. Api is a struct of function pointers, declared with RP_DYNLIB_DECLARE, and
-// fill loads each with RP_DYNLIB_LOAD (the names `lib`, `soname` and `out` are its parameters).
+// Opens `soname` and fills `api` through fill(), until that succeeds once; later calls return
+// ok at once. A failure is not remembered: a library installed later (e.g. before a reload)
+// is found then. Api is a struct of function pointers, one type per library (the lock and the
+// flag are per type), declared with RP_DYNLIB_DECLARE; fill loads each with RP_DYNLIB_LOAD (the
+// names `lib`, `soname` and `out` are its parameters). Callers use `api` only after a call
+// returned ok.
 template <class Api>
 core::Status load_api_once(const std::string& soname, const std::string& package, Api& api,
                            core::Status (*fill)(void* lib, const std::string& soname, Api& api)) {
-    static const core::Status loaded = [&]() -> core::Status {
-        auto lib = open_library(soname, package);
-        if (!lib) return lib.error();
-        return fill(*lib, soname, api);
-    }();
-    return loaded;
+    static std::mutex mu;
+    static bool loaded = false;
+    std::lock_guard lock(mu);
+    if (loaded) return core::ok();
+    auto lib = open_library(soname, package);
+    if (!lib) return lib.error();
+    if (auto st = fill(*lib, soname, api); !st) {
+        ::dlclose(*lib);
+        return st;
+    }
+    loaded = true;
+    return core::ok();
 }
 
 #define RP_DYNLIB_DECLARE(f) decltype(&::f) f = nullptr;

@@ -1,10 +1,15 @@
 """The relaypermit binary as a user runs it: `scan` over a log real Dovecot wrote, the binary
 copied alone to another directory, and the control commands' exit codes."""
 
+import os
 import shutil
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from rp_harness import ON_DEMAND_LIBRARIES, mapped_libraries
+from syslog_helpers import make_self_signed
 
 SAMPLE = """\
 Nov 22 00:31:13 imap-login: Info: Login: user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, mpid=14305, session=<Z5cNotNgTsDAAAIK>
@@ -82,6 +87,44 @@ def test_fresh_binary_alone_elsewhere(rp_binary, testdir):
     # No command's start loads the libraries that only some features need: each costs
     # milliseconds at every start, and `allow --chain` starts once per login.
     assert not [lib for lib in libs if lib.split("/")[-1].startswith(ON_DEMAND_LIBRARIES)], ldd.stdout
+
+
+def test_a_host_without_gnutls_or_libsystemd(rp_binary, testdir):
+    """Both libraries hidden in a private mount namespace (each bound over by /dev/null): every
+    command still starts, and `config check` names the package that a tls: listener and a
+    journald source need, with the file and line of each source."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("openssl") is None:
+        pytest.skip("needs root, unshare(1) for a private mount namespace, and openssl for a certificate")
+    libs = [Path(f"/lib/x86_64-linux-gnu/{so}").resolve() for so in ("libgnutls.so.30", "libsystemd.so.0")]
+    if not all(lib.is_file() for lib in libs):
+        pytest.skip(f"not found: {libs}")
+    cert, key = make_self_signed(testdir)
+    (testdir / "journal").mkdir()
+    cfg = testdir / "rp.toml"
+    cfg.write_text(f'[[source]]\ntype = "syslog"\nlisten = ["tls:127.0.0.1:1"]\n'
+                   f'tls_cert = "{cert}"\ntls_key = "{key}"\n\n'
+                   f'[[source]]\ntype = "journald"\npath = "{testdir / "journal"}"\n')
+    sample = testdir / "mail.log"
+    sample.write_text(SAMPLE)
+
+    def hidden(*args):
+        mounts = " && ".join(f"mount --bind /dev/null {lib}" for lib in libs)
+        cmd = " ".join([str(rp_binary), *map(str, args)])
+        return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", f"{mounts} && exec {cmd}"],
+                              capture_output=True, text=True, timeout=60)
+
+    r = run_bin(rp_binary, "config", "check", "--config", cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = hidden("--version")
+    assert (r.returncode, r.stdout.strip()) == (0, "relaypermit 0.1.0"), r.stderr
+    r = hidden("scan", sample)
+    assert (r.returncode, r.stdout) == (0, SAMPLE_EXPECTED), r.stderr
+    r = hidden("config", "check", "--config", cfg)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"{cfg}:1: source syslog:tls:127.0.0.1:1: a tls: listener needs GnuTLS: cannot load libgnutls.so.30 " \
+           "(install the package libgnutls30)" in r.stderr, r.stderr
+    assert f"{cfg}:7: source journald:{testdir / 'journal'}: cannot load libsystemd.so.0 " \
+           "(install the package libsystemd0)" in r.stderr, r.stderr
 
 
 def test_control_commands_exit_codes(dovecot, make_daemon):
