@@ -98,6 +98,12 @@ def test_a_host_without_gnutls_or_libsystemd(rp_binary, testdir):
     libs = [Path(f"/lib/x86_64-linux-gnu/{so}").resolve() for so in ("libgnutls.so.30", "libsystemd.so.0")]
     if not all(lib.is_file() for lib in libs):
         pytest.skip(f"not found: {libs}")
+    spot = testdir / "mount-probe"
+    spot.write_text("x")
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "mount", "--bind", "/dev/null", str(spot)],
+                           capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {probe.stderr.strip()}")
     cert, key = make_self_signed(testdir)
     (testdir / "journal").mkdir()
     cfg = testdir / "rp.toml"
