@@ -178,11 +178,11 @@ private:
     util::RateLimitedLog warn_;
 };
 
-// The factory the daemon calls for `type = "syslog"`: binds cfg.listen with cfg.allow_from.
 // Opens GnuTLS if it is not yet (util/dynlib.hpp): what a tls: listener needs. For checks that
 // come before any listener is set up (`config check`, a reload before it closes old listeners).
 core::Status load_tls_library();
 
+// The factory the daemon calls for `type = "syslog"`: binds cfg.listen with cfg.allow_from.
 core::Result<std::unique_ptr<Source>> open_syslog_source(const config::SourceConfig& cfg, LineParser parser,
                                                          LoginSink& sink, const core::Clock& clock);
 
