@@ -68,10 +68,8 @@ std::vector<std::string> whole_config_errors(const config::Config& cfg) {
     if (auto statics = daemon::read_socketmap_static(cfg.socketmap.static_path); !statics)
         out.push_back(cfg.file + ": " + statics.error().message);
     for (const auto& sc : cfg.sources) {  // the libraries opened when such a source starts
-        const bool tls = std::any_of(sc.listen.begin(), sc.listen.end(),
-                                     [](const std::string& e) { return e.starts_with("tls:"); });
         core::Status st = core::ok();
-        if (sc.type == config::SourceType::syslog && tls) st = sources::load_tls_library();
+        if (sc.type == config::SourceType::syslog && sc.has_tls_listener()) st = sources::load_tls_library();
         if (sc.type == config::SourceType::journald) st = sources::load_journal_library();
         if (!st) out.push_back(fmt::format("{}:{}: source {}: {}", cfg.file, sc.line, sc.name, st.error().message));
     }

@@ -10,6 +10,7 @@
 // Thread-safety: plain value types.
 #pragma once
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +62,10 @@ struct SourceConfig {
         return a == b;
     }
     bool operator==(const SourceConfig&) const = default;
+    // A syslog source with a tls: listener (it needs tls_cert, tls_key and GnuTLS).
+    bool has_tls_listener() const {
+        return std::any_of(listen.begin(), listen.end(), [](const std::string& e) { return e.starts_with("tls:"); });
+    }
 };
 
 struct PatternConfig {

@@ -122,8 +122,7 @@ core::Status no_checks(const SourceConfig&, const Ctx&, const toml::table&) { re
 
 core::Status check_syslog(const SourceConfig& s, const Ctx& c, const toml::table& t) {
     if (auto st = needs_listen(s, c, t); !st) return st;
-    const bool tls = std::any_of(s.listen.begin(), s.listen.end(), [](const auto& l) { return l.starts_with("tls:"); });
-    if (tls && (s.tls_cert.empty() || s.tls_key.empty()))
+    if (s.has_tls_listener() && (s.tls_cert.empty() || s.tls_key.empty()))
         return c.err(t, "source.tls_cert", "a tls: listener needs tls_cert and tls_key");
     return core::ok();
 }

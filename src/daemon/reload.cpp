@@ -160,9 +160,8 @@ core::Status Daemon::probe_source(const config::SourceConfig& sc, const config::
         return core::make_error(fmt::format("{}:{}: source {}: {}", plan.cfg.file, sc.line, sc.name, e.message));
     };
     if (auto st = check_tls_readable(sc); !st) return what(st.error());
-    const auto is_tls = [](const std::string& e) { return e.starts_with("tls:"); };
-    if (std::any_of(sc.listen.begin(), sc.listen.end(), is_tls))
-        if (auto st = sources::load_tls_library(); !st) return what(st.error());  // the probe binds tcp: instead
+    if (sc.has_tls_listener())  // the probe below binds tcp: instead, so GnuTLS is loaded here
+        if (auto st = sources::load_tls_library(); !st) return what(st.error());
     auto probe = sc;
     probe.listen = only_in(sc.listen, old.listen);
     if (probe.listen.empty()) return core::ok();
