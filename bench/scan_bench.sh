@@ -34,8 +34,10 @@ truth=$(wc -l <"$LOG.events")
 # Which read path `scan` takes here (--read-path auto measures the first chunks both ways), for
 # the three configurations the summary compares with cat.
 read_path() { "$BIN" scan --stats "$@" "$LOG" 2>&1 >/dev/null | sed -n 's/.*read path //p' | head -1; }
-export PATH_ALL PATH_ONE PATH_DOVECOT
+export PATH_ALL PATH_ONE PATH_DOVECOT PREFILTER
 PATH_ALL=$(read_path); PATH_ONE=$(read_path --threads 1); PATH_DOVECOT=$(read_path --pattern dovecot)
+# How the built-in sets' literals are found here (Hyperscan, and the pair search's instruction set).
+PREFILTER=$("$BIN" scan --stats "$LOG" 2>&1 >/dev/null | sed -n 's/.*, prefilter \(.*\), read path .*/\1/p' | head -1)
 BENCH_SRC=$(cd "$(dirname "$0")" && pwd) python3 - "$RUNS" "$LOG" "$BIN" "$found" "$truth" "$USERCFG" <<'PY'
 import os, subprocess, sys, time
 runs, (log, binary, found, truth, usercfg) = int(sys.argv[1]), sys.argv[2:7]
@@ -95,6 +97,7 @@ for (name, *_), t, nr in zip(cmds + refs, best, rounds):
     note = "" if nr == runs else f" (best of {nr})"
     print(f"| `{name}` | {t:.4f}{note} | {n/max(t,1e-9)/1e6:.1f}M | {t/max(best[0],1e-9):.2f} |")
 scan = best[4]
+print(f"prefilter (all sets): {os.environ.get('PREFILTER') or '?'}")
 print("read path and time ÷ cat (--read-path auto):")
 for label, i, env in [("all sets, default threads", 4, "PATH_ALL"), ("all sets, --threads 1", 3, "PATH_ONE"),
                       ("Dovecot set only, default threads", 1, "PATH_DOVECOT")]:

@@ -1,6 +1,8 @@
 // Fuzz target: log text -> Matcher::scan and parse_syslog_line/resolve_time.
 // Every match must carry an address that round-trips through Address::parse, and the threaded
-// scan (tiny chunks, 3 threads) must give exactly the sequential results in the same order.
+// scan (tiny chunks, 3 threads) and matching each line on its own (no prefilter) must give exactly
+// the sequential results in the same order.
+#include <algorithm>
 #include <cstring>
 #include <cstdint>
 #include <cstdlib>
@@ -34,6 +36,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     rp::matching::MatchState state2(*matcher);
     matcher->scan(copy, now, state2, [&](const rp::matching::LoginMatch& m) { threaded.push_back(key(m)); }, opts);
     if (sequential != threaded) std::abort();
+    // The prefilter (Hyperscan and the pair search, merged) must skip no line that holds a
+    // literal: every line matched on its own, with literals found by plain search, gives the same.
+    std::vector<std::string> per_line;
+    rp::matching::MatchState state3(*matcher);
+    for (std::size_t pos = 0; pos < text.size();) {
+        const auto end = std::min(text.find('\n', pos), text.size());
+        if (auto m = matcher->match_line(text.substr(pos, end - pos), now, state3)) per_line.push_back(key(*m));
+        pos = end + 1;
+    }
+    if (sequential != per_line) std::abort();
     if (auto l = rp::matching::parse_syslog_line(text)) {
         if (rp::matching::resolve_time(*l, now) > now) std::abort();
     }

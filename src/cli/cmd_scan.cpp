@@ -86,8 +86,9 @@ bool scan_chunked(Scan& s, int fd, const std::string& name, int& status) {
         status = k_error;
     }
     if (s.stats)
-        std::fprintf(stderr, "relaypermit: scan %s: %zu bytes, %u threads, read path %s\n",
-                     util::escape_text(name).c_str(), file->size(), s.threads, chooser.describe().c_str());
+        std::fprintf(stderr, "relaypermit: scan %s: %zu bytes, %u threads, prefilter %s, read path %s\n",
+                     util::escape_text(name).c_str(), file->size(), s.threads,
+                     s.matcher.prefilter_description().c_str(), chooser.describe().c_str());
     return true;
 }
 
@@ -101,7 +102,9 @@ void scan_stream(Scan& s, int fd, const std::string& name, int& status) {
         err(name + ": " + st.error().message);
         status = k_error;
     }
-    if (s.stats) std::fprintf(stderr, "relaypermit: scan %s: stream, read path read\n", util::escape_text(name).c_str());
+    if (s.stats)
+        std::fprintf(stderr, "relaypermit: scan %s: stream, prefilter %s, read path read\n",
+                     util::escape_text(name).c_str(), s.matcher.prefilter_description().c_str());
 }
 
 // --threads (default: CPUs, at most 4) and --read-path; nullopt after a message.

@@ -11,6 +11,7 @@
 //     no `ip`). A `time` group that took part in the match gives the
 //     login's time (any form of log_time.hpp; one of no known form: the time is unknown);
 //     otherwise the time is the line's framing time (syslog_line.hpp), else unknown.
+// (A literal with a byte pair is searched by util::PairSearch in a pass of its own; see Literal.)
 // User patterns from the config (`[[pattern]]`) have no tag and no literal: their regex is
 // searched in the whole line, like pop-before-smtp's $pat.
 // Two-line servers (popa3d: "Session from IP", then "Authentication passed for USER" from the
@@ -64,11 +65,22 @@ enum class PatternRole {
 
 // A prefilter literal. An occurrence that begins one of `except` is not a hit: the literal is
 // there for another reason (see the "pop" literal in builtin_patterns.cpp).
+// `pair`, when set, names two byte positions of text that together are rare in mail logs while
+// the literal's last three bytes are not: the prefilter then finds it by that pair
+// (util/pair_search.hpp) instead of by Hyperscan's Teddy, which looks for the last three bytes
+// first (see "Login: " in builtin_patterns.cpp), on CPUs with AVX2 or AVX-512 (Hyperscan does
+// on others). Results are the same either way.
 struct Literal {
+    struct Pair {
+        std::uint8_t first, second;  // first < second < text.size(), second - first < 64
+        bool operator==(const Pair&) const = default;
+    };
     std::string text;
     std::vector<std::string> except;
+    std::optional<Pair> pair;
     Literal(const char* t) : text(t) {}  // NOLINT: pattern tables list literals as strings
-    Literal(std::string t, std::vector<std::string> e = {}) : text(std::move(t)), except(std::move(e)) {}
+    Literal(std::string t, std::vector<std::string> e = {}, std::optional<Pair> p = std::nullopt)
+        : text(std::move(t)), except(std::move(e)), pair(p) {}
     bool operator==(const Literal&) const = default;
     // Whether `line` holds an occurrence of text that is a hit.
     bool occurs_in(std::string_view line) const;
@@ -200,9 +212,13 @@ public:
                                               MatchState& state) const;
 
     std::vector<std::string> servers() const;  // enabled pattern set names
+    // How lines are prefiltered, for `scan --stats`: "hyperscan", "hyperscan + pair search
+    // (avx512bw)", "pair search (avx2)", "every line" (a pattern without literal) or "none".
+    std::string prefilter_description() const;
 
     struct Compiled;
-    struct Scratch;  // per-thread PCRE2 match data and tag results
+    struct Scratch;           // per-thread PCRE2 match data and tag results
+    struct PrefilterScratch;  // per-thread Hyperscan scratch and pair-search hits
 
 private:
     Matcher() = default;
@@ -214,9 +230,9 @@ private:
     std::uint64_t literal_mask_of(std::string_view line) const;
     // Calls on_line(start, end, mask) for each line of `text` holding a literal, in order.
     template <class F>
-    void prefilter(std::string_view text, void* scratch, F&& on_line) const;
+    void prefilter(std::string_view text, PrefilterScratch& scratch, F&& on_line) const;
     template <class F>
-    void prefilter_piece(std::string_view text, std::size_t base, void* scratch, F& on_line) const;
+    void prefilter_piece(std::string_view text, std::size_t base, PrefilterScratch& scratch, F& on_line) const;
     // match_line_with's work with explicit PCRE2 scratch. Without a state (a worker thread), a
     // line that a pattern of a two-line server matches (tag and regex) sets *needs_state and
     // yields nothing: the caller decides it in order, with the state. Patterns are tried in the
@@ -228,7 +244,7 @@ private:
     bool every_line_ = false;            // some pattern has no literal
     std::uint32_t max_groups_ = 1;       // PCRE2 match data size for all patterns
     int tag_count_ = 0;                  // distinct tag regexes (at most 64 are told apart)
-    struct Prefilter;                    // Hyperscan database of literals_
+    struct Prefilter;                    // Hyperscan database and pair search of literals_
     std::unique_ptr<Prefilter> prefilter_;
     friend class MatchState;
     friend class ScanScratch;

@@ -138,19 +138,34 @@ void Matcher::mark_stateful() {
         });
 }
 
-// Step 3: one Hyperscan literal database over literals_ (none when no pattern has a literal).
+// Step 3: the prefilter over literals_ (none when no pattern has a literal): a pair search for
+// the literals with a byte pair, one Hyperscan literal database for the others. Without AVX2
+// the pair search is slower than Teddy's confirmations it saves (SSE2: ~5x AVX-512's time, more
+// than Teddy spends on "Login: "; docs/benchmarks.md), so there every literal goes to Hyperscan.
 core::Status Matcher::build_prefilter() {
     if (literals_.empty()) return core::ok();
     std::vector<const char*> exprs;
     std::vector<std::size_t> lens;
     std::vector<unsigned> flags, ids;
+    std::vector<util::PairSearch::Needle> needles;
+    const bool pairs = util::PairSearch::best_isa() >= util::PairSearch::Isa::avx2;
     for (std::size_t i = 0; i < literals_.size(); ++i) {
-        exprs.push_back(literals_[i].text.data());
-        lens.push_back(literals_[i].text.size());
+        const auto& l = literals_[i];
+        if (l.pair && pairs) {
+            needles.push_back({l.text, l.pair->first, l.pair->second, static_cast<unsigned>(i)});
+            continue;
+        }
+        exprs.push_back(l.text.data());
+        lens.push_back(l.text.size());
         flags.push_back(0);
         ids.push_back(static_cast<unsigned>(i));
     }
     prefilter_ = std::make_unique<Prefilter>();
+    if (!needles.empty()) {
+        prefilter_->pairs = util::PairSearch::make(std::move(needles));
+        if (!prefilter_->pairs) return core::make_error("cannot build the literal prefilter: a literal's byte pair is invalid");
+    }
+    if (exprs.empty()) return core::ok();
     hs_compile_error_t* err = nullptr;
     if (hs_compile_lit_multi(exprs.data(), flags.data(), ids.data(), lens.data(), static_cast<unsigned>(exprs.size()),
                              HS_MODE_BLOCK, nullptr, &prefilter_->db, &err) != HS_SUCCESS) {
@@ -159,6 +174,17 @@ core::Status Matcher::build_prefilter() {
         return core::make_error("cannot build the literal prefilter: " + msg);
     }
     return core::ok();
+}
+
+std::string Matcher::prefilter_description() const {
+    if (every_line_) return "every line";
+    if (!prefilter_) return "none";
+    std::string out = prefilter_->db ? "hyperscan" : "";
+    if (prefilter_->pairs) {
+        if (!out.empty()) out += " + ";
+        out += "pair search (" + std::string(util::PairSearch::isa_name(prefilter_->pairs->isa())) + ")";
+    }
+    return out;
 }
 
 }  // namespace rp::matching

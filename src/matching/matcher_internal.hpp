@@ -1,8 +1,8 @@
 // Matcher's private parts, shared by its three files: matcher_build.cpp (select → compile →
 // prefilter), matcher.cpp (one line against the patterns) and matcher_scan.cpp (buffers and
 // chunks through the prefilter). Not for use outside src/matching.
-// Thread-safety: Compiled and Prefilter are immutable once built; Scratch and ScanScratch::Impl
-// belong to one thread; MatchState::Impl to one source.
+// Thread-safety: Compiled and Prefilter are immutable once built; Scratch, PrefilterScratch and
+// ScanScratch::Impl belong to one thread; MatchState::Impl to one source.
 #pragma once
 
 #include <hs.h>
@@ -16,6 +16,7 @@
 
 #include "matching/matcher.hpp"
 #include "matching/syslog_line.hpp"
+#include "util/pair_search.hpp"
 
 namespace rp::matching {
 
@@ -37,8 +38,11 @@ struct Matcher::Compiled {
     }
 };
 
+// The literals with a byte pair are in `pairs` (needle id = index in literals_), the others in
+// `db` (null when there are none).
 struct Matcher::Prefilter {
     hs_database_t* db = nullptr;
+    std::optional<util::PairSearch> pairs;
     Prefilter() = default;
     Prefilter(const Prefilter&) = delete;
     Prefilter& operator=(const Prefilter&) = delete;
@@ -60,26 +64,28 @@ struct Matcher::Scratch {
     Scratch& operator=(const Scratch&) = delete;
 };
 
-// A thread's Hyperscan scratch (null when no pattern is enabled) and PCRE2 scratch.
-struct HsScratch {
+// A thread's Hyperscan scratch (null when Hyperscan has no literal) and the pair search's hits
+// in the buffer being prefiltered.
+struct Matcher::PrefilterScratch {
     hs_scratch_t* hs = nullptr;
-    HsScratch(const HsScratch&) = delete;
-    HsScratch& operator=(const HsScratch&) = delete;
-    explicit HsScratch(const hs_database_t* db) {
+    std::vector<util::PairSearch::Hit> pair_hits;
+    PrefilterScratch(const PrefilterScratch&) = delete;
+    PrefilterScratch& operator=(const PrefilterScratch&) = delete;
+    explicit PrefilterScratch(const hs_database_t* db) {
         if (db && hs_alloc_scratch(db, &hs) != HS_SUCCESS) throw std::bad_alloc();
     }
-    ~HsScratch() { hs_free_scratch(hs); }
+    ~PrefilterScratch() { hs_free_scratch(hs); }
 };
 
 struct ScanScratch::Impl {
     Matcher::Scratch md;
-    HsScratch hs;
+    Matcher::PrefilterScratch hs;
     Impl(std::uint32_t groups, const hs_database_t* db) : md(groups), hs(db) {}
 };
 
 struct MatchState::Impl {
     Matcher::Scratch scratch_md;
-    HsScratch scratch;
+    Matcher::PrefilterScratch scratch;
     // Two-line servers: "server\0host\0pid" -> address and time of the session line, with
     // insertion order kept for the bound.
     struct Session {

@@ -9,7 +9,7 @@
 namespace rp::matching {
 
 template <class F>
-void Matcher::prefilter(std::string_view all, void* scratch, F&& on_line) const {
+void Matcher::prefilter(std::string_view all, PrefilterScratch& scratch, F&& on_line) const {
     if (!prefilter_) return;  // no patterns enabled
     // Hyperscan takes 32-bit lengths: larger buffers are scanned in pieces cut at line ends.
     constexpr std::size_t k_max_piece = std::size_t{1} << 31;
@@ -24,49 +24,76 @@ void Matcher::prefilter(std::string_view all, void* scratch, F&& on_line) const 
     }
 }
 
+namespace {
+
+// The prefilter's hits -> the lines holding them, each reported once, in order, with the set of
+// literals found in it. Hits must come in order of their lines (see prefilter_piece). (No literal
+// holds a '\n': a hit's line is the line its first byte is in.)
 template <class F>
-void Matcher::prefilter_piece(std::string_view text, std::size_t base, void* scratch, F& on_line) const {
-    // One Hyperscan pass finds every literal of every pattern in the buffer; only the lines
-    // holding one are reported, in order, each once, with the set of literals found in it.
-    // Matches arrive in order of their end offset, so the hits of one line arrive together: they
-    // are collected into a mask and the line is reported when the first hit of a later line (or
-    // the end of the buffer) shows that the line is complete.
-    struct Ctx {
-        const Matcher* self;
-        std::string_view text;
-        F* on_line;
-        std::size_t line_start = 0, line_end = 0;  // current line [start, end); end == 0: none
-        std::uint64_t mask = 0;
-        std::size_t base;
-        void flush() {
-            if (line_end == 0) return;
-            (*on_line)(base + line_start, base + line_end, mask);
-            line_end = 0;
-            mask = 0;
-        }
-    } ctx{this, text, &on_line, 0, 0, 0, base};
-    auto on_hit = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* p) -> int {
-        auto& c = *static_cast<Ctx*>(p);
-        const auto& lits = c.self->literals_;
-        const std::size_t start = static_cast<std::size_t>(to) - lits[id].text.size();
-        if (!lits[id].except.empty() && !lits[id].hit_at(c.text, start)) return 0;
+struct LineCollector {
+    const std::vector<Literal>& literals;
+    std::string_view text;
+    std::size_t base;  // text's offset in the caller's buffer
+    F* on_line;
+    const std::vector<util::PairSearch::Hit>& pair_hits;
+    std::size_t next_pair = 0;                 // pair_hits before it are merged
+    std::size_t line_start = 0, line_end = 0;  // current line [start, end); end == 0: none
+    std::uint64_t mask = 0;
+
+    void flush() {
+        if (line_end == 0) return;
+        (*on_line)(base + line_start, base + line_end, mask);
+        line_end = 0;
+        mask = 0;
+    }
+    // Literal `id` occurs at `start`.
+    void hit(unsigned id, std::size_t start) {
+        const auto& lit = literals[id];
+        if (!lit.except.empty() && !lit.hit_at(text, start)) return;
         const std::uint64_t bit = id < 64 ? std::uint64_t{1} << id : ~std::uint64_t{0};
-        if (c.line_end != 0 && start < c.line_end) {  // another literal of the current line
-            c.mask |= bit;
-            return 0;
+        if (line_end != 0 && start < line_end) {  // another literal of the current line
+            mask |= bit;
+            return;
         }
-        c.flush();
-        const void* nl = ::memrchr(c.text.data(), '\n', start);
-        c.line_start = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - c.text.data()) + 1 : 0;
-        const void* e = std::memchr(c.text.data() + start, '\n', c.text.size() - start);
-        c.line_end = e ? static_cast<std::size_t>(static_cast<const char*>(e) - c.text.data()) : c.text.size();
-        if (c.line_end == 0) c.line_end = 1;  // an empty first line cannot hold a literal; keep "none" distinct
-        c.mask = bit;
-        return 0;
-    };
-    hs_scan(prefilter_->db, text.data(), static_cast<unsigned>(text.size()), 0, static_cast<hs_scratch_t*>(scratch),
-            on_hit, &ctx);
-    ctx.flush();
+        flush();
+        const void* nl = ::memrchr(text.data(), '\n', start);
+        line_start = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - text.data()) + 1 : 0;
+        const void* e = std::memchr(text.data() + start, '\n', text.size() - start);
+        line_end = e ? static_cast<std::size_t>(static_cast<const char*>(e) - text.data()) : text.size();
+        if (line_end == 0) line_end = 1;  // an empty first line cannot hold a literal; keep "none" distinct
+        mask = bit;
+    }
+    // The pair search's hits that begin before `pos`.
+    void pairs_before(std::size_t pos) {
+        for (; next_pair < pair_hits.size() && pair_hits[next_pair].pos < pos; ++next_pair)
+            hit(pair_hits[next_pair].id, pair_hits[next_pair].pos);
+    }
+};
+
+}  // namespace
+
+template <class F>
+void Matcher::prefilter_piece(std::string_view text, std::size_t base, PrefilterScratch& scratch, F& on_line) const {
+    // One pass of the pair search (if some literal has a byte pair), then one Hyperscan pass,
+    // find every literal of every pattern in the buffer. Hyperscan's matches arrive in order of
+    // their end offset, so in order of their lines; the pair search's, in order of position, are
+    // merged in before each Hyperscan match that begins after them. A line is reported when the
+    // first hit of a later line (or the end of the buffer) shows that it is complete.
+    scratch.pair_hits.clear();
+    if (prefilter_->pairs) prefilter_->pairs->find(text, scratch.pair_hits);
+    LineCollector<F> lines{literals_, text, base, &on_line, scratch.pair_hits};
+    if (prefilter_->db) {
+        auto on_hit = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* p) -> int {
+            auto& c = *static_cast<LineCollector<F>*>(p);
+            const std::size_t start = static_cast<std::size_t>(to) - c.literals[id].text.size();
+            c.pairs_before(start);
+            c.hit(id, start);
+            return 0;
+        };
+        hs_scan(prefilter_->db, text.data(), static_cast<unsigned>(text.size()), 0, scratch.hs, on_hit, &lines);
+    }
+    lines.pairs_before(text.size());
+    lines.flush();
 }
 
 void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
@@ -80,7 +107,7 @@ void Matcher::scan(std::string_view text, core::Time now, MatchState& state,
         }
         return;
     }
-    prefilter(text, state.impl().scratch.hs, [&](std::size_t b, std::size_t e, std::uint64_t mask) {
+    prefilter(text, state.impl().scratch, [&](std::size_t b, std::size_t e, std::uint64_t mask) {
         if (auto m = match_impl(text.substr(b, e - b), mask, now, state.impl().scratch_md, &state, nullptr))
             on_match(*m);
     });
@@ -96,7 +123,7 @@ void Matcher::for_each_candidate(std::string_view text, MatchState& state,
         }
         return;
     }
-    prefilter(text, state.impl().scratch.hs, [&](std::size_t b, std::size_t e, std::uint64_t) { on_line(b, e); });
+    prefilter(text, state.impl().scratch, [&](std::size_t b, std::size_t e, std::uint64_t) { on_line(b, e); });
 }
 
 void Matcher::scan_chunk(std::string_view text, core::Time now, ScanScratch& scratch, ChunkMatches& out) const {
@@ -121,7 +148,7 @@ void Matcher::scan_chunk(std::string_view text, core::Time now, ScanScratch& scr
         }
         return;
     }
-    prefilter(text, s.hs.hs, [&](std::size_t b, std::size_t e, std::uint64_t mask) { keep(text.substr(b, e - b), mask); });
+    prefilter(text, s.hs, [&](std::size_t b, std::size_t e, std::uint64_t mask) { keep(text.substr(b, e - b), mask); });
 }
 
 void Matcher::emit_chunk(ChunkMatches& chunk, core::Time now, MatchState& state,

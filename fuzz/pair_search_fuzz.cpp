@@ -1,0 +1,48 @@
+// Fuzz target: util::PairSearch against std::string_view::starts_with at every position, on
+// every instruction set this CPU runs. Input: a byte giving the number of needles (1-3), then per
+// needle a length byte (2-9), two bytes choosing the pair, and the needle's bytes; the rest is
+// the text, searched from an exact-size copy (so ASan sees any read past it).
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "util/pair_search.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    using rp::util::PairSearch;
+    std::size_t at = 0;
+    auto next = [&]() -> int { return at < size ? data[at++] : -1; };
+    const int count_byte = next();
+    if (count_byte < 0) return 0;
+    std::vector<PairSearch::Needle> needles;
+    for (int i = 0, n = 1 + count_byte % 3; i < n; ++i) {
+        const int len_b = next(), f = next(), s = next();
+        if (len_b < 0 || s < 0) return 0;
+        const std::size_t len = 2 + static_cast<std::size_t>(len_b) % 8;
+        if (size - at < len) return 0;
+        const std::size_t first = static_cast<std::size_t>(f) % (len - 1);
+        const std::size_t second = first + 1 + static_cast<std::size_t>(s) % (len - 1 - first);
+        needles.push_back({std::string(reinterpret_cast<const char*>(data + at), len), first, second, static_cast<unsigned>(i)});
+        at += len;
+    }
+    const std::size_t n = size - at;
+    const auto text = std::make_unique<char[]>(n);
+    if (n) std::memcpy(text.get(), data + at, n);
+    const std::string_view view(text.get(), n);
+    std::vector<PairSearch::Hit> want;
+    for (std::size_t pos = 0; pos < n; ++pos)
+        for (const auto& nd : needles)
+            if (view.substr(pos).starts_with(nd.text)) want.push_back({pos, nd.id});
+    for (auto isa : {PairSearch::Isa::scalar, PairSearch::Isa::sse2, PairSearch::Isa::avx2, PairSearch::Isa::avx512bw}) {
+        if (!PairSearch::supported(isa)) continue;
+        auto search = PairSearch::make(needles, isa);
+        if (!search) std::abort();
+        std::vector<PairSearch::Hit> got;
+        search->find(view, got);
+        if (got != want) std::abort();
+    }
+    return 0;
+}

@@ -1,0 +1,162 @@
+// util::PairSearch: every occurrence of each needle, in order, the same on every instruction set
+// this CPU runs as on the scalar code and as std::string_view::find; and the matcher's prefilter
+// with a pair literal ("Login: ") keeps exactly the lines that hold a literal.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "matching/matcher.hpp"
+#include "util/pair_search.hpp"
+
+namespace {
+
+using rp::util::PairSearch;
+using Hit = PairSearch::Hit;
+
+const PairSearch::Isa k_isas[] = {PairSearch::Isa::scalar, PairSearch::Isa::sse2, PairSearch::Isa::avx2,
+                                  PairSearch::Isa::avx512bw};
+
+std::vector<Hit> naive(std::string_view text, const std::vector<PairSearch::Needle>& needles) {
+    std::vector<Hit> out;
+    for (std::size_t pos = 0; pos < text.size(); ++pos)
+        for (const auto& n : needles)
+            if (text.substr(pos).starts_with(n.text)) out.push_back({pos, n.id});
+    return out;
+}
+
+std::vector<Hit> found(const PairSearch& s, std::string_view text) {
+    // A copy of exactly the text's size, so that ASan (scripts/test.sh) sees any read past it.
+    const auto copy = std::make_unique<char[]>(text.size());
+    std::copy(text.begin(), text.end(), copy.get());
+    std::vector<Hit> out{{12345, 99}};  // find() appends: what was there stays
+    s.find(std::string_view(copy.get(), text.size()), out);
+    EXPECT_EQ(out.front(), (Hit{12345, 99}));
+    out.erase(out.begin());
+    return out;
+}
+
+TEST(PairSearch, FindsEveryOccurrenceInOrder) {
+    struct Case {
+        std::string text;
+        std::vector<PairSearch::Needle> needles;
+        std::vector<Hit> hits;
+    };
+    const std::string pad(100, '.');
+    const std::vector<Case> cases = {
+        {"", {{"Login: ", 0, 4, 7}}, {}},
+        {"Login: ", {{"Login: ", 0, 4, 7}}, {{0, 7}}},
+        {"Login:", {{"Login: ", 0, 4, 7}}, {}},  // cut short at the end
+        {"imap-login: Login: user=<a>", {{"Login: ", 0, 4, 7}}, {{12, 7}}},
+        {"Lxxxn Login: LoginLogin: ", {{"Login: ", 0, 4, 7}}, {{6, 7}, {18, 7}}},  // a pair alone is no hit
+        {pad + "Login: " + pad + "Login: ", {{"Login: ", 0, 4, 1}}, {{100, 1}, {207, 1}}},
+        // overlapping occurrences, and two needles ordered by position, then by needle order
+        {"aaaa", {{"aa", 0, 1, 3}}, {{0, 3}, {1, 3}, {2, 3}}},
+        {pad + "xyz" + pad, {{"yz", 0, 1, 2}, {"xyz", 0, 2, 1}}, {{100, 1}, {101, 2}}},
+        {pad + "abc", {{"abc", 0, 2, 1}, {"abc", 1, 2, 2}}, {{100, 1}, {100, 2}}},
+        // a pair whose second byte is in the next 64-byte block, and one at the very end
+        {std::string(62, '.') + "Login: " + std::string(70, '.'), {{"Login: ", 0, 4, 0}}, {{62, 0}}},
+        {std::string(200, '.') + "Login: ", {{"Login: ", 2, 5, 0}}, {{200, 0}}},
+        // a pair 63 bytes apart
+        {pad + "A" + std::string(62, '-') + "B" + pad, {{"A" + std::string(62, '-') + "B", 0, 63, 5}}, {{100, 5}}},
+    };
+    for (const auto isa : k_isas) {
+        if (!PairSearch::supported(isa)) continue;
+        for (const auto& c : cases) {
+            auto s = PairSearch::make(c.needles, isa);
+            ASSERT_TRUE(s);
+            EXPECT_EQ(found(*s, c.text), c.hits) << PairSearch::isa_name(isa) << ": " << c.text;
+            EXPECT_EQ(naive(c.text, c.needles), c.hits) << c.text;
+        }
+    }
+}
+
+TEST(PairSearch, EveryInstructionSetAgreesWithFind) {
+    // Texts over a few letters, so pairs and near-occurrences abound; lengths around the 64-byte
+    // blocks and the 4 KiB batches of masks.
+    std::mt19937 rng(20261207);
+    const std::string alphabet = "Lo gin:\n";
+    auto word = [&](std::size_t n) {
+        std::string s;
+        for (std::size_t i = 0; i < n; ++i) s += alphabet[rng() % alphabet.size()];
+        return s;
+    };
+    std::size_t total = 0;
+    for (int round = 0; round < 400; ++round) {
+        std::vector<std::size_t> sizes = {0, 1, 63, 64, 65, 127, 128, 129, 191, 4095, 4096, 4097, 4160, 4225};
+        const std::size_t size = round < 14 ? sizes[round] : rng() % 9000;
+        std::string text = word(size);
+        std::vector<PairSearch::Needle> needles;
+        const int count = 1 + static_cast<int>(rng() % 3);
+        for (int i = 0; i < count; ++i) {
+            const std::size_t len = 2 + rng() % 6;
+            const std::size_t first = rng() % (len - 1);
+            const std::size_t second = first + 1 + rng() % (len - 1 - first);
+            needles.push_back({word(len), first, second, static_cast<unsigned>(i)});
+        }
+        const auto want = naive(text, needles);
+        total += want.size();
+        for (const auto isa : k_isas) {
+            if (!PairSearch::supported(isa)) continue;
+            auto s = PairSearch::make(needles, isa);
+            ASSERT_TRUE(s);
+            ASSERT_EQ(found(*s, text), want) << PairSearch::isa_name(isa) << " round " << round;
+        }
+    }
+    EXPECT_GT(total, 10000U);  // the comparison had something to compare
+}
+
+TEST(PairSearch, RejectsAPairOutsideItsNeedle) {
+    EXPECT_TRUE(PairSearch::make({{"Login: ", 0, 4, 0}}, PairSearch::Isa::scalar));
+    EXPECT_FALSE(PairSearch::make({{"Login: ", 4, 4, 0}}, PairSearch::Isa::scalar));  // not two bytes
+    EXPECT_FALSE(PairSearch::make({{"Login: ", 4, 0, 0}}, PairSearch::Isa::scalar));
+    EXPECT_FALSE(PairSearch::make({{"Login: ", 0, 7, 0}}, PairSearch::Isa::scalar));  // past the end
+    EXPECT_FALSE(PairSearch::make({{std::string(70, 'a'), 0, 64, 0}}, PairSearch::Isa::scalar));  // 64 apart
+    EXPECT_TRUE(PairSearch::make({{std::string(70, 'a'), 1, 64, 0}}, PairSearch::Isa::scalar));
+    EXPECT_TRUE(PairSearch::supported(PairSearch::Isa::scalar));
+    EXPECT_TRUE(PairSearch::supported(PairSearch::best_isa()));
+}
+
+// The built-in matcher finds "Login: " by its pair: the prefilter keeps exactly the lines that
+// hold one of its literals (Literal::occurs_in), wherever they fall in the buffer.
+TEST(PairSearch, PrefilterKeepsTheLinesWithALiteral) {
+    auto m = rp::matching::Matcher::build({}, {});
+    ASSERT_TRUE(m) << m.error().message;
+    const std::vector<std::string> kinds = {
+        "Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<ann>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1",
+        "Nov 22 00:31:13 mx1 dovecot: imap-login: Disconnected (no auth attempts in 0 secs): user=<>, rip=192.0.2.9",
+        "Nov 22 00:31:13 mx1 dovecot: pop3-login: Login: user=<bo>, method=PLAIN, rip=2001:db8::5, lip=::1",
+        "Nov 22 00:31:13 mx1 dovecot: imap(ann)<1><x>: Logged out in=0 out=0",
+        "Nov 22 00:31:13 mx1 postfix/smtpd[1]: connect from unknown[203.0.113.7]",
+        "Login: ",
+        "Lxxxn Login:",
+        "Nov 22 00:31:14 mx1 popa3d[101]: Authentication passed for bob",
+    };
+    std::mt19937 rng(7);
+    std::string text;
+    std::vector<std::string> want;
+    const std::vector<std::string> literals = {"Login: ", "ogged i", "tarted prox", "ucc", "pop", " host=",
+                                               "status=\"ok\"", "LOGIN, u"};
+    for (int i = 0; i < 3000; ++i) {
+        std::string line = kinds[rng() % kinds.size()].substr(0, 40 + rng() % 80);
+        text += line + "\n";
+        if (std::any_of(literals.begin(), literals.end(), [&](const std::string& l) {
+                // "pop" is no hit where Dovecot writes "pop3-login: " or "pop3(" (builtin_patterns.cpp)
+                for (auto p = line.find(l); p != std::string::npos; p = line.find(l, p + 1))
+                    if (l != "pop" || !(line.substr(p).starts_with("pop3-login: ") || line.substr(p).starts_with("pop3(")))
+                        return true;
+                return false;
+            }))
+            want.push_back(line);
+    }
+    rp::matching::MatchState state(**m);
+    std::vector<std::string> got;
+    (*m)->for_each_candidate(text, state, [&](std::size_t b, std::size_t e) { got.push_back(text.substr(b, e - b)); });
+    EXPECT_EQ(got, want);
+    EXPECT_GT(want.size(), 1000U);
+}
+
+}  // namespace
