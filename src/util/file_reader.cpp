@@ -306,12 +306,25 @@ ReadPath ReadPathChooser::best_locked() const {
 
 ReadPath ReadPathChooser::path_for(std::size_t chunk) const {
     if (requested_ != ReadPath::automatic) return requested_;
-    if (chunk < 2 * k_samples) return chunk % 2 == 0 ? ReadPath::read : ReadPath::mmap;
+    if (chunk < 2 * k_samples) {
+        std::lock_guard lock(mu_);
+        if (!clear_locked()) return chunk % 2 == 0 ? ReadPath::read : ReadPath::mmap;
+        return best_locked();
+    }
     std::lock_guard lock(mu_);
     const ReadPath best = best_locked();
     const std::size_t every = probe_every_locked();
     if (chunk % every != every - 1) return best;
     return best == ReadPath::read ? ReadPath::mmap : ReadPath::read;  // a probe of the other path
+}
+
+// Whether calibration can stop: each path has a sample besides its first, and one path's mean
+// is at least k_clear_ratio times the other's (a third sample of the dearer path would cost
+// more than it could tell; later probes still revise the choice).
+bool ReadPathChooser::clear_locked() const {
+    if (samples_[0].later == 0 || samples_[1].later == 0) return false;
+    const double r = samples_[0].mean(), m = samples_[1].mean();
+    return r > 0 && m > 0 && std::max(r, m) >= k_clear_ratio * std::min(r, m);
 }
 
 // The dearer the other path, the rarer its probes: each costs (ratio - 1) chunks' worth, so

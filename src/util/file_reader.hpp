@@ -107,7 +107,8 @@ std::chrono::nanoseconds thread_cpu_time();
 
 // Picks the read path for each chunk. read or mmap as requested: always that one. automatic:
 // the first 2 * k_samples chunks alternate (read first), each reporting the CPU time it took
-// (of the reading thread: the faults and copies count, time lost to other processes does not);
+// (of the reading thread: the faults and copies count, time lost to other processes does not),
+// or fewer when each path's second sample already shows one k_clear_ratio times dearer;
 // later chunks take the path whose samples cost less per byte on average, and now and then a
 // chunk takes the other path (every k_probe_every-th chunk at most, rarer the dearer that path
 // is, so the probes cost ~k_probe_budget of the time), so a choice that turns dearer later in
@@ -122,6 +123,7 @@ public:
     static constexpr std::size_t k_probe_every = 16;  // at most this often
     static constexpr std::size_t k_probe_rarest = 1024;  // at least this often
     static constexpr double k_probe_budget = 0.02;     // probes cost at most ~2% more than the best path
+    static constexpr double k_clear_ratio = 2.0;       // calibration ends early at this ratio
     explicit ReadPathChooser(ReadPath requested, bool mmap_possible = true);
     ReadPath path_for(std::size_t chunk) const;
     void report(ReadPath path, std::size_t bytes, std::chrono::nanoseconds cpu);
@@ -137,6 +139,7 @@ private:
         double mean() const { return later ? sum / static_cast<double>(later) : first; }
     };
     ReadPath best_locked() const;
+    bool clear_locked() const;
     std::size_t probe_every_locked() const;
     ReadPath requested_;
     bool mmap_possible_;
