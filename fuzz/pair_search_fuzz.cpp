@@ -1,7 +1,8 @@
 // Fuzz target: util::PairSearch against std::string_view::starts_with at every position, on
 // every instruction set this CPU runs. Input: a byte giving the number of needles (1-3), then per
-// needle a length byte (2-9), two bytes choosing the pair, and the needle's bytes; the rest is
-// the text, searched from an exact-size copy (so ASan sees any read past it).
+// needle a length byte (2-9, or up to 71), two bytes choosing the pair, and the needle's bytes;
+// the rest is the text, searched from an exact-size copy (so ASan sees any read past it).
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -21,10 +22,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (int i = 0, n = 1 + count_byte % 3; i < n; ++i) {
         const int len_b = next(), f = next(), s = next();
         if (len_b < 0 || s < 0) return 0;
-        const std::size_t len = 2 + static_cast<std::size_t>(len_b) % 8;
+        // Mostly short needles; every eighth length byte makes one of up to 71 bytes, so pairs
+        // up to 63 apart cross the 64-byte blocks.
+        const std::size_t len = 2 + static_cast<std::size_t>(len_b % 8 == 7 ? len_b % 70 : len_b % 8);
         if (size - at < len) return 0;
         const std::size_t first = static_cast<std::size_t>(f) % (len - 1);
-        const std::size_t second = first + 1 + static_cast<std::size_t>(s) % (len - 1 - first);
+        const std::size_t second = std::min(first + 1 + static_cast<std::size_t>(s) % (len - 1 - first), first + 63);
         needles.push_back({std::string(reinterpret_cast<const char*>(data + at), len), first, second, static_cast<unsigned>(i)});
         at += len;
     }

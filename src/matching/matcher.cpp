@@ -1,6 +1,7 @@
 #include "matching/matcher.hpp"
 
 #include <algorithm>
+#include <new>
 
 #include "matching/matcher_internal.hpp"
 
@@ -50,10 +51,22 @@ Matcher::~Matcher() = default;
 
 namespace {
 
+// The match context of every run: only the match limit (k_regex_match_limit) differs from the
+// defaults. Shared by all threads: PCRE2 only reads it.
+pcre2_match_context* match_context() {
+    static pcre2_match_context* const context = [] {
+        pcre2_match_context* c = pcre2_match_context_create(nullptr);
+        if (!c) throw std::bad_alloc();
+        pcre2_set_match_limit(c, k_regex_match_limit);
+        return c;
+    }();
+    return context;
+}
+
 bool run(pcre2_code* code, bool jitted, std::string_view text, pcre2_match_data* md) {
     const auto* s = reinterpret_cast<PCRE2_SPTR>(text.data());
-    return (jitted ? pcre2_jit_match(code, s, text.size(), 0, 0, md, nullptr)
-                   : pcre2_match(code, s, text.size(), 0, 0, md, nullptr)) >= 0;
+    return (jitted ? pcre2_jit_match(code, s, text.size(), 0, 0, md, match_context())
+                   : pcre2_match(code, s, text.size(), 0, 0, md, match_context())) >= 0;
 }
 
 std::optional<std::string_view> group_if_set(pcre2_match_data* md, int n, std::string_view text) {

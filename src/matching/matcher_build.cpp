@@ -140,8 +140,9 @@ void Matcher::mark_stateful() {
 
 // Step 3: the prefilter over literals_ (none when no pattern has a literal): a pair search for
 // the literals with a byte pair, one Hyperscan literal database for the others. Without AVX2
-// the pair search is slower than Teddy's confirmations it saves (SSE2: ~5x AVX-512's time, more
-// than Teddy spends on "Login: "; docs/benchmarks.md), so there every literal goes to Hyperscan.
+// the pair search is slower than Teddy's confirmations it saves (SSE2: ~3.5x AVX-512's time,
+// more than Teddy spends on "Login: "; docs/benchmarks.md), so there every literal goes to
+// Hyperscan.
 core::Status Matcher::build_prefilter() {
     if (literals_.empty()) return core::ok();
     std::vector<const char*> exprs;

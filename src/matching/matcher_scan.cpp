@@ -35,7 +35,9 @@ struct LineCollector {
     std::string_view text;
     std::size_t base;  // text's offset in the caller's buffer
     F* on_line;
-    const std::vector<util::PairSearch::Hit>& pair_hits;
+    const std::optional<util::PairSearch>& pairs;
+    std::vector<util::PairSearch::Hit>& pair_hits;  // those of text before window_end
+    std::size_t window_end = 0;                // text before it has been pair-searched
     std::size_t next_pair = 0;                 // pair_hits before it are merged
     std::size_t line_start = 0, line_end = 0;  // current line [start, end); end == 0: none
     std::uint64_t mask = 0;
@@ -63,10 +65,26 @@ struct LineCollector {
         if (line_end == 0) line_end = 1;  // an empty first line cannot hold a literal; keep "none" distinct
         mask = bit;
     }
-    // The pair search's hits that begin before `pos`.
+    // The pair search's hits that begin before `pos`. The text is pair-searched a window at a
+    // time, as far as the hits are needed, so the hits held take memory in proportion to the
+    // window, not to the text (a text of nothing but "Login: " has a hit every 7 bytes).
+    static constexpr std::size_t k_window = std::size_t{64} << 10;
     void pairs_before(std::size_t pos) {
-        for (; next_pair < pair_hits.size() && pair_hits[next_pair].pos < pos; ++next_pair)
-            hit(pair_hits[next_pair].id, pair_hits[next_pair].pos);
+        for (;;) {
+            for (; next_pair < pair_hits.size() && pair_hits[next_pair].pos < pos; ++next_pair)
+                hit(pair_hits[next_pair].id, pair_hits[next_pair].pos);
+            if (next_pair < pair_hits.size() || !pairs || window_end >= std::min(pos, text.size())) return;
+            // The occurrences that begin in [from, window_end): their bytes reach a needle's
+            // length - 1 further.
+            const std::size_t from = window_end;
+            window_end = std::min(from + k_window, text.size());
+            const std::size_t reach = std::min(window_end + pairs->max_length() - 1, text.size());
+            pair_hits.clear();
+            next_pair = 0;
+            pairs->find(text.substr(from, reach - from), pair_hits);
+            while (!pair_hits.empty() && pair_hits.back().pos >= window_end - from) pair_hits.pop_back();
+            for (auto& h : pair_hits) h.pos += from;
+        }
     }
 };
 
@@ -74,14 +92,13 @@ struct LineCollector {
 
 template <class F>
 void Matcher::prefilter_piece(std::string_view text, std::size_t base, PrefilterScratch& scratch, F& on_line) const {
-    // One pass of the pair search (if some literal has a byte pair), then one Hyperscan pass,
-    // find every literal of every pattern in the buffer. Hyperscan's matches arrive in order of
-    // their end offset, so in order of their lines; the pair search's, in order of position, are
-    // merged in before each Hyperscan match that begins after them. A line is reported when the
+    // One Hyperscan pass and the pair search (if some literal has a byte pair) find every
+    // literal of every pattern in the buffer. Hyperscan's matches arrive in order of their end
+    // offset, so in order of their lines; the pair search's, in order of position, are merged in
+    // before each Hyperscan match that begins after them. A line is reported when the
     // first hit of a later line (or the end of the buffer) shows that it is complete.
     scratch.pair_hits.clear();
-    if (prefilter_->pairs) prefilter_->pairs->find(text, scratch.pair_hits);
-    LineCollector<F> lines{literals_, text, base, &on_line, scratch.pair_hits};
+    LineCollector<F> lines{literals_, text, base, &on_line, prefilter_->pairs, scratch.pair_hits};
     if (prefilter_->db) {
         auto on_hit = [](unsigned id, unsigned long long, unsigned long long to, unsigned, void* p) -> int {
             auto& c = *static_cast<LineCollector<F>*>(p);

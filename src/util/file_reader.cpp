@@ -318,13 +318,16 @@ ReadPath ReadPathChooser::path_for(std::size_t chunk) const {
     return best == ReadPath::read ? ReadPath::mmap : ReadPath::read;  // a probe of the other path
 }
 
-// Whether calibration can stop: each path has a sample besides its first, and one path's mean
-// is at least k_clear_ratio times the other's (a third sample of the dearer path would cost
-// more than it could tell; later probes still revise the choice).
+// Whether calibration can stop: each path has a sample besides its first, and BOTH samples of
+// one path cost at least k_clear_ratio times the other path's mean (its first, cold sample left
+// out), so that one outlier cannot end it; a third sample of the dearer path would cost more
+// than it could tell, and later probes still revise the choice.
 bool ReadPathChooser::clear_locked() const {
     if (samples_[0].later == 0 || samples_[1].later == 0) return false;
-    const double r = samples_[0].mean(), m = samples_[1].mean();
-    return r > 0 && m > 0 && std::max(r, m) >= k_clear_ratio * std::min(r, m);
+    const auto dearer_by_far = [](const Samples& d, const Samples& c) {
+        return c.mean() > 0 && std::min(d.first, d.mean()) >= k_clear_ratio * c.mean();
+    };
+    return dearer_by_far(samples_[1], samples_[0]) || dearer_by_far(samples_[0], samples_[1]);
 }
 
 // The dearer the other path, the rarer its probes: each costs (ratio - 1) chunks' worth, so

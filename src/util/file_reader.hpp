@@ -108,7 +108,8 @@ std::chrono::nanoseconds thread_cpu_time();
 // Picks the read path for each chunk. read or mmap as requested: always that one. automatic:
 // the first 2 * k_samples chunks alternate (read first), each reporting the CPU time it took
 // (of the reading thread: the faults and copies count, time lost to other processes does not),
-// or fewer when each path's second sample already shows one k_clear_ratio times dearer;
+// or fewer when both samples of one path (once each path has two) cost k_clear_ratio times the
+// other's (with one thread; several take the first chunks before any sample is in);
 // later chunks take the path whose samples cost less per byte on average, and now and then a
 // chunk takes the other path (every k_probe_every-th chunk at most, rarer the dearer that path
 // is, so the probes cost ~k_probe_budget of the time), so a choice that turns dearer later in

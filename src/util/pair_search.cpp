@@ -160,6 +160,12 @@ std::string_view PairSearch::isa_name(Isa isa) {
     return "scalar";
 }
 
+std::size_t PairSearch::max_length() const {
+    std::size_t n = 0;
+    for (const auto& needle : needles_) n = std::max(n, needle.text.size());
+    return n;
+}
+
 void PairSearch::find(std::string_view text, std::vector<Hit>& out) const {
     const std::size_t from = out.size();
     const MaskFn masks = masks_for(isa_);

@@ -6,16 +6,19 @@
 // in mail logs costs it a confirmation on most lines ("Login: " ends in "n: ", as every Dovecot
 // "imap-login: " does). A pair of the literal's bytes chosen for rarity ('L' and the 'n' four
 // bytes on, for "Login: ") leaves almost no false candidates, and one pass over a buffer already
-// in the cache costs less than those confirmations (docs/benchmarks.md, "Pair search").
+// in the cache costs less than those confirmations (docs/benchmarks.md, "Pair search, a cheaper
+// Dovecot regex, a shorter calibration").
 //
 // The widest instruction set the CPU and kernel support is used (AVX-512BW, AVX2, SSE2; scalar
-// code elsewhere, slow: for tests and other CPUs); every variant gives the same results
-// (tests/unit/test_pair_search.cpp, fuzz/pair_search_fuzz.cpp). The enumerators are in order of
-// width.
+// code elsewhere, slow: for tests and other CPUs; the matcher uses the pair search only with
+// AVX2 or AVX-512BW); every variant gives the same results (tests/unit/test_pair_search.cpp,
+// fuzz/pair_search_fuzz.cpp). The enumerators are in order of width.
 //
 // Thread-safety: immutable after construction; find() may run on any number of threads at once.
 // Security: the text is untrusted. Reads stay inside it: whole 64-byte blocks only where they
-// fit, the rest by scalar code. find() allocates only by growing the caller's vector.
+// fit, the rest by scalar code. find() allocates only to grow the caller's vector (16 bytes per
+// hit: callers bound the text they pass, see Matcher::prefilter_piece) and, with several
+// needles, for std::stable_sort's merge.
 #pragma once
 
 #include <cstddef>
@@ -55,6 +58,7 @@ public:
 
     Isa isa() const { return isa_; }
     const std::vector<Needle>& needles() const { return needles_; }
+    std::size_t max_length() const;  // of the needles' texts
 
 private:
     PairSearch(std::vector<Needle> n, Isa isa) : needles_(std::move(n)), isa_(isa) {}

@@ -120,6 +120,20 @@ TEST(PairSearch, RejectsAPairOutsideItsNeedle) {
     EXPECT_TRUE(PairSearch::supported(PairSearch::best_isa()));
 }
 
+// Every byte pair of the built-in patterns is valid, on any CPU (the matcher makes the pair
+// search only with AVX2; the scalar code checks the same rules).
+TEST(PairSearch, EveryBuiltInPairIsValid) {
+    std::size_t pairs = 0;
+    for (const auto& p : rp::matching::builtin_patterns())
+        for (const auto& l : p.literals)
+            if (l.pair) {
+                ++pairs;
+                EXPECT_TRUE(PairSearch::make({{l.text, l.pair->first, l.pair->second, 0}}, PairSearch::Isa::scalar))
+                    << p.server << "/" << p.name << ": " << l.text;
+            }
+    EXPECT_GE(pairs, 1U);
+}
+
 // The built-in matcher finds "Login: " by its pair: the prefilter keeps exactly the lines that
 // hold one of its literals (Literal::occurs_in), wherever they fall in the buffer.
 TEST(PairSearch, PrefilterKeepsTheLinesWithALiteral) {
@@ -157,6 +171,27 @@ TEST(PairSearch, PrefilterKeepsTheLinesWithALiteral) {
     (*m)->for_each_candidate(text, state, [&](std::size_t b, std::size_t e) { got.push_back(text.substr(b, e - b)); });
     EXPECT_EQ(got, want);
     EXPECT_GT(want.size(), 1000U);
+}
+
+// The prefilter pair-searches 64 KiB at a time: an occurrence that begins just before a window's
+// end and ends in the next is found once, and one that begins at its end too.
+TEST(PairSearch, PrefilterFindsLiteralsAcrossItsWindows) {
+    auto m = rp::matching::Matcher::build({"dovecot"}, {});
+    ASSERT_TRUE(m) << m.error().message;
+    const std::string login = "mx dovecot: imap-login: Login: user=<a>, method=PLAIN, rip=192.0.2.1";
+    const std::size_t at = login.find("Login: ");
+    for (std::size_t start : {std::size_t{65536} - 3, std::size_t{65536}, std::size_t{131072} - 6}) {
+        // filler lines (no literal) up to the line whose "Login: " begins at `start`
+        std::string text;
+        while (text.size() + 100 < start - at) text += std::string(60, 'x') + "\n";
+        text += std::string(start - at - text.size() - 1, 'y') + "\n";
+        text += login + "\n" + std::string(70000, 'z') + "\n";
+        ASSERT_EQ(text.find("Login: "), start);
+        rp::matching::MatchState state(**m);
+        std::vector<std::string> got;
+        (*m)->for_each_candidate(text, state, [&](std::size_t b, std::size_t e) { got.push_back(text.substr(b, e - b)); });
+        EXPECT_EQ(got, std::vector<std::string>{login}) << start;
+    }
 }
 
 }  // namespace

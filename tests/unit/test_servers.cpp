@@ -2,6 +2,7 @@
 // documented log formats (docs/servers.md lists the sources). Each row is one line; a row with
 // an address must give exactly that login, a row without one must give nothing.
 #include <gtest/gtest.h>
+#include <pcre2.h>
 
 #include <array>
 #include <cstdlib>
@@ -305,4 +306,48 @@ TEST(Servers, HugeAdversarialLines) {
     all()->scan(buf, k_now, st, [&](const matching::LoginMatch& m) { got.push_back(m.ip.to_string()); });
     EXPECT_EQ(got, (std::vector<std::string>{"192.0.2.10"}));
     EXPECT_GE(st.long_lines(), 1u);  // every huge line a regex matched, valid address or not
+}
+
+// Backtracking is bounded per line (k_regex_match_limit), for built-in and [[pattern]] regexes
+// alike: a line that a regex matches only after ~10^5 steps is no match, where PCRE2's default
+// limit (10^7) would let it match. Counted in steps, not time, so the same on every host.
+TEST(Servers, BacktrackingIsBoundedPerLine) {
+    const std::string re = R"(^(?:(?:(?:a|a)+)+$|a+ from (?<ip>[0-9.]+)$))";  // 2^n paths fail first
+    matching::PatternSpec p;
+    p.server = "mine";
+    p.name = "exponential";
+    p.regex = re;
+    p.whole_line = true;
+    auto m = Matcher::build({"mine"}, {p});
+    ASSERT_TRUE(m) << m.error().message;
+    auto login = [&](int n) {
+        MatchState st(**m);
+        auto hit = (*m)->match_line(std::string(n, 'a') + " from 192.0.2.1", k_now, st);
+        return hit ? hit->ip.to_string() : std::string("none");
+    };
+    auto default_limit = [&](int n) {  // the same regex with PCRE2's defaults
+        int err = 0;
+        PCRE2_SIZE off = 0;
+        pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re.data()), re.size(), 0, &err, &off, nullptr);
+        pcre2_match_data* md = pcre2_match_data_create_from_pattern(code, nullptr);
+        const std::string s = std::string(n, 'a') + " from 192.0.2.1";
+        const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0, 0, md, nullptr);
+        pcre2_match_data_free(md);
+        pcre2_code_free(code);
+        return rc;
+    };
+    EXPECT_EQ(login(8), "192.0.2.1");
+    EXPECT_GT(default_limit(10), 0);
+    EXPECT_EQ(login(10), "none") << "matched beyond k_regex_match_limit";
+    // The built-in Dovecot regex on a crafted user name (">, " thousands of times before an
+    // address that fails): no login, and a real login line after it still counts.
+    const std::string crafted = "Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<";
+    std::string buf = crafted;
+    for (int i = 0; i < 20000; ++i) buf += ">, ";
+    buf += ">, method=PLAIN, rip=1.2.3.4x\n";
+    buf += crafted + "ok>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.2, mpid=1, session=<x>\n";
+    MatchState st(*all());
+    std::vector<std::string> got;
+    all()->scan(buf, k_now, st, [&](const matching::LoginMatch& hit) { got.push_back(hit.ip.to_string()); });
+    EXPECT_EQ(got, (std::vector<std::string>{"192.0.2.10"}));
 }
