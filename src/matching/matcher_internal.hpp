@@ -79,8 +79,8 @@ struct Matcher::PrefilterScratch {
 
 struct ScanScratch::Impl {
     Matcher::Scratch md;
-    Matcher::PrefilterScratch hs;
-    Impl(std::uint32_t groups, const hs_database_t* db) : md(groups), hs(db) {}
+    Matcher::PrefilterScratch prefilter;
+    Impl(std::uint32_t groups, const hs_database_t* db) : md(groups), prefilter(db) {}
 };
 
 struct MatchState::Impl {

@@ -165,7 +165,7 @@ void Matcher::scan_chunk(std::string_view text, core::Time now, ScanScratch& scr
         }
         return;
     }
-    prefilter(text, s.hs, [&](std::size_t b, std::size_t e, std::uint64_t mask) { keep(text.substr(b, e - b), mask); });
+    prefilter(text, s.prefilter, [&](std::size_t b, std::size_t e, std::uint64_t mask) { keep(text.substr(b, e - b), mask); });
 }
 
 void Matcher::emit_chunk(ChunkMatches& chunk, core::Time now, MatchState& state,

@@ -306,13 +306,11 @@ ReadPath ReadPathChooser::best_locked() const {
 
 ReadPath ReadPathChooser::path_for(std::size_t chunk) const {
     if (requested_ != ReadPath::automatic) return requested_;
-    if (chunk < 2 * k_samples) {
-        std::lock_guard lock(mu_);
-        if (!clear_locked()) return chunk % 2 == 0 ? ReadPath::read : ReadPath::mmap;
-        return best_locked();
-    }
     std::lock_guard lock(mu_);
+    const bool calibrating = chunk < 2 * k_samples && !clear_locked();
+    if (calibrating) return chunk % 2 == 0 ? ReadPath::read : ReadPath::mmap;
     const ReadPath best = best_locked();
+    if (chunk < 2 * k_samples) return best;  // calibration ended early: no probe yet
     const std::size_t every = probe_every_locked();
     if (chunk % every != every - 1) return best;
     return best == ReadPath::read ? ReadPath::mmap : ReadPath::read;  // a probe of the other path
