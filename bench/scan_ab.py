@@ -8,7 +8,12 @@ scan path: build the binary before and after it and compare in one run (docs/ben
 Before the rounds, each command's output is compared with the old binary's (a change that
 finds other logins is no speed-up); during them the log is held in the page cache (pin.py).
 
-Usage: bench/scan_ab.py OLD NEW [--log FILE] [--rounds N]
+With --cpu N, `cat` and the `--threads 1` scans run on CPU N only (the default-thread scans
+stay free): on a host whose CPUs differ in speed (the second host of docs/benchmarks.md: one
+vCPU ~40% slower than the other), an unpinned process lands on either, and the best and the
+median mix the two.
+
+Usage: bench/scan_ab.py OLD NEW [--log FILE] [--rounds N] [--cpu N]
 (default log: /tmp/relaypermit-bench/genlog-7000000.log, what bench/scan_bench.sh makes)
 """
 
@@ -19,6 +24,7 @@ import hashlib
 import statistics
 import subprocess
 import sys
+import os
 import time
 
 from pin import pinned
@@ -30,7 +36,10 @@ def main() -> None:
     ap.add_argument("new")
     ap.add_argument("--log", default="/tmp/relaypermit-bench/genlog-7000000.log")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--cpu", type=int, help="run cat and the --threads 1 scans on this CPU only")
     args = ap.parse_args()
+    if args.cpu is not None and args.cpu not in os.sched_getaffinity(0):
+        sys.exit(f"--cpu {args.cpu}: not among this process's CPUs {sorted(os.sched_getaffinity(0))}")
     cmds = {"cat": ["cat", args.log]}
     for tag, binary in (("old", args.old), ("new", args.new)):
         cmds[f"{tag} --threads 1"] = [binary, "scan", "--threads", "1", args.log]
@@ -40,14 +49,20 @@ def main() -> None:
                for name, cmd in cmds.items() if name != "cat"}
     if len(set(outputs.values())) != 1:
         sys.exit("the outputs differ: " + ", ".join(f"{name} {digest[:12]}" for name, digest in outputs.items()))
+    def on_cpu(name: str):  # the child's CPU, set between fork and exec
+        if args.cpu is None or not (name == "cat" or name.endswith("--threads 1")):
+            return None
+        return lambda: os.sched_setaffinity(0, {args.cpu})
+
     with pinned(args.log):
         for _ in range(args.rounds):
             for name, cmd in cmds.items():
                 t0 = time.perf_counter()
-                subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True, preexec_fn=on_cpu(name))
                 times[name].append(time.perf_counter() - t0)
     cat_best, cat_median = min(times["cat"]), statistics.median(times["cat"])
-    print(f"{args.rounds} rounds, {args.log}, the same output from every scan")
+    where = "" if args.cpu is None else f", cat and --threads 1 on CPU {args.cpu}"
+    print(f"{args.rounds} rounds, {args.log}, the same output from every scan{where}")
     print("| command | best s | median s | best ÷ cat | median ÷ cat |")
     print("|---|---|---|---|---|")
     for name, ts in times.items():

@@ -5,7 +5,9 @@
 # start-up and pattern compilation included).
 # Also times two references from the tools it replaces (see below).
 # Prints a Markdown table for docs/benchmarks.md and checks the logins found against genlog's
-# truth.
+# truth. The one-thread scan is also timed against `cat` on each CPU in turn, both pinned to it
+# (at most PIN_CPUS CPUs, default 8): on a host whose CPUs differ in speed (the second host of
+# docs/benchmarks.md), an unpinned best may pair a `cat` on the fast CPU with a scan on the slow.
 # Usage: bench/scan_bench.sh [BINARY] [LINES]   (defaults: build/relaypermit, 7000000 ≈ 1 GB)
 # LOG=FILE uses an existing genlog.py log (with FILE.events from --truth-events) instead.
 set -euo pipefail
@@ -70,6 +72,10 @@ refs = [
      ["grep", "-oE", "Login: user=<[^>]*>, method=[A-Z]+, rip=[0-9a-f.:]+", log], ref_runs),
 ]
 best = [float("inf")] * (len(cmds) + len(refs))
+# (cpu, cat, scan --threads 1) on that CPU alone: the child is pinned between fork and exec.
+cpus = sorted(os.sched_getaffinity(0))[: int(os.environ.get("PIN_CPUS", "8"))]
+pinned_best = {c: [float("inf"), float("inf")] for c in cpus}
+pinned_cmds = [["cat", log], [binary, "scan", "--threads", "1", log]]
 sys.path.insert(0, os.environ["BENCH_SRC"])
 from pin import pinned  # the log stays in the page cache during the rounds (see pin.py)
 with pinned(log):
@@ -78,6 +84,12 @@ with pinned(log):
             t0 = time.perf_counter()
             subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
             best[i] = min(best[i], time.perf_counter() - t0)
+        for c in cpus:
+            for k, cmd in enumerate(pinned_cmds):
+                t0 = time.perf_counter()
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                               preexec_fn=lambda c=c: os.sched_setaffinity(0, {c}))
+                pinned_best[c][k] = min(pinned_best[c][k], time.perf_counter() - t0)
         for j, (_, cmd, nruns) in enumerate(refs):
             if r >= nruns:
                 continue
@@ -102,6 +114,10 @@ print("read path and time ÷ cat (--read-path auto):")
 for label, i, env in [("all sets, default threads", 4, "PATH_ALL"), ("all sets, --threads 1", 3, "PATH_ONE"),
                       ("Dovecot set only, default threads", 1, "PATH_DOVECOT")]:
     print(f"  {label}: {best[i]/max(best[0],1e-9):.2f}x cat, read path {os.environ.get(env) or '?'}")
+print("all sets, --threads 1, and cat on the same CPU (best of each):")
+for c in cpus:
+    cat_t, scan_t = pinned_best[c]
+    print(f"  CPU {c}: scan {scan_t:.4f} s, cat {cat_t:.4f} s: {scan_t/max(cat_t,1e-9):.2f}x cat")
 print(f"relaypermit scan (all sets) is {best[len(cmds)]/scan:.1f}x faster than the one-pattern perl loop, "
       f"{best[len(cmds)+1]/scan:.0f}x faster than the every-pattern perl loop and "
       f"{best[len(cmds)+2]/scan:.1f}x faster than grep -oE")

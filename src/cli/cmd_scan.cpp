@@ -26,6 +26,10 @@ constexpr int k_ok = 0, k_error = 2;
 // in the core's cache when the prefilter runs over them (docs/benchmarks.md).
 constexpr std::size_t k_chunk_bytes = std::size_t{8} << 20;
 constexpr std::size_t k_read_block = std::size_t{256} << 10;
+// With --read-path auto, the calibration chunks (ReadPathChooser: at most 2 * k_samples) are
+// this long: a sample of the dearer path costs a quarter of a full chunk's (mmap was 2.7x read
+// on the second host of docs/benchmarks.md), and 2 MiB keeps mapped samples aligned to huge pages.
+constexpr std::size_t k_calibration_chunk_bytes = std::size_t{2} << 20;
 
 void err(const std::string& msg) { std::fprintf(stderr, "relaypermit: %s\n", util::escape_text(msg).c_str()); }
 
@@ -54,7 +58,9 @@ struct ChunkResult {
 
 // A regular file, in chunks on several threads. False when `fd` is no regular file.
 bool scan_chunked(Scan& s, int fd, const std::string& name, int& status) {
-    auto file = util::ChunkedFile::open(fd, k_chunk_bytes, s.read_path);
+    const util::ChunkedFile::Lead lead{
+        s.read_path == util::ReadPath::automatic ? 2 * util::ReadPathChooser::k_samples : 0, k_calibration_chunk_bytes};
+    auto file = util::ChunkedFile::open(fd, k_chunk_bytes, s.read_path, lead);
     if (!file) return false;
     util::ReadPathChooser chooser(s.read_path, s.read_path == util::ReadPath::read || file->mapped());
     Worker caller(s.matcher);

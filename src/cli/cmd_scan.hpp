@@ -6,7 +6,8 @@
 // (Matcher::scan_chunk), and the chunks are emitted in file order (Matcher::emit_chunk), so the
 // output is byte for byte that of one thread. Each chunk is read through read() into the
 // thread's buffer or through a mapping: --read-path (auto, read, mmap; default auto, which
-// measures the first chunks both ways: util::ReadPathChooser). A stream is read into one buffer.
+// measures the first chunks, shorter ones, both ways: util::ReadPathChooser). A stream is read
+// into one buffer.
 // --stats prints the path taken and the figures behind the choice to standard error.
 // Exit: 0 done (whether or not a login was found), 2 a bad option, config or unreadable file.
 // Thread-safety: a CLI entry point.

@@ -162,10 +162,14 @@ core::Status read_lines(int fd, ChunkBuffer& buf, const LinesFn& on_lines) {
     }
 }
 
-std::optional<ChunkedFile> ChunkedFile::open(int fd, std::size_t chunk_bytes, ReadPath path) {
+std::optional<ChunkedFile> ChunkedFile::open(int fd, std::size_t chunk_bytes, ReadPath path, Lead lead) {
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return std::nullopt;
-    ChunkedFile f(fd, static_cast<std::size_t>(st.st_size), std::max<std::size_t>(chunk_bytes, 1));
+    chunk_bytes = std::max<std::size_t>(chunk_bytes, 1);
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (lead.bytes == 0 || lead.bytes > chunk_bytes) lead = {};
+    if (lead.bytes) lead.chunks = std::min(lead.chunks, size / lead.bytes + 1);  // no product overflows below
+    ChunkedFile f(fd, size, chunk_bytes, lead);
     if (path != ReadPath::read) {
         void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p != MAP_FAILED) f.map_ = static_cast<const char*>(p);
@@ -173,8 +177,20 @@ std::optional<ChunkedFile> ChunkedFile::open(int fd, std::size_t chunk_bytes, Re
     return f;
 }
 
-ChunkedFile::ChunkedFile(ChunkedFile&& o) noexcept : fd_(o.fd_), size_(o.size_), chunk_(o.chunk_), map_(o.map_) {
+ChunkedFile::ChunkedFile(ChunkedFile&& o) noexcept
+    : fd_(o.fd_), size_(o.size_), chunk_(o.chunk_), lead_(o.lead_), map_(o.map_) {
     o.map_ = nullptr;
+}
+
+std::size_t ChunkedFile::chunks() const {
+    const std::size_t lead_end = lead_.chunks * lead_.bytes;
+    if (size_ <= lead_end) return (size_ + lead_.bytes - 1) / lead_.bytes;
+    return lead_.chunks + (size_ - lead_end + chunk_ - 1) / chunk_;
+}
+
+std::size_t ChunkedFile::begin(std::size_t i) const {
+    const std::size_t b = i < lead_.chunks ? i * lead_.bytes : lead_.chunks * lead_.bytes + (i - lead_.chunks) * chunk_;
+    return std::min(b, size_);
 }
 
 ChunkedFile::~ChunkedFile() {
@@ -182,7 +198,8 @@ ChunkedFile::~ChunkedFile() {
 }
 
 core::Status ChunkedFile::read_chunk(std::size_t i, ReadPath path, ChunkBuffer& buf, const LinesFn& on_lines) const {
-    const std::size_t begin = i * chunk_, end = std::min(size_, begin + chunk_);
+    if (i >= chunks()) return core::ok();
+    const std::size_t begin = this->begin(i), end = this->begin(i + 1);
     if (begin >= end) return core::ok();
     if (path == ReadPath::mmap && map_) return read_chunk_mapped(begin, end, on_lines);
     return read_chunk_read(begin, end, buf, on_lines);

@@ -57,18 +57,25 @@ using LinesFn = std::function<void(std::string_view lines)>;
 core::Status read_lines(int fd, ChunkBuffer& buf, const LinesFn& on_lines);
 
 // A regular file cut into chunks of about chunk_bytes: chunk i holds the lines that begin in
-// [i * chunk_bytes, (i + 1) * chunk_bytes), so no line is split and every path reads the same
-// bytes. The file is read as it was at open(): up to the size it had then.
+// [begin(i), begin(i + 1)), so no line is split and every path reads the same bytes. The first
+// lead.chunks chunks may be shorter, lead.bytes each: ReadPathChooser's calibration samples
+// both paths on them, and a sample of the dearer path costs less the shorter it is. The file is
+// read as it was at open(): up to the size it had then.
+struct ChunkLead {
+    std::size_t chunks = 0, bytes = 0;  // bytes: 1 to the chunk size, else no lead
+};
 class ChunkedFile {
 public:
+    using Lead = ChunkLead;
     // `fd` is borrowed and must stay open. nullopt when it is not a regular, non-empty file
     // (then read it as a stream). Maps the file unless `path` is ReadPath::read.
-    static std::optional<ChunkedFile> open(int fd, std::size_t chunk_bytes, ReadPath path);
+    static std::optional<ChunkedFile> open(int fd, std::size_t chunk_bytes, ReadPath path, Lead lead = {});
     ChunkedFile(ChunkedFile&& o) noexcept;
     ChunkedFile& operator=(ChunkedFile&&) = delete;
     ~ChunkedFile();
     std::size_t size() const { return size_; }
-    std::size_t chunks() const { return (size_ + chunk_ - 1) / chunk_; }
+    std::size_t chunks() const;
+    std::size_t begin(std::size_t i) const;  // chunk i's first byte (size() from chunks() on)
     bool mapped() const { return map_ != nullptr; }
     // Calls on_lines with consecutive runs of whole lines that together are chunk i, read
     // through `path` (read, or mmap when mapped(); automatic is not a path). With read the runs
@@ -78,11 +85,13 @@ public:
     core::Status read_chunk(std::size_t i, ReadPath path, ChunkBuffer& buf, const LinesFn& on_lines) const;
 
 private:
-    ChunkedFile(int fd, std::size_t size, std::size_t chunk) : fd_(fd), size_(size), chunk_(chunk) {}
+    ChunkedFile(int fd, std::size_t size, std::size_t chunk, Lead lead)
+        : fd_(fd), size_(size), chunk_(chunk), lead_(lead) {}
     core::Status read_chunk_read(std::size_t begin, std::size_t end, ChunkBuffer& buf, const LinesFn& on_lines) const;
     core::Status read_chunk_mapped(std::size_t begin, std::size_t end, const LinesFn& on_lines) const;
     int fd_;
     std::size_t size_, chunk_;
+    Lead lead_;
     const char* map_ = nullptr;
 };
 

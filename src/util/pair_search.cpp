@@ -12,112 +12,118 @@
 namespace rp::util {
 namespace {
 
-// Each variant fills, for `count` 64-byte blocks from p, the bit masks of the bytes equal to
-// a (ma) and to b (mb): bit t of ma[k] is p[64k + t] == a. The blocks are whole: the caller
-// passes no block that reaches past the text. Only this part differs between instruction sets.
-using MaskFn = void (*)(const char* p, std::size_t count, char a, char b, std::uint64_t* ma, std::uint64_t* mb);
+// One needle's search over one text: the positions q where text[q] == a and text[q + d] == b
+// (a, b the pair's bytes, d their distance) are candidates for an occurrence at q - first,
+// confirmed whole. Rare (a pair is chosen for it): candidates() calls take() only for the blocks
+// that have some.
+struct Search {
+    std::string_view text;
+    const PairSearch::Needle& n;
+    std::vector<PairSearch::Hit>& out;
+    char a, b;
+    unsigned d;  // 1..63
 
-void masks_scalar(const char* p, std::size_t count, char a, char b, std::uint64_t* ma, std::uint64_t* mb) {
+    Search(std::string_view t, const PairSearch::Needle& needle, std::vector<PairSearch::Hit>& o)
+        : text(t), n(needle), out(o), a(needle.text[needle.first]), b(needle.text[needle.second]),
+          d(static_cast<unsigned>(needle.second - needle.first)) {}
+
+    void confirm(std::size_t q) {
+        if (q < n.first) return;
+        const std::size_t s = q - n.first, len = n.text.size();
+        if (s + len <= text.size() && std::memcmp(text.data() + s, n.text.data(), len) == 0) out.push_back({s, n.id});
+    }
+    // Bit t of `bits` is a candidate at base + t.
+    void take(std::size_t base, std::uint64_t bits) {
+        for (; bits; bits &= bits - 1) confirm(base + static_cast<std::size_t>(__builtin_ctzll(bits)));
+    }
+};
+
+// Each variant computes, for `count` 64-byte blocks from the text's start, the candidates of
+// each block in one pass (the second byte loaded at its own offset) and hands the blocks that
+// have some to s.take(). Block k reads up to 63 bytes into block k + 1 (d < 64): the caller
+// passes only blocks that one more whole block follows in the text. Only this part differs
+// between instruction sets.
+using CandidateFn = void (*)(Search& s, std::size_t count);
+
+void candidates_scalar(Search& s, std::size_t count) {
+    const char* p = s.text.data();
     for (std::size_t k = 0; k < count; ++k, p += 64) {
-        std::uint64_t x = 0, y = 0;
-        for (unsigned t = 0; t < 64; ++t) {
-            x |= std::uint64_t{p[t] == a} << t;
-            y |= std::uint64_t{p[t] == b} << t;
-        }
-        ma[k] = x;
-        mb[k] = y;
+        std::uint64_t x = 0;
+        for (unsigned t = 0; t < 64; ++t) x |= std::uint64_t{p[t] == s.a && p[t + s.d] == s.b} << t;
+        if (x) s.take(64 * k, x);
     }
 }
 
 #ifdef RP_PAIR_X86
-__attribute__((target("sse2"))) void masks_sse2(const char* p, std::size_t count, char a, char b, std::uint64_t* ma,
-                                                std::uint64_t* mb) {
-    const __m128i va = _mm_set1_epi8(a), vb = _mm_set1_epi8(b);
+__attribute__((target("sse2"))) void candidates_sse2(Search& s, std::size_t count) {
+    const __m128i va = _mm_set1_epi8(s.a), vb = _mm_set1_epi8(s.b);
+    const char* p = s.text.data();
+    const unsigned d = s.d;
     for (std::size_t k = 0; k < count; ++k, p += 64) {
-        std::uint64_t x = 0, y = 0;
+        std::uint64_t x = 0;
         for (unsigned q = 0; q < 4; ++q) {
             const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * q));
-            x |= std::uint64_t(static_cast<std::uint16_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, va)))) << (16 * q);
-            y |= std::uint64_t(static_cast<std::uint16_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, vb)))) << (16 * q);
+            const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * q + d));
+            const __m128i m = _mm_and_si128(_mm_cmpeq_epi8(v, va), _mm_cmpeq_epi8(w, vb));
+            x |= std::uint64_t(static_cast<std::uint16_t>(_mm_movemask_epi8(m))) << (16 * q);
         }
-        ma[k] = x;
-        mb[k] = y;
+        if (x) s.take(64 * k, x);
     }
 }
 
-__attribute__((target("avx2"))) void masks_avx2(const char* p, std::size_t count, char a, char b, std::uint64_t* ma,
-                                                std::uint64_t* mb) {
-    const __m256i va = _mm256_set1_epi8(a), vb = _mm256_set1_epi8(b);
+__attribute__((target("avx2"))) void candidates_avx2(Search& s, std::size_t count) {
+    const __m256i va = _mm256_set1_epi8(s.a), vb = _mm256_set1_epi8(s.b);
+    const char* p = s.text.data();
+    const unsigned d = s.d;
     for (std::size_t k = 0; k < count; ++k, p += 64) {
-        const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-        const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
-        ma[k] = std::uint64_t(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, va)))) |
-                std::uint64_t(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, va)))) << 32;
-        mb[k] = std::uint64_t(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, vb)))) |
-                std::uint64_t(static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, vb)))) << 32;
+        const __m256i lo = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), va),
+                                            _mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + d)), vb));
+        const __m256i hi =
+            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), va),
+                             _mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 + d)), vb));
+        if (!_mm256_testz_si256(_mm256_or_si256(lo, hi), _mm256_or_si256(lo, hi))) [[unlikely]]
+            s.take(64 * k, std::uint64_t(static_cast<std::uint32_t>(_mm256_movemask_epi8(lo))) |
+                               std::uint64_t(static_cast<std::uint32_t>(_mm256_movemask_epi8(hi))) << 32);
     }
 }
 
-__attribute__((target("avx512f,avx512bw"))) void masks_avx512bw(const char* p, std::size_t count, char a, char b,
-                                                                std::uint64_t* ma, std::uint64_t* mb) {
-    const __m512i va = _mm512_set1_epi8(a), vb = _mm512_set1_epi8(b);
+__attribute__((target("avx512f,avx512bw"))) void candidates_avx512bw(Search& s, std::size_t count) {
+    const __m512i va = _mm512_set1_epi8(s.a), vb = _mm512_set1_epi8(s.b);
+    const char* p = s.text.data();
+    const unsigned d = s.d;
     for (std::size_t k = 0; k < count; ++k, p += 64) {
-        const __m512i v = _mm512_loadu_si512(p);
-        ma[k] = _mm512_cmpeq_epi8_mask(v, va);
-        mb[k] = _mm512_cmpeq_epi8_mask(v, vb);
+        const __mmask64 x =
+            _mm512_mask_cmpeq_epi8_mask(_mm512_cmpeq_epi8_mask(_mm512_loadu_si512(p), va), _mm512_loadu_si512(p + d), vb);
+        if (x) [[unlikely]]
+            s.take(64 * k, x);
     }
 }
 #endif
 
-MaskFn masks_for(PairSearch::Isa isa) {
+CandidateFn candidates_for(PairSearch::Isa isa) {
 #ifdef RP_PAIR_X86
     switch (isa) {
-        case PairSearch::Isa::avx512bw: return masks_avx512bw;
-        case PairSearch::Isa::avx2: return masks_avx2;
-        case PairSearch::Isa::sse2: return masks_sse2;
+        case PairSearch::Isa::avx512bw: return candidates_avx512bw;
+        case PairSearch::Isa::avx2: return candidates_avx2;
+        case PairSearch::Isa::sse2: return candidates_sse2;
         case PairSearch::Isa::scalar: break;
     }
 #else
     (void)isa;
 #endif
-    return masks_scalar;
+    return candidates_scalar;
 }
 
-// Blocks whose masks are computed in one call: 4 KiB of text, 1 KiB of masks on the stack.
-constexpr std::size_t k_batch = 64;
-
-// One needle over `text`: the positions q where text[q] == a and text[q + d] == b (a, b the
-// pair's bytes, d their distance) are candidates for an occurrence at q - first, confirmed whole.
-void find_one(std::string_view text, const PairSearch::Needle& n, MaskFn masks, std::vector<PairSearch::Hit>& out) {
-    const std::size_t len = n.text.size();
-    if (text.size() < len) return;
-    const char a = n.text[n.first], b = n.text[n.second];
-    const unsigned d = static_cast<unsigned>(n.second - n.first);  // 1..63
-    const char* p = text.data();
-    const std::size_t size = text.size();
-    auto confirm = [&](std::size_t q) {
-        if (q < n.first) return;
-        const std::size_t s = q - n.first;
-        if (s + len <= size && std::memcmp(p + s, n.text.data(), len) == 0) out.push_back({s, n.id});
-    };
-    // Block k's candidates need block k + 1's mb (the b of a pair may lie in the next block), so
-    // the masked part ends one whole block before the text does; the rest is scalar.
-    const std::size_t whole = size / 64;
-    const std::size_t masked = whole >= 2 ? whole - 1 : 0;  // blocks whose candidates come from masks
-    std::uint64_t ma[k_batch + 1], mb[k_batch + 1];
-    for (std::size_t k0 = 0; k0 < masked; k0 += k_batch) {
-        const std::size_t count = std::min(k_batch, masked - k0);
-        masks(p + 64 * k0, count + 1, a, b, ma, mb);  // block k0 + count exists: k0 + count <= whole - 1
-        for (std::size_t k = 0; k < count; ++k) {
-            std::uint64_t hits = ma[k] & ((mb[k] >> d) | ((mb[k + 1] << 1) << (63 - d)));
-            while (hits) {
-                confirm(64 * (k0 + k) + static_cast<std::size_t>(__builtin_ctzll(hits)));
-                hits &= hits - 1;
-            }
-        }
-    }
-    for (std::size_t q = 64 * masked; q + d < size; ++q)
-        if (p[q] == a && p[q + d] == b) confirm(q);
+void find_one(std::string_view text, const PairSearch::Needle& n, CandidateFn candidates,
+              std::vector<PairSearch::Hit>& out) {
+    if (text.size() < n.text.size()) return;
+    Search s(text, n, out);
+    // The blocks that one more whole block follows come from candidates(); the rest is scalar.
+    const std::size_t whole = text.size() / 64;
+    const std::size_t masked = whole >= 2 ? whole - 1 : 0;
+    candidates(s, masked);
+    for (std::size_t q = 64 * masked; q + s.d < text.size(); ++q)
+        if (text[q] == s.a && text[q + s.d] == s.b) s.confirm(q);
 }
 
 }  // namespace
@@ -168,8 +174,8 @@ std::size_t PairSearch::max_length() const {
 
 void PairSearch::find(std::string_view text, std::vector<Hit>& out) const {
     const std::size_t from = out.size();
-    const MaskFn masks = masks_for(isa_);
-    for (const auto& n : needles_) find_one(text, n, masks, out);
+    const CandidateFn candidates = candidates_for(isa_);
+    for (const auto& n : needles_) find_one(text, n, candidates, out);
     // Each needle's hits are in order; several needles' are merged (ties keep the needles' order).
     if (needles_.size() > 1)
         std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(from), out.end(),

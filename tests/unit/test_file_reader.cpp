@@ -65,8 +65,8 @@ TEST(ParallelMap, LineCutsEndAtNewlines) {
 
 // Every chunk through `path`: each run must end at a line end (or the file's end), and the runs
 // of all chunks in order must be the file.
-std::string read_all(int fd, std::size_t chunk, ReadPath path, std::size_t buffer) {
-    auto f = ChunkedFile::open(fd, chunk, path);
+std::string read_all(int fd, std::size_t chunk, ReadPath path, std::size_t buffer, rp::util::ChunkLead lead = {}) {
+    auto f = ChunkedFile::open(fd, chunk, path, lead);
     EXPECT_TRUE(f.has_value());
     std::string out;
     ChunkBuffer buf(buffer);
@@ -95,11 +95,35 @@ TEST(FileReader, EveryPathAndChunkSizeReadsTheSameLines) {
         EXPECT_EQ(read_all(fd, chunk, ReadPath::read, 4096), text) << chunk;
         EXPECT_EQ(read_all(fd, chunk, ReadPath::mmap, 4096), text) << chunk;
     }
+    // Shorter lead chunks (the read-path calibration's), some of them past the end, many, or
+    // longer than a chunk (ignored).
+    for (rp::util::ChunkLead lead : {rp::util::ChunkLead{3, 50}, {6, 4096}, {1000000, 1}, {2, 1 << 20}, {6, 65536}})
+        for (auto how : {ReadPath::read, ReadPath::mmap})
+            EXPECT_EQ(read_all(fd, 65536, how, 4096, lead), text) << lead.chunks << " x " << lead.bytes;
     ChunkBuffer buf(4096);
     std::string streamed;
     ASSERT_TRUE(::lseek(fd, 0, SEEK_SET) == 0);
     ASSERT_TRUE(rp::util::read_lines(fd, buf, [&](std::string_view l) { streamed.append(l); }).has_value());
     EXPECT_EQ(streamed, text);
+    ::close(fd);
+    std::filesystem::remove(path);
+}
+
+TEST(FileReader, LeadChunksAreShorterAndTheRestKeepTheirSize) {
+    const auto path = std::filesystem::temp_directory_path() / ("rp_file_lead_" + std::to_string(::getpid()));
+    std::ofstream(path, std::ios::binary) << std::string(10'000, 'x');
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    auto f = ChunkedFile::open(fd, 4096, ReadPath::read, {3, 1000});
+    ASSERT_TRUE(f.has_value());
+    EXPECT_EQ(f->chunks(), 3u + 2u);  // 3 x 1000, then 4096 and the last 2904
+    for (std::size_t i = 0; i <= 5; ++i)
+        EXPECT_EQ(f->begin(i), (std::vector<std::size_t>{0, 1000, 2000, 3000, 7096, 10'000}[i])) << i;
+    auto all_lead = ChunkedFile::open(fd, 4096, ReadPath::read, {20, 1000});  // the lead covers the file
+    EXPECT_EQ(all_lead->chunks(), 10u);
+    EXPECT_EQ(all_lead->begin(10), 10'000u);
+    auto none = ChunkedFile::open(fd, 4096, ReadPath::read, {3, 5000});  // longer than a chunk: no lead
+    EXPECT_EQ(none->chunks(), 3u);
     ::close(fd);
     std::filesystem::remove(path);
 }
