@@ -1,7 +1,9 @@
 // Fuzz target: util::PairSearch against std::string_view::starts_with at every position, on
-// every instruction set this CPU runs. Input: a byte giving the number of needles (1-3), then per
-// needle a length byte (2-9, or up to 71), two bytes choosing the pair, and the needle's bytes;
-// the rest is the text, searched from an exact-size copy (so ASan sees any read past it).
+// every instruction set this CPU runs. Input: a byte giving the number of needles (1-6: more than
+// the four searched in one pass) and, with its high bit, an exception per needle; then per needle
+// a length byte (2-9, or up to 71), two bytes choosing the pair, the needle's bytes and, with
+// exceptions, one more byte: the exception is the needle followed by it. The rest is the text,
+// searched from an exact-size copy (so ASan sees any read past it).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -19,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const int count_byte = next();
     if (count_byte < 0) return 0;
     std::vector<PairSearch::Needle> needles;
-    for (int i = 0, n = 1 + count_byte % 3; i < n; ++i) {
+    const bool excepts = (count_byte & 0x80) != 0;
+    for (int i = 0, n = 1 + (count_byte & 0x7f) % 6; i < n; ++i) {
         const int len_b = next(), f = next(), s = next();
         if (len_b < 0 || s < 0) return 0;
         // Mostly short needles; every eighth length byte makes one of up to 71 bytes, so pairs
@@ -30,6 +33,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::size_t second = std::min(first + 1 + static_cast<std::size_t>(s) % (len - 1 - first), first + 63);
         needles.push_back({std::string(reinterpret_cast<const char*>(data + at), len), first, second, static_cast<unsigned>(i)});
         at += len;
+        if (excepts) {
+            const int extra = next();
+            if (extra < 0) return 0;
+            needles.back().except.push_back(needles.back().text + static_cast<char>(extra));
+        }
     }
     const std::size_t n = size - at;
     const auto text = std::make_unique<char[]>(n);
@@ -38,7 +46,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::vector<PairSearch::Hit> want;
     for (std::size_t pos = 0; pos < n; ++pos)
         for (const auto& nd : needles)
-            if (view.substr(pos).starts_with(nd.text)) want.push_back({pos, nd.id});
+            if (view.substr(pos).starts_with(nd.text) &&
+                std::none_of(nd.except.begin(), nd.except.end(), [&](const std::string& e) { return view.substr(pos).starts_with(e); }))
+                want.push_back({pos, nd.id});
     for (auto isa : {PairSearch::Isa::scalar, PairSearch::Isa::sse2, PairSearch::Isa::avx2, PairSearch::Isa::avx512bw}) {
         if (!PairSearch::supported(isa)) continue;
         auto search = PairSearch::make(needles, isa);

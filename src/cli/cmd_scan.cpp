@@ -28,7 +28,7 @@ constexpr std::size_t k_chunk_bytes = std::size_t{8} << 20;
 constexpr std::size_t k_read_block = std::size_t{256} << 10;
 // With --read-path auto, the calibration chunks (ReadPathChooser: at most 2 * k_samples) are
 // this long: a sample of the dearer path costs a quarter of a full chunk's (mmap was 2.7x read
-// on the second host of docs/benchmarks.md), and 2 MiB keeps mapped samples aligned to huge pages.
+// on the second host of docs/benchmarks.md).
 constexpr std::size_t k_calibration_chunk_bytes = std::size_t{2} << 20;
 
 void err(const std::string& msg) { std::fprintf(stderr, "relaypermit: %s\n", util::escape_text(msg).c_str()); }

@@ -6,7 +6,7 @@
 // parsed and Hyperscan's Teddy, which finds them, slows down with their number (8 at most, or
 // it switches to a slower engine) and with how common their LAST THREE BYTES are: Teddy looks
 // for those first, then confirms. So the sets share 8 literals, each cut to end on rare bytes,
-// but "Login: ", which the pair search finds by two rare bytes instead (Literal::pair):
+// but "Login: " and "pop", which the pair search finds by two bytes instead (Literal::pair):
 // "tarted prox" (not "...proxying": "ing" is everywhere; "started" and 2.3.19's "Started"), "ucc" (success, Successful),
 // "ogged i" ("Logged in", "logged in"; not "...in": " in" is common, and the set prefiltered 12%
 // slower with it),
@@ -54,8 +54,11 @@ const std::vector<PatternSpec>& builtin_patterns() {
     // qpopper's popper, vpopmail), whose session lines have no rarer text. Dovecot writes "pop"
     // at the start of the message in most lines of its POP service ("pop3-login: ...",
     // "pop3(user)<...>: ..."), where none of those tags can be: such an occurrence is no hit.
-    // (A third of a busy Dovecot log otherwise, each line parsed for nothing.)
-    static const Literal pop{"pop", {"pop3-login: ", "pop3("}};
+    // (A third of a busy Dovecot log otherwise, each line parsed for nothing.) Found by Teddy,
+    // each of those occurrences cost a confirmation and a callback (~15% of a one-thread scan of
+    // genlog); the pair search ('p' and the 'p' two bytes on) drops them as it confirms, in the
+    // same pass as "Login: " (docs/benchmarks.md, "... and two cuts").
+    static const Literal pop{"pop", {"pop3-login: ", "pop3("}, Literal::Pair{0, 2}};
     static const std::vector<PatternSpec> patterns = {
         // --- Dovecot ---------------------------------------------------------------------
         // Through syslog: "host dovecot: imap-login: Login: user=<...>, ..." The syslog tag is

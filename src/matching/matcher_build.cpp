@@ -153,7 +153,7 @@ core::Status Matcher::build_prefilter() {
     for (std::size_t i = 0; i < literals_.size(); ++i) {
         const auto& l = literals_[i];
         if (l.pair && pairs) {
-            needles.push_back({l.text, l.pair->first, l.pair->second, static_cast<unsigned>(i)});
+            needles.push_back({l.text, l.pair->first, l.pair->second, static_cast<unsigned>(i), l.except});
             continue;
         }
         exprs.push_back(l.text.data());

@@ -165,10 +165,12 @@ core::Status read_lines(int fd, ChunkBuffer& buf, const LinesFn& on_lines) {
 std::optional<ChunkedFile> ChunkedFile::open(int fd, std::size_t chunk_bytes, ReadPath path, Lead lead) {
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) return std::nullopt;
-    chunk_bytes = std::max<std::size_t>(chunk_bytes, 1);
     const auto size = static_cast<std::size_t>(st.st_size);
+    // A chunk longer than the file means the same as one as long: clamped, every sum and product
+    // below stays within 2 * size.
+    chunk_bytes = std::clamp<std::size_t>(chunk_bytes, 1, size);
     if (lead.bytes == 0 || lead.bytes > chunk_bytes) lead = {};
-    if (lead.bytes) lead.chunks = std::min(lead.chunks, size / lead.bytes + 1);  // no product overflows below
+    if (lead.bytes) lead.chunks = std::min(lead.chunks, size / lead.bytes + 1);
     ChunkedFile f(fd, size, chunk_bytes, lead);
     if (path != ReadPath::read) {
         void* p = ::mmap(nullptr, f.size_, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -183,12 +185,14 @@ ChunkedFile::ChunkedFile(ChunkedFile&& o) noexcept
 }
 
 std::size_t ChunkedFile::chunks() const {
-    const std::size_t lead_end = lead_.chunks * lead_.bytes;
-    if (size_ <= lead_end) return (size_ + lead_.bytes - 1) / lead_.bytes;
-    return lead_.chunks + (size_ - lead_end + chunk_ - 1) / chunk_;
+    const auto ceil_div = [](std::size_t n, std::size_t d) { return n / d + (n % d != 0); };
+    const std::size_t lead_end = lead_.chunks * lead_.bytes;  // <= size_ + lead_.bytes (open)
+    if (size_ <= lead_end) return ceil_div(size_, lead_.bytes);
+    return lead_.chunks + ceil_div(size_ - lead_end, chunk_);
 }
 
 std::size_t ChunkedFile::begin(std::size_t i) const {
+    if (i >= chunks()) return size_;
     const std::size_t b = i < lead_.chunks ? i * lead_.bytes : lead_.chunks * lead_.bytes + (i - lead_.chunks) * chunk_;
     return std::min(b, size_);
 }

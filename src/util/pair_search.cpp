@@ -1,6 +1,7 @@
 #include "util/pair_search.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 
@@ -14,23 +15,28 @@ namespace {
 
 // One needle's search over one text: the positions q where text[q] == a and text[q + d] == b
 // (a, b the pair's bytes, d their distance) are candidates for an occurrence at q - first,
-// confirmed whole. Rare (a pair is chosen for it): candidates() calls take() only for the blocks
-// that have some.
+// confirmed whole (and not one its exceptions begin). Rare (a pair is chosen for it): the
+// candidate functions call take() only for the blocks that have some.
 struct Search {
     std::string_view text;
-    const PairSearch::Needle& n;
-    std::vector<PairSearch::Hit>& out;
-    char a, b;
-    unsigned d;  // 1..63
+    const PairSearch::Needle* n = nullptr;
+    std::vector<PairSearch::Hit>* out = nullptr;
+    char a = 0, b = 0;
+    unsigned d = 1;  // 1..63
 
+    Search() = default;
     Search(std::string_view t, const PairSearch::Needle& needle, std::vector<PairSearch::Hit>& o)
-        : text(t), n(needle), out(o), a(needle.text[needle.first]), b(needle.text[needle.second]),
+        : text(t), n(&needle), out(&o), a(needle.text[needle.first]), b(needle.text[needle.second]),
           d(static_cast<unsigned>(needle.second - needle.first)) {}
 
     void confirm(std::size_t q) {
-        if (q < n.first) return;
-        const std::size_t s = q - n.first, len = n.text.size();
-        if (s + len <= text.size() && std::memcmp(text.data() + s, n.text.data(), len) == 0) out.push_back({s, n.id});
+        if (q < n->first) return;
+        const std::size_t s = q - n->first, len = n->text.size();
+        if (s + len > text.size() || std::memcmp(text.data() + s, n->text.data(), len) != 0) return;
+        const std::string_view rest = text.substr(s);
+        for (const auto& e : n->except)
+            if (rest.starts_with(e)) return;
+        out->push_back({s, n->id});
     }
     // Bit t of `bits` is a candidate at base + t.
     void take(std::size_t base, std::uint64_t bits) {
@@ -38,14 +44,18 @@ struct Search {
     }
 };
 
-// Each variant computes, for `count` 64-byte blocks from the text's start, the candidates of
-// each block in one pass (the second byte loaded at its own offset) and hands the blocks that
-// have some to s.take(). Block k reads up to 63 bytes into block k + 1 (d < 64): the caller
-// passes only blocks that one more whole block follows in the text. Only this part differs
-// between instruction sets.
-using CandidateFn = void (*)(Search& s, std::size_t count);
+// Needles searched in one pass over the text (one load of each block serves them all).
+constexpr std::size_t k_fused = 4;
 
-void candidates_scalar(Search& s, std::size_t count) {
+// Each variant computes, for `count` 64-byte blocks from the text's start, the candidates of
+// each block for the N needles of s[0..N) (one text) and hands the blocks that have some to
+// s[j].take(). The second byte is loaded at its own offset, so one pass gives the candidates.
+// Block k reads up to 63 bytes into block k + 1 (d < 64): the caller passes only blocks that one
+// more whole block follows in the text. Only this part differs between instruction sets; AVX2 and
+// AVX-512BW (what the matcher uses) take the needles together, the others one after another.
+using CandidateFn = void (*)(Search* s, std::size_t count);
+
+void one_scalar(Search& s, std::size_t count) {
     const char* p = s.text.data();
     for (std::size_t k = 0; k < count; ++k, p += 64) {
         std::uint64_t x = 0;
@@ -54,8 +64,13 @@ void candidates_scalar(Search& s, std::size_t count) {
     }
 }
 
+template <std::size_t N>
+void candidates_scalar(Search* s, std::size_t count) {
+    for (std::size_t j = 0; j < N; ++j) one_scalar(s[j], count);
+}
+
 #ifdef RP_PAIR_X86
-__attribute__((target("sse2"))) void candidates_sse2(Search& s, std::size_t count) {
+__attribute__((target("sse2"))) void one_sse2(Search& s, std::size_t count) {
     const __m128i va = _mm_set1_epi8(s.a), vb = _mm_set1_epi8(s.b);
     const char* p = s.text.data();
     const unsigned d = s.d;
@@ -71,59 +86,129 @@ __attribute__((target("sse2"))) void candidates_sse2(Search& s, std::size_t coun
     }
 }
 
-__attribute__((target("avx2"))) void candidates_avx2(Search& s, std::size_t count) {
-    const __m256i va = _mm256_set1_epi8(s.a), vb = _mm256_set1_epi8(s.b);
-    const char* p = s.text.data();
-    const unsigned d = s.d;
+template <std::size_t N>
+void candidates_sse2(Search* s, std::size_t count) {
+    for (std::size_t j = 0; j < N; ++j) one_sse2(s[j], count);
+}
+
+// The wide variants compute a batch of blocks at a time into h[j][k] (needle j, block k) and a
+// word of the blocks with any candidate, then hand those to take(): no call in the loop, so the
+// compared bytes stay in registers (a call would clobber every vector register). (Noting only
+// the blocks with candidates, behind a branch, measured no faster.)
+constexpr std::size_t k_batch = 64;
+
+template <std::size_t N>
+struct Batch {
+    std::uint64_t h[N][k_batch];
+    void take(Search* s, std::size_t k0, std::uint64_t any) {
+        for (; any; any &= any - 1) {
+            const std::size_t k = static_cast<std::size_t>(__builtin_ctzll(any));
+            for (std::size_t j = 0; j < N; ++j)
+                if (h[j][k]) s[j].take(64 * (k0 + k), h[j][k]);
+        }
+    }
+};
+
+template <std::size_t N>
+__attribute__((target("avx2"))) std::uint64_t batch_avx2(const Search* s, const char* p, std::size_t count,
+                                                        Batch<N>& out) {
+    __m256i va[N], vb[N];
+    unsigned d[N];
+#pragma GCC unroll 4
+    for (std::size_t j = 0; j < N; ++j) {
+        va[j] = _mm256_set1_epi8(s[j].a);
+        vb[j] = _mm256_set1_epi8(s[j].b);
+        d[j] = s[j].d;
+    }
+    std::uint64_t any = 0;
     for (std::size_t k = 0; k < count; ++k, p += 64) {
-        const __m256i lo = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), va),
-                                            _mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + d)), vb));
-        const __m256i hi =
-            _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), va),
-                             _mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 + d)), vb));
-        if (!_mm256_testz_si256(_mm256_or_si256(lo, hi), _mm256_or_si256(lo, hi))) [[unlikely]]
-            s.take(64 * k, std::uint64_t(static_cast<std::uint32_t>(_mm256_movemask_epi8(lo))) |
-                               std::uint64_t(static_cast<std::uint32_t>(_mm256_movemask_epi8(hi))) << 32);
+        const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+        const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32));
+        std::uint64_t all = 0;
+#pragma GCC unroll 4
+        for (std::size_t j = 0; j < N; ++j) {
+            const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + d[j]));
+            const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32 + d[j]));
+            const auto lo = static_cast<std::uint32_t>(
+                _mm256_movemask_epi8(_mm256_and_si256(_mm256_cmpeq_epi8(v0, va[j]), _mm256_cmpeq_epi8(w0, vb[j]))));
+            const auto hi = static_cast<std::uint32_t>(
+                _mm256_movemask_epi8(_mm256_and_si256(_mm256_cmpeq_epi8(v1, va[j]), _mm256_cmpeq_epi8(w1, vb[j]))));
+            const std::uint64_t x = std::uint64_t{lo} | std::uint64_t{hi} << 32;
+            out.h[j][k] = x;
+            all |= x;
+        }
+        any |= std::uint64_t{all != 0} << k;
+    }
+    return any;
+}
+
+template <std::size_t N>
+__attribute__((target("avx512f,avx512bw"))) std::uint64_t batch_avx512bw(const Search* s, const char* p,
+                                                                        std::size_t count, Batch<N>& out) {
+    __m512i va[N], vb[N];
+    unsigned d[N];
+#pragma GCC unroll 4
+    for (std::size_t j = 0; j < N; ++j) {
+        va[j] = _mm512_set1_epi8(s[j].a);
+        vb[j] = _mm512_set1_epi8(s[j].b);
+        d[j] = s[j].d;
+    }
+    std::uint64_t any = 0;
+    for (std::size_t k = 0; k < count; ++k, p += 64) {
+        const __m512i v = _mm512_loadu_si512(p);
+        std::uint64_t all = 0;
+#pragma GCC unroll 4
+        for (std::size_t j = 0; j < N; ++j) {
+            const std::uint64_t x =
+                _mm512_mask_cmpeq_epi8_mask(_mm512_cmpeq_epi8_mask(v, va[j]), _mm512_loadu_si512(p + d[j]), vb[j]);
+            out.h[j][k] = x;
+            all |= x;
+        }
+        any |= std::uint64_t{all != 0} << k;
+    }
+    return any;
+}
+
+template <std::size_t N, std::uint64_t (*batch)(const Search*, const char*, std::size_t, Batch<N>&)>
+void candidates_batched(Search* s, std::size_t count) {
+    Batch<N> b;
+    const char* p = s[0].text.data();
+    for (std::size_t k0 = 0; k0 < count; k0 += k_batch) {
+        const std::size_t n = std::min(k_batch, count - k0);
+        b.take(s, k0, batch(s, p + 64 * k0, n, b));
     }
 }
 
-__attribute__((target("avx512f,avx512bw"))) void candidates_avx512bw(Search& s, std::size_t count) {
-    const __m512i va = _mm512_set1_epi8(s.a), vb = _mm512_set1_epi8(s.b);
-    const char* p = s.text.data();
-    const unsigned d = s.d;
-    for (std::size_t k = 0; k < count; ++k, p += 64) {
-        const __mmask64 x =
-            _mm512_mask_cmpeq_epi8_mask(_mm512_cmpeq_epi8_mask(_mm512_loadu_si512(p), va), _mm512_loadu_si512(p + d), vb);
-        if (x) [[unlikely]]
-            s.take(64 * k, x);
-    }
+template <std::size_t N>
+void candidates_avx2(Search* s, std::size_t count) {
+    candidates_batched<N, batch_avx2<N>>(s, count);
+}
+
+template <std::size_t N>
+void candidates_avx512bw(Search* s, std::size_t count) {
+    candidates_batched<N, batch_avx512bw<N>>(s, count);
 }
 #endif
 
-CandidateFn candidates_for(PairSearch::Isa isa) {
+// The variant for `isa` and n (1..k_fused) needles.
+CandidateFn candidates_for(PairSearch::Isa isa, std::size_t n) {
+    using Table = std::array<CandidateFn, k_fused>;
+#define RP_PAIR_TABLE(f) Table{f<1>, f<2>, f<3>, f<4>}
+    static const Table scalar = RP_PAIR_TABLE(candidates_scalar);
 #ifdef RP_PAIR_X86
+    static const Table sse2 = RP_PAIR_TABLE(candidates_sse2), avx2 = RP_PAIR_TABLE(candidates_avx2),
+                       avx512bw = RP_PAIR_TABLE(candidates_avx512bw);
     switch (isa) {
-        case PairSearch::Isa::avx512bw: return candidates_avx512bw;
-        case PairSearch::Isa::avx2: return candidates_avx2;
-        case PairSearch::Isa::sse2: return candidates_sse2;
+        case PairSearch::Isa::avx512bw: return avx512bw[n - 1];
+        case PairSearch::Isa::avx2: return avx2[n - 1];
+        case PairSearch::Isa::sse2: return sse2[n - 1];
         case PairSearch::Isa::scalar: break;
     }
 #else
     (void)isa;
 #endif
-    return candidates_scalar;
-}
-
-void find_one(std::string_view text, const PairSearch::Needle& n, CandidateFn candidates,
-              std::vector<PairSearch::Hit>& out) {
-    if (text.size() < n.text.size()) return;
-    Search s(text, n, out);
-    // The blocks that one more whole block follows come from candidates(); the rest is scalar.
-    const std::size_t whole = text.size() / 64;
-    const std::size_t masked = whole >= 2 ? whole - 1 : 0;
-    candidates(s, masked);
-    for (std::size_t q = 64 * masked; q + s.d < text.size(); ++q)
-        if (text[q] == s.a && text[q + s.d] == s.b) s.confirm(q);
+#undef RP_PAIR_TABLE
+    return scalar[n - 1];
 }
 
 }  // namespace
@@ -174,12 +259,32 @@ std::size_t PairSearch::max_length() const {
 
 void PairSearch::find(std::string_view text, std::vector<Hit>& out) const {
     const std::size_t from = out.size();
-    const CandidateFn candidates = candidates_for(isa_);
-    for (const auto& n : needles_) find_one(text, n, candidates, out);
-    // Each needle's hits are in order; several needles' are merged (ties keep the needles' order).
-    if (needles_.size() > 1)
-        std::stable_sort(out.begin() + static_cast<std::ptrdiff_t>(from), out.end(),
-                         [](const Hit& x, const Hit& y) { return x.pos < y.pos; });
+    // The blocks that one more whole block follows come from the candidate functions, up to
+    // k_fused needles in one pass; the rest of the text is scalar.
+    const std::size_t whole = text.size() / 64;
+    const std::size_t masked = whole >= 2 ? whole - 1 : 0;
+    for (std::size_t g = 0; g < needles_.size(); g += k_fused) {
+        const std::size_t n = std::min(k_fused, needles_.size() - g);
+        std::array<Search, k_fused> s;
+        for (std::size_t j = 0; j < n; ++j) s[j] = Search(text, needles_[g + j], out);
+        candidates_for(isa_, n)(s.data(), masked);
+        for (std::size_t j = 0; j < n; ++j)
+            for (std::size_t q = 64 * masked; q + s[j].d < text.size(); ++q)
+                if (text[q] == s[j].a && text[q + s[j].d] == s[j].b) s[j].confirm(q);
+    }
+    // Hits come block by block (a candidate's block is that of its pair, `first` bytes after
+    // the occurrence), then each needle's scalar rest: ordered here by position, ties in the
+    // needles' order (needles with one id are alike in the output).
+    if (needles_.size() > 1) {
+        const auto rank = [this](unsigned id) {
+            std::size_t i = 0;
+            while (i < needles_.size() && needles_[i].id != id) ++i;
+            return i;
+        };
+        std::sort(out.begin() + static_cast<std::ptrdiff_t>(from), out.end(), [&](const Hit& x, const Hit& y) {
+            return x.pos != y.pos ? x.pos < y.pos : rank(x.id) < rank(y.id);
+        });
+    }
 }
 
 }  // namespace rp::util

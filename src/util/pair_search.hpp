@@ -7,7 +7,9 @@
 // "imap-login: " does). A pair of the literal's bytes chosen for rarity ('L' and the 'n' four
 // bytes on, for "Login: ") leaves almost no false candidates, and one pass over a buffer already
 // in the cache costs less than those confirmations (docs/benchmarks.md, "Pair search, a cheaper
-// Dovecot regex, a shorter calibration").
+// Dovecot regex, a shorter calibration"). A needle may also list exceptions, dropped as they
+// are confirmed ("pop" in Dovecot's own "pop3-login: ", a hit on most of its POP lines that
+// Hyperscan reported through a callback each); up to four needles share one pass.
 //
 // The widest instruction set the CPU and kernel support is used (AVX-512BW, AVX2, SSE2; scalar
 // code elsewhere, slow: for tests and other CPUs; the matcher uses the pair search only with
@@ -15,10 +17,10 @@
 // fuzz/pair_search_fuzz.cpp). The enumerators are in order of width.
 //
 // Thread-safety: immutable after construction; find() may run on any number of threads at once.
-// Security: the text is untrusted. Reads stay inside it: whole 64-byte blocks only where they
-// fit, the rest by scalar code. find() allocates only to grow the caller's vector (16 bytes per
-// hit: callers bound the text they pass, see Matcher::prefilter_piece) and, with several
-// needles, for std::stable_sort's merge.
+// Security: the text is untrusted. Reads stay inside it: a 64-byte block is compared with SIMD
+// only when a whole block follows it (its second load reaches up to 63 bytes into that one), the
+// rest by scalar code. find() allocates only to grow the caller's vector (16 bytes per hit:
+// callers bound the text they pass, see Matcher::prefilter_piece).
 #pragma once
 
 #include <cstddef>
@@ -37,6 +39,7 @@ public:
         std::string text;
         std::size_t first = 0, second = 0;  // the pair: first < second < text.size(), second - first < 64
         unsigned id = 0;                    // reported with its hits
+        std::vector<std::string> except = {};  // an occurrence that begins one of these is no hit
     };
     struct Hit {
         std::size_t pos;  // where the occurrence begins
@@ -52,8 +55,9 @@ public:
     static bool supported(Isa isa);
     static std::string_view isa_name(Isa isa);
 
-    // Appends every occurrence of every needle in `text` (overlapping ones too), ordered by
-    // position, then by the needles' order.
+    // Appends every occurrence of every needle in `text` (overlapping ones too) that none of its
+    // exceptions begins, ordered by position, then by the needles' order. With AVX2 or
+    // AVX-512BW, up to four needles are searched in one pass over the text.
     void find(std::string_view text, std::vector<Hit>& out) const;
 
     Isa isa() const { return isa_; }

@@ -119,11 +119,31 @@ TEST(FileReader, LeadChunksAreShorterAndTheRestKeepTheirSize) {
     EXPECT_EQ(f->chunks(), 3u + 2u);  // 3 x 1000, then 4096 and the last 2904
     for (std::size_t i = 0; i <= 5; ++i)
         EXPECT_EQ(f->begin(i), (std::vector<std::size_t>{0, 1000, 2000, 3000, 7096, 10'000}[i])) << i;
+    EXPECT_EQ(f->begin(6), 10'000u);  // past the last chunk: the end
+    EXPECT_EQ(f->begin(std::size_t{1} << 60), 10'000u);
     auto all_lead = ChunkedFile::open(fd, 4096, ReadPath::read, {20, 1000});  // the lead covers the file
+    ASSERT_TRUE(all_lead.has_value());
     EXPECT_EQ(all_lead->chunks(), 10u);
     EXPECT_EQ(all_lead->begin(10), 10'000u);
     auto none = ChunkedFile::open(fd, 4096, ReadPath::read, {3, 5000});  // longer than a chunk: no lead
+    ASSERT_TRUE(none.has_value());
     EXPECT_EQ(none->chunks(), 3u);
+    auto same = ChunkedFile::open(fd, 4096, ReadPath::read, {2, 4096});  // as long as a chunk
+    ASSERT_TRUE(same.has_value());
+    EXPECT_EQ(same->chunks(), 3u);
+    auto no_count = ChunkedFile::open(fd, 4096, ReadPath::read, {0, 1000});
+    ASSERT_TRUE(no_count.has_value());
+    EXPECT_EQ(no_count->chunks(), 3u);
+    // Sizes beyond the file (or any size_t) mean one chunk, and one lead chunk of 10 bytes
+    // leaves the rest to the second.
+    const std::size_t huge = ~std::size_t{0};
+    auto big = ChunkedFile::open(fd, huge, ReadPath::read, {1, 10});
+    ASSERT_TRUE(big.has_value());
+    EXPECT_EQ(big->chunks(), 2u);
+    EXPECT_EQ(big->begin(1), 10u);
+    auto big_lead = ChunkedFile::open(fd, huge, ReadPath::read, {huge, huge});
+    ASSERT_TRUE(big_lead.has_value());
+    EXPECT_EQ(big_lead->chunks(), 1u);
     ::close(fd);
     std::filesystem::remove(path);
 }
