@@ -1,9 +1,10 @@
 // Fuzz target: util::PairSearch against std::string_view::starts_with at every position, on
 // every instruction set this CPU runs. Input: a byte giving the number of needles (1-6: more than
-// the four searched in one pass) and, with its high bit, an exception per needle; then per needle
-// a length byte (2-9, or up to 71), two bytes choosing the pair, the needle's bytes and, with
-// exceptions, one more byte: the exception is the needle followed by it. The rest is the text,
-// searched from an exact-size copy (so ASan sees any read past it).
+// the four searched in one pass), with its high bit exceptions and with the next bit ids shared
+// by every other needle; then per needle a length byte (2-9, or up to 71), two bytes choosing the
+// pair, the needle's bytes and, with exceptions, a byte choosing them: the needle and 1-4 more
+// bytes of the input, and sometimes the needle and that byte as a second one. The rest is the
+// text, searched from an exact-size copy (so ASan sees any read past it).
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
@@ -33,11 +34,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::size_t second = std::min(first + 1 + static_cast<std::size_t>(s) % (len - 1 - first), first + 63);
         needles.push_back({std::string(reinterpret_cast<const char*>(data + at), len), first, second, static_cast<unsigned>(i)});
         at += len;
-        if (excepts) {
+        if (excepts) {  // the needle and 1 to 4 more bytes (the count's low bits), once or twice
             const int extra = next();
             if (extra < 0) return 0;
-            needles.back().except.push_back(needles.back().text + static_cast<char>(extra));
+            const std::size_t more = 1 + static_cast<std::size_t>(extra % 4);
+            if (size - at < more) return 0;
+            needles.back().except.push_back(needles.back().text + std::string(reinterpret_cast<const char*>(data + at), more));
+            if (extra & 4) needles.back().except.push_back(needles.back().text + std::string(1, static_cast<char>(extra)));
+            at += more;
         }
+        if (count_byte & 0x40) needles.back().id = static_cast<unsigned>(i) % 2;  // ids shared by needles
     }
     const std::size_t n = size - at;
     const auto text = std::make_unique<char[]>(n);

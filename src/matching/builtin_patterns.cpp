@@ -57,7 +57,7 @@ const std::vector<PatternSpec>& builtin_patterns() {
     // (A third of a busy Dovecot log otherwise, each line parsed for nothing.) Found by Teddy,
     // each of those occurrences cost a confirmation and a callback (~15% of a one-thread scan of
     // genlog); the pair search ('p' and the 'p' two bytes on) drops them as it confirms, in the
-    // same pass as "Login: " (docs/benchmarks.md, "... and two cuts").
+    // same pass as "Login: " (docs/benchmarks.md, "... and three cuts").
     static const Literal pop{"pop", {"pop3-login: ", "pop3("}, Literal::Pair{0, 2}};
     static const std::vector<PatternSpec> patterns = {
         // --- Dovecot ---------------------------------------------------------------------

@@ -164,7 +164,7 @@ core::Status Matcher::build_prefilter() {
     prefilter_ = std::make_unique<Prefilter>();
     if (!needles.empty()) {
         prefilter_->pairs = util::PairSearch::make(std::move(needles));
-        if (!prefilter_->pairs) return core::make_error("cannot build the literal prefilter: a literal's byte pair is invalid");
+        if (!prefilter_->pairs) return core::make_error("cannot build the literal prefilter: a literal's byte pair or exception is invalid");
     }
     if (exprs.empty()) return core::ok();
     hs_compile_error_t* err = nullptr;

@@ -51,6 +51,9 @@ struct LineCollector {
     // Literal `id` occurs at `start`.
     void hit(unsigned id, std::size_t start) {
         const auto& lit = literals[id];
+        // For the pair search's hits too: it drops exceptions as it confirms, but a window of it
+        // sees only a needle's length past its end, so an exception that reaches further (a
+        // "pop3-login: " across the window's end) is caught only here.
         if (!lit.except.empty() && !lit.hit_at(text, start)) return;
         const std::uint64_t bit = id < 64 ? std::uint64_t{1} << id : ~std::uint64_t{0};
         if (line_end != 0 && start < line_end) {  // another literal of the current line

@@ -17,16 +17,19 @@ namespace {
 // (a, b the pair's bytes, d their distance) are candidates for an occurrence at q - first,
 // confirmed whole (and not one its exceptions begin). Rare (a pair is chosen for it): the
 // candidate functions call take() only for the blocks that have some.
+// Its hits carry the needle's index among the searched ones (PairSearch::find sorts by it and then
+// puts the ids in).
 struct Search {
     std::string_view text;
     const PairSearch::Needle* n = nullptr;
+    unsigned index = 0;
     std::vector<PairSearch::Hit>* out = nullptr;
     char a = 0, b = 0;
     unsigned d = 1;  // 1..63
 
     Search() = default;
-    Search(std::string_view t, const PairSearch::Needle& needle, std::vector<PairSearch::Hit>& o)
-        : text(t), n(&needle), out(&o), a(needle.text[needle.first]), b(needle.text[needle.second]),
+    Search(std::string_view t, const PairSearch::Needle& needle, unsigned i, std::vector<PairSearch::Hit>& o)
+        : text(t), n(&needle), index(i), out(&o), a(needle.text[needle.first]), b(needle.text[needle.second]),
           d(static_cast<unsigned>(needle.second - needle.first)) {}
 
     void confirm(std::size_t q) {
@@ -36,7 +39,7 @@ struct Search {
         const std::string_view rest = text.substr(s);
         for (const auto& e : n->except)
             if (rest.starts_with(e)) return;
-        out->push_back({s, n->id});
+        out->push_back({s, index});
     }
     // Bit t of `bits` is a candidate at base + t.
     void take(std::size_t base, std::uint64_t bits) {
@@ -44,7 +47,8 @@ struct Search {
     }
 };
 
-// Needles searched in one pass over the text (one load of each block serves them all).
+// Needles searched in one pass over the text (the load of each block's first bytes serves them
+// all; each needle loads its second bytes).
 constexpr std::size_t k_fused = 4;
 
 // Each variant computes, for `count` 64-byte blocks from the text's start, the candidates of
@@ -215,8 +219,11 @@ CandidateFn candidates_for(PairSearch::Isa isa, std::size_t n) {
 
 std::optional<PairSearch> PairSearch::make(std::vector<Needle> needles, Isa isa) {
     if (!supported(isa)) return std::nullopt;
-    for (const auto& n : needles)
+    for (const auto& n : needles) {
         if (!(n.first < n.second && n.second < n.text.size() && n.second - n.first < 64)) return std::nullopt;
+        for (const auto& e : n.except)  // one that is not the needle and more would hide every hit, or none
+            if (e.size() <= n.text.size() || !std::string_view(e).starts_with(n.text)) return std::nullopt;
+    }
     return PairSearch(std::move(needles), isa);
 }
 
@@ -266,25 +273,20 @@ void PairSearch::find(std::string_view text, std::vector<Hit>& out) const {
     for (std::size_t g = 0; g < needles_.size(); g += k_fused) {
         const std::size_t n = std::min(k_fused, needles_.size() - g);
         std::array<Search, k_fused> s;
-        for (std::size_t j = 0; j < n; ++j) s[j] = Search(text, needles_[g + j], out);
+        for (std::size_t j = 0; j < n; ++j) s[j] = Search(text, needles_[g + j], static_cast<unsigned>(g + j), out);
         candidates_for(isa_, n)(s.data(), masked);
         for (std::size_t j = 0; j < n; ++j)
             for (std::size_t q = 64 * masked; q + s[j].d < text.size(); ++q)
                 if (text[q] == s[j].a && text[q + s[j].d] == s[j].b) s[j].confirm(q);
     }
     // Hits come block by block (a candidate's block is that of its pair, `first` bytes after
-    // the occurrence), then each needle's scalar rest: ordered here by position, ties in the
-    // needles' order (needles with one id are alike in the output).
-    if (needles_.size() > 1) {
-        const auto rank = [this](unsigned id) {
-            std::size_t i = 0;
-            while (i < needles_.size() && needles_[i].id != id) ++i;
-            return i;
-        };
-        std::sort(out.begin() + static_cast<std::ptrdiff_t>(from), out.end(), [&](const Hit& x, const Hit& y) {
-            return x.pos != y.pos ? x.pos < y.pos : rank(x.id) < rank(y.id);
-        });
-    }
+    // the occurrence), then each needle's scalar rest, and group (of k_fused needles) after
+    // group: sorted here by position, then by the needles' order (the index each hit carries),
+    // then given their needles' ids.
+    if (needles_.size() > 1)
+        std::sort(out.begin() + static_cast<std::ptrdiff_t>(from), out.end(),
+                  [](const Hit& x, const Hit& y) { return x.pos != y.pos ? x.pos < y.pos : x.id < y.id; });
+    for (auto it = out.begin() + static_cast<std::ptrdiff_t>(from); it != out.end(); ++it) it->id = needles_[it->id].id;
 }
 
 }  // namespace rp::util

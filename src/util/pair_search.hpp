@@ -39,7 +39,8 @@ public:
         std::string text;
         std::size_t first = 0, second = 0;  // the pair: first < second < text.size(), second - first < 64
         unsigned id = 0;                    // reported with its hits
-        std::vector<std::string> except = {};  // an occurrence that begins one of these is no hit
+        std::vector<std::string> except = {};  // an occurrence that begins one of these (each the
+                                               // needle and more) is no hit
     };
     struct Hit {
         std::size_t pos;  // where the occurrence begins
@@ -47,7 +48,8 @@ public:
         bool operator==(const Hit&) const = default;
     };
 
-    // Nullopt when a needle breaks the pair's rules above, or `isa` is not supported here.
+    // Nullopt when a needle breaks the pair's rules above or has an exception that does not
+    // begin with it and go on, or `isa` is not supported here.
     static std::optional<PairSearch> make(std::vector<Needle> needles, Isa isa = best_isa());
 
     // The widest instruction set this CPU runs (with the kernel saving its registers).

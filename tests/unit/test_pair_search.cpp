@@ -83,6 +83,8 @@ TEST(PairSearch, FindsEveryOccurrenceInOrder) {
         // exceptions: Dovecot's own "pop3-login: " and "pop3(" are no hit of "pop"
         {pad + "pop3-login: pop3(a) popper", {{"pop", 0, 2, 4, {"pop3-login: ", "pop3("}}}, {{120, 4}}},
         {"pop3-logi", {{"pop", 0, 2, 4, {"pop3-login: "}}}, {{0, 4}}},  // an exception cut short is none
+        // needles that share an id keep their order in the needles (their hits alike apart from it)
+        {pad + "abcd", {{"ab", 0, 1, 7}, {"abc", 0, 2, 8}, {"abcd", 0, 3, 7}}, {{100, 7}, {100, 8}, {100, 7}}},
         // more needles than one pass takes (4): two passes, merged by position
         {pad + "abcdefg",
          {{"fg", 0, 1, 6}, {"ef", 0, 1, 5}, {"de", 0, 1, 4}, {"cd", 0, 1, 3}, {"bc", 0, 1, 2}, {"ab", 0, 1, 1}},
@@ -101,7 +103,7 @@ TEST(PairSearch, FindsEveryOccurrenceInOrder) {
 
 TEST(PairSearch, EveryInstructionSetAgreesWithFind) {
     // Texts over a few letters, so pairs and near-occurrences abound; lengths around the 64-byte
-    // blocks and the 64 KiB windows of the matcher.
+    // blocks and the 4 KiB batches (64 blocks) of the wide variants.
     std::mt19937 rng(20261207);
     const std::string alphabet = "Lo gin:\n";
     auto word = [&](std::size_t n) {
@@ -165,6 +167,10 @@ TEST(PairSearch, RejectsAPairOutsideItsNeedle) {
     EXPECT_FALSE(PairSearch::make({{"Login: ", 0, 7, 0}}, PairSearch::Isa::scalar));  // past the end
     EXPECT_FALSE(PairSearch::make({{std::string(70, 'a'), 0, 64, 0}}, PairSearch::Isa::scalar));  // 64 apart
     EXPECT_TRUE(PairSearch::make({{std::string(70, 'a'), 1, 64, 0}}, PairSearch::Isa::scalar));
+    // Exceptions must begin with the needle and go on: else they would hide every hit, or none.
+    EXPECT_TRUE(PairSearch::make({{"pop", 0, 2, 0, {"pop3("}}}, PairSearch::Isa::scalar));
+    for (const char* bad : {"", "po", "pop", "pip3(", "xpop"})
+        EXPECT_FALSE(PairSearch::make({{"pop", 0, 2, 0, {"pop3(", bad}}}, PairSearch::Isa::scalar)) << bad;
     EXPECT_TRUE(PairSearch::supported(PairSearch::Isa::scalar));
     EXPECT_TRUE(PairSearch::supported(PairSearch::best_isa()));
 }
