@@ -1,9 +1,15 @@
 # Third-party libraries, all from Debian packages. The executable must work when copied alone,
-# so the libraries that ship static archives are linked statically (SQLite, PCRE2), fmt is used
-# header-only (as is toml++), and libstdc++/libgcc are linked statically; glibc stays dynamic.
+# so the libraries that ship static archives are linked statically (SQLite, PCRE2), fmt's
+# compiled part is built once into rp_util (src/util/fmt_impl.cpp) and toml++ is used header-only,
+# and libstdc++/libgcc are linked statically; glibc stays dynamic.
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 find_package(fmt REQUIRED)
+# fmt in its library mode (no FMT_HEADER_ONLY: that compiles fmt's implementation in every file
+# that includes it), its out-of-line part supplied by src/util/fmt_impl.cpp, not by libfmt.so.
+get_target_property(RP_FMT_INCLUDE fmt::fmt INTERFACE_INCLUDE_DIRECTORIES)
+add_library(rp_fmt INTERFACE)
+target_include_directories(rp_fmt SYSTEM INTERFACE ${RP_FMT_INCLUDE})
 # toml++ header-only: Debian's CMake package links the shared library, which would pull in
 # libstdc++.so as well.
 find_path(RP_TOMLPP_INCLUDE toml++/toml.h REQUIRED)

@@ -27,7 +27,9 @@ BUILD_PKGS=(cmake g++ make pkg-config libtomlplusplus-dev libfmt-dev libsqlite3-
   nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev libhyperscan-dev
   libcdb-dev libdb5.3-dev liblmdb-dev libgnutls28-dev libhiredis-dev libpq-dev libmariadb-dev)
 # bsdutils provides script(1), used to see `postfix start` errors without a tty.
-TEST_PKGS=(postfix dovecot-core dovecot-pop3d dovecot-imapd swaks curl python3 python3-pytest
+# clang (with its sanitizer runtimes) builds build-asan: it compiles the suite a third faster than
+# g++ and its UBSan checks more (alignment of references, for one).
+TEST_PKGS=(clang libclang-rt-14-dev postfix dovecot-core dovecot-pop3d dovecot-imapd swaks curl python3 python3-pytest
   bsdutils postfix-cdb ucspi-tcp rsyslog rsyslog-gnutls openssl systemd-journal-remote
   redis-server postgresql-15 mariadb-server postfix-pgsql postfix-mysql postfix-lmdb)
 

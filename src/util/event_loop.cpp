@@ -70,7 +70,10 @@ void EventLoop::run_once(std::chrono::milliseconds max_wait) {
     epoll_event events[256];
     const int n = epoll_wait(epfd_.get(), events, 256, static_cast<int>(wait.count()));
     for (int i = 0; i < n; ++i) {
-        auto it = regs_.find(events[i].data.u64);
+        // epoll_event is packed on x86-64: copy the token out rather than bind a reference to a
+        // misaligned field (UBSan's alignment check, under clang).
+        const std::uint64_t token = events[i].data.u64;
+        auto it = regs_.find(token);
         if (it == regs_.end()) continue;  // removed by an earlier handler in this batch
         auto handler = it->second.handler;  // keeps the handler alive if it removes itself
         (*handler)(events[i].events);
