@@ -29,7 +29,8 @@ BUILD_PKGS=(cmake g++ make pkg-config libtomlplusplus-dev libfmt-dev libsqlite3-
 # bsdutils provides script(1), used to see `postfix start` errors without a tty.
 # clang (with its sanitizer runtimes) builds build-asan: it compiles the suite a third faster than
 # g++ and its UBSan checks more (alignment of references, for one).
-TEST_PKGS=(clang libclang-rt-14-dev postfix dovecot-core dovecot-pop3d dovecot-imapd swaks curl python3 python3-pytest
+TEST_PKGS=(clang libclang-rt-14-dev
+  postfix dovecot-core dovecot-pop3d dovecot-imapd swaks curl python3 python3-pytest
   bsdutils postfix-cdb ucspi-tcp rsyslog rsyslog-gnutls openssl systemd-journal-remote
   redis-server postgresql-15 mariadb-server postfix-pgsql postfix-mysql postfix-lmdb)
 
