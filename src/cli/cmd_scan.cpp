@@ -74,9 +74,14 @@ bool scan_chunked(Scan& s, int fd, const std::string& name, int& status) {
             const auto path = chooser.path_for(i);
             const auto t0 = util::thread_cpu_time();
             std::size_t bytes = 0;
+            // One thread works and emits each chunk in turn (ordered_parallel_map), so it matches
+            // with the caller's state directly: no copy of the lines kept for emit_chunk.
             auto st = file->read_chunk(i, path, w.buf, [&](std::string_view lines) {
                 bytes += lines.size();
-                s.matcher.scan_chunk(lines, s.now, w.scratch, r.matches);
+                if (s.threads == 1)
+                    s.matcher.scan(lines, s.now, s.state, s.on_match);
+                else
+                    s.matcher.scan_chunk(lines, s.now, w.scratch, r.matches);
             });
             chooser.report(path, bytes, util::thread_cpu_time() - t0);
             if (!st) r.error = st.error().message;
@@ -136,7 +141,7 @@ std::optional<std::pair<unsigned, util::ReadPath>> scan_options(const ParsedArgs
 }
 
 void append_match(std::string& out, const matching::LoginMatch& m, bool explain) {
-    out += m.ip.to_string();
+    m.ip.append_to(out);
     out += '\t';
     out += m.user;
     out += '\t';

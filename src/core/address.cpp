@@ -20,6 +20,31 @@ bool pton(int af, std::string_view text, void* out) {
     return inet_pton(af, buf, out) == 1;
 }
 
+// Dotted-quad IPv4 exactly as glibc's inet_pton(AF_INET) takes it (four decimal parts of 0-255,
+// no leading zeros, nothing else), without its copy and strlen: `scan` parses one address per
+// login line. fuzz/address_fuzz.cpp compares the two on every input.
+bool parse_v4(std::string_view text, std::uint8_t* out) {
+    unsigned part = 0, value = 0;
+    bool digits = false;
+    for (const char c : text) {
+        if (c >= '0' && c <= '9') {
+            if (digits && value == 0) return false;  // a leading zero
+            value = value * 10 + static_cast<unsigned>(c - '0');
+            if (value > 255) return false;
+            digits = true;
+        } else if (c == '.' && digits && part < 3) {
+            out[part++] = static_cast<std::uint8_t>(value);
+            value = 0;
+            digits = false;
+        } else {
+            return false;
+        }
+    }
+    if (!digits || part != 3) return false;
+    out[3] = static_cast<std::uint8_t>(value);
+    return true;
+}
+
 }  // namespace
 
 Address Address::v4(std::uint32_t host_order) {
@@ -48,9 +73,9 @@ std::optional<Address> Address::parse(std::string_view text) {
     if (text.size() >= 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
     if (text.empty()) return std::nullopt;
     if (text.find(':') == std::string_view::npos) {
-        // glibc's inet_pton(AF_INET) takes exactly four decimal parts and rejects leading zeros.
+        // As glibc's inet_pton(AF_INET): exactly four decimal parts, no leading zeros.
         std::array<std::uint8_t, 4> b{};
-        if (!pton(AF_INET, text, b.data())) return std::nullopt;
+        if (!parse_v4(text, b.data())) return std::nullopt;
         Address a;
         std::memcpy(a.bytes_.data(), b.data(), 4);
         return a;
@@ -72,14 +97,21 @@ Address Address::masked(int prefix) const {
 }
 
 std::string Address::to_string() const {
-    char buf[64];
+    std::string out;
+    append_to(out);
+    return out;
+}
+
+void Address::append_to(std::string& out) const {
+    char buf[48];  // the longest IPv6 form has 39 characters
+    char* p = buf;
     if (is_v4()) {  // by hand: glibc's inet_ntop goes through sprintf, which `scan` felt
-        char* p = buf;
         for (int i = 0; i < 4; ++i) {
             if (i > 0) *p++ = '.';
             p = std::to_chars(p, buf + sizeof buf, bytes_[i]).ptr;
         }
-        return std::string(buf, p);
+        out.append(buf, p);
+        return;
     }
     // RFC 5952: lowercase hex, no leading zeros, the longest run (>= 2) of zero groups becomes
     // "::", the first one on a tie. Written by hand: inet_ntop prints some ::/96 addresses with a
@@ -95,19 +127,17 @@ std::string Address::to_string() const {
         i = j;
     }
     if (best_len < 2) best = -1;
-    std::string out;
     for (int i = 0; i < 8; ++i) {
         if (i == best) {
-            out += "::";
+            *p++ = ':';
+            *p++ = ':';
             i += best_len - 1;
             continue;
         }
-        if (!out.empty() && out.back() != ':') out += ':';
-        char h[8];
-        auto r = std::to_chars(h, h + sizeof h, g[i], 16);
-        out.append(h, r.ptr);
+        if (p != buf && p[-1] != ':') *p++ = ':';
+        p = std::to_chars(p, buf + sizeof buf, g[i], 16).ptr;
     }
-    return out;
+    out.append(buf, p);
 }
 
 std::string Address::to_full_string() const {

@@ -43,6 +43,7 @@ public:
     Address masked(int prefix) const;
 
     std::string to_string() const;
+    void append_to(std::string& out) const;  // appends to_string(), without a string of its own
     // Sendmail's uncompressed IPv6 form ("0:0:0:0:0:0:0:1"); IPv4 as to_string().
     std::string to_full_string() const;
 

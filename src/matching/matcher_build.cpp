@@ -8,10 +8,24 @@
 namespace rp::matching {
 namespace {
 
+// Every regex is compiled with LF as its newline ('.', '$' and `\N` mean what they mean in a
+// line split at '\n'; the built-in Dovecot regex spells `.` as `[^,\n]` once). PCRE2's build
+// default, Debian's included, is LF too: this makes it independent of how PCRE2 was built.
+pcre2_compile_context* compile_context() {
+    static pcre2_compile_context* const context = [] {
+        pcre2_compile_context* c = pcre2_compile_context_create(nullptr);
+        if (!c) throw std::bad_alloc();
+        pcre2_set_newline(c, PCRE2_NEWLINE_LF);
+        return c;
+    }();
+    return context;
+}
+
 core::Result<pcre2_code*> compile(const std::string& re, const std::string& what) {
     int err = 0;
     PCRE2_SIZE off = 0;
-    pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re.data()), re.size(), 0, &err, &off, nullptr);
+    pcre2_code* code =
+        pcre2_compile(reinterpret_cast<PCRE2_SPTR>(re.data()), re.size(), 0, &err, &off, compile_context());
     if (!code) {
         PCRE2_UCHAR buf[256];
         pcre2_get_error_message(err, buf, sizeof buf);

@@ -36,6 +36,21 @@ TEST(Address, ParseAndCanonicalise) {
         {"mail.example.com", nullptr},
         {"1.2.3.4 ", nullptr},
         {"[1.2.3.4", nullptr},
+        // dotted quads as glibc's inet_pton(AF_INET) reads them (Address::parse reads them by hand)
+        {"0.1.2.3", "0.1.2.3"},
+        {"1.2.3.0", "1.2.3.0"},
+        {"1.2.3.04", nullptr},
+        {"1.2.3.00", nullptr},
+        {"1.2.3.2550", nullptr},
+        {"1.2.3.256", nullptr},
+        {"1.2.3.4.", nullptr},
+        {".1.2.3", nullptr},
+        {"1..2.3", nullptr},
+        {"1.2.3.", nullptr},
+        {"1.2.3.-1", nullptr},
+        {"+1.2.3.4", nullptr},
+        {"1.2.3.4\xb9", nullptr},
+        {"99999999999999999999.1.1.1", nullptr},
     };
     for (const auto& c : cases) {
         auto a = Address::parse(c.in);

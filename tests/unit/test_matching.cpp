@@ -75,6 +75,13 @@ TEST(Matching, DovecotPositivesAndNegatives) {
         // a user name imitating fields: the real rip (the last) wins
         {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<x>, method=PLAIN, rip=6.6.6.6, lip=1.1.1.1>, method=PLAIN, rip=192.0.2.44, lip=192.0.2.1, mpid=1, session=<y>",
          "192.0.2.44", "x"},
+        // commas inside later fields (login_log_format_elements): the fields after the user are
+        // backtracked a field at a time, the last rip= first
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<c,d>, method=PLAIN, rip=192.0.2.45, lip=192.0.2.1, x=a,,b,, mpid=1, session=<y>",
+         "192.0.2.45", "c,d"},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<e>, method=PLAIN, rip=192.0.2.46, lip=192.0.2.1, note=, rip=zz",
+         "192.0.2.46", "e"},
+        {"Nov 22 00:31:13 mx1 dovecot: imap-login: Login: user=<e>, rip=192.0.2.47,rip=192.0.2.48, rip=192.0.2.49", "192.0.2.49", "e"},
         // failures, aborts, limits, other services: nothing
         {"Nov 22 00:31:13 mx1 dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, session=<x>", nullptr, nullptr},
         {"Nov 22 00:31:13 mx1 dovecot: pop3-login: Aborted login (auth failed, 1 attempts in 2 secs): user=<alice>, method=PLAIN, rip=192.0.2.10, lip=192.0.2.1, session=<x>", nullptr, nullptr},
