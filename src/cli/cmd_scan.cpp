@@ -75,7 +75,8 @@ bool scan_chunked(Scan& s, int fd, const std::string& name, int& status) {
             const auto t0 = util::thread_cpu_time();
             std::size_t bytes = 0;
             // One thread works and emits each chunk in turn (ordered_parallel_map), so it matches
-            // with the caller's state directly: no copy of the lines kept for emit_chunk.
+            // with the caller's state directly: no copy of the lines kept for emit_chunk. (The CPU
+            // time sampled for the read path then includes writing the output, on either path.)
             auto st = file->read_chunk(i, path, w.buf, [&](std::string_view lines) {
                 bytes += lines.size();
                 if (s.threads == 1)
@@ -140,10 +141,23 @@ std::optional<std::pair<unsigned, util::ReadPath>> scan_options(const ParsedArgs
     return std::pair{threads, *path};
 }
 
+// The user name is the log line's text, which a client chose: a tab in it would shift the
+// columns, and an escape sequence would reach the admin's terminal. One with a control byte or a
+// byte beyond ASCII is written as the log writes it (util::escape_text: \t, \xHH, ...; valid
+// UTF-8 stays as it is).
+void append_user(std::string& out, std::string_view user) {
+    const bool plain = std::all_of(user.begin(), user.end(), [](char c) {
+        const auto b = static_cast<unsigned char>(c);
+        return b >= 0x20 && b < 0x7f;
+    });
+    if (plain) out += user;
+    else out += util::escape_text(user);
+}
+
 void append_match(std::string& out, const matching::LoginMatch& m, bool explain) {
     m.ip.append_to(out);
     out += '\t';
-    out += m.user;
+    append_user(out, m.user);
     out += '\t';
     out += m.server;
     if (explain) {

@@ -41,7 +41,11 @@ const std::vector<PatternSpec>& builtin_patterns() {
     // below, 219 -> 141 ns per login line for `(?=, ).*, rip=` (docs/benchmarks.md, "Pair search,
     // a cheaper Dovecot regex, ..."), then 219 -> 181 ns on another host for this form ("A third
     // host ..."). (`[^,\n]` is `.` without ',': every regex is compiled with LF as its newline,
-    // matcher_build.cpp.) Backtracking is bounded (k_regex_match_limit).
+    // matcher_build.cpp.) Backtracking is bounded (k_regex_match_limit). The group takes 8 bytes
+    // of the JIT's stack (32 KiB) per comma after the user, so from ~4,000 such commas the JIT
+    // gives up (no match) where `.*` went on; a login message stays under 800 bytes
+    // (k_max_login_message_bytes) and longer ones are refused anyway
+    // (Matching.DovecotLoginWithManyCommasUnderTheLengthCap).
     static const std::string dovecot_fields = R"(user=<(?<user>.*?)>(?=, )(?:[^,\n]*+,)+ rip=)" RP_IP "(?:,|$)";
     // The login's session id (2.x: the last field, "session=<8T9Vr+dhxqR/AAAB>"), which its end
     // line names (builtin_session_end_patterns). Searched after the last rip=, where the server

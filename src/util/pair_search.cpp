@@ -291,8 +291,8 @@ void PairSearch::find(std::string_view text, std::vector<Hit>& out) const {
     }
     // Hits come block by block (a candidate's block is that of its pair, `first` bytes after
     // the occurrence), then each needle's scalar rest, and group (of k_fused needles) after
-    // group: sorted here by position, then by the needles' order (the index each hit carries),
-    // then given their needles' ids.
+    // group: sorted here, when they are out of order, by position, then by the needles' order
+    // (the index each hit carries), then given their needles' ids.
     const auto by_position = [](const Hit& x, const Hit& y) { return x.pos != y.pos ? x.pos < y.pos : x.id < y.id; };
     if (needles_.size() > 1 && !std::is_sorted(out.begin() + static_cast<std::ptrdiff_t>(from), out.end(), by_position))
         std::sort(out.begin() + static_cast<std::ptrdiff_t>(from), out.end(), by_position);

@@ -35,7 +35,9 @@ using WorkFn = std::function<void(std::size_t)>;
 // once and uses the function it returns (owning that thread's local state); an empty function
 // (or std::bad_alloc) ends that thread and the others do its share. The calling thread runs
 // caller_work on unclaimed items while it waits for the next one to emit. A thread that cannot be
-// started is no error: fewer threads do the work.
+// started is no error: fewer threads do the work. With opts.threads == 1 (or n <= 1) nothing
+// runs ahead: caller_work(i) then emit(i), for i = 0, 1, ... in turn (relaypermit scan's one
+// thread relies on it to match with its state as it reads).
 void ordered_parallel_for(std::size_t n, const ParallelOptions& opts, const std::function<WorkFn()>& make_worker,
                           const WorkFn& caller_work, const WorkFn& emit);
 

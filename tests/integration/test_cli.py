@@ -60,6 +60,27 @@ def test_scan_real_dovecot_log(rp_binary, dovecot, testdir):
                and row[5].startswith("line: ") for row in rows), r.stdout
 
 
+def test_scan_escapes_user_names(rp_binary, testdir):
+    """A user name is the client's text: a tab must not shift scan's columns, nor an escape
+    sequence reach the terminal; valid UTF-8 is printed as it is."""
+    users = [b"a\tb", b"x\x1b[31mred", b"q\xff", "j\u00f6rg".encode(), b"back\\slash"]
+    log = b"".join(b"Nov 22 00:31:13 mail dovecot: imap-login: Login: user=<" + u +
+                   b">, method=PLAIN, rip=192.0.2.%d, lip=192.0.2.1, mpid=1, session=<s>\n" % (70 + i)
+                   for i, u in enumerate(users))
+    path = testdir / "users.log"
+    path.write_bytes(log)
+    empty = testdir / "empty.toml"
+    empty.write_text("")
+    r = subprocess.run([str(rp_binary), "scan", "--config", str(empty), str(path)], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    expected = ["192.0.2.70\ta\\tb\tdovecot",
+                "192.0.2.71\tx\\x1b[31mred\tdovecot",
+                "192.0.2.72\tq\\xff\tdovecot",
+                "192.0.2.73\tj\u00f6rg\tdovecot",
+                "192.0.2.74\tback\\slash\tdovecot"]
+    assert r.stdout.decode().splitlines() == expected
+
+
 def test_fresh_binary_alone_elsewhere(rp_binary, testdir):
     alone = testdir / "alone"
     alone.mkdir()
