@@ -161,7 +161,6 @@ private:
     util::AcceptorStats accept_seen_;             // what earlier acceptors counted (restarts)
     std::unique_ptr<TlsContext, TlsContextDeleter> tls_;
     std::map<std::uint64_t, std::unique_ptr<Conn>> conns_;
-    std::uint64_t next_conn_ = 1;
     std::vector<char> buf_;
     std::string lines_;
     std::string candidates_;  // the lines of lines_ the prefilter keeps
