@@ -5,6 +5,8 @@
 # builds the daemon in `build` (RelWithDebInfo, g++, as shipped) and the test binaries in
 # `build-asan` (ASan+UBSan, clang), then runs
 #   ctest --test-dir build-asan -L 'unit|fuzz'   unit tests and fuzz corpus replays, sanitized
+#   ctest --test-dir build -L unsanitized        the two tests that cannot run sanitized (running
+#                                                out of descriptors), from the release tree
 #   ctest --test-dir build -L integration        the integration tests against the release daemon
 #                                                (their engine conformance runs use build-asan's
 #                                                rp_unit_tests, RP_UNIT_TESTS)
@@ -27,7 +29,7 @@ bash scripts/install-test-mtas.sh
 
 step "build: build (RelWithDebInfo, the daemon)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRELAYPERMIT_BENCH=OFF
-cmake --build build -j"$JOBS" --target relaypermit
+cmake --build build -j"$JOBS" --target relaypermit rp_unsanitized_tests
 
 step "build: build-asan (ASan+UBSan, clang)"
 # -O1 -g1 (line tables: stack traces keep file:line) compiles in half the time of -O2 -g.
@@ -55,6 +57,10 @@ step "ctest build-asan: unit + fuzz (sanitized)"
 ctest --test-dir build-asan -L 'unit|fuzz' --output-on-failure -j"$JOBS" </dev/null \
   2>&1 | tee "$LOGDIR/asan.log" || FAILED=1
 
+step "ctest build: unsanitized (descriptor exhaustion)"
+ctest --test-dir build -L unsanitized --output-on-failure </dev/null \
+  2>&1 | tee "$LOGDIR/unsanitized.log" || FAILED=1
+
 step "ctest build: integration (real servers)"
 export RP_UNIT_TESTS=$PWD/build-asan/tests/rp_unit_tests
 ctest --test-dir build -L integration --output-on-failure -j"$JOBS" </dev/null \
@@ -67,6 +73,7 @@ summary() {  # summary NAME LOG: ctest's result lines
 }
 step "summary"
 summary "build-asan (unit|fuzz, ASan+UBSan)" "$LOGDIR/asan.log"
+summary "build (unsanitized)" "$LOGDIR/unsanitized.log"
 summary "build (integration)" "$LOGDIR/build.log"
 if [ $FAILED != 0 ]; then
   echo "test.sh: FAILED" >&2
