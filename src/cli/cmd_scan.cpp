@@ -142,16 +142,16 @@ std::optional<std::pair<unsigned, util::ReadPath>> scan_options(const ParsedArgs
 }
 
 // The user name is the log line's text, which a client chose: a tab in it would shift the
-// columns, and an escape sequence would reach the admin's terminal. One with a control byte or a
-// byte beyond ASCII is written as the log writes it (util::escape_text: \t, \xHH, ...; valid
-// UTF-8 stays as it is).
+// columns, and an escape sequence would reach the admin's terminal. It is written escaped
+// (util::escape_column: \t, \\, \xHH, ...; other valid UTF-8 stays as it is), so that an
+// escape in the output is always ours. Most names are printable ASCII without a backslash.
 void append_user(std::string& out, std::string_view user) {
     const bool plain = std::all_of(user.begin(), user.end(), [](char c) {
         const auto b = static_cast<unsigned char>(c);
-        return b >= 0x20 && b < 0x7f;
+        return b >= 0x20 && b < 0x7f && c != '\\';
     });
     if (plain) out += user;
-    else out += util::escape_text(user);
+    else out += util::escape_column(user);
 }
 
 void append_match(std::string& out, const matching::LoginMatch& m, bool explain) {

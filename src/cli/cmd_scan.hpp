@@ -10,9 +10,10 @@
 // measures the first chunks, shorter ones, both ways: util::ReadPathChooser). A stream is read
 // into one buffer.
 // --stats prints the path taken and the figures behind the choice to standard error.
-// Security: the USER column is the log's text; one holding a control byte or a byte beyond ASCII
-// is escaped as the daemon's log escapes it (\t, \xHH; other valid UTF-8 kept), so a tab cannot
-// shift the columns and no escape sequence reaches a terminal.
+// Security: the USER column is the log's text, written escaped (util::escape_column: control
+// bytes, C1 controls, bidirectional and invisible format characters and invalid UTF-8 as \t,
+// \r, \n or \xHH, a backslash as \\; other UTF-8 kept), so a tab cannot shift the columns, no
+// escape sequence reaches a terminal, and every escape in the output is ours.
 // Exit: 0 done (whether or not a login was found), 2 a bad option, config or unreadable file.
 // Thread-safety: a CLI entry point.
 #pragma once

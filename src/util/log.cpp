@@ -54,11 +54,18 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
 }
 
 // A valid sequence that terminals or log viewers may still treat as a line break or a control:
-// C1 controls (U+0080..U+009F, NEL among them) and U+2028/U+2029.
+// C1 controls (U+0080..U+009F, NEL among them) and U+2028/U+2029; or that reorders or hides what
+// follows it on the line: the bidirectional marks, embeddings, overrides and isolates (U+061C,
+// U+200E/F, U+202A..U+202E, U+2066..U+2069) and the invisible format characters (U+200B..U+200D,
+// U+2060..U+2064, U+FEFF).
 bool risky_sequence(std::string_view seq) {
     const auto u = [&](std::size_t k) { return static_cast<unsigned char>(seq[k]); };
-    if (seq.size() == 2) return u(0) == 0xC2 && u(1) < 0xA0;
-    return seq.size() == 3 && u(0) == 0xE2 && u(1) == 0x80 && (u(2) == 0xA8 || u(2) == 0xA9);
+    if (seq.size() == 2) return (u(0) == 0xC2 && u(1) < 0xA0) || (u(0) == 0xD8 && u(1) == 0x9C);
+    if (seq.size() != 3) return false;
+    if (u(0) == 0xEF) return u(1) == 0xBB && u(2) == 0xBF;
+    if (u(0) != 0xE2) return false;
+    if (u(1) == 0x80) return (u(2) >= 0x8B && u(2) <= 0x8F) || (u(2) >= 0xA8 && u(2) <= 0xAE);
+    return u(1) == 0x81 && ((u(2) >= 0xA0 && u(2) <= 0xA4) || (u(2) >= 0xA6 && u(2) <= 0xA9));
 }
 
 // value: also escape the backslash, and '"' (the caller quotes).
@@ -103,6 +110,13 @@ std::string escape_text(std::string_view s) {
     std::string out;
     out.reserve(s.size());
     escape_into(out, s, false, false);
+    return out;
+}
+
+std::string escape_column(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    escape_into(out, s, true, false);
     return out;
 }
 

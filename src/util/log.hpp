@@ -10,7 +10,9 @@
 // layers keep one event one line, so no text can forge a second record or a journald priority:
 //   1. log_line() (so every message, whatever formatted it) passes the whole message through
 //      escape_text(): newline, CR, tab, NUL, ESC and every other control byte, C1 controls
-//      (U+0080..U+009F), U+2028/U+2029 and invalid UTF-8 become \n, \r, \t or \xHH; and it cuts
+//      (U+0080..U+009F), U+2028/U+2029, the bidirectional controls and invisible format
+//      characters (a user name cannot reorder or hide the rest of its line on a terminal) and
+//      invalid UTF-8 become \n, \r, \t or \xHH; and it cuts
 //      a message at k_max_message bytes, below journald's LineMax (48 KiB by default), which
 //      would otherwise split the line and read a "<N>" at the start of the rest as a priority.
 //      A line starts with our own "<N>" or "relaypermit: level: " and holds no line break, so a
@@ -43,8 +45,13 @@ bool log_enabled(Level level);
 void log_line(Level level, std::string_view message);
 
 // Free text (an error message that may quote a request): line breaks, control bytes, C1 controls,
-// U+2028/9 and invalid UTF-8 escaped; printable text, spaces and backslashes unchanged.
+// U+2028/9, the bidirectional controls and invisible format characters (U+061C, U+200B..U+200F,
+// U+202A..U+202E, U+2060..U+2064, U+2066..U+2069, U+FEFF) and invalid UTF-8 escaped; printable
+// text, spaces and backslashes unchanged.
 std::string escape_text(std::string_view s);
+// One column of tab-separated output (`relaypermit scan`): escape_text() plus backslash escaped,
+// never quoted. Holds no tab or line break, and distinct inputs give distinct outputs.
+std::string escape_column(std::string_view s);
 // A field value: escape_text() plus backslash escaped; quoted when empty or holding a space, '"'
 // or '='. Distinct inputs give distinct outputs.
 std::string escape_value(std::string_view s);

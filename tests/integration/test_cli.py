@@ -62,8 +62,10 @@ def test_scan_real_dovecot_log(rp_binary, dovecot, testdir):
 
 def test_scan_escapes_user_names(rp_binary, testdir):
     """A user name is the client's text: a tab must not shift scan's columns, nor an escape
-    sequence reach the terminal; valid UTF-8 is printed as it is."""
-    users = [b"a\tb", b"x\x1b[31mred", b"q\xff", "j\u00f6rg".encode(), b"back\\slash"]
+    sequence reach the terminal, nor a right-to-left override reorder the row, nor a name pose as
+    an escape; other UTF-8 is printed as it is."""
+    users = [b"a\tb", b"x\x1b[31mred", b"q\xff", "j\u00f6rg".encode(), b"back\\slash",
+             b"a\\tb", "rtl\u202eevil".encode()]
     log = b"".join(b"Nov 22 00:31:13 mail dovecot: imap-login: Login: user=<" + u +
                    b">, method=PLAIN, rip=192.0.2.%d, lip=192.0.2.1, mpid=1, session=<s>\n" % (70 + i)
                    for i, u in enumerate(users))
@@ -77,7 +79,9 @@ def test_scan_escapes_user_names(rp_binary, testdir):
                 "192.0.2.71\tx\\x1b[31mred\tdovecot",
                 "192.0.2.72\tq\\xff\tdovecot",
                 "192.0.2.73\tj\u00f6rg\tdovecot",
-                "192.0.2.74\tback\\slash\tdovecot"]
+                "192.0.2.74\tback\\\\slash\tdovecot",
+                "192.0.2.75\ta\\\\tb\tdovecot",
+                "192.0.2.76\trtl\\xe2\\x80\\xaeevil\tdovecot"]
     assert r.stdout.decode().splitlines() == expected
 
 

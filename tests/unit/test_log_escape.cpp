@@ -44,6 +44,18 @@ TEST(LogEscape, Table) {
         {"surrogate\xed\xa0\x80", "surrogate\\xed\\xa0\\x80", "surrogate\\xed\\xa0\\x80"},
         {"nel\xc2\x85", "nel\\xc2\\x85", "nel\\xc2\\x85"},            // U+0085 NEXT LINE
         {"ls\xe2\x80\xa8", "ls\\xe2\\x80\\xa8", "ls\\xe2\\x80\\xa8"},  // U+2028 LINE SEPARATOR
+        // bidirectional controls and invisible format characters: they reorder or hide the rest
+        // of a line on a terminal
+        {"rlo\xe2\x80\xae", "rlo\\xe2\\x80\\xae", "rlo\\xe2\\x80\\xae"},  // U+202E RIGHT-TO-LEFT OVERRIDE
+        {"lre\xe2\x80\xaa", "lre\\xe2\\x80\\xaa", "lre\\xe2\\x80\\xaa"},  // U+202A
+        {"zwsp\xe2\x80\x8b", "zwsp\\xe2\\x80\\x8b", "zwsp\\xe2\\x80\\x8b"},  // U+200B ZERO WIDTH SPACE
+        {"rlm\xe2\x80\x8f", "rlm\\xe2\\x80\\x8f", "rlm\\xe2\\x80\\x8f"},  // U+200F
+        {"wj\xe2\x81\xa0", "wj\\xe2\\x81\\xa0", "wj\\xe2\\x81\\xa0"},  // U+2060 WORD JOINER
+        {"pdi\xe2\x81\xa9", "pdi\\xe2\\x81\\xa9", "pdi\\xe2\\x81\\xa9"},  // U+2069
+        {"bom\xef\xbb\xbf", "bom\\xef\\xbb\\xbf", "bom\\xef\\xbb\\xbf"},  // U+FEFF
+        {"alm\xd8\x9c", "alm\\xd8\\x9c", "alm\\xd8\\x9c"},  // U+061C ARABIC LETTER MARK
+        {"\xe2\x80\x90 \xe2\x81\xa5 \xd8\x9b", "\xe2\x80\x90 \xe2\x81\xa5 \xd8\x9b",  // their neighbours stay
+         "\"\xe2\x80\x90 \xe2\x81\xa5 \xd8\x9b\""},
     };
     for (const auto& r : rows) {
         EXPECT_EQ(util::escape_text(r.in), r.text) << r.in;
@@ -53,6 +65,25 @@ TEST(LogEscape, Table) {
             for (const char c : *out) EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 || c == 0x7f) << r.in;
         EXPECT_EQ(util::escape_text(r.value), r.value) << "esc() output passes log_line unchanged";
     }
+}
+
+// One column of tab-separated output (relaypermit scan's USER): as a value, never quoted.
+TEST(LogEscape, Columns) {
+    using namespace std::string_literals;
+    const std::vector<std::pair<std::string, std::string>> rows = {
+        {"alice", "alice"},          {"", ""},
+        {"a b", "a b"},              {"k=v", "k=v"},
+        {"quote\"d", "quote\"d"},    {"a\tb", "a\\tb"},
+        {"a\\tb", "a\\\\tb"},       {"x\ny", "x\\ny"},
+        {"nul\0"s, "nul\\x00"},     {"jos\xc3\xa9", "jos\xc3\xa9"},
+        {"rlo\xe2\x80\xae", "rlo\\xe2\\x80\\xae"},
+    };
+    for (const auto& [in, out] : rows) {
+        EXPECT_EQ(util::escape_column(in), out) << in;
+        EXPECT_EQ(out.find_first_of("\t\r\n"), std::string::npos) << in;
+    }
+    EXPECT_NE(util::escape_column("a\tb"), util::escape_column("a\\tb"));
+    EXPECT_NE(util::escape_column("\x1b"), util::escape_column("\\x1b"));
 }
 
 TEST(LogEscape, ValuesStayDistinct) {
