@@ -141,23 +141,12 @@ std::optional<std::pair<unsigned, util::ReadPath>> scan_options(const ParsedArgs
     return std::pair{threads, *path};
 }
 
-// The user name is the log line's text, which a client chose: a tab in it would shift the
-// columns, and an escape sequence would reach the admin's terminal. It is written escaped
-// (util::escape_column: \t, \\, \xHH, ...; other valid UTF-8 stays as it is), so that an
-// escape in the output is always ours. Most names are printable ASCII without a backslash.
-void append_user(std::string& out, std::string_view user) {
-    const bool plain = std::all_of(user.begin(), user.end(), [](char c) {
-        const auto b = static_cast<unsigned char>(c);
-        return b >= 0x20 && b < 0x7f && c != '\\';
-    });
-    if (plain) out += user;
-    else out += util::escape_column(user);
-}
-
 void append_match(std::string& out, const matching::LoginMatch& m, bool explain) {
     m.ip.append_to(out);
     out += '\t';
-    append_user(out, m.user);
+    // The user name is the log line's text, which a client chose: a tab in it would shift the
+    // columns, an escape sequence would reach the admin's terminal (cmd_scan.hpp, "Security").
+    util::append_column(out, m.user);
     out += '\t';
     out += m.server;
     if (explain) {

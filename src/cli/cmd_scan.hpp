@@ -10,7 +10,7 @@
 // measures the first chunks, shorter ones, both ways: util::ReadPathChooser). A stream is read
 // into one buffer.
 // --stats prints the path taken and the figures behind the choice to standard error.
-// Security: the USER column is the log's text, written escaped (util::escape_column: control
+// Security: the USER column is the log's text, written escaped (util::append_column: control
 // bytes, C1 controls, bidirectional and invisible format characters and invalid UTF-8 as \t,
 // \r, \n or \xHH, a backslash as \\; other UTF-8 kept), so a tab cannot shift the columns, no
 // escape sequence reaches a terminal, and every escape in the output is ours.

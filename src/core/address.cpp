@@ -12,12 +12,12 @@ constexpr std::array<std::uint8_t, 12> k_v4_mapped_prefix = {0, 0, 0, 0, 0, 0, 0
 // inet_pton needs a NUL-terminated string; addresses are short, so copy into a stack buffer.
 // A NUL inside the text would end the C string early ("192.0.2.1\0junk" read as 192.0.2.1): the
 // whole text must be the address, so such text is refused (found by fuzz/address_fuzz).
-bool pton(int af, std::string_view text, void* out) {
+bool pton6(std::string_view text, void* out) {
     char buf[64];
     if (text.empty() || text.size() >= sizeof buf || text.find('\0') != std::string_view::npos) return false;
     std::memcpy(buf, text.data(), text.size());
     buf[text.size()] = '\0';
-    return inet_pton(af, buf, out) == 1;
+    return inet_pton(AF_INET6, buf, out) == 1;
 }
 
 // Dotted-quad IPv4 exactly as glibc's inet_pton(AF_INET) takes it (four decimal parts of 0-255,
@@ -81,7 +81,7 @@ std::optional<Address> Address::parse(std::string_view text) {
         return a;
     }
     std::array<std::uint8_t, 16> b{};
-    if (!pton(AF_INET6, text, b.data())) return std::nullopt;
+    if (!pton6(text, b.data())) return std::nullopt;
     return v6(b);
 }
 

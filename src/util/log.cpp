@@ -113,11 +113,14 @@ std::string escape_text(std::string_view s) {
     return out;
 }
 
-std::string escape_column(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    escape_into(out, s, true, false);
-    return out;
+void append_column(std::string& out, std::string_view s) {
+    // Most names are printable ASCII without a backslash: appended as they are, in one piece.
+    const bool plain = std::all_of(s.begin(), s.end(), [](char c) {
+        const auto b = static_cast<unsigned char>(c);
+        return b >= 0x20 && b < 0x7f && c != '\\';
+    });
+    if (plain) out += s;
+    else escape_into(out, s, true, false);
 }
 
 std::string escape_value(std::string_view s) {

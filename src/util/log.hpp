@@ -49,9 +49,9 @@ void log_line(Level level, std::string_view message);
 // U+202A..U+202E, U+2060..U+2064, U+2066..U+2069, U+FEFF) and invalid UTF-8 escaped; printable
 // text, spaces and backslashes unchanged.
 std::string escape_text(std::string_view s);
-// One column of tab-separated output (`relaypermit scan`): escape_text() plus backslash escaped,
-// never quoted. Holds no tab or line break, and distinct inputs give distinct outputs.
-std::string escape_column(std::string_view s);
+// Appends one column of tab-separated output (`relaypermit scan`): escape_text() plus backslash
+// escaped, never quoted. Holds no tab or line break, and distinct inputs give distinct outputs.
+void append_column(std::string& out, std::string_view s);
 // A field value: escape_text() plus backslash escaped; quoted when empty or holding a space, '"'
 // or '='. Distinct inputs give distinct outputs.
 std::string escape_value(std::string_view s);
